@@ -1,0 +1,50 @@
+# Every target creates .venv and installs what it needs; nothing has to be set up by hand.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip
+# The CPU build of torch lies on disk; an unpinned torch would pull a multi-GB CUDA build.
+TORCH := torch==2.13.0
+REFERENCE := grad-info-opt==0.1.2
+
+export SPARK_LOCAL_IP ?= 127.0.0.1
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: all test lint typecheck demo bench clean
+
+all: test
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+
+# Stamp files so repeated runs do not reinstall; they are rebuilt when pyproject.toml changes.
+$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	$(PIP) install $(TORCH)
+	$(PIP) install -e ".[test,dev,text,spark,demo,experiments,reference]"
+	$(PIP) install --no-deps $(REFERENCE)
+	touch $@
+
+$(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
+	$(PIP) install $(TORCH)
+	$(PIP) install -e ".[text,demo]"
+	touch $@
+
+test: $(VENV)/.test-installed
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+
+demo: $(VENV)/.demo-installed
+	$(BIN)/python examples/bbc_demo.py --out runs/demo
+
+bench: $(VENV)/.test-installed
+	$(BIN)/python benchmarks/bench_vs_reference.py --case readme --case mixture64
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

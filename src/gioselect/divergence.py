@@ -1,0 +1,381 @@
+"""k-nearest-neighbour estimators of KL(target || sample), their gradient, and an incremental state.
+
+Pure numpy. Two estimators (see ``shared/design/gio-algorithm.md``):
+
+* :func:`kl_knn` - the consistent estimator of Wang, Kulkarni and Verdu (2009)::
+
+      KL = (d/n) * sum_i log(nu_k(i) / rho_k(i)) + log(m / (n - 1))
+
+  where ``rho_k(i)`` is the distance from target point ``x_i`` to its k-th nearest neighbour among the other
+  target points and ``nu_k(i)`` the distance to its k-th nearest neighbour in the sample. This is the neutral
+  yardstick.
+
+* :func:`kl_relaxed` - the smooth relaxation GIO optimises (the value grad-info-opt 0.1.2 computes in
+  ``calculate_statistical_distance``): the generalised estimator averaged over every neighbour rank of the
+  sample::
+
+      KL~ = (d/(n m)) sum_i sum_j log(||x_i - w_j|| + eps) - (d/n) sum_i log(rho_k(i) + eps)
+            + (1/m) sum_{l=1..m} log(k m / (l (n - 1)))
+
+Zero distances and duplicates
+-----------------------------
+Squared distances are clipped to ``[1e-10, 1e20]`` before the square root, exactly as the reference does, so
+every distance is at least ``1e-5`` (:data:`MIN_DIST`). Duplicate points (a target point repeated, a sample
+point equal to a target point) therefore give a large but finite log term, never ``-inf`` or NaN. In the
+gradient, a target point within ``1e-5`` of ``v`` contributes nothing (the clip has zero derivative there),
+which also avoids dividing by zero. When a target point is its own neighbour for ``rho`` the point itself is
+excluded by index, not by value, so duplicates inside the target are counted as genuine neighbours at
+distance ``MIN_DIST``.
+
+Memory
+------
+All pairwise work is done in blocks of rows (:func:`iter_sq_dist_blocks`): no ``n x m`` matrix larger than
+one block is ever built, whatever the sizes. The incremental :class:`RelaxedKL` keeps O(n) numbers and costs
+O(n d) per gradient step and per added point.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InvalidInputError
+from .validation import check_embeddings, check_int, check_real
+
+__all__ = [
+    "DEFAULT_EPS",
+    "MIN_DIST",
+    "MIN_SQ_DIST",
+    "RelaxedKL",
+    "RelaxedKLState",
+    "iter_sq_dist_blocks",
+    "kl_knn",
+    "kl_relaxed",
+    "knn_distances",
+    "relaxed_gradient",
+]
+
+#: Squared distances are clipped to [MIN_SQ_DIST, MAX_SQ_DIST] before the square root (as the reference).
+MIN_SQ_DIST = 1e-10
+MAX_SQ_DIST = 1e20
+#: The smallest distance any estimator here ever takes the log of.
+MIN_DIST = math.sqrt(MIN_SQ_DIST)
+#: The epsilon added inside the logs of the relaxed estimator (the reference's default).
+DEFAULT_EPS = 1e-8
+
+# Elements (float64) in one distance block: 4 Mi elements = 32 MiB; columns of the right operand per block.
+_BLOCK_ELEMS = 1 << 22
+_MAX_BLOCK_COLS = 8192
+
+
+def _rows_per_block(other_rows: int, block_elems: int = _BLOCK_ELEMS) -> int:
+    """Rows of one operand per block so that a block of distances has about ``block_elems`` entries."""
+    return max(1, block_elems // max(1, other_rows))
+
+
+def iter_sq_dist_blocks(
+    a: np.ndarray, b: np.ndarray, *, block_elems: int = _BLOCK_ELEMS
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Yield ``(row_start, col_start, D)`` blocks of squared Euclidean distances between rows of a and b.
+
+    ``D`` is float64, at most ``max(block_elems, 8192)`` entries, clipped below at 0 (the expanded formula
+    ``|a|^2 + |b|^2 - 2 a.b`` can go slightly negative). Columns of ``b`` are taken 8192 at a time, rows of
+    ``a`` as many as fit. Inputs are assumed valid (2-D, same number of columns).
+    """
+    cols = min(b.shape[0], _MAX_BLOCK_COLS)
+    rows = _rows_per_block(cols, block_elems)
+    for c0 in range(0, b.shape[0], cols):
+        bb = np.asarray(b[c0 : c0 + cols], dtype=np.float64)
+        b_sq = np.einsum("ij,ij->i", bb, bb)
+        for r0 in range(0, a.shape[0], rows):
+            aa = np.asarray(a[r0 : r0 + rows], dtype=np.float64)
+            d = aa @ bb.T
+            d *= -2.0
+            d += np.einsum("ij,ij->i", aa, aa)[:, None]
+            d += b_sq[None, :]
+            np.maximum(d, 0.0, out=d)
+            yield r0, c0, d
+
+
+def knn_distances(
+    query: np.ndarray,
+    ref: np.ndarray,
+    k: int,
+    *,
+    exclude_self: bool = False,
+    block_elems: int = _BLOCK_ELEMS,
+) -> np.ndarray:
+    """Distances from each query row to its ``k`` nearest rows of ``ref``, ascending, shape ``(n_query, k)``.
+
+    Computed in blocks; memory is O(n_query * k + block). With ``exclude_self`` the query must be ``ref``
+    itself and row i is not its own neighbour (excluded by index, so exact duplicates still count).
+    Distances are float64 and floored at :data:`MIN_DIST`.
+    """
+    nq, nr = query.shape[0], ref.shape[0]
+    avail = nr - (1 if exclude_self else 0)
+    if k > avail:
+        raise InvalidInputError(f"need at least {k} reference points for k={k}, have {avail}")
+    best = np.full((nq, k), np.inf)
+    for r0, c0, d in iter_sq_dist_blocks(query, ref, block_elems=block_elems):
+        rows = d.shape[0]
+        if exclude_self:
+            # Row r0+i of the query is column r0+i of ref; knock it out of this block if present.
+            idx = np.arange(r0, r0 + rows)
+            inblock = (idx >= c0) & (idx < c0 + d.shape[1])
+            d[np.flatnonzero(inblock), idx[inblock] - c0] = np.inf
+        cur = best[r0 : r0 + rows]
+        merged = np.concatenate([cur, d], axis=1)
+        kk = min(k, merged.shape[1]) - 1
+        part = np.partition(merged, kk, axis=1)[:, :k]
+        best[r0 : r0 + rows] = part
+    best.sort(axis=1)
+    return np.sqrt(np.clip(best, MIN_SQ_DIST, MAX_SQ_DIST))
+
+
+def _check_pair(
+    target: object, sample: object, k: object, *, sample_min: int | None
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Validate a (target, sample, k) triple; ``sample_min=None`` means the sample needs k rows."""
+    k_ = check_int(k, "k", low=1)
+    x = check_embeddings(target, "target", min_rows=1, dtype=None)
+    if x.shape[0] <= k_:
+        raise InvalidInputError(
+            f"target: has {x.shape[0]} rows; the k-NN estimator needs more than k={k_} (n > k)"
+        )
+    w = check_embeddings(sample, "sample", dim=x.shape[1], min_rows=1, dtype=None)
+    need = k_ if sample_min is None else sample_min
+    if w.shape[0] < need:
+        raise InvalidInputError(
+            f"sample: has {w.shape[0]} rows; need at least {need}"
+            + (f" (the k-th neighbour with k={k_})" if sample_min is None else "")
+        )
+    return x, w, k_
+
+
+def kl_knn(target: np.ndarray, sample: np.ndarray, k: int = 5) -> float:
+    """Wang-Kulkarni-Verdu k-NN estimate of KL(target || sample).
+
+    Parameters
+    ----------
+    target : array of shape (n, d)
+        Sample of the reference distribution p (n > k).
+    sample : array of shape (m, d)
+        Sample of q, for example a selection (m >= k).
+    k : int, default 5
+        Neighbour rank.
+
+    Returns
+    -------
+    float
+        ``(d/n) sum_i log(nu_k(i) / rho_k(i)) + log(m / (n - 1))``. Distances below :data:`MIN_DIST` are
+        raised to it (duplicates), so the value is always finite. It can be negative: the estimator is
+        consistent, not unbiased.
+    """
+    x, w, k_ = _check_pair(target, sample, k, sample_min=None)
+    return _kl_knn(x, w, k_)
+
+
+def _kl_knn(x: np.ndarray, w: np.ndarray, k: int) -> float:
+    """kl_knn on validated arrays."""
+    n, d = x.shape
+    m = w.shape[0]
+    rho = knn_distances(x, x, k, exclude_self=True)[:, -1]
+    nu = knn_distances(x, w, k)[:, -1]
+    return float(d * np.mean(np.log(nu) - np.log(rho)) + math.log(m / (n - 1)))
+
+
+def _rank_term(k: int, m: int, n: int) -> float:
+    """(1/m) sum_{l=1..m} log(k m / (l (n-1))), in O(1) via lgamma."""
+    return math.log(k) + math.log(m) - math.log(n - 1) - math.lgamma(m + 1) / m
+
+
+def _log_dist(sq: np.ndarray, eps: float) -> np.ndarray:
+    """log(sqrt(clip(sq)) + eps), the reference's log-distance."""
+    return np.log(np.sqrt(np.clip(sq, MIN_SQ_DIST, MAX_SQ_DIST)) + eps)
+
+
+def _rho_log_sum(x: np.ndarray, k: int, eps: float) -> float:
+    """sum_i log(rho_k(i) + eps) over the target (the constant of a run)."""
+    rho = knn_distances(x, x, k, exclude_self=True)[:, -1]
+    return float(np.sum(np.log(rho + eps)))
+
+
+def kl_relaxed(
+    target: np.ndarray,
+    sample: np.ndarray,
+    k: int = 5,
+    *,
+    discard_nearest_for_xy: bool = False,
+    eps: float = DEFAULT_EPS,
+) -> float:
+    """The relaxed k-NN KL estimate GIO optimises (grad-info-opt's ``calculate_statistical_distance``).
+
+    Parameters
+    ----------
+    target : array of shape (n, d), n > k
+    sample : array of shape (m, d)
+        m >= 1, or m >= 2 with ``discard_nearest_for_xy``.
+    k : int, default 5
+    discard_nearest_for_xy : bool, default False
+        Drop, for every target point, its nearest sample point from the first sum (use when the target is a
+        subset of the pool); the first sum is then averaged over ``n (m - 1)`` terms.
+    eps : float, default 1e-8
+        Added to every distance inside the logs.
+    """
+    x, w, k_ = _check_pair(target, sample, k, sample_min=2 if discard_nearest_for_xy else 1)
+    eps_ = check_real(eps, "eps", low=0.0)
+    state = RelaxedKL(x, k_, discard_nearest_for_xy=discard_nearest_for_xy, eps=eps_)
+    state.reset(w)
+    return state.value()
+
+
+def relaxed_gradient(
+    v: np.ndarray,
+    target: np.ndarray,
+    sample: np.ndarray,
+    k: int = 5,
+    *,
+    discard_nearest_for_xy: bool = False,
+    eps: float = DEFAULT_EPS,
+) -> np.ndarray:
+    """Gradient of ``kl_relaxed(target, sample + [v])`` with respect to the appended point ``v``.
+
+    ``(d / (n (m+1))) * sum_i (v - x_i) / (r_i (r_i + eps))`` with ``r_i = ||v - x_i||``; target points within
+    :data:`MIN_DIST` of v contribute 0. With ``discard_nearest_for_xy``, target points whose nearest point
+    would be v itself contribute 0 and the normaliser is ``n m``. Shape ``(d,)``, float64.
+    """
+    x, w, k_ = _check_pair(target, sample, k, sample_min=1)
+    v_ = check_embeddings(np.asarray(v).reshape(1, -1), "v", dim=x.shape[1], dtype=np.float64)[0]
+    state = RelaxedKL(x, k_, discard_nearest_for_xy=discard_nearest_for_xy, eps=eps)
+    state.reset(w)
+    return state.gradient(v_)
+
+
+@dataclass(frozen=True)
+class RelaxedKLState:
+    """The mutable part of :class:`RelaxedKL`, for checkpoints: enough to continue bit-for-bit."""
+
+    m: int
+    log_dist_sum: float
+    nearest_sq: np.ndarray  # (n,) squared distance of each target point to its nearest sample point
+
+
+class RelaxedKL:
+    """Incremental relaxed estimator for one target and a growing sample.
+
+    Keeps ``sum_ij log(||x_i - w_j|| + eps)`` (float64), the sample size m and, for
+    ``discard_nearest_for_xy``, each target point's nearest squared distance to the sample. ``rho`` is computed
+    once in the constructor. Every method below costs O(n d) and builds no n x m matrix; :meth:`reset` is
+    O(n m d) in blocks.
+
+    The target is held as float64 (it is target-sized, never pool-sized).
+    """
+
+    def __init__(self, target: np.ndarray, k: int, *, discard_nearest_for_xy: bool = False,
+                 eps: float = DEFAULT_EPS) -> None:
+        # Inputs already validated by the caller.
+        self.x = np.ascontiguousarray(target, dtype=np.float64)
+        self.n, self.d = self.x.shape
+        self.k = int(k)
+        self.discard = bool(discard_nearest_for_xy)
+        self.eps = float(eps)
+        self.x_sq = np.einsum("ij,ij->i", self.x, self.x)
+        self.rho_log_sum = _rho_log_sum(self.x, self.k, self.eps)
+        self.m = 0
+        self.log_dist_sum = 0.0
+        self.nearest_sq = np.full(self.n, np.inf)
+
+    # -- state -------------------------------------------------------------------------------------------
+    def reset(self, sample: np.ndarray) -> None:
+        """Set the sample to ``sample`` (shape (m, d)), recomputing the sums in blocks."""
+        self.m = int(sample.shape[0])
+        total = 0.0
+        nearest = np.full(self.n, np.inf)
+        if self.m:
+            for r0, _c0, d2 in iter_sq_dist_blocks(self.x, sample):
+                total += float(_log_dist(d2, self.eps).sum())
+                rows = slice(r0, r0 + d2.shape[0])
+                np.minimum(nearest[rows], d2.min(axis=1), out=nearest[rows])
+        self.log_dist_sum = total
+        self.nearest_sq = np.clip(nearest, MIN_SQ_DIST, MAX_SQ_DIST) if self.m else nearest
+
+    def get_state(self) -> RelaxedKLState:
+        return RelaxedKLState(self.m, self.log_dist_sum, self.nearest_sq.copy())
+
+    def set_state(self, state: RelaxedKLState) -> None:
+        self.m = int(state.m)
+        self.log_dist_sum = float(state.log_dist_sum)
+        self.nearest_sq = np.array(state.nearest_sq, dtype=np.float64)
+
+    # -- distances to one point ----------------------------------------------------------------------------
+    def sq_dists(self, p: np.ndarray) -> np.ndarray:
+        """Clipped squared distances from every target point to ``p`` (shape (n,)), O(n d)."""
+        p = np.asarray(p, dtype=np.float64)
+        s = self.x_sq - 2.0 * (self.x @ p) + float(p @ p)
+        return np.clip(s, MIN_SQ_DIST, MAX_SQ_DIST)
+
+    # -- value ---------------------------------------------------------------------------------------------
+    def _value(self, m: int, log_dist_sum: float, nearest_sq: np.ndarray) -> float:
+        if self.discard:
+            if m < 2:
+                return math.nan
+            first = (log_dist_sum - float(_log_dist(nearest_sq, self.eps).sum())) / (self.n * (m - 1))
+        else:
+            first = log_dist_sum / (self.n * m)
+        return self.d * first - self.d * self.rho_log_sum / self.n + _rank_term(self.k, m, self.n)
+
+    def value(self) -> float:
+        """KL~(target || current sample). NaN only for an empty sample (or m < 2 with discard)."""
+        if self.m == 0:
+            return math.nan
+        return self._value(self.m, self.log_dist_sum, self.nearest_sq)
+
+    def value_if_added(self, p: np.ndarray, sq: np.ndarray | None = None) -> float:
+        """KL~ after appending ``p``, without changing the state. O(n d)."""
+        if sq is None:
+            sq = self.sq_dists(p)
+        lds = self.log_dist_sum + float(_log_dist(sq, self.eps).sum())
+        return self._value(self.m + 1, lds, np.minimum(self.nearest_sq, sq))
+
+    def add(self, p: np.ndarray, sq: np.ndarray | None = None) -> float:
+        """Append ``p`` to the sample; returns the new value. O(n d)."""
+        if sq is None:
+            sq = self.sq_dists(p)
+        self.log_dist_sum += float(_log_dist(sq, self.eps).sum())
+        np.minimum(self.nearest_sq, sq, out=self.nearest_sq)
+        self.m += 1
+        return self.value()
+
+    # -- gradient ------------------------------------------------------------------------------------------
+    def gradient(self, v: np.ndarray) -> np.ndarray:
+        """d KL~(target || sample + [v]) / d v, shape (d,), O(n d) with two matrix-vector products."""
+        v = np.asarray(v, dtype=np.float64)
+        raw = self.x_sq - 2.0 * (self.x @ v) + float(v @ v)
+        active = (raw > MIN_SQ_DIST) & (raw < MAX_SQ_DIST)
+        s = np.clip(raw, MIN_SQ_DIST, MAX_SQ_DIST)
+        if self.discard:
+            # v's own term is the one dropped for x_i when v would be x_i's strictly nearest point
+            # (ties keep the earlier sample point as the dropped one, as a stable sort does).
+            active &= ~(s < self.nearest_sq)
+            norm = self.n * self.m  # (m + 1) - 1 columns remain
+            if norm == 0:
+                return np.zeros(self.d)
+        else:
+            norm = self.n * (self.m + 1)
+        r = np.sqrt(s)
+        coef = np.where(active, 1.0 / (r * (r + self.eps)), 0.0)
+        # sum_i coef_i (v - x_i) = v * sum(coef) - X^T coef
+        g = v * coef.sum() - self.x.T @ coef
+        g *= self.d / norm
+        return g
+
+    def descend(self, v: np.ndarray, steps: int, lr: float, scale: float) -> np.ndarray:
+        """``steps`` fixed-size gradient steps ``v <- v - lr * scale * grad(v)`` from ``v``; returns the end."""
+        v = np.array(v, dtype=np.float64)
+        step = lr * scale
+        for _ in range(steps):
+            v -= step * self.gradient(v)
+        return v

@@ -1,0 +1,336 @@
+"""The public estimator: ``GIOSelector(**params).fit(pool, target)`` and the functional ``select``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import InvalidInputError
+from .optimize import GIOParams, GIOSearch, PickEvent
+from .validation import check_embeddings, check_int, check_real
+
+__all__ = ["GIOResult", "GIOSelector", "select"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GIOResult:
+    """The outcome of one GIO run.
+
+    Attributes
+    ----------
+    selected_indices : ndarray of int64, shape (s,)
+        Rows of the pool (or of the candidates, when quantised) in selection order; start points excluded.
+        A row can appear twice only after a reset (``resets_allowed``).
+    kl_trace : ndarray of float64, shape (s,)
+        The objective (relaxed k-NN KL of target vs start set + selection) after each accepted pick.
+    initial_kl : float
+        The objective of the start set alone.
+    stop_reason : str
+        The criterion that fired, or ``"max_iter"``, ``"budget"``, ``"pool_exhausted"``.
+    n_iter : int
+        Picks evaluated, including one rejected by the stopping rule and ones undone by a reset.
+    n_resets : int
+        Pool refills done (``resets_allowed``).
+    start_points : ndarray, shape (m0, d)
+        The start set the estimate included (uniform points, pool rows, or the given ``init``).
+    init_indices : ndarray of int64 or None
+        Pool rows used as start points with ``random_init_pct``.
+    scale_factor : float
+        The gradient scale used (computed once when ``scale_factor='auto'``).
+    """
+
+    selected_indices: np.ndarray
+    kl_trace: np.ndarray
+    initial_kl: float
+    stop_reason: str
+    n_iter: int
+    n_resets: int
+    start_points: np.ndarray
+    init_indices: np.ndarray | None
+    scale_factor: float
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def _validate_fit_inputs(
+    pool: Any, target: Any, init: Any, params: GIOParams
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    pool_ = check_embeddings(pool, "pool")
+    target_ = check_embeddings(target, "target", dim=pool_.shape[1])
+    if target_.shape[0] <= params.k:
+        raise InvalidInputError(
+            f"target: has {target_.shape[0]} rows; the k-NN estimator needs more than k={params.k} "
+            f"(lower k or add target rows)"
+        )
+    init_ = None
+    if init is not None:
+        init_ = check_embeddings(init, "init", dim=pool_.shape[1], dtype=np.float64)
+    return pool_, target_, init_
+
+
+def make_search(
+    pool: np.ndarray,
+    target: np.ndarray,
+    params: GIOParams,
+    *,
+    seed: int | np.random.Generator | None = None,
+    init: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+    budget: float | None = None,
+    budget_exact: bool = False,
+) -> GIOSearch:
+    """A :class:`GIOSearch` on validated inputs (for callers that drive the loop themselves)."""
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    return GIOSearch(pool, target, params, rng, init=init, weights=weights, budget=budget,
+                     budget_exact=budget_exact)
+
+
+def result_from_search(search: GIOSearch) -> GIOResult:
+    """Freeze a finished (or interrupted) search into a :class:`GIOResult`."""
+    st = search.state
+    return GIOResult(
+        selected_indices=np.asarray(st.selected, dtype=np.int64),
+        kl_trace=np.asarray(st.kl_trace, dtype=np.float64),
+        initial_kl=float(search.initial_kl),
+        stop_reason=str(st.stop_reason),
+        n_iter=st.n_iter,
+        n_resets=st.num_resets,
+        start_points=search.start_points,
+        init_indices=search.init_indices,
+        scale_factor=float(search.scale),
+        params=dict(search.params.__dict__),
+    )
+
+
+class GIOSelector:
+    """Select the rows of a pool whose distribution is closest to a target set (GIO).
+
+    Greedily minimises the relaxed k-NN estimate of KL(target || start set + selection): each next point is
+    found by gradient descent in embedding space and snapped to the nearest unused pool row.
+
+    Parameters
+    ----------
+    k : int, default 5
+        Neighbour rank of the k-NN estimator (the target needs more than k rows).
+    max_iter : int or None, default 100
+        Most points accepted (``None``: no limit besides the pool and the stopping criterion).
+    stop_criterion : str, default "increase"
+        ``"increase"`` (the objective went up), ``"max_resets"`` (went up again after ``max_resets`` resets,
+        each caused by an increase; needs ``resets_allowed``), ``"min_difference"`` (improvement below
+        ``min_difference``),
+        ``"sequential_increase_tolerance"`` (more than ``max_sequential_increases`` increases in a row),
+        ``"min_kl"`` (objective below ``min_kl``), ``"data_size"`` (more than ``max_data_size`` of the pool).
+    min_difference, max_resets, max_data_size, min_kl, max_sequential_increases
+        The criteria's parameters (defaults 0, 2, 1.0, 0, 3).
+    resets_allowed : bool, default False
+        When the criterion fires, refill the pool with every row (duplicates become possible) and go on, up to
+        ``max_resets`` times.
+    v_init : {"mean", "prev_opt", "jump"}, default "mean"
+        Where each gradient search starts: the target mean every time; the target mean first and then the
+        previous optimum; or a random target point every time.
+    grad_desc_iter : int, default 50
+        Gradient steps per pick (x3 on the first pick, after a reset, and with ``random_restart_prob``).
+    lr : float, default 0.01
+        Step size; each step moves v by ``lr * scale * gradient``.
+    scale_factor : "auto" or float, default "auto"
+        Gradient scale; ``"auto"`` is ``|v0| / |grad(v0)|``, computed once per run.
+    random_restart_prob : float in [0, 1], default 0
+        Probability of a 3x-long gradient search at each pick.
+    uniform_low, uniform_high, uniform_start_size, normalize : default -1, 1, 20, True
+        The start set when neither ``init`` nor ``random_init_pct`` is given: ``uniform_start_size`` points
+        uniform in [low, high]^d, scaled to unit norm when ``normalize``. They stay in the estimate.
+    random_init_pct : float in [0, 1], default 0
+        Start instead from this fraction of the pool's rows (drawn at random; they remain candidates).
+    discard_nearest_for_xy : bool, default False
+        Drop each target point's nearest selected point from the estimate (when the target is part of the pool).
+    eps : float, default 1e-8
+        Added to distances inside the logs.
+    budget : int, optional
+        Most rows in the selection (with ``weights``, the most total weight).
+    seed : int, optional
+        Seeds every random choice (start set, ``jump``, restarts). Same seed, same inputs, same selection.
+    reference_max_iter, reference_sequential_bug, reference_max_resets_bug : bool, default False
+        Reproduce grad-info-opt 0.1.2's off-by-one ``max_iter`` (up to ``max_iter + 1`` picks) and its
+        never-firing ``sequential_increase_tolerance`` and ``max_resets`` criteria.
+
+    Attributes
+    ----------
+    selected_indices_ : ndarray of int64
+        Pool rows in selection order, start points excluded.
+    kl_trace_ : ndarray of float64
+        Objective after each accepted pick.
+    initial_kl_ : float
+    stop_reason_ : str
+    n_iter_ : int
+    result_ : GIOResult
+        All of the above and more.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gioselect import GIOSelector
+    >>> rng = np.random.default_rng(0)
+    >>> pool = np.vstack([rng.normal(0, 1, (300, 8)), rng.normal(6, 1, (300, 8))])
+    >>> target = rng.normal(0, 1, (100, 8))
+    >>> sel = GIOSelector(max_iter=50, seed=0).fit(pool, target)
+    >>> bool((sel.selected_indices_ < 300).all())
+    True
+    """
+
+    def __init__(
+        self,
+        *,
+        k: int = 5,
+        max_iter: int | None = 100,
+        stop_criterion: str = "increase",
+        min_difference: float = 0.0,
+        resets_allowed: bool = False,
+        max_resets: int = 2,
+        max_data_size: float = 1.0,
+        min_kl: float = 0.0,
+        max_sequential_increases: int = 3,
+        random_init_pct: float = 0.0,
+        random_restart_prob: float = 0.0,
+        scale_factor: float | str = "auto",
+        v_init: str = "mean",
+        grad_desc_iter: int = 50,
+        discard_nearest_for_xy: bool = False,
+        normalize: bool = True,
+        lr: float = 0.01,
+        uniform_low: float = -1.0,
+        uniform_high: float = 1.0,
+        uniform_start_size: int = 20,
+        eps: float = 1e-8,
+        objective: str = "relaxed",
+        budget: int | None = None,
+        seed: int | None = None,
+        reference_max_iter: bool = False,
+        reference_sequential_bug: bool = False,
+        reference_max_resets_bug: bool = False,
+    ) -> None:
+        self.k = k
+        self.max_iter = max_iter
+        self.stop_criterion = stop_criterion
+        self.min_difference = min_difference
+        self.resets_allowed = resets_allowed
+        self.max_resets = max_resets
+        self.max_data_size = max_data_size
+        self.min_kl = min_kl
+        self.max_sequential_increases = max_sequential_increases
+        self.random_init_pct = random_init_pct
+        self.random_restart_prob = random_restart_prob
+        self.scale_factor = scale_factor
+        self.v_init = v_init
+        self.grad_desc_iter = grad_desc_iter
+        self.discard_nearest_for_xy = discard_nearest_for_xy
+        self.normalize = normalize
+        self.lr = lr
+        self.uniform_low = uniform_low
+        self.uniform_high = uniform_high
+        self.uniform_start_size = uniform_start_size
+        self.eps = eps
+        self.objective = objective
+        self.budget = budget
+        self.seed = seed
+        self.reference_max_iter = reference_max_iter
+        self.reference_sequential_bug = reference_sequential_bug
+        self.reference_max_resets_bug = reference_max_resets_bug
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's parameters as a dict."""
+        return {name: getattr(self, name) for name in (*GIOParams.names(), "budget", "seed")}
+
+    def set_params(self, **params: Any) -> GIOSelector:
+        """Change parameters (unknown names are an error)."""
+        valid = set(self.get_params())
+        for name, value in params.items():
+            if name not in valid:
+                raise TypeError(f"unknown parameter {name!r}; valid: {', '.join(sorted(valid))}")
+            setattr(self, name, value)
+        return self
+
+    def _params(self) -> GIOParams:
+        return GIOParams(**{n: getattr(self, n) for n in GIOParams.names()}).validate()
+
+    def fit(
+        self,
+        pool: Any,
+        target: Any,
+        init: Any = None,
+        *,
+        weights: Any = None,
+        callback: Callable[[PickEvent], None] | None = None,
+    ) -> GIOSelector:
+        """Run GIO.
+
+        Parameters
+        ----------
+        pool : array-like of shape (M, d)
+            Candidates (rows of the pool, or cluster centroids).
+        target : array-like of shape (n, d), n > k
+            Examples of what you want.
+        init : array-like of shape (m0, d), optional
+            Explicit start set (the reference's ``D``); kept in the estimate, never returned as selected.
+        weights : array-like of shape (M,), optional
+            Rows each candidate stands for, counted against ``budget`` (cluster sizes when quantised).
+        callback : callable, optional
+            Called with each :class:`~gioselect.optimize.PickEvent` (progress bars, logging).
+
+        Returns
+        -------
+        self
+        """
+        params = self._params()
+        pool_, target_, init_ = _validate_fit_inputs(pool, target, init, params)
+        budget = None
+        if self.budget is not None:
+            budget = check_real(self.budget, "budget", low=0.0, low_open=True)
+        w = None
+        if weights is not None:
+            w = np.asarray(weights, dtype=np.float64).reshape(-1)
+            if w.shape[0] != pool_.shape[0] or not np.isfinite(w).all() or (w < 0).any():
+                raise InvalidInputError(
+                    f"weights: expected {pool_.shape[0]} finite non-negative numbers (one per pool row)"
+                )
+        if self.seed is not None and not isinstance(self.seed, np.random.Generator):
+            check_int(self.seed, "seed", low=0)
+        search = make_search(pool_, target_, params, seed=self.seed, init=init_, weights=w, budget=budget)
+        for event in search.run():
+            if callback is not None:
+                callback(event)
+        self._set_result(result_from_search(search))
+        return self
+
+    def _set_result(self, res: GIOResult) -> None:
+        self.result_ = res
+        self.selected_indices_ = res.selected_indices
+        self.kl_trace_ = res.kl_trace
+        self.initial_kl_ = res.initial_kl
+        self.stop_reason_ = res.stop_reason
+        self.n_iter_ = res.n_iter
+        self.n_resets_ = res.n_resets
+        self.init_indices_ = res.init_indices
+        self.scale_factor_ = res.scale_factor
+
+    def __repr__(self) -> str:
+        defaults = GIOSelector().get_params()
+        changed = {k: v for k, v in self.get_params().items() if defaults.get(k) != v}
+        return f"GIOSelector({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+
+
+def select(pool: Any, target: Any, init: Any = None, **params: Any) -> GIOResult:
+    """Functional form: ``GIOSelector(**params).fit(pool, target, init).result_``.
+
+    Returns
+    -------
+    GIOResult
+        ``.selected_indices`` are pool rows in selection order.
+    """
+    weights = params.pop("weights", None)
+    callback = params.pop("callback", None)
+    return GIOSelector(**params).fit(pool, target, init, weights=weights, callback=callback).result_

@@ -1,0 +1,148 @@
+"""Checks on user-supplied arrays and parameters, with messages that say what was wrong and where."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from .errors import InvalidInputError, InvalidParameterError, InvalidTypeError
+
+__all__ = [
+    "check_choice",
+    "check_embeddings",
+    "check_fraction",
+    "check_int",
+    "check_pair",
+    "check_real",
+]
+
+
+def check_embeddings(
+    arr: Any,
+    name: str,
+    *,
+    dim: int | None = None,
+    min_rows: int = 1,
+    dtype: type | None = np.float32,
+    row_offset: int = 0,
+) -> np.ndarray:
+    """Validate a 2-D array of embeddings and return it as a C-contiguous array of ``dtype``.
+
+    Parameters
+    ----------
+    arr : array-like of shape (n, d)
+        The embeddings. Lists of lists, numpy arrays and memory maps are accepted.
+    name : str
+        How to name the array in error messages (``"pool"``, ``"target"``, a file path...).
+    dim : int, optional
+        Required number of columns, for example the pool's when checking the target.
+    min_rows : int, default 1
+        Fewest rows accepted.
+    dtype : numpy dtype or None, default float32
+        Storage dtype of the returned array (float32 storage, float64 only where sums need it). ``None`` keeps
+        float64 input as float64 and stores anything else as float32.
+    row_offset : int, default 0
+        Added to row numbers in messages, for arrays that are one block of a larger file.
+
+    Raises
+    ------
+    InvalidTypeError
+        Non-numeric or complex data.
+    InvalidInputError
+        Not 2-D, too few rows, zero columns, wrong number of columns, or a NaN/inf (the first bad row is named).
+    """
+    if isinstance(arr, np.ndarray) and arr.dtype == object:
+        raise InvalidTypeError(
+            f"{name}: expected numeric embeddings, got an object array (ragged rows or mixed types?)"
+        )
+    try:
+        a = np.asarray(arr)
+    except (ValueError, TypeError) as exc:  # ragged nested lists
+        raise InvalidInputError(f"{name}: cannot be read as a 2-D array of numbers ({exc})") from exc
+    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
+        raise InvalidTypeError(
+            f"{name}: expected a numeric (float) array of embeddings, got dtype {a.dtype}"
+            + (" (ragged rows?)" if a.dtype == object else "")
+        )
+    if np.issubdtype(a.dtype, np.complexfloating):
+        raise InvalidTypeError(f"{name}: complex values are not embeddings (dtype {a.dtype})")
+    if a.ndim != 2:
+        raise InvalidInputError(
+            f"{name}: expected a 2-D array of shape (rows, dimensions), got {a.ndim}-D shape {a.shape}"
+        )
+    if a.shape[0] < min_rows:
+        if a.shape[0] == 0:
+            raise InvalidInputError(f"{name}: is empty (0 rows); at least {min_rows} row(s) are needed")
+        raise InvalidInputError(f"{name}: has {a.shape[0]} rows; at least {min_rows} are needed")
+    if a.shape[1] == 0:
+        raise InvalidInputError(f"{name}: has 0 columns; embeddings need at least one dimension")
+    if dim is not None and a.shape[1] != dim:
+        raise InvalidInputError(f"{name}: has dimension {a.shape[1]}, expected {dim} (to match the other input)")
+    if dtype is None:
+        dtype = np.float64 if a.dtype == np.float64 else np.float32
+    out: np.ndarray = np.ascontiguousarray(a, dtype=dtype)
+    finite = np.isfinite(out).all(axis=1)
+    if not finite.all():
+        bad = int(np.flatnonzero(~finite)[0])
+        col = int(np.flatnonzero(~np.isfinite(out[bad]))[0])
+        what = "NaN" if np.isnan(out[bad, col]) else "inf"
+        src = a[bad, col]
+        if np.isfinite(src):  # finite in the input but overflowed on conversion
+            what = f"{src!r}, which overflows {np.dtype(dtype).name}"
+        raise InvalidInputError(
+            f"{name}: row {bad + row_offset} column {col} is {what}; embeddings must be finite "
+            f"({int((~finite).sum())} bad row(s) in all)"
+        )
+    return out
+
+
+def check_int(value: Any, name: str, *, low: int | None = None, high: int | None = None) -> int:
+    """Check an integer parameter lies in ``[low, high]`` (either bound optional)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidParameterError(f"{name} must be an integer, got {value!r}")
+    v = int(value)
+    if low is not None and v < low:
+        raise InvalidParameterError(f"{name} must be >= {low}, got {v}")
+    if high is not None and v > high:
+        raise InvalidParameterError(f"{name} must be <= {high}, got {v}")
+    return v
+
+
+def check_real(value: Any, name: str, *, low: float | None = None, high: float | None = None,
+               low_open: bool = False, high_open: bool = False) -> float:
+    """Check a finite real parameter lies in the given interval (open or closed at each end)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidParameterError(f"{name} must be a number, got {value!r}")
+    v = float(value)
+    if not np.isfinite(v):
+        raise InvalidParameterError(f"{name} must be finite, got {v}")
+    if low is not None and (v < low or (low_open and v == low)):
+        raise InvalidParameterError(f"{name} must be {'>' if low_open else '>='} {low}, got {v}")
+    if high is not None and (v > high or (high_open and v == high)):
+        raise InvalidParameterError(f"{name} must be {'<' if high_open else '<='} {high}, got {v}")
+    return v
+
+
+def check_fraction(value: Any, name: str, *, allow_zero: bool = True) -> float:
+    """Check a parameter is a fraction in [0, 1] (or (0, 1] when ``allow_zero`` is false)."""
+    return check_real(value, name, low=0.0, high=1.0, low_open=not allow_zero)
+
+
+def check_choice(value: Any, name: str, choices: Iterable[str]) -> str:
+    """Check a string parameter is one of ``choices``; the error lists the valid names."""
+    opts = list(choices)
+    if not isinstance(value, str) or value not in opts:
+        raise InvalidParameterError(f"{name} must be one of {', '.join(repr(c) for c in opts)}; got {value!r}")
+    return value
+
+
+def check_pair(low: Any, high: Any, names: tuple[str, str]) -> tuple[float, float]:
+    """Check two reals with ``low < high``."""
+    lo = check_real(low, names[0])
+    hi = check_real(high, names[1])
+    if not lo < hi:
+        raise InvalidParameterError(f"{names[0]} must be less than {names[1]}, got {lo} and {hi}")
+    return lo, hi
