@@ -1,0 +1,261 @@
+"""Tests of gioselect.report: the HTML report, its plots, the 2-D PCA and the CLI summary text."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gioselect import report
+from gioselect.errors import InvalidInputError, InvalidTypeError
+from gioselect.report import pca_2d, plot_kl_trace, plot_projection, render_summary_text, write_report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+DATA_URI = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+
+
+def _manifest(**overrides: object) -> dict:
+    m: dict = {
+        "gioselect_version": "0.1.0",
+        "command": ["gioselect", "select", "pool.npy", "target.npy"],
+        "created_utc": "2024-05-01T12:00:00Z",
+        "parameters": {"k": 5, "max_iter": 40, "stop": "kl_increase"},
+        "seed": 7,
+        "inputs": {
+            "pool": {"path": "data/pool.npy", "format": "npy", "rows": 300, "dim": 4, "bytes": 4928,
+                     "sha256": "0123456789abcdef" * 4},
+            "target": {"path": "data/target.npy", "format": "npy", "rows": 40, "dim": 4, "bytes": 768,
+                       "sha256": "fedcba9876543210" * 4},
+        },
+        "counts": {"pool_rows": 300, "target_rows": 40, "candidates": 300, "selected_rows": 1234,
+                   "selected_candidates": 1234},
+        "stop_reason": "kl_increase",
+        "initial_kl": 2.5,
+        "final_kl": 0.75,
+        "timings_s": {"load": 0.25, "select": 3.0},
+        "versions": {"numpy": "2.0.0", "matplotlib": "3.9.0"},
+        "quantization": None,
+        "outputs": {"manifest": "manifest.json", "report": "report.html"},
+    }
+    m.update(overrides)
+    return m
+
+
+@pytest.fixture(scope="module")
+def samples() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    target = rng.normal(size=(40, 4)).astype(np.float32)
+    pool = rng.normal(1.0, 2.0, size=(300, 4)).astype(np.float32)
+    return target, pool, pool[:25]
+
+
+def _write(path: Path, samples: tuple[np.ndarray, np.ndarray, np.ndarray] | None, **kw: object) -> str:
+    t, p, s = samples if samples is not None else (None, None, None)
+    args: dict = {"manifest": _manifest(), "kl_trace": [2.0, 1.5, 1.0, 0.75], "initial_kl": 2.5,
+                  "target_sample": t, "pool_sample": p, "selected_sample": s}
+    args.update(kw)
+    write_report(path, **args)
+    return path.read_text(encoding="utf-8")
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == PNG_MAGIC
+    assert data[12:16] == b"IHDR"
+    w, h = struct.unpack(">II", data[16:24])
+    return int(w), int(h)
+
+
+def test_report_has_sections_values_and_embedded_pngs(tmp_path: Path, samples: tuple) -> None:
+    out = tmp_path / "report.html"
+    text = _write(out, samples)
+    assert text.startswith("<!DOCTYPE html>")
+    for heading in ("Summary", "Objective per pick", "2-D projection", "Parameters", "Inputs", "Timings",
+                    "Package versions"):
+        assert f">{heading}</h2>" in text
+    # summary, inputs, timings and versions values come from the manifest
+    for value in ("1,234", "kl_increase", "0.75", "3.25 s", "data/pool.npy", "0123456789abcdef",
+                  "max_iter", "matplotlib", "3.9.0", "4.8 KiB"):
+        assert value in text, value
+    assert "0123456789abcdef0" not in text  # sha256 shown as a prefix only
+    uris = DATA_URI.findall(text)
+    assert len(uris) == 2
+    for b64 in uris:
+        w, h = _png_size(base64.b64decode(b64))
+        assert w > 100 and h > 100
+    # self-contained: nothing fetched from elsewhere
+    assert "<script" not in text and "<link" not in text and "http" not in text
+
+
+def test_report_escapes_user_values(tmp_path: Path, samples: tuple) -> None:
+    evil = "<script>alert('x')</script>"
+    m = _manifest(stop_reason=evil, parameters={evil: evil, "note": 'a"b&c'}, command=evil)
+    m["inputs"]["pool"]["path"] = f"/data/{evil}.npy"
+    text = _write(tmp_path / "r.html", samples, manifest=m,
+                  extra_sections=[(f"Heading {evil}", "<p id='raw'>kept as given</p>")])
+    assert "<script" not in text
+    assert "&lt;script&gt;" in text
+    assert "/data/&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;.npy" in text
+    assert "a&quot;b&amp;c" in text
+    # extra sections: heading escaped, body inserted as given, after the built-in sections
+    assert "<h2>Heading &lt;script&gt;" in text
+    assert text.index("<p id='raw'>kept as given</p>") > text.index(">Package versions</h2>")
+
+
+def test_report_without_samples_and_with_empty_trace(tmp_path: Path) -> None:
+    text = _write(tmp_path / "r.html", None, kl_trace=[], initial_kl=None, manifest={})
+    assert "projection is skipped" in text
+    assert "No objective values recorded" in text
+    assert "n/a" in text
+    assert DATA_URI.findall(text) == []
+
+
+def test_report_empty_trace_with_initial_kl_still_plots(tmp_path: Path) -> None:
+    text = _write(tmp_path / "r.html", None, kl_trace=[], initial_kl=1.5)
+    assert len(DATA_URI.findall(text)) == 1
+
+
+def test_report_tolerates_malformed_manifest_values(tmp_path: Path, samples: tuple) -> None:
+    m = {"counts": "not a dict", "inputs": {"pool": None}, "timings_s": {"x": "slow"}, "parameters": [1, 2],
+         "quantization": {"pool_clusters": 16}, "final_kl": float("nan")}
+    text = _write(tmp_path / "r.html", samples, manifest=m, kl_trace=[1.0, float("inf"), 0.5])
+    assert "16 pool clusters, n/a target clusters" in text
+    assert ">slow<" in text
+    assert len(DATA_URI.findall(text)) == 2
+
+
+def test_report_is_byte_identical_for_identical_inputs(tmp_path: Path, samples: tuple) -> None:
+    a, b = tmp_path / "a.html", tmp_path / "b.html"
+    _write(a, samples)
+    _write(b, samples)
+    assert a.read_bytes() == b.read_bytes()
+    _write(b, samples, kl_trace=[2.0, 1.5, 1.0, 0.7])
+    assert a.read_bytes() != b.read_bytes()
+
+
+def test_report_rejects_bad_arguments(tmp_path: Path, samples: tuple) -> None:
+    with pytest.raises(InvalidTypeError, match="manifest"):
+        _write(tmp_path / "r.html", samples, manifest=["not", "a", "dict"])
+    with pytest.raises(InvalidInputError, match="kl_trace"):
+        _write(tmp_path / "r.html", samples, kl_trace=[[1.0, 2.0]])
+    with pytest.raises(InvalidTypeError, match="extra_sections"):
+        _write(tmp_path / "r.html", samples, extra_sections=[("only heading",)])
+    t, p, s = samples
+    with pytest.raises(InvalidInputError, match="dimension"):
+        _write(tmp_path / "r.html", (t, p, s[:, :3]))
+    assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize("failing", ["fsync", "replace"])
+def test_write_is_atomic(tmp_path: Path, samples: tuple, monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
+    out = tmp_path / "report.html"
+    out.write_text("old report", encoding="utf-8")
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(report.os, failing, boom)
+    with pytest.raises(OSError, match="disk full"):
+        _write(out, None)
+    monkeypatch.undo()
+    assert out.read_text(encoding="utf-8") == "old report"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]  # no temp file left behind
+
+    new = tmp_path / "new" / "report.html"
+    monkeypatch.setattr(report.os, failing, boom)
+    with pytest.raises(OSError):
+        _write(new, None)
+    monkeypatch.undo()
+    assert list(new.parent.iterdir()) == []
+
+
+def test_written_file_has_umask_permissions(tmp_path: Path) -> None:
+    out = tmp_path / "r.html"
+    _write(out, None)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_plot_kl_trace_writes_deterministic_png(tmp_path: Path) -> None:
+    a = plot_kl_trace([3.0, 2.0, 2.5, float("nan")], 4.0, tmp_path / "a.png", picks_label="clusters")
+    b = plot_kl_trace([3.0, 2.0, 2.5, float("nan")], 4.0, tmp_path / "b.png", picks_label="clusters")
+    assert a == tmp_path / "a.png"
+    assert _png_size(a.read_bytes()) == (700, 460)
+    assert a.read_bytes() == b.read_bytes()
+    assert b"Software" not in a.read_bytes()  # no matplotlib version stamp
+    c = plot_kl_trace([], None, tmp_path / "c.png")
+    assert c.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_plot_projection_writes_png(tmp_path: Path, samples: tuple) -> None:
+    t, p, s = samples
+    out = plot_projection(t, p, s[:0], tmp_path / "sub" / "proj.png", title="<t>")
+    assert out.read_bytes()[:8] == PNG_MAGIC
+    again = plot_projection(t, p, s[:0], tmp_path / "proj2.png", title="<t>")
+    assert out.read_bytes() == again.read_bytes()
+    with pytest.raises(InvalidInputError, match="selected_sample"):
+        plot_projection(t, p, s[:, :2], tmp_path / "bad.png")
+    with pytest.raises(InvalidInputError, match="NaN"):
+        plot_projection(t, np.full((3, 4), np.nan), s, tmp_path / "bad.png")
+    assert not (tmp_path / "bad.png").exists()
+
+
+def test_pca_2d_projects_a_line_onto_the_first_axis() -> None:
+    rng = np.random.default_rng(1)
+    direction = rng.normal(size=5)
+    direction /= np.linalg.norm(direction)
+    t = rng.uniform(-10, 10, size=500)
+    x = (t[:, None] * direction + np.arange(5.0) + 1e-3 * rng.normal(size=(500, 5))).astype(np.float32)
+    (proj,) = pca_2d(x, x)
+    assert proj.dtype == np.float64 and proj.shape == (500, 2)
+    assert np.std(proj[:, 1]) < 1e-2 * np.std(proj[:, 0])
+    assert abs(np.corrcoef(proj[:, 0], t)[0, 1]) > 0.9999
+    assert abs(proj[:, 0].mean()) < 1e-3  # centred on the fit data
+
+
+def test_pca_2d_subsample_is_seeded_and_signs_are_fixed() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(400, 3)) * np.array([5.0, 2.0, 0.1])
+    a = pca_2d(x, x[:10], x[:0], seed=3, max_fit_rows=100)
+    b = pca_2d(x, x[:10], x[:0], seed=3, max_fit_rows=100)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert a[1].shape == (0, 2)
+    # axes follow the large-variance coordinates; the sign convention makes the loadings positive
+    (e,) = pca_2d(x, np.eye(3) + x.mean(axis=0))
+    assert e[0, 0] > 0.99 and e[1, 1] > 0.99
+    (neg,) = pca_2d(-x, -x[:10], seed=3, max_fit_rows=100)
+    (pos,) = pca_2d(x, x[:10], seed=3, max_fit_rows=100)
+    np.testing.assert_allclose(neg, -pos, atol=1e-9)
+
+
+def test_pca_2d_edge_cases() -> None:
+    one_d = np.arange(6.0).reshape(6, 1)
+    (p,) = pca_2d(one_d, one_d)
+    np.testing.assert_allclose(np.abs(p[:, 0]), np.abs(one_d[:, 0] - 2.5))
+    np.testing.assert_array_equal(p[:, 1], 0.0)
+    (single,) = pca_2d(np.ones((1, 3)), np.ones((2, 3)))
+    np.testing.assert_array_equal(single, 0.0)
+    with pytest.raises(InvalidInputError, match="expected 3"):
+        pca_2d(np.ones((4, 3)), np.ones((2, 2)))
+    with pytest.raises(InvalidInputError, match="fit_on"):
+        pca_2d(np.ones((0, 3)))
+    with pytest.raises(InvalidInputError, match=r"arrays\[0\]: row 1"):
+        pca_2d(np.ones((4, 3)), np.array([[0.0, 0, 0], [np.inf, 0, 0]]))
+
+
+def test_render_summary_text() -> None:
+    text = render_summary_text(_manifest())
+    assert "1,234" in text and "300 pool rows" in text and "kl_increase" in text
+    assert "2.5 -> 0.75" in text and "3.25 s" in text and "report.html" in text
+    assert not text.endswith("\n")
+    q = render_summary_text(_manifest(quantization={"pool_clusters": 64, "target_clusters": 8}))
+    assert "1,234 (1,234 clusters)" in q and "64 pool clusters, 8 target clusters" in q
+    bare = render_summary_text({"stop_reason": "evil\x1b[31m"})
+    assert "n/a" in bare and "\x1b" not in bare and "\\x1b[31m" in bare
+    with pytest.raises(InvalidTypeError):
+        render_summary_text("manifest.json")  # type: ignore[arg-type]
