@@ -6,13 +6,20 @@ Exit codes: 0 success, 2 bad input or usage, 1 unexpected failure.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import GIOError, MissingDependencyError
+
+if TYPE_CHECKING:
+    from .optimize import GIOParams as GIOParamsT
 
 __all__ = ["main"]
 
@@ -57,6 +64,173 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK if res.passed else EXIT_FAILURE
 
 
+def _max_iter(text: str) -> int | None:
+    if text.lower() in ("none", "inf", "unlimited"):
+        return None
+    try:
+        v = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a whole number or 'none', got {text!r}") from exc
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
+    return v
+
+
+def _scale(text: str) -> float | str:
+    if text == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a positive number, got {text!r}") from exc
+
+
+def _add_gio_options(p: argparse.ArgumentParser) -> None:
+    """The GIO core's options under CLI names (defaults are the library's)."""
+    from .optimize import V_INITS, GIOParams
+    from .stopping import CRITERIA
+
+    d = GIOParams()
+    g = p.add_argument_group("GIO (the greedy gradient search)")
+    g.add_argument("--k", type=int, default=d.k, help=f"neighbour rank of the k-NN KL estimator (default {d.k})")
+    g.add_argument("--max-iter", type=_max_iter, default=None, metavar="N|none",
+                   help="most clusters (or rows, without quantisation) to pick; 'none' = no limit besides the "
+                        "stopping criterion and --budget (default none)")
+    g.add_argument("--stop", choices=list(CRITERIA), default=d.stop_criterion,
+                   help=f"stopping criterion (default {d.stop_criterion})")
+    g.add_argument("--min-difference", type=float, default=d.min_difference,
+                   help="--stop min_difference: stop when the improvement is below this (default 0)")
+    g.add_argument("--resets-allowed", action="store_true",
+                   help="when the criterion fires, refill the candidates (duplicates possible) instead of stopping")
+    g.add_argument("--max-resets", type=int, default=d.max_resets, help="resets allowed (default 2)")
+    g.add_argument("--max-data-size", type=float, default=d.max_data_size,
+                   help="--stop data_size: fraction of the candidates to stop past (default 1)")
+    g.add_argument("--min-kl", type=float, default=d.min_kl, help="--stop min_kl: stop below this value (default 0)")
+    g.add_argument("--max-sequential-increases", type=int, default=d.max_sequential_increases,
+                   help="--stop sequential_increase_tolerance: increases in a row tolerated (default 3)")
+    g.add_argument("--v-init", choices=list(V_INITS), default=d.v_init,
+                   help=f"where each gradient search starts (default {d.v_init})")
+    g.add_argument("--grad-desc-iter", type=int, default=d.grad_desc_iter,
+                   help=f"gradient steps per pick, x3 on the first (default {d.grad_desc_iter})")
+    g.add_argument("--lr", type=float, default=d.lr, help=f"gradient step size (default {d.lr})")
+    g.add_argument("--scale-factor", type=_scale, default=d.scale_factor, metavar="auto|X",
+                   help="gradient scale; auto = |v0|/|grad(v0)| (default auto)")
+    g.add_argument("--random-restart-prob", type=float, default=d.random_restart_prob,
+                   help="probability of a 3x longer gradient search at a pick (default 0)")
+    g.add_argument("--random-init-pct", type=float, default=d.random_init_pct,
+                   help="start from this fraction of the candidates instead of uniform points (default 0)")
+    g.add_argument("--uniform-low", type=float, default=d.uniform_low, help="uniform start range low (default -1)")
+    g.add_argument("--uniform-high", type=float, default=d.uniform_high, help="uniform start range high (default 1)")
+    g.add_argument("--uniform-start-size", type=int, default=d.uniform_start_size,
+                   help=f"number of uniform start points (default {d.uniform_start_size})")
+    g.add_argument("--no-normalize", dest="normalize", action="store_false",
+                   help="do not scale the uniform start points to unit norm")
+    g.add_argument("--discard-nearest-for-xy", action="store_true",
+                   help="drop each target point's nearest selected point from the estimate (target inside pool)")
+
+
+def _gio_params(args: argparse.Namespace) -> GIOParamsT:
+    from .optimize import GIOParams
+
+    return GIOParams(
+        k=args.k, max_iter=args.max_iter, stop_criterion=args.stop, min_difference=args.min_difference,
+        resets_allowed=args.resets_allowed, max_resets=args.max_resets, max_data_size=args.max_data_size,
+        min_kl=args.min_kl, max_sequential_increases=args.max_sequential_increases,
+        random_init_pct=args.random_init_pct, random_restart_prob=args.random_restart_prob,
+        scale_factor=args.scale_factor, v_init=args.v_init, grad_desc_iter=args.grad_desc_iter,
+        normalize=args.normalize, lr=args.lr, uniform_low=args.uniform_low, uniform_high=args.uniform_high,
+        uniform_start_size=args.uniform_start_size, discard_nearest_for_xy=args.discard_nearest_for_xy,
+    )
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    r = p.add_argument_group("run")
+    r.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
+    r.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from its checkpoint in OUT.partial (same inputs and options)")
+    r.add_argument("--force", action="store_true", help="replace an existing --out (only once the new one is complete)")
+    r.add_argument("--memory-budget", default=None, metavar="SIZE",
+                   help="memory for blocks and the K-means sample, e.g. 4G (default: a quarter of RAM)")
+    r.add_argument("--threads", type=int, default=None, help="threads for faiss (default: all cores)")
+    r.add_argument("--checkpoint-every", type=int, default=25, help="checkpoint every N picks (default 25)")
+    r.add_argument("--checkpoint-seconds", type=float, default=30.0,
+                   help="... or every this many seconds (default 30)")
+    r.add_argument("--no-report", dest="report", action="store_false", help="skip report.html")
+    v = r.add_mutually_exclusive_group()
+    v.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary, errors only")
+    v.add_argument("-v", "--verbose", action="store_true", help="log each phase")
+
+
+def _add_select(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "select",
+        help="select the pool rows whose distribution is closest to the target",
+        description=(
+            "Select the rows of POOL whose distribution is closest to TARGET with GIO, quantising the pool with "
+            "K-means first (--clusters). Inputs: .npy (2-D float), .parquet (an embedding column), .csv/.tsv "
+            "(grad-info-opt's layout: a '[0.1, ...]' vector column) or .jsonl. Writes into OUT: selected_ids.npy "
+            "(0-based pool rows in selection order), selected_rows.<ext> (the rows, all columns, plus gio_row_id "
+            "and gio_rank), kl_trace.csv, manifest.json (the run record) and report.html."
+        ),
+    )
+    io_ = p.add_argument_group("inputs and outputs")
+    io_.add_argument("--pool", required=True, type=Path, help="the candidate pool file")
+    io_.add_argument("--target", required=True, type=Path, help="examples of what you want")
+    io_.add_argument("--out", required=True, type=Path, help="output directory (must not exist, see --force)")
+    io_.add_argument("--embedding-field", default=None,
+                     help="embedding column of parquet/jsonl/csv inputs (default: detected)")
+    io_.add_argument("--target-embedding-field", default=None,
+                     help="embedding column of the target, when it differs from the pool's")
+    q = p.add_argument_group("quantisation (K-means, then explode chosen clusters to their rows)")
+    q.add_argument("--clusters", type=int, default=1500,
+                   help="pool clusters K; 0 = no quantisation, GIO on the rows themselves (default 1500)")
+    q.add_argument("--target-clusters", type=int, default=None,
+                   help="target clusters when the target is larger (default: same as --clusters; 0 = never)")
+    q.add_argument("--kmeans-iter", type=int, default=20, help="K-means iterations (default 20)")
+    b = p.add_argument_group("budget")
+    b.add_argument("--budget", default=None, metavar="N|P%",
+                   help="stop before the selection would exceed N rows or P%% of the pool")
+    b.add_argument("--budget-exact", action="store_true",
+                   help="fill the budget exactly, cutting the last cluster to a seeded random part of its rows")
+    _add_gio_options(p)
+    _add_run_options(p)
+    p.set_defaults(func=_cmd_select)
+
+
+@contextlib.contextmanager
+def _tqdm_progress(quiet: bool, desc: str, total: int | None, unit: str) -> Iterator[Callable[[int], None]]:
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit=unit, disable=True if quiet else None, file=sys.stderr,
+               dynamic_ncols=True, leave=False)
+    try:
+        yield bar.update
+    finally:
+        bar.close()
+
+
+def _cmd_select(args: argparse.Namespace) -> int:
+    from .pipeline import SelectConfig, default_memory_budget, parse_memory, run_select
+    from .report import render_summary_text
+
+    cfg = SelectConfig(
+        pool=args.pool, target=args.target, out=args.out, params=_gio_params(args),
+        embedding_field=args.embedding_field, target_embedding_field=args.target_embedding_field,
+        clusters=args.clusters, target_clusters=args.target_clusters, kmeans_iter=args.kmeans_iter,
+        budget=args.budget, budget_exact=args.budget_exact, seed=args.seed,
+        memory_budget=parse_memory(args.memory_budget) if args.memory_budget else default_memory_budget(),
+        checkpoint_every=args.checkpoint_every, checkpoint_seconds=args.checkpoint_seconds, threads=args.threads,
+        report=args.report,
+    )
+    manifest = run_select(cfg, resume=args.resume, force=args.force,
+                          progress=functools.partial(_tqdm_progress, args.quiet),
+                          command=["gioselect", *sys.argv[1:]] if args.command_line is None else args.command_line)
+    if not args.quiet:
+        print(render_summary_text(manifest))
+        print(f"outputs in {args.out}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="gioselect",
@@ -75,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_check]
+_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_select, _add_check]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        args.command_line = None if argv is None else ["gioselect", *argv]
     except SystemExit as exc:  # --help, --version (0) and usage errors (2)
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     level = logging.WARNING
@@ -107,3 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.debug("unexpected failure", exc_info=True)
         print(f"gioselect: unexpected failure: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -220,6 +220,9 @@ class PickEvent:
     stop_reason: str | None = None
 
 
+EVENT_ACCEPTED, EVENT_RESET, EVENT_STOP = 1, 2, 3
+
+
 @dataclass
 class _LoopState:
     v: np.ndarray
@@ -234,6 +237,8 @@ class _LoopState:
     stop_reason: str | None = None
     selected: list[int] = field(default_factory=list)
     kl_trace: list[float] = field(default_factory=list)
+    # Every evaluated pick: (candidate, value, EVENT_* code); kept in checkpoints so a resumed run's record is whole.
+    history: list[tuple[int, float, int]] = field(default_factory=list)
 
 
 class GIOSearch:
@@ -343,6 +348,8 @@ class GIOSearch:
     def _finish(self, reason: str, cand: int = -1, kl: float = math.nan) -> PickEvent:
         st = self.state
         st.stop_reason = reason
+        if cand >= 0:
+            st.history.append((cand, kl, EVENT_STOP))
         logger.info("GIO stop: %s after %d picks (%d evaluated)", reason, len(st.selected), st.n_iter)
         return PickEvent(st.n_iter, cand, kl, False, False, len(st.selected), reason)
 
@@ -402,6 +409,7 @@ class GIOSearch:
         if stop:
             return self._finish(self.criterion.name, idx, kl)
         if reset:
+            st.history.append((idx, kl, EVENT_RESET))
             return PickEvent(st.n_iter, idx, kl, False, True, len(st.selected))
 
         w = 1.0 if self.weights is None else float(self.weights[idx])
@@ -412,6 +420,7 @@ class GIOSearch:
             st.increases = st.increases + 1 if ctx.increased else 0
         st.selected.append(idx)
         st.kl_trace.append(kl)
+        st.history.append((idx, kl, EVENT_ACCEPTED))
         st.kl_prev = kl
         st.i += 1
         st.total_iter += 1
@@ -434,6 +443,9 @@ class GIOSearch:
             "nearest_sq": obj.nearest_sq,
             "selected": np.asarray(st.selected, dtype=np.int64),
             "kl_trace": np.asarray(st.kl_trace, dtype=np.float64),
+            "history_candidate": np.asarray([h[0] for h in st.history], dtype=np.int64),
+            "history_kl": np.asarray([h[1] for h in st.history], dtype=np.float64),
+            "history_event": np.asarray([h[2] for h in st.history], dtype=np.int8),
             "scalars": {
                 "kl_prev": st.kl_prev, "i": st.i, "total_iter": st.total_iter, "n_iter": st.n_iter,
                 "num_resets": st.num_resets, "increases": st.increases, "just_reset": st.just_reset,
@@ -463,4 +475,7 @@ class GIOSearch:
             accepted_weight=float(sc["accepted_weight"]), stop_reason=sc["stop_reason"],
             selected=[int(i) for i in np.asarray(sd["selected"])],
             kl_trace=[float(x) for x in np.asarray(sd["kl_trace"])],
+            history=[(int(c), float(v), int(e)) for c, v, e in zip(
+                np.asarray(sd["history_candidate"]), np.asarray(sd["history_kl"]), np.asarray(sd["history_event"]),
+                strict=True)],
         )

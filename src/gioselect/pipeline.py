@@ -1,0 +1,548 @@
+"""The main job: pool and target files in, a selection, its run record and a report out.
+
+Phases: read (open and validate inputs, hash them), quantise (K-means on a seeded sample of the pool, streamed
+assignment of every row; K-means of the target when it is larger than its K), select (GIO on the centroids),
+explode (chosen clusters to pool rows), write (ids, selected rows in the pool's format, trace, manifest,
+report).
+
+Never lose or corrupt data
+--------------------------
+Everything is built in ``<out>.partial/`` beside the output directory. Phase results and the GIO loop state are
+checkpointed there atomically (temp file + rename), so a run killed at any point (even ``kill -9``) continues
+with ``resume=True`` to exactly the selection an uninterrupted run gives. The outputs are written into
+``<out>.partial/result/`` and that folder is renamed to ``<out>`` only when complete; an existing ``<out>`` is
+replaced only with ``force=True`` (and only once the new result is complete). Inputs are only read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io as _io
+import json
+import logging
+import os
+import platform
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from . import __version__
+from .engines import LocalEngine
+from .errors import GIOError, InvalidInputError, InvalidParameterError, OutputExistsError, ResumeError
+from .io import EmbeddingSource, atomic_path, detect_format, file_sha256
+from .optimize import EVENT_ACCEPTED, EVENT_RESET, EVENT_STOP, GIOParams
+from .quantize import DEFAULT_CLUSTERS, ClusterMembers, explode, quantize_array
+from .selector import make_search
+from .validation import check_embeddings, check_int, check_real
+
+__all__ = ["Progress", "SelectConfig", "default_memory_budget", "parse_budget", "run_select"]
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = 1
+REPORT_TARGET_ROWS = 2000
+REPORT_POOL_ROWS = 5000
+REPORT_SELECTED_ROWS = 2000
+
+
+class Progress(Protocol):
+    """Progress factory the CLI passes in: ``with progress(desc, total, unit) as update: update(n)``."""
+
+    def __call__(self, desc: str, total: int | None, unit: str) -> contextlib.AbstractContextManager[
+            Callable[[int], None]]: ...
+
+
+@contextlib.contextmanager
+def _no_progress(desc: str, total: int | None, unit: str) -> Iterator[Callable[[int], None]]:
+    yield lambda n: None
+
+
+def default_memory_budget() -> int:
+    """A quarter of physical memory (at least 512 MiB)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        total = 8 << 30
+    return max(512 << 20, int(total) // 4)
+
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+
+
+def parse_memory(text: str) -> int:
+    """'4G', '512MiB', '1e9'-style sizes (powers of 1024 for K/M/G/T) to bytes."""
+    m = _SIZE_RE.match(text)
+    if not m:
+        try:
+            return int(float(text))
+        except ValueError as exc:
+            raise InvalidParameterError(f"--memory-budget: cannot read {text!r}; use e.g. 4G or 512M") from exc
+    num = float(m.group(1))
+    unit = (m.group(2) or "").lower()[:1]
+    mult = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[unit]
+    return int(num * mult)
+
+
+def parse_budget(text: str | int | None, pool_rows: int) -> int | None:
+    """``"N"`` rows or ``"P%"`` of the pool to a row count; checked against the pool size."""
+    if text is None:
+        return None
+    s = str(text).strip()
+    if s.endswith("%"):
+        try:
+            pct = float(s[:-1])
+        except ValueError as exc:
+            raise InvalidParameterError(f"budget: {text!r} is not a number of rows or a percentage like 10%") from exc
+        if not 0 < pct <= 100:
+            raise InvalidParameterError(f"budget: a percentage must be in (0, 100], got {s}")
+        rows = int(pct / 100.0 * pool_rows)
+        if rows < 1:
+            raise InvalidParameterError(f"budget: {s} of {pool_rows} pool rows is less than one row")
+        return rows
+    try:
+        rows = int(s)
+    except ValueError as exc:
+        raise InvalidParameterError(f"budget: {text!r} is not a number of rows or a percentage like 10%") from exc
+    if rows <= 0:
+        raise InvalidParameterError(f"budget: must be a positive number of rows, got {rows}")
+    if rows > pool_rows:
+        raise InvalidParameterError(f"budget: {rows} rows is more than the pool's {pool_rows} rows")
+    return rows
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    """Everything that defines a selection run (what goes into the run record and the resume fingerprint).
+
+    ``clusters=0`` turns quantisation off (GIO runs on the pool rows themselves). ``target_clusters=None``
+    uses ``clusters`` for the target too. ``budget`` is ``"N"`` rows or ``"P%"`` of the pool.
+    """
+
+    pool: Path
+    target: Path
+    out: Path
+    params: GIOParams = field(default_factory=GIOParams)
+    embedding_field: str | None = None
+    target_embedding_field: str | None = None
+    clusters: int = DEFAULT_CLUSTERS
+    target_clusters: int | None = None
+    kmeans_iter: int = 20
+    budget: str | None = None
+    budget_exact: bool = False
+    seed: int = 0
+    memory_budget: int = field(default_factory=default_memory_budget)
+    checkpoint_every: int = 25
+    checkpoint_seconds: float = 30.0
+    threads: int | None = None
+    report: bool = True
+
+    def validate(self) -> SelectConfig:
+        self.params.validate()
+        check_int(self.clusters, "clusters", low=0)
+        if self.target_clusters is not None:
+            check_int(self.target_clusters, "target_clusters", low=0)
+        check_int(self.kmeans_iter, "kmeans_iter", low=1)
+        check_int(self.seed, "seed", low=0)
+        check_int(self.memory_budget, "memory_budget", low=64 << 20)
+        check_int(self.checkpoint_every, "checkpoint_every", low=1)
+        check_real(self.checkpoint_seconds, "checkpoint_seconds", low=0.0)
+        if self.threads is not None:
+            check_int(self.threads, "threads", low=1)
+        if self.budget_exact and self.budget is None:
+            raise InvalidParameterError("budget_exact needs a budget")
+        return self
+
+    def fingerprint_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for key in ("out", "checkpoint_every", "checkpoint_seconds", "threads", "report", "memory_budget"):
+            d.pop(key)
+        d["pool"] = str(self.pool)
+        d["target"] = str(self.target)
+        return d
+
+
+def _seeds(seed: int) -> dict[str, int]:
+    """Independent sub-seeds for each random phase, derived from the run's seed."""
+    names = ("pool_kmeans", "target_kmeans", "gio", "explode", "report")
+    children = np.random.SeedSequence(seed).spawn(len(names))
+    return {n: int(c.generate_state(1)[0]) for n, c in zip(names, children, strict=True)}
+
+
+def _input_record(src: EmbeddingSource, sha: str) -> dict[str, Any]:
+    return {"path": str(src.path), "format": src.format, "rows": src.n_rows, "dim": src.dim,
+            "embedding_field": src.embedding_field, "bytes": src.path.stat().st_size, "sha256": sha}
+
+
+def _versions() -> dict[str, str]:
+    out = {"gioselect": __version__, "python": platform.python_version(), "numpy": np.__version__}
+    for mod in ("faiss", "pyarrow", "matplotlib"):
+        try:
+            out[mod] = str(__import__(mod).__version__)
+        except Exception:  # pragma: no cover - reported as missing
+            out[mod] = "missing"
+    return out
+
+
+def _save_npz(path: Path, **arrays: Any) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, Path):
+        return str(o)
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+class _Checkpointer:
+    """Writes the GIO loop state every ``every`` accepted picks or ``seconds`` seconds, atomically."""
+
+    def __init__(self, path: Path, every: int, seconds: float) -> None:
+        self.path, self.every, self.seconds = path, every, seconds
+        self.last_time = time.monotonic()
+        self.since = 0
+
+    def maybe(self, search: Any, force: bool = False) -> None:
+        self.since += 1
+        if force or self.since >= self.every or time.monotonic() - self.last_time >= self.seconds:
+            sd = search.state_dict()
+            scalars = json.dumps(sd.pop("scalars"), default=_json_default)
+            _save_npz(self.path, scalars=np.array(scalars), **sd)
+            self.since = 0
+            self.last_time = time.monotonic()
+
+
+def _load_gio_state(path: Path) -> dict[str, Any]:
+    raw = _load_npz(path)
+    sd: dict[str, Any] = {k: v for k, v in raw.items() if k != "scalars"}
+    sd["scalars"] = json.loads(str(raw["scalars"]))
+    return sd
+
+
+def _debug_delay() -> float:
+    # For the resume tests only: slow each pick down so that a test can kill the process mid-run.
+    try:
+        return float(os.environ.get("GIOSELECT_DEBUG_PICK_DELAY", "0"))
+    except ValueError:
+        return 0.0
+
+
+def run_select(cfg: SelectConfig, *, resume: bool = False, force: bool = False, progress: Progress | None = None,
+               command: list[str] | None = None) -> dict[str, Any]:
+    """Run the whole selection job; returns the manifest (also written to ``<out>/manifest.json``).
+
+    Raises
+    ------
+    OutputExistsError
+        ``out`` exists and neither ``force`` nor a completed ``resume`` applies.
+    ResumeError
+        ``resume`` with a checkpoint made from other inputs or parameters.
+    InvalidInputError, InvalidParameterError
+        Bad files or parameters (nothing is written then, beyond a removable ``<out>.partial``).
+    """
+    cfg = cfg.validate()
+    prog: Progress = progress or _no_progress
+    out = Path(cfg.out)
+    work = out.with_name(out.name + ".partial")
+    t_start = time.monotonic()
+    timings: dict[str, float] = {}
+
+    if out.exists():
+        if resume and (out / "manifest.json").exists() and not force:
+            logger.info("%s is already complete; nothing to resume", out)
+            return dict(json.loads((out / "manifest.json").read_text()))
+        if not force:
+            raise OutputExistsError(f"{out} exists; pass --force to replace it (or choose another --out)")
+
+    for p, what in ((cfg.pool, "pool"), (cfg.target, "target")):
+        if not Path(p).exists():
+            raise InvalidInputError(f"{what}: {p} does not exist")
+        detect_format(p)
+
+    engine = LocalEngine(cfg.memory_budget, cfg.threads)
+    seeds = _seeds(cfg.seed)
+
+    # -- read ----------------------------------------------------------------------------------------------
+    t0 = time.monotonic()
+    pool = engine.open(cfg.pool, cfg.embedding_field, "pool")
+    target_src = engine.open(cfg.target, cfg.target_embedding_field or cfg.embedding_field, "target")
+    if target_src.dim != pool.dim:
+        raise InvalidInputError(
+            f"target: {cfg.target} has dimension {target_src.dim} but the pool {cfg.pool} has {pool.dim}"
+        )
+    budget_rows = parse_budget(cfg.budget, pool.n_rows)
+    k = cfg.params.k
+    if target_src.n_rows <= k:
+        raise InvalidInputError(f"target: {cfg.target} has {target_src.n_rows} rows; more than k={k} are needed")
+    with prog("hashing inputs", 2, "file") as upd:
+        pool_sha = file_sha256(pool.path)
+        upd(1)
+        target_sha = file_sha256(target_src.path)
+        upd(1)
+    with prog("reading target", target_src.n_rows, "row") as upd:
+        target = check_embeddings(target_src.read_all(), f"target {cfg.target}")
+        upd(target.shape[0])
+    timings["read"] = time.monotonic() - t0
+
+    fingerprint = {"config": cfg.fingerprint_dict(), "pool_sha256": pool_sha, "target_sha256": target_sha,
+                   "format": CHECKPOINT_FORMAT}
+    fp_text = json.dumps(fingerprint, sort_keys=True, default=_json_default)
+    fp_hash = hashlib.sha256(fp_text.encode()).hexdigest()
+    if work.exists():
+        old = work / "fingerprint.json"
+        if resume and old.exists():
+            stored = json.loads(old.read_text()).get("hash")
+            if stored != fp_hash:
+                raise ResumeError(
+                    f"{work} holds a run with other inputs or parameters; rerun without --resume (it will be "
+                    f"discarded) or with the original ones"
+                )
+            logger.info("resuming from %s", work)
+        else:
+            if resume:
+                logger.info("no checkpoint in %s; starting afresh", work)
+            shutil.rmtree(work)
+    elif resume:
+        logger.info("nothing to resume at %s; starting afresh", work)
+    fresh = not work.exists()
+    work.mkdir(parents=True, exist_ok=True)
+    _write_json(work / "fingerprint.json", {"hash": fp_hash, "fingerprint": fingerprint})
+    try:
+        return _run_phases(cfg, engine, pool, target_src, target, work, out, seeds, budget_rows, pool_sha,
+                           target_sha, timings, t_start, prog, force, command)
+    except GIOError:
+        # Bad input found mid-stream (a NaN deep in the pool, say): nothing worth resuming was made.
+        if fresh:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def _run_phases(cfg: SelectConfig, engine: LocalEngine, pool: EmbeddingSource, target_src: EmbeddingSource,
+                target: np.ndarray, work: Path, out: Path, seeds: dict[str, int], budget_rows: int | None,
+                pool_sha: str, target_sha: str, timings: dict[str, float], t_start: float, prog: Progress,
+                force: bool, command: list[str] | None) -> dict[str, Any]:
+    k = cfg.params.k
+
+    # -- quantise the pool ---------------------------------------------------------------------------------
+    t0 = time.monotonic()
+    quantized = cfg.clusters > 0 and pool.n_rows > cfg.clusters
+    qfile = work / "pool_quantization.npz"
+    kmeans_sample = 0
+    if quantized:
+        if qfile.exists():
+            q = _load_npz(qfile)
+            centroids, sizes, labels = q["centroids"], q["sizes"], q["labels"]
+            kmeans_sample = int(q["sample_rows"])
+        else:
+            with prog(f"K-means ({cfg.clusters} clusters)", None, "step") as upd:
+                raw_centroids, kmeans_sample = engine.kmeans(pool, cfg.clusters, seed=seeds["pool_kmeans"],
+                                                             niter=cfg.kmeans_iter)
+                upd(1)
+            with prog("assigning pool rows", pool.n_rows, "row") as upd:
+                centroids, sizes, labels = engine.assign(pool, raw_centroids, progress=upd)
+            _save_npz(qfile, centroids=centroids, sizes=sizes, labels=labels, sample_rows=np.int64(kmeans_sample))
+        candidates = centroids
+    else:
+        with prog("reading pool", pool.n_rows, "row") as upd:
+            candidates = check_embeddings(pool.read_all(), f"pool {cfg.pool}")
+            upd(pool.n_rows)
+        sizes = np.ones(pool.n_rows, dtype=np.int64)
+        labels = None
+    timings["quantize_pool"] = time.monotonic() - t0
+
+    t0 = time.monotonic()
+    kt = cfg.clusters if cfg.target_clusters is None else cfg.target_clusters
+    target_quantized = kt > 0 and target.shape[0] > kt
+    if target_quantized:
+        tfile = work / "target_quantization.npz"
+        if tfile.exists():
+            target_c = _load_npz(tfile)["centroids"]
+        else:
+            with prog(f"K-means of the target ({kt} clusters)", None, "step") as upd:
+                target_c = quantize_array(target, kt, seed=seeds["target_kmeans"], niter=cfg.kmeans_iter).centroids
+                upd(1)
+            _save_npz(tfile, centroids=target_c)
+        if target_c.shape[0] <= k:
+            raise InvalidParameterError(
+                f"target_clusters: the target quantises to {target_c.shape[0]} clusters; more than k={k} needed"
+            )
+    else:
+        target_c = target
+    timings["quantize_target"] = time.monotonic() - t0
+
+    # -- select --------------------------------------------------------------------------------------------
+    t0 = time.monotonic()
+    search = make_search(candidates, target_c, cfg.params, seed=seeds["gio"],
+                         weights=sizes if budget_rows is not None else None,
+                         budget=float(budget_rows) if budget_rows is not None else None,
+                         budget_exact=cfg.budget_exact)
+    sfile = work / "gio_state.npz"
+    if sfile.exists():
+        search.load_state_dict(_load_gio_state(sfile))
+        logger.info("resumed GIO after %d picks", len(search.state.selected))
+    ckpt = _Checkpointer(sfile, cfg.checkpoint_every, cfg.checkpoint_seconds)
+    delay = _debug_delay()
+    max_picks = cfg.params.max_iter if cfg.params.max_iter is not None else int(candidates.shape[0])
+    with prog("selecting (GIO)", max_picks, "pick") as upd:
+        upd(len(search.state.selected))
+        while (ev := search.step()) is not None:
+            if ev.accepted:
+                upd(1)
+            if delay:
+                time.sleep(delay)
+            ckpt.maybe(search, force=search.done)
+    timings["select"] = time.monotonic() - t0
+    st = search.state
+    picks = np.asarray(st.selected, dtype=np.int64)
+
+    # -- explode -------------------------------------------------------------------------------------------
+    t0 = time.monotonic()
+    limit = budget_rows if cfg.budget_exact else None
+    if labels is not None:
+        members = ClusterMembers(labels, candidates.shape[0])
+        selected_ids = explode(picks, members, limit=limit, seed=seeds["explode"])
+    else:
+        _, first = np.unique(picks, return_index=True)
+        selected_ids = picks[np.sort(first)]
+        if limit is not None:
+            selected_ids = selected_ids[:limit]
+    timings["explode"] = time.monotonic() - t0
+
+    # -- write ---------------------------------------------------------------------------------------------
+    t0 = time.monotonic()
+    result = work / "result"
+    if result.exists():
+        shutil.rmtree(result)
+    result.mkdir()
+    np.save(result / "selected_ids.npy", selected_ids)
+    pool_ext = pool.path.suffix.lower() if pool.format != "npy" else ".npy"
+    sel_name = f"selected_rows{pool_ext}"
+    with prog("writing selected rows", None, "file") as upd:
+        engine.write_selected(pool, selected_ids, np.arange(selected_ids.shape[0], dtype=np.int64), result / sel_name)
+        upd(1)
+    _write_trace(result / "kl_trace.csv", search.initial_kl, st.history, sizes, quantized)
+
+    final_kl = float(st.kl_trace[-1]) if st.kl_trace else float(search.initial_kl)
+    timings["write"] = time.monotonic() - t0
+    manifest: dict[str, Any] = {
+        "gioselect_version": __version__,
+        "command": command,
+        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "engine": engine.name,
+        "seed": cfg.seed,
+        "sub_seeds": seeds,
+        "parameters": {**asdict(cfg.params), "clusters": cfg.clusters, "target_clusters": kt,
+                       "kmeans_iter": cfg.kmeans_iter, "budget": cfg.budget, "budget_rows": budget_rows,
+                       "budget_exact": cfg.budget_exact, "memory_budget": cfg.memory_budget,
+                       "embedding_field": pool.embedding_field,
+                       "target_embedding_field": target_src.embedding_field},
+        "inputs": {"pool": _input_record(pool, pool_sha), "target": _input_record(target_src, target_sha)},
+        "counts": {"pool_rows": pool.n_rows, "target_rows": int(target.shape[0]),
+                   "target_points_used": int(target_c.shape[0]), "candidates": int(candidates.shape[0]),
+                   "kmeans_sample_rows": kmeans_sample, "selected_candidates": int(picks.shape[0]),
+                   "distinct_selected_candidates": int(np.unique(picks).shape[0]),
+                   "selected_rows": int(selected_ids.shape[0]), "picks_evaluated": st.n_iter,
+                   "resets": st.num_resets},
+        "quantization": ({"pool_clusters": int(candidates.shape[0]), "pool_clusters_requested": cfg.clusters,
+                          "target_clusters": int(target_c.shape[0]) if target_quantized else None,
+                          "weighting": "none (each centroid is one point; sizes count only for --budget)"}
+                         if quantized else None),
+        "stop_reason": st.stop_reason,
+        "initial_kl": float(search.initial_kl),
+        "final_kl": final_kl,
+        "scale_factor": float(search.scale),
+        "outputs": {"selected_ids": "selected_ids.npy", "selected_rows": sel_name, "kl_trace": "kl_trace.csv",
+                    "manifest": "manifest.json", "report": "report.html" if cfg.report else None},
+        "versions": _versions(),
+    }
+    if cfg.report:
+        # The report shows the timings up to here; the manifest adds the report's own time.
+        t1 = time.monotonic()
+        manifest["timings_s"] = {**_rounded(timings), "total": round(t1 - t_start, 4)}
+        with prog("writing report", None, "file") as upd:
+            _write_report(result, manifest, engine, pool, target, selected_ids, st.kl_trace, search.initial_kl,
+                          seeds["report"])
+            upd(1)
+        timings["report"] = time.monotonic() - t1
+    timings["total"] = time.monotonic() - t_start
+    manifest["timings_s"] = _rounded(timings)
+    _write_json(result / "manifest.json", manifest)
+
+    _publish(result, out, force)
+    shutil.rmtree(work, ignore_errors=True)
+    return manifest
+
+
+def _rounded(timings: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in timings.items()}
+
+
+def _publish(result: Path, out: Path, force: bool) -> None:
+    """Move the finished result folder to ``out``, replacing an old one only now that the new one is whole."""
+    old = None
+    if out.exists():
+        if not force:  # pragma: no cover - checked at the start; a concurrent writer
+            raise OutputExistsError(f"{out} appeared during the run; the result is kept in {result}")
+        old = out.with_name(f"{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    os.replace(result, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_trace(path: Path, initial_kl: float, history: list[tuple[int, float, int]], sizes: np.ndarray,
+                 quantized: bool) -> None:
+    """One row per evaluated pick: accepted ones numbered from 1, plus the start, resets and the stopping pick."""
+    buf = _io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    unit = "cluster" if quantized else "row"
+    w.writerow(["iteration", "kl", f"picked_{unit}", "rows", "accepted", "event"])
+    w.writerow([0, repr(float(initial_kl)), "", 0, "", "start"])
+    it = 0
+    names = {EVENT_ACCEPTED: "accepted", EVENT_RESET: "reset", EVENT_STOP: "stop"}
+    for cand, kl, code in history:
+        accepted = code == EVENT_ACCEPTED
+        it += accepted
+        w.writerow([it if accepted else "", repr(float(kl)), cand, int(sizes[cand]), int(accepted), names[code]])
+    with atomic_path(path) as tmp:
+        tmp.write_text(buf.getvalue())
+
+
+def _write_report(result: Path, manifest: dict[str, Any], engine: LocalEngine, pool: EmbeddingSource,
+                  target: np.ndarray, selected_ids: np.ndarray, kl_trace: list[float], initial_kl: float,
+                  seed: int) -> None:
+    from .report import write_report
+
+    rng = np.random.default_rng(seed)
+    t_idx = np.sort(rng.choice(target.shape[0], size=min(REPORT_TARGET_ROWS, target.shape[0]), replace=False))
+    p_ids = engine.sample_ids(pool.n_rows, REPORT_POOL_ROWS, seed)
+    s_ids = np.sort(rng.choice(selected_ids, size=min(REPORT_SELECTED_ROWS, selected_ids.shape[0]),
+                               replace=False)) if selected_ids.shape[0] else selected_ids
+    write_report(result / "report.html", manifest=manifest, kl_trace=kl_trace, initial_kl=initial_kl,
+                 target_sample=target[t_idx], pool_sample=engine.take(pool, p_ids),
+                 selected_sample=engine.take(pool, s_ids) if s_ids.shape[0] else None)
