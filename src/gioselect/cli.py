@@ -161,6 +161,23 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     v.add_argument("-v", "--verbose", action="store_true", help="log each phase")
 
 
+def _add_text_options(g: argparse._ArgumentGroup, *, target: bool = True) -> None:
+    g.add_argument("--text-field", default=None,
+                   help="the inputs are raw text in this column (jsonl/csv/parquet): embed them first (needs the "
+                        "'text' extra); embeddings are cached on disk")
+    if target:
+        g.add_argument("--target-text-field", default=None,
+                       help="text column of the target when it differs from --text-field")
+    g.add_argument("--model", default=None,
+                   help="sentence-transformers model: a local model directory (default: the packaged "
+                        "all-MiniLM-L6-v2; nothing is downloaded)")
+    g.add_argument("--embed-batch-size", type=int, default=64, help="texts per embedding batch (default 64)")
+    g.add_argument("--no-embed-cache", dest="embed_cache", action="store_false",
+                   help="do not read or write the embedding cache")
+    g.add_argument("--cache-dir", type=Path, default=None,
+                   help="embedding cache directory (default $GIOSELECT_CACHE_DIR or ~/.cache/gioselect/embeddings)")
+
+
 def _add_select(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "select",
@@ -181,6 +198,7 @@ def _add_select(sub: argparse._SubParsersAction) -> None:
                      help="embedding column of parquet/jsonl/csv inputs (default: detected)")
     io_.add_argument("--target-embedding-field", default=None,
                      help="embedding column of the target, when it differs from the pool's")
+    _add_text_options(io_)
     q = p.add_argument_group("quantisation (K-means, then explode chosen clusters to their rows)")
     q.add_argument("--clusters", type=int, default=1500,
                    help="pool clusters K; 0 = no quantisation, GIO on the rows themselves (default 1500)")
@@ -220,7 +238,9 @@ def _cmd_select(args: argparse.Namespace) -> int:
         budget=args.budget, budget_exact=args.budget_exact, seed=args.seed,
         memory_budget=parse_memory(args.memory_budget) if args.memory_budget else default_memory_budget(),
         checkpoint_every=args.checkpoint_every, checkpoint_seconds=args.checkpoint_seconds, threads=args.threads,
-        report=args.report,
+        report=args.report, text_field=args.text_field, target_text_field=args.target_text_field,
+        model=args.model, embed_batch_size=args.embed_batch_size, embed_cache=args.embed_cache,
+        cache_dir=args.cache_dir,
     )
     manifest = run_select(cfg, resume=args.resume, force=args.force,
                           progress=functools.partial(_tqdm_progress, args.quiet),
@@ -228,6 +248,77 @@ def _cmd_select(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(render_summary_text(manifest))
         print(f"outputs in {args.out}")
+    return EXIT_OK
+
+
+def _add_embed(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "embed",
+        help="turn text or images into embedding vectors (.npy or .parquet)",
+        description=(
+            "Embed a text column (jsonl/csv/parquet; --text-field) with a local sentence-transformers model (default: "
+            "the packaged all-MiniLM-L6-v2, normalised float32 vectors; cached on disk by model and content), or "
+            "images (an IDX file such as Fashion-MNIST's, a .npy of shape (N, H, W[, C]), or a folder of PNG/JPEG "
+            "files) as flattened pixels scaled to [0, 1], optionally reduced by PCA (--pca-dim). Writes .npy, or "
+            ".parquet with an 'embedding' column, a 'row_id' column and (for text) the text column."
+        ),
+    )
+    p.add_argument("--input", required=True, type=Path, help="text file, IDX/.npy images or an image folder")
+    p.add_argument("--out", required=True, type=Path, help="output .npy or .parquet")
+    g = p.add_argument_group("text")
+    _add_text_options(g, target=False)
+    im = p.add_argument_group("images (used when --text-field is not given)")
+    im.add_argument("--pca-dim", type=int, default=None, help="reduce pixels to this many PCA components")
+    im.add_argument("--seed", type=int, default=0, help="seed of the PCA fitting sample (default 0)")
+    r = p.add_argument_group("run")
+    r.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    r.add_argument("--force", action="store_true", help="replace an existing --out")
+    v = r.add_mutually_exclusive_group()
+    v.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    v.add_argument("-v", "--verbose", action="store_true", help="log more")
+    p.set_defaults(func=_cmd_embed)
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from .embed import EmbeddingCache, TextEmbedder, embed_texts, image_embeddings, load_images
+    from .errors import InvalidInputError, InvalidParameterError, OutputExistsError
+    from .io import detect_format, iter_text_blocks, write_embeddings
+
+    out: Path = args.out
+    if detect_format(out) not in ("npy", "parquet"):
+        raise InvalidParameterError(f"--out {out}: must end in .npy or .parquet")
+    if out.exists() and not args.force:
+        raise OutputExistsError(f"{out} exists; pass --force to replace it")
+    if not args.input.exists():
+        raise InvalidInputError(f"--input {args.input} does not exist")
+    extra: dict[str, list[object]] = {}
+    if args.text_field is not None:
+        texts: list[str] = []
+        for _, block in iter_text_blocks(args.input, args.text_field):
+            texts.extend(block)
+        if not texts:
+            raise InvalidInputError(f"{args.input}: no rows in text field {args.text_field!r}")
+        cache = EmbeddingCache(args.cache_dir) if args.embed_cache else False
+        with _tqdm_progress(args.quiet, "embedding", len(texts), "text") as upd:
+            emb, hit = embed_texts(texts, args.model, cache=cache, batch_size=args.embed_batch_size,
+                                   threads=args.threads, progress=upd)
+        what = f"{len(texts)} texts with {TextEmbedder(args.model).model_id}"
+        how = "reused from the cache (no model run)" if hit else "computed"
+        extra[args.text_field] = list(texts)
+    else:
+        if args.pca_dim is not None and args.pca_dim < 1:
+            raise InvalidParameterError(f"--pca-dim must be >= 1, got {args.pca_dim}")
+        images = load_images(args.input)
+        emb = image_embeddings(images, pca_dim=args.pca_dim, seed=args.seed)
+        what = f"{emb.shape[0]} images"
+        how = f"as {'PCA-' + str(args.pca_dim) + ' of ' if args.pca_dim else ''}scaled pixels"
+    if out.suffix.lower() != ".npy":
+        extra = {"row_id": list(range(emb.shape[0])), **extra}
+        write_embeddings(out, emb, extra_columns=extra)
+    else:
+        write_embeddings(out, emb)
+    if not args.quiet:
+        print(f"embedded {what}: {how}; {emb.shape[0]} x {emb.shape[1]} float32 written to {out}")
     return EXIT_OK
 
 
@@ -249,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_select, _add_check]
+_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_select, _add_embed, _add_check]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

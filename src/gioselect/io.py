@@ -61,6 +61,7 @@ __all__ = [
     "file_sha256",
     "iter_text_blocks",
     "open_embeddings",
+    "open_table",
     "write_embeddings",
     "write_selected_rows",
 ]
@@ -1146,6 +1147,38 @@ def _open_jsonl(path: Path, field: str | None, name: str) -> EmbeddingSource:
         raise InvalidInputError(f"{where}: row 0 (line {line_no}) field {field!r} is an empty list")
     n = sum(1 for _ in _iter_json_lines(path, where))
     return _JsonlSource(path, n_rows=n, dim=len(vec), embedding_field=field, columns=columns, name=name)
+
+
+def open_table(path: str | os.PathLike[str], *, name: str = "pool") -> EmbeddingSource:
+    """Open a parquet/csv/jsonl file as rows only, with no embedding column needed (raw text inputs).
+
+    The result serves :func:`write_selected_rows` (``n_rows``, ``columns``, the csv layout); it has
+    ``dim == 0`` and ``embedding_field is None``, so its blocks cannot be read as vectors.
+    """
+    p = Path(path)
+    fmt = detect_format(p)
+    _check_file(p, name)
+    where = _where(p, name)
+    if fmt == "npy":
+        raise InvalidInputError(f"{where}: a .npy file holds vectors, not text rows")
+    n = count_rows(p)
+    if n == 0:
+        raise InvalidInputError(f"{where}: is empty (0 rows)")
+    if fmt == "parquet":
+        try:
+            columns = list(pq.ParquetFile(p).schema_arrow.names)
+        except (pa.ArrowException, OSError) as exc:
+            raise InvalidInputError(f"{where}: cannot be read as parquet (corrupt or truncated?): {exc}") from exc
+        return _ParquetSource(p, n_rows=n, dim=0, embedding_field=None, columns=columns, name=name)
+    if fmt == "csv":
+        layout = _CsvLayout(p, where)
+        return _CsvSource(p, delimiter=layout.delimiter, has_header=layout.has_header, skip_rows=layout.skip_rows,
+                          block_bytes=layout.block_bytes, n_rows=n, dim=0, embedding_field=None,
+                          columns=layout.columns, name=name)
+    _, line_no, line = next(_iter_json_lines(p, where))
+    obj = _loads(line, where, 0, line_no)
+    columns = list(obj) if isinstance(obj, dict) else []
+    return _JsonlSource(p, n_rows=n, dim=0, embedding_field=None, columns=columns, name=name)
 
 
 def count_rows(path: str | os.PathLike[str]) -> int:

@@ -1,9 +1,9 @@
 """The main job: pool and target files in, a selection, its run record and a report out.
 
-Phases: read (open and validate inputs, hash them), quantise (K-means on a seeded sample of the pool, streamed
-assignment of every row; K-means of the target when it is larger than its K), select (GIO on the centroids),
-explode (chosen clusters to pool rows), write (ids, selected rows in the pool's format, trace, manifest,
-report).
+Phases: read (hash the inputs; embed text columns, cached on disk; open and validate), quantise (K-means on a
+seeded sample of the pool, streamed assignment of every row; K-means of the target when it is larger than its K),
+select (GIO on the centroids), explode (chosen clusters to pool rows), write (ids, selected rows in the pool's
+format, trace, manifest, report).
 
 Never lose or corrupt data
 --------------------------
@@ -38,7 +38,7 @@ import numpy as np
 from . import __version__
 from .engines import LocalEngine
 from .errors import GIOError, InvalidInputError, InvalidParameterError, OutputExistsError, ResumeError
-from .io import EmbeddingSource, atomic_path, detect_format, file_sha256
+from .io import EmbeddingSource, atomic_path, detect_format, file_sha256, open_table
 from .optimize import EVENT_ACCEPTED, EVENT_RESET, EVENT_STOP, GIOParams
 from .quantize import DEFAULT_CLUSTERS, ClusterMembers, explode, quantize_array
 from .selector import make_search
@@ -52,6 +52,7 @@ CHECKPOINT_FORMAT = 1
 REPORT_TARGET_ROWS = 2000
 REPORT_POOL_ROWS = 5000
 REPORT_SELECTED_ROWS = 2000
+MIN_ROWS_PER_CLUSTER = 20  # below this average, warn that quantisation blurs the pool
 
 
 class Progress(Protocol):
@@ -144,6 +145,12 @@ class SelectConfig:
     checkpoint_seconds: float = 30.0
     threads: int | None = None
     report: bool = True
+    text_field: str | None = None
+    target_text_field: str | None = None
+    model: str | None = None
+    embed_batch_size: int = 64
+    embed_cache: bool = True
+    cache_dir: Path | None = None
 
     def validate(self) -> SelectConfig:
         self.params.validate()
@@ -157,16 +164,20 @@ class SelectConfig:
         check_real(self.checkpoint_seconds, "checkpoint_seconds", low=0.0)
         if self.threads is not None:
             check_int(self.threads, "threads", low=1)
+        check_int(self.embed_batch_size, "embed_batch_size", low=1)
         if self.budget_exact and self.budget is None:
             raise InvalidParameterError("budget_exact needs a budget")
         return self
 
     def fingerprint_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for key in ("out", "checkpoint_every", "checkpoint_seconds", "threads", "report", "memory_budget"):
+        for key in ("out", "checkpoint_every", "checkpoint_seconds", "threads", "report", "memory_budget",
+                    "embed_batch_size", "embed_cache", "cache_dir"):
             d.pop(key)
         d["pool"] = str(self.pool)
         d["target"] = str(self.target)
+        if self.model is not None and Path(self.model).exists():
+            d["model"] = str(Path(self.model).resolve())
         return d
 
 
@@ -177,9 +188,13 @@ def _seeds(seed: int) -> dict[str, int]:
     return {n: int(c.generate_state(1)[0]) for n, c in zip(names, children, strict=True)}
 
 
-def _input_record(src: EmbeddingSource, sha: str) -> dict[str, Any]:
-    return {"path": str(src.path), "format": src.format, "rows": src.n_rows, "dim": src.dim,
-            "embedding_field": src.embedding_field, "bytes": src.path.stat().st_size, "sha256": sha}
+def _input_record(path: Path, src: EmbeddingSource, sha: str, embedded: dict[str, Any] | None) -> dict[str, Any]:
+    rec = {"path": str(path), "format": detect_format(path), "rows": src.n_rows, "dim": src.dim,
+           "embedding_field": None if embedded else src.embedding_field, "bytes": path.stat().st_size,
+           "sha256": sha}
+    if embedded:
+        rec["text"] = embedded
+    return rec
 
 
 def _versions() -> dict[str, str]:
@@ -263,7 +278,7 @@ def run_select(cfg: SelectConfig, *, resume: bool = False, force: bool = False, 
     ResumeError
         ``resume`` with a checkpoint made from other inputs or parameters.
     InvalidInputError, InvalidParameterError
-        Bad files or parameters (nothing is written then, beyond a removable ``<out>.partial``).
+        Bad files or parameters (nothing is left behind then).
     """
     cfg = cfg.validate()
     prog: Progress = progress or _no_progress
@@ -278,41 +293,22 @@ def run_select(cfg: SelectConfig, *, resume: bool = False, force: bool = False, 
             return dict(json.loads((out / "manifest.json").read_text()))
         if not force:
             raise OutputExistsError(f"{out} exists; pass --force to replace it (or choose another --out)")
-
     for p, what in ((cfg.pool, "pool"), (cfg.target, "target")):
         if not Path(p).exists():
             raise InvalidInputError(f"{what}: {p} does not exist")
         detect_format(p)
+        if not Path(p).is_file():
+            raise InvalidInputError(f"{what}: {p} is not a file")
 
-    engine = LocalEngine(cfg.memory_budget, cfg.threads)
-    seeds = _seeds(cfg.seed)
-
-    # -- read ----------------------------------------------------------------------------------------------
     t0 = time.monotonic()
-    pool = engine.open(cfg.pool, cfg.embedding_field, "pool")
-    target_src = engine.open(cfg.target, cfg.target_embedding_field or cfg.embedding_field, "target")
-    if target_src.dim != pool.dim:
-        raise InvalidInputError(
-            f"target: {cfg.target} has dimension {target_src.dim} but the pool {cfg.pool} has {pool.dim}"
-        )
-    budget_rows = parse_budget(cfg.budget, pool.n_rows)
-    k = cfg.params.k
-    if target_src.n_rows <= k:
-        raise InvalidInputError(f"target: {cfg.target} has {target_src.n_rows} rows; more than k={k} are needed")
     with prog("hashing inputs", 2, "file") as upd:
-        pool_sha = file_sha256(pool.path)
+        pool_sha = file_sha256(cfg.pool)
         upd(1)
-        target_sha = file_sha256(target_src.path)
+        target_sha = file_sha256(cfg.target)
         upd(1)
-    with prog("reading target", target_src.n_rows, "row") as upd:
-        target = check_embeddings(target_src.read_all(), f"target {cfg.target}")
-        upd(target.shape[0])
-    timings["read"] = time.monotonic() - t0
-
     fingerprint = {"config": cfg.fingerprint_dict(), "pool_sha256": pool_sha, "target_sha256": target_sha,
                    "format": CHECKPOINT_FORMAT}
-    fp_text = json.dumps(fingerprint, sort_keys=True, default=_json_default)
-    fp_hash = hashlib.sha256(fp_text.encode()).hexdigest()
+    fp_hash = hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=_json_default).encode()).hexdigest()
     if work.exists():
         old = work / "fingerprint.json"
         if resume and old.exists():
@@ -332,25 +328,96 @@ def run_select(cfg: SelectConfig, *, resume: bool = False, force: bool = False, 
     fresh = not work.exists()
     work.mkdir(parents=True, exist_ok=True)
     _write_json(work / "fingerprint.json", {"hash": fp_hash, "fingerprint": fingerprint})
+    timings["hash"] = time.monotonic() - t0
     try:
-        return _run_phases(cfg, engine, pool, target_src, target, work, out, seeds, budget_rows, pool_sha,
-                           target_sha, timings, t_start, prog, force, command)
+        return _run_phases(cfg, work, out, pool_sha, target_sha, timings, t_start, prog, force, command)
     except GIOError:
-        # Bad input found mid-stream (a NaN deep in the pool, say): nothing worth resuming was made.
+        # Bad input found after set-up (a NaN deep in the pool, say): nothing worth resuming was made.
         if fresh:
             shutil.rmtree(work, ignore_errors=True)
         raise
 
 
-def _run_phases(cfg: SelectConfig, engine: LocalEngine, pool: EmbeddingSource, target_src: EmbeddingSource,
-                target: np.ndarray, work: Path, out: Path, seeds: dict[str, int], budget_rows: int | None,
-                pool_sha: str, target_sha: str, timings: dict[str, float], t_start: float, prog: Progress,
-                force: bool, command: list[str] | None) -> dict[str, Any]:
+def _text_field(cfg: SelectConfig, which: str) -> str | None:
+    """The text column of the pool or target, or None when it holds vectors."""
+    if which == "pool":
+        return cfg.text_field
+    if detect_format(cfg.target) == "npy":
+        return None
+    return cfg.target_text_field or cfg.text_field
+
+
+def _embed_file(cfg: SelectConfig, which: str, field_: str, work: Path, prog: Progress) -> tuple[Path, dict[str, Any]]:
+    """Embed a text column into ``work/<which>_embeddings.npy`` (kept for resume); returns it and a record."""
+    from .embed import EmbeddingCache, TextEmbedder, embed_texts
+    from .io import iter_text_blocks
+
+    dest = work / f"{which}_embeddings.npy"
+    info_path = work / f"{which}_embeddings.json"
+    if dest.exists() and info_path.exists():
+        return dest, dict(json.loads(info_path.read_text()))
+    src = Path(cfg.pool if which == "pool" else cfg.target)
+    texts: list[str] = []
+    for _, block in iter_text_blocks(src, field_):
+        texts.extend(block)
+    if not texts:
+        raise InvalidInputError(f"{which}: {src} has no rows in text field {field_!r}")
+    cache = EmbeddingCache(cfg.cache_dir) if cfg.embed_cache else False
+    with prog(f"embedding {which} text", len(texts), "text") as upd:
+        emb, hit = embed_texts(texts, cfg.model, cache=cache, batch_size=cfg.embed_batch_size,
+                               threads=cfg.threads, progress=upd)
+    with atomic_path(dest) as tmp:
+        np.save(tmp, np.ascontiguousarray(emb, dtype=np.float32))
+    info = {"text_field": field_, "model": TextEmbedder(cfg.model).model_id, "rows": len(texts),
+            "dim": int(emb.shape[1]), "cache_hit": bool(hit)}
+    logger.info("%s: %d texts embedded with %s (%s)", which, len(texts), info["model"],
+                "from the cache" if hit else "computed")
+    _write_json(info_path, info)
+    return dest, info
+
+
+def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_sha: str,
+                timings: dict[str, float], t_start: float, prog: Progress, force: bool,
+                command: list[str] | None) -> dict[str, Any]:
+    engine = LocalEngine(cfg.memory_budget, cfg.threads)
+    seeds = _seeds(cfg.seed)
+
+    # -- read (and embed text) -----------------------------------------------------------------------------
+    t0 = time.monotonic()
+    embedded: dict[str, dict[str, Any]] = {}
+    paths: dict[str, Path] = {"pool": Path(cfg.pool), "target": Path(cfg.target)}
+    for which in ("pool", "target"):
+        tf = _text_field(cfg, which)
+        if tf is not None:
+            paths[which], embedded[which] = _embed_file(cfg, which, tf, work, prog)
+    if embedded:
+        timings["embed"] = time.monotonic() - t0
+        t0 = time.monotonic()
+    pool = engine.open(paths["pool"], None if "pool" in embedded else cfg.embedding_field, "pool")
+    pool_rows = open_table(cfg.pool, name="pool") if "pool" in embedded else pool
+    target_src = engine.open(paths["target"], None if "target" in embedded else
+                             (cfg.target_embedding_field or cfg.embedding_field), "target")
+    if target_src.dim != pool.dim:
+        raise InvalidInputError(
+            f"target: {cfg.target} has dimension {target_src.dim} but the pool {cfg.pool} has {pool.dim}"
+        )
+    budget_rows = parse_budget(cfg.budget, pool.n_rows)
     k = cfg.params.k
+    if target_src.n_rows <= k:
+        raise InvalidInputError(f"target: {cfg.target} has {target_src.n_rows} rows; more than k={k} are needed")
+    with prog("reading target", target_src.n_rows, "row") as upd:
+        target = check_embeddings(target_src.read_all(), f"target {cfg.target}")
+        upd(target.shape[0])
+    timings["read"] = time.monotonic() - t0
 
     # -- quantise the pool ---------------------------------------------------------------------------------
     t0 = time.monotonic()
     quantized = cfg.clusters > 0 and pool.n_rows > cfg.clusters
+    if quantized and pool.n_rows < MIN_ROWS_PER_CLUSTER * cfg.clusters:
+        logger.warning(
+            "quantising %d pool rows into %d clusters leaves about %.1f rows per cluster, too few for K-means to "
+            "mean much; consider --clusters 0 (no quantisation) or a smaller K", pool.n_rows, cfg.clusters,
+            pool.n_rows / cfg.clusters)
     qfile = work / "pool_quantization.npz"
     kmeans_sample = 0
     if quantized:
@@ -440,10 +507,10 @@ def _run_phases(cfg: SelectConfig, engine: LocalEngine, pool: EmbeddingSource, t
         shutil.rmtree(result)
     result.mkdir()
     np.save(result / "selected_ids.npy", selected_ids)
-    pool_ext = pool.path.suffix.lower() if pool.format != "npy" else ".npy"
-    sel_name = f"selected_rows{pool_ext}"
+    sel_name = f"selected_rows{pool_rows.path.suffix.lower()}"
     with prog("writing selected rows", None, "file") as upd:
-        engine.write_selected(pool, selected_ids, np.arange(selected_ids.shape[0], dtype=np.int64), result / sel_name)
+        engine.write_selected(pool_rows, selected_ids, np.arange(selected_ids.shape[0], dtype=np.int64),
+                              result / sel_name)
         upd(1)
     _write_trace(result / "kl_trace.csv", search.initial_kl, st.history, sizes, quantized)
 
@@ -460,8 +527,11 @@ def _run_phases(cfg: SelectConfig, engine: LocalEngine, pool: EmbeddingSource, t
                        "kmeans_iter": cfg.kmeans_iter, "budget": cfg.budget, "budget_rows": budget_rows,
                        "budget_exact": cfg.budget_exact, "memory_budget": cfg.memory_budget,
                        "embedding_field": pool.embedding_field,
-                       "target_embedding_field": target_src.embedding_field},
-        "inputs": {"pool": _input_record(pool, pool_sha), "target": _input_record(target_src, target_sha)},
+                       "target_embedding_field": target_src.embedding_field,
+                       "text_field": _text_field(cfg, "pool"), "target_text_field": _text_field(cfg, "target"),
+                       "model": cfg.model},
+        "inputs": {"pool": _input_record(Path(cfg.pool), pool, pool_sha, embedded.get("pool")),
+                   "target": _input_record(Path(cfg.target), target_src, target_sha, embedded.get("target"))},
         "counts": {"pool_rows": pool.n_rows, "target_rows": int(target.shape[0]),
                    "target_points_used": int(target_c.shape[0]), "candidates": int(candidates.shape[0]),
                    "kmeans_sample_rows": kmeans_sample, "selected_candidates": int(picks.shape[0]),
