@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import GIOError, MissingDependencyError
@@ -39,23 +39,74 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
         "check",
         help="run one of the paper's consistency checks",
         description=(
-            "Run one of the paper's consistency checks and print PASS/FAIL with the numbers. "
-            "'self': pool and target from one distribution, GIO must pick most of the pool and the objective "
-            "must fall. 'negative': pool far from the target, GIO must pick (almost) nothing. With no files, "
-            "the reference README's 2-D set-ups are used."
+            "Run one of the paper's consistency checks and print PASS/FAIL with the numbers (exit 0 on PASS, 1 on "
+            "FAIL). 'self': pool and target from one distribution; GIO must pick at least --min-share of the pool "
+            "and the objective must fall. With --target only, the target file is split in two halves (pool and "
+            "target). 'negative': a pool far from the target; GIO must pick at most --max-share. 'quantization': "
+            "KL(target || K-means centroids of the target) must be at most --max-kl. With no files, the reference "
+            "README's 2-D set-ups are used."
         ),
     )
-    p.add_argument("which", choices=["self", "negative"], help="which check to run")
+    p.add_argument("which", choices=["self", "negative", "quantization"], help="which check to run")
+    p.add_argument("--pool", type=Path, default=None, help="pool file (self, negative)")
+    p.add_argument("--target", type=Path, default=None, help="target file")
+    p.add_argument("--embedding-field", default=None, help="vector column of parquet/jsonl/csv files (detected)")
+    p.add_argument("--clusters", type=int, default=None,
+                   help="quantization: K-means clusters (default: a tenth of the target's rows, at most 1500)")
+    p.add_argument("--min-share", type=float, default=0.5, help="self: least share of the pool picked (0.5)")
+    p.add_argument("--max-share", type=float, default=0.05, help="negative: most share of the pool picked (0.05)")
+    p.add_argument("--max-kl", type=float, default=1.0, help="quantization: largest KL allowed (1.0)")
     p.add_argument("--seed", type=int, default=0, help="random seed for the synthetic data and GIO (default 0)")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of one line")
+    _add_gio_options(p, max_iter_default=None)
     p.set_defaults(func=_cmd_check)
 
 
-def _cmd_check(args: argparse.Namespace) -> int:
-    from .checks import negative_consistency, self_consistency
+def _read_vectors(path: Path, embedding_field: str | None, name: str) -> Any:
+    from .io import open_embeddings
 
-    fn = self_consistency if args.which == "self" else negative_consistency
-    res = fn(seed=args.seed)
+    return open_embeddings(path, embedding_field, name=name).read_all()
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .checks import CheckResult, negative_consistency, readme_gaussians, self_consistency
+    from .errors import InvalidParameterError
+    from .quantize import quantization_consistency
+
+    params = _gio_params(args).__dict__ if (args.pool or args.target) else {}
+    gio = {k: v for k, v in params.items() if not k.startswith("reference_")}
+    res: CheckResult
+    if args.which == "quantization":
+        if args.target is not None:
+            target = _read_vectors(args.target, args.embedding_field, "target")
+        else:
+            target = readme_gaussians(3000, seed=args.seed)
+        k = args.clusters if args.clusters is not None else max(2, min(1500, target.shape[0] // 10))
+        q = quantization_consistency(target, k, seed=args.seed, max_kl=args.max_kl)
+        res = CheckResult("quantization-consistency", q.passed, q.message, dict(q.metrics))
+    elif args.which == "self":
+        pool = target = None
+        if args.target is not None:
+            target = _read_vectors(args.target, args.embedding_field, "target")
+            if args.pool is not None:
+                pool = _read_vectors(args.pool, args.embedding_field, "pool")
+            else:
+                perm = np.random.default_rng(args.seed).permutation(target.shape[0])
+                half = target.shape[0] // 2
+                pool, target = target[perm[:half]], target[perm[half:]]
+        elif args.pool is not None:
+            raise InvalidParameterError("check self: give --target (and optionally --pool)")
+        res = self_consistency(pool, target, min_share=args.min_share, seed=args.seed, **gio)
+    else:
+        if (args.pool is None) != (args.target is None):
+            raise InvalidParameterError("check negative: give both --pool and --target, or neither")
+        pool = target = None
+        if args.pool is not None:
+            pool = _read_vectors(args.pool, args.embedding_field, "pool")
+            target = _read_vectors(args.target, args.embedding_field, "target")
+        res = negative_consistency(pool, target, max_share=args.max_share, seed=args.seed, **gio)
     if args.json:
         print(json.dumps({"name": res.name, "passed": res.passed, "message": res.message,
                           "metrics": res.metrics}, indent=2))
@@ -85,7 +136,7 @@ def _scale(text: str) -> float | str:
         raise argparse.ArgumentTypeError(f"expected 'auto' or a positive number, got {text!r}") from exc
 
 
-def _add_gio_options(p: argparse.ArgumentParser) -> None:
+def _add_gio_options(p: argparse.ArgumentParser, *, max_iter_default: int | None = None) -> None:
     """The GIO core's options under CLI names (defaults are the library's)."""
     from .optimize import V_INITS, GIOParams
     from .stopping import CRITERIA
@@ -93,7 +144,7 @@ def _add_gio_options(p: argparse.ArgumentParser) -> None:
     d = GIOParams()
     g = p.add_argument_group("GIO (the greedy gradient search)")
     g.add_argument("--k", type=int, default=d.k, help=f"neighbour rank of the k-NN KL estimator (default {d.k})")
-    g.add_argument("--max-iter", type=_max_iter, default=None, metavar="N|none",
+    g.add_argument("--max-iter", type=_max_iter, default=max_iter_default, metavar="N|none",
                    help="most clusters (or rows, without quantisation) to pick; 'none' = no limit besides the "
                         "stopping criterion and --budget (default none)")
     g.add_argument("--stop", choices=list(CRITERIA), default=d.stop_criterion,
@@ -322,6 +373,138 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    from .evaluate import METHODS
+
+    p = sub.add_parser(
+        "evaluate",
+        help="compare GIO with random, nearest-neighbour retrieval, kernel herding and the full pool",
+        description=(
+            "Split the target into a part the methods select with and a held-out part the metrics use; select "
+            "with each method at equal budgets (default: GIO's own selection size); print a table and write "
+            "evaluation.json and evaluation.png into OUT. Metrics, all against the held-out target: k-NN KL both "
+            "ways, unbiased MMD^2 and energy distance, coverage, duplicate rate and, with --labels-field, the "
+            "accuracy of a classifier trained on the selection and the label total variation. An oracle line "
+            "(random subsets of the selecting part of the target) gives each number a scale. The inputs are read "
+            "into memory."
+        ),
+    )
+    io_ = p.add_argument_group("inputs and outputs")
+    io_.add_argument("--pool", required=True, type=Path, help="the candidate pool file")
+    io_.add_argument("--target", required=True, type=Path, help="examples of what you want")
+    io_.add_argument("--out", required=True, type=Path, help="output directory (must not exist, see --force)")
+    io_.add_argument("--embedding-field", default=None, help="vector column (detected)")
+    io_.add_argument("--labels-field", default=None,
+                     help="label column in both files: adds the downstream accuracy and label proportions")
+    _add_text_options(io_)
+    e = p.add_argument_group("evaluation")
+    e.add_argument("--methods", default="gio,random,knn,herding,full",
+                   help=f"comma-separated, from {','.join(METHODS)} (default: all)")
+    e.add_argument("--budget", default=None, metavar="N[,N...]",
+                   help="selection size(s) to compare at (default: the size GIO selects by itself); GIO keeps "
+                        "its stopping rule, so sizes beyond what it selects are left out for GIO")
+    e.add_argument("--holdout", type=float, default=0.5, help="share of the target held out for measuring (0.5)")
+    e.add_argument("--random-seeds", type=int, default=5, help="seeds of the random baseline (5)")
+    e.add_argument("--clusters", type=int, default=0, help="GIO's pool clusters (default 0: none)")
+    _add_gio_options(p)
+    r = p.add_argument_group("run")
+    r.add_argument("--seed", type=int, default=0, help="seed of the split, GIO and the baselines (0)")
+    r.add_argument("--force", action="store_true", help="replace an existing --out")
+    v = r.add_mutually_exclusive_group()
+    v.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    v.add_argument("-v", "--verbose", action="store_true", help="log more")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _load_input(path: Path, args: argparse.Namespace, which: str) -> Any:
+    """Vectors of an input file, embedding its text column first when --text-field is given."""
+    from .embed import EmbeddingCache, embed_texts
+    from .io import detect_format, iter_text_blocks
+
+    field = args.text_field if which == "pool" else (args.target_text_field or args.text_field)
+    if field is None or detect_format(path) == "npy":
+        return _read_vectors(path, args.embedding_field, which)
+    texts: list[str] = []
+    for _, block in iter_text_blocks(path, field):
+        texts.extend(block)
+    cache = EmbeddingCache(args.cache_dir) if args.embed_cache else False
+    with _tqdm_progress(args.quiet, f"embedding {which}", len(texts), "text") as upd:
+        emb, _ = embed_texts(texts, args.model, cache=cache, batch_size=args.embed_batch_size, progress=upd)
+    return emb
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .errors import InvalidParameterError, OutputExistsError
+    from .evaluate import compare_methods, plot_comparison
+    from .io import atomic_path, read_column
+
+    out: Path = args.out
+    if out.exists() and not args.force:
+        raise OutputExistsError(f"{out} exists; pass --force to replace it")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    sizes = None
+    if args.budget:
+        try:
+            sizes = [int(x) for x in args.budget.split(",")]
+        except ValueError as exc:
+            raise InvalidParameterError(f"--budget: expected whole numbers separated by commas, got {args.budget!r}") \
+                from exc
+    pool = _load_input(args.pool, args, "pool")
+    target = _load_input(args.target, args, "target")
+    plab = tlab = None
+    if args.labels_field:
+        plab = read_column(args.pool, args.labels_field, name="pool")
+        tlab = read_column(args.target, args.labels_field, name="target")
+    params = {k: v for k, v in _gio_params(args).__dict__.items() if not k.startswith("reference_")}
+    res = compare_methods(pool, target, methods=methods, sizes=sizes, holdout=args.holdout, gio_params=params,
+                          clusters=args.clusters, random_seeds=args.random_seeds, pool_labels=plab,
+                          target_labels=tlab, seed=args.seed,
+                          progress=None if args.quiet else (lambda m: print(f"... {m}", file=sys.stderr)))
+    res["inputs"] = {"pool": str(args.pool), "target": str(args.target), "labels_field": args.labels_field}
+    res["gio_params"] = params
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "evaluation.json") as tmp:
+        tmp.write_text(json.dumps(res, indent=2, default=_jsonable) + "\n")
+    with atomic_path(out / "evaluation.png") as tmp:
+        plot_comparison(res, tmp)
+    if not args.quiet:
+        print(_format_table(res))
+        print(f"written: {out / 'evaluation.json'}, {out / 'evaluation.png'}")
+    return EXIT_OK
+
+
+def _jsonable(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def _format_table(res: dict[str, Any]) -> str:
+    from .evaluate import COMPARE_METRICS
+
+    cols = [m for m in COMPARE_METRICS if any(m in r for rows in res["methods"].values() for r in rows)]
+    head = ["method", "size", *cols]
+    lines = []
+    for name, rows in res["methods"].items():
+        for r in rows:
+            cells = [name, str(r["size"])]
+            for m in cols:
+                v = r.get(m)
+                sd = r.get(f"{m}_std")
+                cells.append("n/a" if v is None else (f"{v:.4g}" + (f" ±{sd:.2g}" if sd is not None else "")))
+            lines.append(cells)
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    split = res["split"]
+    title = (f"target split: {split['target_select']} rows select, {split['target_holdout']} held out (metrics); "
+             f"GIO: {res['gio'].get('selected', 'n/a')} rows, stop {res['gio'].get('stop_reason', 'n/a')}")
+    return "\n".join([title, fmt.format(*head), *(fmt.format(*line) for line in lines)])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="gioselect",
@@ -340,7 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_select, _add_embed, _add_check]
+_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_select, _add_embed, _add_evaluate, _add_check]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,7 +27,9 @@ Every baseline returns int64 pool row indices, ``budget`` of them unless the poo
 * :func:`full_pool` - the whole pool.
 
 :data:`BASELINES` maps their names (chosen at the CLI edge) to callables with one signature
-``(pool, target, budget, *, seed=0) -> indices``.
+``(pool, target, budget, *, seed=0) -> indices``. :func:`compare_methods` runs GIO and the baselines at equal
+budgets on a target split into a selecting part and a held-out part, with an oracle line;
+:func:`plot_comparison` draws each metric against selection size.
 
 Memory
 ------
@@ -39,8 +41,10 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import warnings
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -51,7 +55,10 @@ from .validation import check_choice, check_embeddings, check_int, check_real
 
 __all__ = [
     "BASELINES",
+    "COMPARE_METRICS",
+    "METHODS",
     "Baseline",
+    "compare_methods",
     "coverage",
     "downstream_accuracy",
     "duplicate_rate",
@@ -64,6 +71,7 @@ __all__ = [
     "label_proportions",
     "median_heuristic",
     "mmd2_unbiased",
+    "plot_comparison",
     "random_baseline",
     "split_target",
     "total_variation",
@@ -948,3 +956,177 @@ BASELINES: dict[str, Baseline] = {
     "herding": _herding_entry,
     "full": _full_entry,
 }
+
+
+# -- comparing methods at equal budget ------------------------------------------------------------------------
+#: Metrics reported per method and size (numeric keys of evaluate_selection).
+COMPARE_METRICS = ("kl_target_sel", "kl_sel_target", "mmd2", "energy", "coverage", "duplicate_rate",
+                   "downstream_accuracy", "label_tv")
+METHODS = ("gio", "random", "knn", "herding", "full")
+
+
+def _numeric(d: Mapping[str, Any]) -> dict[str, float]:
+    return {m: float(d[m]) for m in COMPARE_METRICS if m in d and d[m] is not None}
+
+
+def compare_methods(
+    pool: Any,
+    target: Any,
+    *,
+    methods: Sequence[str] = ("gio", "random", "knn", "herding"),
+    sizes: Sequence[int] | None = None,
+    holdout: float = 0.5,
+    gio_params: Mapping[str, Any] | None = None,
+    clusters: int = 0,
+    random_seeds: int = 5,
+    pool_labels: Any = None,
+    target_labels: Any = None,
+    k: int = 5,
+    seed: int = 0,
+    max_rows: int = 5000,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Select with each method at equal budgets and measure every yardstick on a held-out part of the target.
+
+    The target is split (``holdout`` share, seeded) into a part the methods select with and a held-out part the
+    metrics use. GIO (:func:`gioselect.selector.select_quantized` with ``gio_params`` and ``clusters``) runs
+    first; without ``sizes`` the budget is GIO's own selection size. Greedy methods (gio, knn, herding) are
+    measured on prefixes of one run at the largest size; ``random`` is averaged over ``random_seeds`` seeds
+    (mean and std); ``full`` is the whole pool; the ``oracle`` line is random subsets of the selecting part of
+    the target itself (target-like data the methods never saw), capped at its size.
+
+    With ``pool_labels`` and ``target_labels`` the downstream proxy (a classifier trained on the selection,
+    scored on the held-out target) and the label total variation are included.
+
+    Returns
+    -------
+    dict
+        ``{"sizes", "split": {...}, "methods": {name: [{"size", metrics..., "<metric>_std"...}, ...]},
+        "gio": {...}}``.
+    """
+    from .selector import select_quantized
+
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise InvalidParameterError(f"methods: unknown {unknown}; choose from {', '.join(METHODS)}")
+    pool_, n_pool, dim = _rows_shape(pool, "pool")
+    target_ = check_embeddings(target, "target", dim=dim)
+    sel_idx, hold_idx = split_target(target_, holdout, seed=seed)
+    t_sel, t_hold = target_[sel_idx], target_[hold_idx]
+    plab = None if pool_labels is None else _check_labels(pool_labels, n_pool, "pool_labels", "pool rows")
+    tlab = None if target_labels is None else _check_labels(target_labels, target_.shape[0], "target_labels",
+                                                            "target rows")
+    hold_lab = None if tlab is None else tlab[hold_idx]
+    say = progress or (lambda msg: None)
+
+    gio_info: dict[str, Any] = {}
+    ranked: dict[str, np.ndarray] = {}
+    if "gio" in methods or sizes is None:
+        say("gio")
+        t0 = time.perf_counter()
+        budget = None if sizes is None else int(max(sizes))
+        qs = select_quantized(pool_, t_sel, clusters=clusters, budget=budget, seed=seed, **dict(gio_params or {}))
+        ranked["gio"] = qs.ids
+        gio_info = {"selected": int(qs.ids.shape[0]), "stop_reason": qs.result.stop_reason,
+                    "candidates": qs.n_candidates, "seconds": time.perf_counter() - t0}
+    if sizes is None:
+        if ranked["gio"].shape[0] == 0:
+            raise InvalidInputError("GIO selected nothing, so there is no budget to compare at; pass sizes")
+        sizes = [int(ranked["gio"].shape[0])]
+    sizes = sorted({check_int(s, "size", low=1) for s in sizes})
+    top = max(sizes)
+    if top > n_pool:
+        raise InvalidParameterError(f"sizes: {top} is more than the pool's {n_pool} rows")
+    for name in ("knn", "herding"):
+        if name in methods:
+            say(name)
+            ranked[name] = BASELINES[name](pool_, t_sel, top, seed=seed)
+
+    def measure(p: Any, ids: np.ndarray, labels: np.ndarray | None) -> dict[str, float]:
+        return _numeric(evaluate_selection(p, ids, t_hold, k=k, labels=labels,
+                                           test_x=t_hold if labels is not None and hold_lab is not None else None,
+                                           test_y=hold_lab if labels is not None else None, seed=seed,
+                                           target_labels=hold_lab, max_rows=max_rows))
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name in methods:
+        rows: list[dict[str, Any]] = []
+        if name == "full":
+            say("full")
+            rows.append({"size": n_pool, **measure(pool_, full_pool(n_pool), plab)})
+        elif name == "random":
+            say("random")
+            for s in sizes:
+                runs = [measure(pool_, random_baseline(n_pool, s, seed=seed + r), plab) for r in range(random_seeds)]
+                rows.append(_mean_std(s, runs))
+        else:
+            for s in sizes:
+                ids = ranked[name][:s]
+                if ids.shape[0] < s:
+                    continue  # GIO stopped before this size
+                rows.append({"size": s, **measure(pool_, ids, plab)})
+        out[name] = rows
+    say("oracle")
+    oracle = []
+    tsel_lab = None if tlab is None else tlab[sel_idx]
+    for s in sizes:
+        m = min(s, t_sel.shape[0])
+        runs = [measure(t_sel, np.sort(np.random.default_rng(seed + r).choice(t_sel.shape[0], m, replace=False)),
+                        tsel_lab) for r in range(random_seeds)]
+        oracle.append(_mean_std(m, runs))
+    out["oracle"] = oracle
+    return {"sizes": list(sizes), "methods": out, "gio": gio_info,
+            "split": {"target_select": int(t_sel.shape[0]), "target_holdout": int(t_hold.shape[0]),
+                      "holdout": holdout, "seed": seed},
+            "pool_rows": n_pool, "k": k, "random_seeds": random_seeds, "clusters": clusters}
+
+
+def _mean_std(size: int, runs: list[dict[str, float]]) -> dict[str, Any]:
+    row: dict[str, Any] = {"size": size}
+    for key in runs[0]:
+        vals = np.array([r[key] for r in runs], dtype=float)
+        row[key] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
+        row[f"{key}_std"] = float(np.nanstd(vals)) if np.isfinite(vals).any() else float("nan")
+    return row
+
+
+def plot_comparison(result: Mapping[str, Any], path: Any, *, metrics: Sequence[str] | None = None) -> Path:
+    """PNG of each metric against selection size, one line per method (random with a band, full dashed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    methods = result["methods"]
+    present = [m for m in (metrics or COMPARE_METRICS)
+               if any(m in row for rows in methods.values() for row in rows)]
+    cols = 3
+    nrows = max(1, (len(present) + cols - 1) // cols)
+    fig = Figure(figsize=(4.2 * cols, 3.3 * nrows))
+    styles = {"gio": ("tab:red", "-o"), "random": ("tab:gray", "-s"), "knn": ("tab:blue", "-^"),
+              "herding": ("tab:green", "-d"), "oracle": ("black", ":x"), "full": ("tab:purple", "--")}
+    for i, metric in enumerate(present):
+        ax = fig.add_subplot(nrows, cols, i + 1)
+        for name, rows in methods.items():
+            pts = [(r["size"], r[metric], r.get(f"{metric}_std")) for r in rows if metric in r]
+            if not pts:
+                continue
+            color, style = styles.get(name, ("tab:orange", "-"))
+            if name == "full":
+                ax.axhline(pts[0][1], color=color, linestyle="--", label=f"full ({pts[0][0]})")
+                continue
+            xs = [p[0] for p in pts]
+            ys = [p[1] for p in pts]
+            ax.plot(xs, ys, style, color=color, label=name, markersize=4)
+            if name in ("random", "oracle") and all(p[2] is not None for p in pts):
+                sd = np.array([p[2] for p in pts])
+                ax.fill_between(xs, np.array(ys) - sd, np.array(ys) + sd, color=color, alpha=0.15)
+        ax.set_title(metric)
+        ax.set_xlabel("selection size")
+        ax.grid(alpha=0.3)
+        if i == 0:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, format="png", dpi=90, metadata={"Software": None})
+    return out

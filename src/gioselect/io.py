@@ -62,6 +62,7 @@ __all__ = [
     "iter_text_blocks",
     "open_embeddings",
     "open_table",
+    "read_column",
     "write_embeddings",
     "write_selected_rows",
 ]
@@ -1179,6 +1180,60 @@ def open_table(path: str | os.PathLike[str], *, name: str = "pool") -> Embedding
     obj = _loads(line, where, 0, line_no)
     columns = list(obj) if isinstance(obj, dict) else []
     return _JsonlSource(p, n_rows=n, dim=0, embedding_field=None, columns=columns, name=name)
+
+
+def read_column(path: str | os.PathLike[str], field: str, *, name: str = "input") -> np.ndarray:
+    """All values of one column (labels, ids) of a parquet, csv (with a header) or jsonl file, in row order.
+
+    Returns a numpy array (numeric when every value is a number, else object holding the values). Raises
+    :class:`InvalidInputError` when the column is missing (listing the columns) or a value is null.
+    """
+    p = Path(path)
+    fmt = detect_format(p)
+    _check_file(p, name)
+    where = _where(p, name)
+    values: list[Any]
+    if fmt == "npy":
+        raise InvalidInputError(f"{where}: a .npy file has no named columns (asked for {field!r})")
+    if fmt == "parquet":
+        try:
+            pf = pq.ParquetFile(p)
+            columns = list(pf.schema_arrow.names)
+            if field not in columns:
+                raise _missing_field(field, columns, where)
+            values = pf.read(columns=[field]).column(0).to_pylist()
+        except (pa.ArrowException, OSError) as exc:
+            raise InvalidInputError(f"{where}: cannot be read as parquet: {exc}") from exc
+    elif fmt == "csv":
+        layout = _CsvLayout(p, where)
+        if field not in layout.columns:
+            raise _missing_field(field, layout.columns, where)
+        src = _CsvSource(p, delimiter=layout.delimiter, has_header=layout.has_header, skip_rows=layout.skip_rows,
+                         block_bytes=layout.block_bytes, n_rows=0, dim=0, embedding_field=None,
+                         columns=layout.columns, name=name)
+        values = []
+        for _, table in src._tables(65536, [field]):
+            values.extend(table.column(field).to_pylist())
+        try:  # csv cells are text: whole numbers become ints, so labels compare equal across formats
+            values = [int(v) for v in values]
+        except (TypeError, ValueError):
+            pass
+    else:
+        values = []
+        for row, line_no, line in _iter_json_lines(p, where):
+            obj = _loads(line, where, row, line_no)
+            if not isinstance(obj, dict) or field not in obj:
+                cols = list(obj) if isinstance(obj, dict) else []
+                raise _missing_field(field, cols, f"{where}: row {row} (line {line_no})")
+            values.append(obj[field])
+    for i, v in enumerate(values):
+        if v is None:
+            raise InvalidInputError(f"{where}: row {i} column {field!r} is null")
+    if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return np.asarray(values)
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
 
 
 def count_rows(path: str | os.PathLike[str]) -> int:

@@ -13,7 +13,7 @@ from .errors import InvalidInputError
 from .optimize import GIOParams, GIOSearch, PickEvent
 from .validation import check_embeddings, check_int, check_real
 
-__all__ = ["GIOResult", "GIOSelector", "select"]
+__all__ = ["GIOResult", "GIOSelector", "QuantizedSelection", "select", "select_quantized"]
 
 logger = logging.getLogger(__name__)
 
@@ -334,3 +334,60 @@ def select(pool: Any, target: Any, init: Any = None, **params: Any) -> GIOResult
     weights = params.pop("weights", None)
     callback = params.pop("callback", None)
     return GIOSelector(**params).fit(pool, target, init, weights=weights, callback=callback).result_
+
+
+@dataclass(frozen=True)
+class QuantizedSelection:
+    """In-memory GIO with optional quantisation: ``ids`` are pool rows in selection order (clusters exploded)."""
+
+    ids: np.ndarray
+    result: GIOResult
+    n_candidates: int
+    n_target_points: int
+
+
+def select_quantized(pool: Any, target: Any, *, clusters: int = 0, target_clusters: int | None = None,
+                     budget: int | None = None, budget_exact: bool = False, seed: int = 0,
+                     **params: Any) -> QuantizedSelection:
+    """GIO on in-memory arrays with the pipeline's quantise-explode (``clusters=0``: on the rows themselves).
+
+    The same steps as ``gioselect select`` without the files: K-means of the pool into ``clusters`` (and of the
+    target into ``target_clusters``, default ``clusters``, when it is larger), GIO on the centroids with cluster
+    sizes counted against ``budget`` (rows), then each chosen cluster exploded to its rows (ascending).
+
+    Returns
+    -------
+    QuantizedSelection
+    """
+    from .quantize import ClusterMembers, explode, quantize_array
+
+    gp = GIOParams(**params).validate()
+    pool_, target_, _ = _validate_fit_inputs(pool, target, None, gp)
+    check_int(clusters, "clusters", low=0)
+    check_int(seed, "seed", low=0)
+    if budget is not None:
+        check_int(budget, "budget", low=1)
+    seeds = np.random.SeedSequence(seed).spawn(3)
+    s_pool, s_target, s_gio = (int(s.generate_state(1)[0]) for s in seeds)
+    kt = clusters if target_clusters is None else check_int(target_clusters, "target_clusters", low=0)
+    target_c = target_
+    if kt > 0 and target_.shape[0] > kt:
+        target_c = quantize_array(target_, kt, seed=s_target).centroids
+    if clusters > 0 and pool_.shape[0] > clusters:
+        q = quantize_array(pool_, clusters, seed=s_pool)
+        search = make_search(q.centroids, target_c, gp, seed=s_gio, weights=q.sizes,
+                             budget=None if budget is None else float(budget), budget_exact=budget_exact)
+        for _ in search.run():
+            pass
+        res = result_from_search(search)
+        ids = explode(res.selected_indices, ClusterMembers(q.labels, q.centroids.shape[0]),
+                      limit=budget if budget_exact else None, seed=s_gio)
+        return QuantizedSelection(ids, res, int(q.centroids.shape[0]), int(target_c.shape[0]))
+    search = make_search(pool_, target_c, gp, seed=s_gio, budget=None if budget is None else float(budget),
+                         budget_exact=budget_exact)
+    for _ in search.run():
+        pass
+    res = result_from_search(search)
+    _, first = np.unique(res.selected_indices, return_index=True)
+    ids = res.selected_indices[np.sort(first)]
+    return QuantizedSelection(ids, res, int(pool_.shape[0]), int(target_c.shape[0]))
