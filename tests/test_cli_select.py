@@ -304,3 +304,14 @@ def test_check_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert "PASS self-consistency" in capsys.readouterr().out
     assert run("check", "negative", "--json") == 0
     assert json.loads(capsys.readouterr().out)["passed"] is True
+
+
+def test_unquantized_pool_must_fit_the_memory_budget(data: dict[str, object], tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    # 3,000 x 8 float32 = 96,000 bytes: a jsonl pool is read into memory, so 80 KiB is refused...
+    out = tmp_path / "o"
+    assert select(data, out, "pool.jsonl", "--clusters", "0", "--memory-budget", "80K") == 2
+    assert "memory budget" in capsys.readouterr().err and not out.exists()
+    # ...while a float32 .npy pool stays memory-mapped and runs within the same budget.
+    assert select(data, out, "pool.npy", "--clusters", "0", "--memory-budget", "80K", "--max-iter", "5") == 0
+    assert len(np.load(out / "selected_ids.npy")) == 5

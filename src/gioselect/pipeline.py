@@ -159,7 +159,7 @@ class SelectConfig:
             check_int(self.target_clusters, "target_clusters", low=0)
         check_int(self.kmeans_iter, "kmeans_iter", low=1)
         check_int(self.seed, "seed", low=0)
-        check_int(self.memory_budget, "memory_budget", low=64 << 20)
+        check_int(self.memory_budget, "memory_budget", low=64 << 10)
         check_int(self.checkpoint_every, "checkpoint_every", low=1)
         check_real(self.checkpoint_seconds, "checkpoint_seconds", low=0.0)
         if self.threads is not None:
@@ -435,9 +435,7 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
             _save_npz(qfile, centroids=centroids, sizes=sizes, labels=labels, sample_rows=np.int64(kmeans_sample))
         candidates = centroids
     else:
-        with prog("reading pool", pool.n_rows, "row") as upd:
-            candidates = check_embeddings(pool.read_all(), f"pool {cfg.pool}")
-            upd(pool.n_rows)
+        candidates = _unquantized_candidates(pool, engine, cfg, prog)
         sizes = np.ones(pool.n_rows, dtype=np.int64)
         labels = None
     timings["quantize_pool"] = time.monotonic() - t0
@@ -566,6 +564,29 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
     _publish(result, out, force)
     shutil.rmtree(work, ignore_errors=True)
     return manifest
+
+
+def _unquantized_candidates(pool: EmbeddingSource, engine: LocalEngine, cfg: SelectConfig,
+                            prog: Progress) -> np.ndarray:
+    """The pool rows as GIO candidates: a float32 .npy stays memory-mapped (checked in one streamed pass);
+    other formats are read into memory, which must fit the memory budget."""
+    need = pool.n_rows * pool.dim * 4
+    with prog("reading pool", pool.n_rows, "row") as upd:
+        if pool.format == "npy":
+            mm = np.load(pool.path, mmap_mode="r", allow_pickle=False)
+            if mm.dtype == np.float32:
+                for _, block in pool.iter_blocks(engine.block_rows(pool.dim)):  # validates every row
+                    upd(block.shape[0])
+                return mm
+        if need > cfg.memory_budget:
+            raise InvalidParameterError(
+                f"clusters=0 holds the whole pool in memory ({need / 2**30:.2f} GiB as float32), more than the "
+                f"memory budget ({cfg.memory_budget / 2**30:.2f} GiB): quantise (--clusters K), raise "
+                f"--memory-budget, or convert the pool to a float32 .npy (memory-mapped)"
+            )
+        out = check_embeddings(pool.read_all(), f"pool {cfg.pool}")
+        upd(pool.n_rows)
+        return out
 
 
 def _rounded(timings: dict[str, float]) -> dict[str, float]:
