@@ -11,7 +11,7 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: all test lint typecheck demo bench clean
+.PHONY: all test lint typecheck demo bench clean system-data
 
 all: test
 
@@ -31,7 +31,16 @@ $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
 	$(PIP) install -e ".[text,demo]"
 	touch $@
 
-test: $(VENV)/.test-installed
+# Fashion-MNIST comes from Debian (package dataset-fashion-mnist); install it when we can (root), else the tests
+# and the experiment that need it skip with a message saying how to install it.
+system-data:
+	@if dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist) \
+		|| echo "warning: could not install dataset-fashion-mnist; Fashion-MNIST tests will skip"; \
+	else echo "note: apt-get install -y dataset-fashion-mnist (as root) enables the Fashion-MNIST tests"; fi
+
+test: $(VENV)/.test-installed system-data
 	$(BIN)/ruff check src tests benchmarks examples experiments
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
