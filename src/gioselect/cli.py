@@ -207,7 +207,17 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     r.add_argument("--checkpoint-seconds", type=float, default=30.0,
                    help="... or every this many seconds (default 30)")
     r.add_argument("--no-report", dest="report", action="store_false", help="skip report.html")
-    v = r.add_mutually_exclusive_group()
+    _add_verbosity(r)
+
+
+def _add_pool_target_out(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--pool", required=True, type=Path, help="the candidate pool file")
+    g.add_argument("--target", required=True, type=Path, help="examples of what you want")
+    g.add_argument("--out", required=True, type=Path, help="output directory (must not exist, see --force)")
+
+
+def _add_verbosity(g: argparse._ArgumentGroup) -> None:
+    v = g.add_mutually_exclusive_group()
     v.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary, errors only")
     v.add_argument("-v", "--verbose", action="store_true", help="log each phase")
 
@@ -242,9 +252,7 @@ def _add_select(sub: argparse._SubParsersAction) -> None:
         ),
     )
     io_ = p.add_argument_group("inputs and outputs")
-    io_.add_argument("--pool", required=True, type=Path, help="the candidate pool file")
-    io_.add_argument("--target", required=True, type=Path, help="examples of what you want")
-    io_.add_argument("--out", required=True, type=Path, help="output directory (must not exist, see --force)")
+    _add_pool_target_out(io_)
     io_.add_argument("--embedding-field", default=None,
                      help="embedding column of parquet/jsonl/csv inputs (default: detected)")
     io_.add_argument("--target-embedding-field", default=None,
@@ -324,9 +332,7 @@ def _add_embed(sub: argparse._SubParsersAction) -> None:
     r = p.add_argument_group("run")
     r.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     r.add_argument("--force", action="store_true", help="replace an existing --out")
-    v = r.add_mutually_exclusive_group()
-    v.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
-    v.add_argument("-v", "--verbose", action="store_true", help="log more")
+    _add_verbosity(r)
     p.set_defaults(func=_cmd_embed)
 
 
@@ -390,9 +396,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         ),
     )
     io_ = p.add_argument_group("inputs and outputs")
-    io_.add_argument("--pool", required=True, type=Path, help="the candidate pool file")
-    io_.add_argument("--target", required=True, type=Path, help="examples of what you want")
-    io_.add_argument("--out", required=True, type=Path, help="output directory (must not exist, see --force)")
+    _add_pool_target_out(io_)
     io_.add_argument("--embedding-field", default=None, help="vector column (detected)")
     io_.add_argument("--labels-field", default=None,
                      help="label column in both files: adds the downstream accuracy and label proportions")
@@ -410,9 +414,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=int, default=0, help="seed of the split, GIO and the baselines (0)")
     r.add_argument("--force", action="store_true", help="replace an existing --out")
-    v = r.add_mutually_exclusive_group()
-    v.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    v.add_argument("-v", "--verbose", action="store_true", help="log more")
+    _add_verbosity(r)
     p.set_defaults(func=_cmd_evaluate)
 
 
