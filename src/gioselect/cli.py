@@ -138,11 +138,14 @@ def _scale(text: str) -> float | str:
 
 def _add_gio_options(p: argparse.ArgumentParser, *, max_iter_default: int | None = None) -> None:
     """The GIO core's options under CLI names (defaults are the library's)."""
-    from .optimize import V_INITS, GIOParams
+    from .optimize import OBJECTIVES, V_INITS, GIOParams
     from .stopping import CRITERIA
 
     d = GIOParams()
     g = p.add_argument_group("GIO (the greedy gradient search)")
+    g.add_argument("--objective", choices=list(OBJECTIVES), default=d.objective,
+                   help="relaxed: the paper's gradient search (the options below); exact / exact-sym: greedy on "
+                        "the exact k-NN KL estimate, one- or two-sided (default %(default)s)")
     g.add_argument("--k", type=int, default=d.k, help=f"neighbour rank of the k-NN KL estimator (default {d.k})")
     g.add_argument("--max-iter", type=_max_iter, default=max_iter_default, metavar="N|none",
                    help="most clusters (or rows, without quantisation) to pick; 'none' = no limit besides the "
@@ -191,6 +194,7 @@ def _gio_params(args: argparse.Namespace) -> GIOParamsT:
         scale_factor=args.scale_factor, v_init=args.v_init, grad_desc_iter=args.grad_desc_iter,
         normalize=args.normalize, lr=args.lr, uniform_low=args.uniform_low, uniform_high=args.uniform_high,
         uniform_start_size=args.uniform_start_size, discard_nearest_for_xy=args.discard_nearest_for_xy,
+        objective=args.objective,
     )
 
 

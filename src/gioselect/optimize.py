@@ -54,7 +54,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 V_INITS = ("mean", "prev_opt", "jump")
-OBJECTIVES = ("relaxed",)
+#: ``relaxed``: the paper's gradient search on the relaxed estimator (this module). ``exact`` / ``exact-sym``:
+#: greedy on the exact k-NN estimate, one- or two-sided (:mod:`gioselect.exact`).
+OBJECTIVES = ("relaxed", "exact", "exact-sym")
 #: Why a run ended: a criterion's name, or one of the limits that always apply.
 STOP_REASONS = (*CRITERIA, "max_iter", "budget", "pool_exhausted")
 

@@ -541,9 +541,9 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
                           "weighting": "none (each centroid is one point; sizes count only for --budget)"}
                          if quantized else None),
         "stop_reason": st.stop_reason,
-        "initial_kl": float(search.initial_kl),
-        "final_kl": final_kl,
-        "scale_factor": float(search.scale),
+        "initial_kl": _finite_or_none(search.initial_kl),
+        "final_kl": _finite_or_none(final_kl),
+        "scale_factor": _finite_or_none(search.scale),
         "outputs": {"selected_ids": "selected_ids.npy", "selected_rows": sel_name, "kl_trace": "kl_trace.csv",
                     "manifest": "manifest.json", "report": "report.html" if cfg.report else None},
         "versions": _versions(),
@@ -587,6 +587,11 @@ def _unquantized_candidates(pool: EmbeddingSource, engine: LocalEngine, cfg: Sel
         out = check_embeddings(pool.read_all(), f"pool {cfg.pool}")
         upd(pool.n_rows)
         return out
+
+
+def _finite_or_none(x: float) -> float | None:
+    """JSON has no NaN: undefined values (the exact objective's empty start set, its missing scale) are null."""
+    return float(x) if np.isfinite(x) else None
 
 
 def _rounded(timings: dict[str, float]) -> dict[str, float]:

@@ -86,6 +86,11 @@ def make_search(
 ) -> GIOSearch:
     """A :class:`GIOSearch` on validated inputs (for callers that drive the loop themselves)."""
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    if params.objective != "relaxed":
+        from .exact import ExactGreedySearch
+
+        return ExactGreedySearch(pool, target, params, rng, init=init, weights=weights,  # type: ignore[return-value]
+                                 budget=budget, budget_exact=budget_exact)
     return GIOSearch(pool, target, params, rng, init=init, weights=weights, budget=budget,
                      budget_exact=budget_exact)
 
@@ -102,7 +107,7 @@ def result_from_search(search: GIOSearch) -> GIOResult:
         n_resets=st.num_resets,
         start_points=search.start_points,
         init_indices=search.init_indices,
-        scale_factor=float(search.scale),
+        scale_factor=float(search.scale),  # NaN for the exact objectives (no gradient)
         params=dict(search.params.__dict__),
     )
 
@@ -150,6 +155,11 @@ class GIOSelector:
         Drop each target point's nearest selected point from the estimate (when the target is part of the pool).
     eps : float, default 1e-8
         Added to distances inside the logs.
+    objective : {"relaxed", "exact", "exact-sym"}, default "relaxed"
+        ``"relaxed"``: the paper's gradient search on the relaxed estimator (every option above applies).
+        ``"exact"``: greedy selection on the exact k-NN estimate of KL(target || selection), each pick the pool
+        row that lowers it most (no start points, no gradient options); ``"exact-sym"`` adds the reverse
+        direction. See :mod:`gioselect.exact`.
     budget : int, optional
         Most rows in the selection (with ``weights``, the most total weight).
     seed : int, optional
