@@ -251,3 +251,19 @@ def test_errors_name_the_problem() -> None:
         kl_knn(np.array([["a", "b"]] * 10), x, 2)
     with pytest.raises(InvalidInputError, match="at least 2"):
         kl_relaxed(x, x[:1], 5, discard_nearest_for_xy=True)
+
+
+@pytest.mark.parametrize("near", [False, True])
+def test_fused_descent_equals_plain_gradient_steps(near: bool) -> None:
+    rng = np.random.default_rng(21)
+    x = rng.normal(size=(80, 7))
+    obj = RelaxedKL(x, 5)
+    obj.reset(rng.normal(size=(9, 7)))
+    v0 = x[3].copy() if near else rng.normal(size=7)  # on a target point: a clipped, zero-derivative term
+    fused = obj.descend(v0, 40, 0.01, 3.0)
+    plain = np.array(v0, dtype=np.float64)
+    for _ in range(40):
+        plain -= 0.01 * 3.0 * obj.gradient(plain)
+    # Starting on a target point amplifies rounding (1/(s + eps r) vs 1/(r (r + eps))) over the steps; a wrong
+    # handling of the clipped term would differ by O(1).
+    np.testing.assert_allclose(fused, plain, rtol=1e-6 if near else 1e-11, atol=1e-12)

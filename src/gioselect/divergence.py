@@ -373,9 +373,39 @@ class RelaxedKL:
         return g
 
     def descend(self, v: np.ndarray, steps: int, lr: float, scale: float) -> np.ndarray:
-        """``steps`` fixed-size gradient steps ``v <- v - lr * scale * grad(v)`` from ``v``; returns the end."""
+        """``steps`` fixed-size gradient steps ``v <- v - lr * scale * grad(v)`` from ``v``; returns the end.
+
+        The arithmetic of :meth:`gradient` with fewer numpy calls per step: two matrix-vector products and a
+        few in-place vector operations (this loop is where GIO spends its time). Agrees with repeated
+        :meth:`gradient` steps to rounding.
+        """
         v = np.array(v, dtype=np.float64)
-        step = lr * scale
+        if self.discard or steps == 0:
+            step = lr * scale
+            for _ in range(steps):
+                v -= step * self.gradient(v)
+            return v
+        x, x_sq, eps = self.x, self.x_sq, self.eps
+        xt = x.T
+        factor = lr * scale * self.d / (self.n * (self.m + 1))
         for _ in range(steps):
-            v -= step * self.gradient(v)
+            s = x @ v
+            s *= -2.0
+            s += x_sq
+            s += float(v @ v)
+            lo, hi = s.min(), s.max()
+            if lo <= MIN_SQ_DIST or hi >= MAX_SQ_DIST:  # rare: clipped terms have zero derivative
+                active = (s > MIN_SQ_DIST) & (s < MAX_SQ_DIST)
+                np.clip(s, MIN_SQ_DIST, MAX_SQ_DIST, out=s)
+            else:
+                active = None
+            # 1 / (r (r + eps)) = 1 / (s + eps r), r = sqrt(s)
+            r = np.sqrt(s)
+            r *= eps
+            r += s
+            np.reciprocal(r, out=r)
+            if active is not None:
+                r[~active] = 0.0
+            # grad = factor' * (v * sum(coef) - X^T coef)
+            v -= factor * (v * float(r.sum()) - xt @ r)
         return v
