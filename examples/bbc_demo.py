@@ -129,7 +129,11 @@ def main(argv: list[str] | None = None) -> int:
           f"from {len(DOMAINS)} domains")
     print(f"selected {len(ids)} sentences; {sel_share:.0%} from '{args.domain}' "
           f"(the domain is {pool_share:.0%} of the pool); by domain: {by_domain}")
-    print(f"objective (relaxed k-NN KL): {manifest['initial_kl']:.4g} -> {manifest['final_kl']:.4g} "
+    def num(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.4g}"
+
+    name = manifest["parameters"].get("objective", "relaxed")
+    print(f"objective ({name} k-NN KL): {num(manifest['initial_kl'])} -> {num(manifest['final_kl'])} "
           f"(stop: {manifest['stop_reason']})")
     hits = summary["embedding_cache_hit"]
     how = "reused from cache" if all(hits.values()) else "computed"

@@ -38,7 +38,7 @@ def test_evaluate_writes_table_json_and_plot(files: dict[str, Path], tmp_path: P
                                              capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "ev"
     code = main(["evaluate", "--pool", str(files["pool"]), "--target", str(files["target"]), "--labels-field", "y",
-                 "--out", str(out), "--budget", "20,40", "--random-seeds", "3", "-q"])
+                 "--out", str(out), "--budget", "20,40", "--random-seeds", "3", "--stop", "data_size", "-q"])
     assert code == 0
     res = json.loads((out / "evaluation.json").read_text())
     assert (out / "evaluation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -27,8 +27,9 @@ def far_pool(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def test_picks_come_from_the_target_components(mixture8: dict[str, np.ndarray]) -> None:
     sel = GIOSelector(max_iter=30, seed=0).fit(mixture8["pool"], mixture8["target"])
     comps = mixture8["pool_comp"][sel.selected_indices_]
-    assert len(sel.selected_indices_) == 30
+    assert 10 <= len(sel.selected_indices_) <= 30
     assert np.isin(comps, [0, 1]).all()
+    assert set(np.unique(comps)) == {0, 1}  # the default 'jump' reaches both target components
 
 
 def test_selected_indices_exclude_start_points_and_are_unique(mixture8: dict[str, np.ndarray]) -> None:
@@ -148,7 +149,8 @@ def _run(search):  # type: ignore[no-untyped-def]
 
 def test_zero_gradient_steps_pick_by_distance_to_the_target_mean(mixture8: dict[str, np.ndarray]) -> None:
     pool, target = mixture8["pool"], mixture8["target"]
-    sel = GIOSelector(grad_desc_iter=0, max_iter=25, stop_criterion="min_kl", min_kl=-1e9).fit(pool, target)
+    sel = GIOSelector(grad_desc_iter=0, max_iter=25, stop_criterion="min_kl", min_kl=-1e9, v_init="mean").fit(
+        pool, target)
     order = np.argsort(np.linalg.norm(pool.astype(np.float64) - target.astype(np.float64).mean(0), axis=1),
                        kind="stable")
     np.testing.assert_array_equal(sel.selected_indices_, order[:25])
@@ -294,8 +296,8 @@ def test_bad_inputs(mixture8: dict[str, np.ndarray]) -> None:
 
 
 def test_repr_and_params_round_trip() -> None:
-    s = GIOSelector(k=3, v_init="jump")
-    assert repr(s) == "GIOSelector(k=3, v_init='jump')"
+    s = GIOSelector(k=3, v_init="mean")
+    assert repr(s) == "GIOSelector(k=3, v_init='mean')"
     assert GIOSelector(**s.get_params()).get_params() == s.get_params()
 
 

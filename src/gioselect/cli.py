@@ -144,8 +144,8 @@ def _add_gio_options(p: argparse.ArgumentParser, *, max_iter_default: int | None
     d = GIOParams()
     g = p.add_argument_group("GIO (the greedy gradient search)")
     g.add_argument("--objective", choices=list(OBJECTIVES), default=d.objective,
-                   help="relaxed: the paper's gradient search (the options below); exact / exact-sym: greedy on "
-                        "the exact k-NN KL estimate, one- or two-sided (default %(default)s)")
+                   help="relaxed: the paper's gradient search (the options below); exact: greedy on the exact "
+                        "k-NN KL estimate (default %(default)s)")
     g.add_argument("--k", type=int, default=d.k, help=f"neighbour rank of the k-NN KL estimator (default {d.k})")
     g.add_argument("--max-iter", type=_max_iter, default=max_iter_default, metavar="N|none",
                    help="most clusters (or rows, without quantisation) to pick; 'none' = no limit besides the "
