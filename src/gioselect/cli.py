@@ -211,6 +211,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     r.add_argument("--checkpoint-seconds", type=float, default=30.0,
                    help="... or every this many seconds (default 30)")
     r.add_argument("--no-report", dest="report", action="store_false", help="skip report.html")
+    r.add_argument("--engine", choices=["local", "spark"], default="local",
+                   help="where pool-sized work runs: local (numpy + faiss, default) or spark (needs the 'spark' "
+                        "extra; parquet/csv/jsonl inputs; selected rows written as a parquet directory)")
+    r.add_argument("--spark-master", default=None, metavar="URL",
+                   help="with --engine spark: local[2], spark://host:7077, yarn... (default: the active session "
+                        "or local[*])")
     _add_verbosity(r)
 
 
@@ -305,9 +311,19 @@ def _cmd_select(args: argparse.Namespace) -> int:
         model=args.model, embed_batch_size=args.embed_batch_size, embed_cache=args.embed_cache,
         cache_dir=args.cache_dir,
     )
-    manifest = run_select(cfg, resume=args.resume, force=args.force,
-                          progress=functools.partial(_tqdm_progress, args.quiet),
-                          command=["gioselect", *sys.argv[1:]] if args.command_line is None else args.command_line)
+    command = ["gioselect", *sys.argv[1:]] if args.command_line is None else args.command_line
+    progress = functools.partial(_tqdm_progress, args.quiet)
+    if args.engine == "spark":
+        from .spark import run_select_spark
+
+        manifest = run_select_spark(cfg, spark_master=args.spark_master, resume=args.resume, force=args.force,
+                                    progress=progress, command=command)
+    else:
+        if args.spark_master is not None:
+            from .errors import InvalidParameterError
+
+            raise InvalidParameterError("--spark-master goes with --engine spark")
+        manifest = run_select(cfg, resume=args.resume, force=args.force, progress=progress, command=command)
     if not args.quiet:
         print(render_summary_text(manifest))
         print(f"outputs in {args.out}")
