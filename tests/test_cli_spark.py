@@ -9,8 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import gaussian_mixture
 
+from conftest import gaussian_mixture
 from gioselect.cli import main
 
 pytest.importorskip("pyspark")
