@@ -482,6 +482,8 @@ class EmbeddingSource:
         idx = _check_indices(indices, self.n_rows, "indices", self.where)
         if idx.size == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if idx.size == 1 or bool(np.all(idx[1:] > idx[:-1])):  # already sorted and unique: no reordering copy
+            return np.ascontiguousarray(self._take_sorted(idx))
         uniq, inverse = np.unique(idx, return_inverse=True)
         rows = self._take_sorted(uniq)
         return np.ascontiguousarray(rows[inverse.reshape(-1)])

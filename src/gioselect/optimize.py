@@ -29,6 +29,7 @@ Everything random (uniform start, ``random_init_pct``, ``v_init='jump'``, random
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Iterator
@@ -49,6 +50,7 @@ __all__ = [
     "GIOParams",
     "GIOSearch",
     "PickEvent",
+    "single_threaded_blas",
 ]
 
 logger = logging.getLogger(__name__)
@@ -60,6 +62,23 @@ V_INITS = ("mean", "prev_opt", "jump")
 OBJECTIVES = ("relaxed", "exact")
 #: Why a run ended: a criterion's name, or one of the limits that always apply.
 STOP_REASONS = (*CRITERIA, "max_iter", "budget", "pool_exhausted")
+
+
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Run BLAS on one thread inside the block.
+
+    GIO's loop is thousands of small matrix-vector products (n x d); OpenBLAS's threads cost more than they
+    save there, 9-24x per pick on a loaded 2-core machine (benchmarks/results/bench_scale.md), with the same
+    picks. faiss's K-means, outside the loop, keeps its threads.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a core dependency
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def _check_bool(value: Any, name: str) -> bool:
@@ -432,8 +451,9 @@ class GIOSearch:
 
     def run(self) -> Iterator[PickEvent]:
         """Iterate over the iterations until the run ends (the last event carries ``stop_reason``)."""
-        while (ev := self.step()) is not None:
-            yield ev
+        with single_threaded_blas():
+            while (ev := self.step()) is not None:
+                yield ev
 
     # -- checkpoints ---------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
