@@ -315,3 +315,15 @@ def test_unquantized_pool_must_fit_the_memory_budget(data: dict[str, object], tm
     # ...while a float32 .npy pool stays memory-mapped and runs within the same budget.
     assert select(data, out, "pool.npy", "--clusters", "0", "--memory-budget", "80K", "--max-iter", "5") == 0
     assert len(np.load(out / "selected_ids.npy")) == 5
+
+
+def test_resume_of_a_complete_run_is_a_no_op(data: dict[str, object], tmp_path: Path, npy_run: Path) -> None:
+    import shutil
+
+    out = tmp_path / "done"
+    shutil.copytree(npy_run, out)
+    leftover = out.with_name("done.partial")
+    leftover.mkdir()  # as if killed after publishing, before removing the work folder
+    before = (out / "selected_ids.npy").read_bytes()
+    assert select(data, out, "pool.npy", "--v-init", "jump", "--resume") == 0
+    assert (out / "selected_ids.npy").read_bytes() == before and not leftover.exists()

@@ -290,6 +290,7 @@ def run_select(cfg: SelectConfig, *, resume: bool = False, force: bool = False, 
     if out.exists():
         if resume and (out / "manifest.json").exists() and not force:
             logger.info("%s is already complete; nothing to resume", out)
+            shutil.rmtree(work, ignore_errors=True)  # left by a run killed between publishing and cleaning up
             return dict(json.loads((out / "manifest.json").read_text()))
         if not force:
             raise OutputExistsError(f"{out} exists; pass --force to replace it (or choose another --out)")
