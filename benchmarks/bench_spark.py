@@ -137,7 +137,7 @@ def child(spec: dict[str, Any]) -> None:
         budget="10%",
         seed=0,
         report=True,
-        params=GIOParams(normalize=False),
+        params=GIOParams(normalize=False, v_init="mean"),  # as recorded (the default was "mean" then)
     )
     t0 = time.monotonic()
     if spec["engine"] == "local":

@@ -121,7 +121,8 @@ class Conditioning:
 
 def conditioning(case: Case) -> Conditioning:
     """Run our implementation on ``case`` and measure how close it comes to the two failure modes."""
-    params = GIOParams(reference_max_iter=True, **case.fit_kwargs).validate(strict=False)
+    # The reference's fit() defaults to v_init='mean' (GIOParams defaults to 'jump'): name it.
+    params = GIOParams(reference_max_iter=True, **{"v_init": "mean", **case.fit_kwargs}).validate(strict=False)
     search = make_search(case.pool, case.target, params, seed=0, init=np.asarray(case.D, dtype=np.float64))
     x = search.objective.x
     approach = [math.inf]
