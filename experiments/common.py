@@ -86,7 +86,7 @@ class GIOVariant:
 
 
 def gio_variants(unit_norm: bool) -> list[GIOVariant]:
-    """The two GIO settings every experiment runs; ``unit_norm`` says whether the features have unit norm."""
+    """The GIO settings every experiment runs; ``unit_norm`` says whether the features have unit norm."""
     start: dict[str, Any] = {} if unit_norm else {"random_init_pct": 0.01}
     start_txt = ("start: 20 uniform points scaled to unit norm (the reference's default)" if unit_norm
                  else "start: 1% of the pool's rows (random_init_pct=0.01)")
@@ -98,6 +98,10 @@ def gio_variants(unit_norm: bool) -> list[GIOVariant]:
                                 "max_sequential_increases": 10},
                    "v_init=jump (each search starts at a random target point), stop after more than 10 "
                    f"increases in a row (sequential_increase_tolerance), k=5, no max_iter; {start_txt}"),
+        GIOVariant("gio-exact", {"k": 5, "max_iter": None, "objective": "exact",
+                                 "stop_criterion": "sequential_increase_tolerance", "max_sequential_increases": 10},
+                   "objective=exact (greedy on the exact k-NN KL estimate, selection side at rank 1, no start "
+                   "points), stop after more than 10 increases in a row, k=5, no max_iter"),
     ]
 
 

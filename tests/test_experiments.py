@@ -80,7 +80,8 @@ def test_fmt_mean_std_and_single_values() -> None:
 def test_gio_variants_start_set_depends_on_feature_scale() -> None:
     unit = {v.name: v.params for v in common.gio_variants(unit_norm=True)}
     raw = {v.name: v.params for v in common.gio_variants(unit_norm=False)}
-    assert set(unit) == set(raw) == {"gio-mean", "gio-jump"}
+    assert set(unit) == set(raw) == {"gio-mean", "gio-jump", "gio-exact"}
+    assert unit["gio-exact"]["objective"] == "exact" and "random_init_pct" not in raw["gio-exact"]
     assert "random_init_pct" not in unit["gio-mean"] and raw["gio-mean"]["random_init_pct"] == 0.01
     assert unit["gio-mean"]["v_init"] == "mean" and unit["gio-jump"]["v_init"] == "jump"
 
@@ -197,7 +198,7 @@ def test_speller_small(speller_result: dict[str, Any]) -> None:
     assert r["target_size"] == r["holdout_size"] == 100
     assert set(r["representations"]) == {"edit", "ngram"}
     for rep in r["representations"].values():
-        assert set(rep["variants"]) == {"gio-mean", "gio-jump"}
+        assert set(rep["variants"]) == {"gio-mean", "gio-jump", "gio-exact"}
         for block in rep["variants"].values():
             _check_block(block, ("random", "knn", "herding", "oracle"))
             assert "hq_share" not in block["oracle"]  # real misspellings: only the distribution yardsticks
