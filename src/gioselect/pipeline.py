@@ -309,12 +309,28 @@ def run_select(cfg: SelectConfig, *, resume: bool = False, force: bool = False, 
         upd(1)
     fingerprint = {"config": cfg.fingerprint_dict(), "pool_sha256": pool_sha, "target_sha256": target_sha,
                    "format": CHECKPOINT_FORMAT}
+    fresh = _open_work_dir(work, fingerprint, resume)
+    timings["hash"] = time.monotonic() - t0
+    try:
+        return _run_phases(cfg, work, out, pool_sha, target_sha, timings, t_start, prog, force, command)
+    except GIOError:
+        # Bad input found after set-up (a NaN deep in the pool, say): nothing worth resuming was made.
+        if fresh:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def _open_work_dir(work: Path, fingerprint: dict[str, Any], resume: bool) -> bool:
+    """Set up ``work`` for a run identified by ``fingerprint``; returns whether it was made afresh.
+
+    With ``resume`` and a matching fingerprint the folder (and its checkpoints) is kept; a mismatch is a
+    :class:`ResumeError` (the folder is left alone). Without ``resume`` a stale folder is discarded.
+    """
     fp_hash = hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=_json_default).encode()).hexdigest()
     if work.exists():
         old = work / "fingerprint.json"
         if resume and old.exists():
-            stored = json.loads(old.read_text()).get("hash")
-            if stored != fp_hash:
+            if json.loads(old.read_text()).get("hash") != fp_hash:
                 raise ResumeError(
                     f"{work} holds a run with other inputs or parameters; rerun without --resume (it will be "
                     f"discarded) or with the original ones"
@@ -329,14 +345,7 @@ def run_select(cfg: SelectConfig, *, resume: bool = False, force: bool = False, 
     fresh = not work.exists()
     work.mkdir(parents=True, exist_ok=True)
     _write_json(work / "fingerprint.json", {"hash": fp_hash, "fingerprint": fingerprint})
-    timings["hash"] = time.monotonic() - t0
-    try:
-        return _run_phases(cfg, work, out, pool_sha, target_sha, timings, t_start, prog, force, command)
-    except GIOError:
-        # Bad input found after set-up (a NaN deep in the pool, say): nothing worth resuming was made.
-        if fresh:
-            shutil.rmtree(work, ignore_errors=True)
-        raise
+    return fresh
 
 
 def _text_field(cfg: SelectConfig, which: str) -> str | None:

@@ -19,7 +19,6 @@ DataFrame of texts on the executors.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import shutil
@@ -45,7 +44,7 @@ from .engines.spark import (
     _TextEmbedBatches,
     spark_session,
 )
-from .errors import GIOError, InvalidInputError, InvalidParameterError, OutputExistsError, ResumeError
+from .errors import GIOError, InvalidInputError, InvalidParameterError, OutputExistsError
 from .io import EmbeddingSource, atomic_path, file_sha256, open_embeddings
 from .optimize import GIOParams
 from .pipeline import (
@@ -57,10 +56,10 @@ from .pipeline import (
     SelectConfig,
     _Checkpointer,
     _debug_delay,
-    _json_default,
     _load_gio_state,
     _load_npz,
     _no_progress,
+    _open_work_dir,
     _publish,
     _rounded,
     _save_npz,
@@ -289,27 +288,7 @@ def _run(
         "engine": "spark",
         "kmeans": engine.kmeans_method,
     }
-    fp_hash = hashlib.sha256(
-        json.dumps(fingerprint, sort_keys=True, default=_json_default).encode()
-    ).hexdigest()
-    if work.exists():
-        old = work / "fingerprint.json"
-        if resume and old.exists():
-            if json.loads(old.read_text()).get("hash") != fp_hash:
-                raise ResumeError(
-                    f"{work} holds a run with other inputs or parameters; rerun without --resume (it will be "
-                    f"discarded) or with the original ones"
-                )
-            logger.info("resuming from %s", work)
-        else:
-            if resume:
-                logger.info("no checkpoint in %s; starting afresh", work)
-            shutil.rmtree(work)
-    elif resume:
-        logger.info("nothing to resume at %s; starting afresh", work)
-    fresh = not work.exists()
-    work.mkdir(parents=True, exist_ok=True)
-    _write_json(work / "fingerprint.json", {"hash": fp_hash, "fingerprint": fingerprint})
+    fresh = _open_work_dir(work, fingerprint, resume)
     timings["hash"] = time.monotonic() - t0
     t0 = time.monotonic()
     try:
