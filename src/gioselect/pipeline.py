@@ -472,28 +472,7 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
 
     # -- select --------------------------------------------------------------------------------------------
     t0 = time.monotonic()
-    search = make_search(candidates, target_c, cfg.params, seed=seeds["gio"],
-                         weights=sizes if budget_rows is not None else None,
-                         budget=float(budget_rows) if budget_rows is not None else None,
-                         budget_exact=cfg.budget_exact)
-    sfile = work / "gio_state.npz"
-    if sfile.exists():
-        search.load_state_dict(_load_gio_state(sfile))
-        logger.info("resumed GIO after %d picks", len(search.state.selected))
-    ckpt = _Checkpointer(sfile, cfg.checkpoint_every, cfg.checkpoint_seconds)
-    delay = _debug_delay()
-    max_picks = cfg.params.max_iter if cfg.params.max_iter is not None else int(candidates.shape[0])
-    # The relaxed loop is small matrix-vector products (one BLAS thread is faster); the exact greedy scores
-    # candidates in blocks, where BLAS threads help.
-    blas = single_threaded_blas() if cfg.params.objective == "relaxed" else contextlib.nullcontext()
-    with prog("selecting (GIO)", max_picks, "pick") as upd, blas:
-        upd(len(search.state.selected))
-        while (ev := search.step()) is not None:
-            if ev.accepted:
-                upd(1)
-            if delay:
-                time.sleep(delay)
-            ckpt.maybe(search, force=search.done)
+    search = _run_gio(cfg, candidates, target_c, sizes, budget_rows, seeds["gio"], work, prog)
     timings["select"] = time.monotonic() - t0
     st = search.state
     picks = np.asarray(st.selected, dtype=np.int64)
@@ -577,6 +556,37 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
     _publish(result, out, force)
     shutil.rmtree(work, ignore_errors=True)
     return manifest
+
+
+def _run_gio(cfg: SelectConfig, candidates: np.ndarray, target: np.ndarray, sizes: np.ndarray,
+             budget_rows: int | None, seed: int, work: Path, prog: Progress) -> Any:
+    """The select phase of every engine: GIO on the candidates, resumed from and checkpointed to ``work``.
+
+    Returns the finished search (``GIOSearch`` or ``ExactGreedySearch``).
+    """
+    search = make_search(candidates, target, cfg.params, seed=seed,
+                         weights=sizes if budget_rows is not None else None,
+                         budget=float(budget_rows) if budget_rows is not None else None,
+                         budget_exact=cfg.budget_exact)
+    sfile = work / "gio_state.npz"
+    if sfile.exists():
+        search.load_state_dict(_load_gio_state(sfile))
+        logger.info("resumed GIO after %d picks", len(search.state.selected))
+    ckpt = _Checkpointer(sfile, cfg.checkpoint_every, cfg.checkpoint_seconds)
+    delay = _debug_delay()
+    max_picks = cfg.params.max_iter if cfg.params.max_iter is not None else int(candidates.shape[0])
+    # The relaxed loop is small matrix-vector products (one BLAS thread is faster); the exact greedy scores
+    # candidates in blocks, where BLAS threads help.
+    blas = single_threaded_blas() if cfg.params.objective == "relaxed" else contextlib.nullcontext()
+    with prog("selecting (GIO)", max_picks, "pick") as upd, blas:
+        upd(len(search.state.selected))
+        while (ev := search.step()) is not None:
+            if ev.accepted:
+                upd(1)
+            if delay:
+                time.sleep(delay)
+            ckpt.maybe(search, force=search.done)
+    return search
 
 
 def _unquantized_candidates(pool: EmbeddingSource, engine: LocalEngine, cfg: SelectConfig,

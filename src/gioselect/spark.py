@@ -54,14 +54,12 @@ from .pipeline import (
     REPORT_TARGET_ROWS,
     Progress,
     SelectConfig,
-    _Checkpointer,
-    _debug_delay,
-    _load_gio_state,
     _load_npz,
     _no_progress,
     _open_work_dir,
     _publish,
     _rounded,
+    _run_gio,
     _save_npz,
     _seeds,
     _versions,
@@ -452,30 +450,7 @@ def _phases(
 
     # -- select (the GIO core, on the driver, exactly as in-process) ---------------------------------------
     t0 = time.monotonic()
-    search = make_search(
-        candidates,
-        target_c,
-        cfg.params,
-        seed=seeds["gio"],
-        weights=sizes if budget_rows is not None else None,
-        budget=float(budget_rows) if budget_rows is not None else None,
-        budget_exact=cfg.budget_exact,
-    )
-    sfile = work / "gio_state.npz"
-    if sfile.exists():
-        search.load_state_dict(_load_gio_state(sfile))
-        logger.info("resumed GIO after %d picks", len(search.state.selected))
-    ckpt = _Checkpointer(sfile, cfg.checkpoint_every, cfg.checkpoint_seconds)
-    delay = _debug_delay()
-    max_picks = cfg.params.max_iter if cfg.params.max_iter is not None else int(candidates.shape[0])
-    with prog("selecting (GIO)", max_picks, "pick") as upd:
-        upd(len(search.state.selected))
-        while (ev := search.step()) is not None:
-            if ev.accepted:
-                upd(1)
-            if delay:
-                time.sleep(delay)
-            ckpt.maybe(search, force=search.done)
+    search = _run_gio(cfg, candidates, target_c, sizes, budget_rows, seeds["gio"], work, prog)
     timings["select"] = time.monotonic() - t0
     st = search.state
     picks = np.asarray(st.selected, dtype=np.int64)
