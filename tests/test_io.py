@@ -735,3 +735,16 @@ def test_io_does_not_import_pandas() -> None:
     imported |= {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert "numpy" in imported and "pyarrow" in imported
     assert "pandas" not in imported
+
+
+def test_read_texts_returns_every_row_and_refuses_no_rows(tmp_path: Path) -> None:
+    from gioselect.io import read_texts
+
+    p = tmp_path / "t.jsonl"
+    p.write_text("".join(json.dumps({"text": f"row {i}"}) + "\n" for i in range(9000)))
+    texts = read_texts(p, "text")
+    assert len(texts) == 9000 and texts[0] == "row 0" and texts[-1] == "row 8999"  # more than one block
+    empty = tmp_path / "e.jsonl"
+    empty.write_text("\n\n")
+    with pytest.raises(InvalidInputError):
+        read_texts(empty, "text", name="pool")

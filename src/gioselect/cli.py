@@ -359,7 +359,7 @@ def _add_embed(sub: argparse._SubParsersAction) -> None:
 def _cmd_embed(args: argparse.Namespace) -> int:
     from .embed import EmbeddingCache, TextEmbedder, embed_texts, image_embeddings, load_images
     from .errors import InvalidInputError, InvalidParameterError, OutputExistsError
-    from .io import detect_format, iter_text_blocks, write_embeddings
+    from .io import detect_format, read_texts, write_embeddings
 
     out: Path = args.out
     if detect_format(out) not in ("npy", "parquet"):
@@ -370,11 +370,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"--input {args.input} does not exist")
     extra: dict[str, list[object]] = {}
     if args.text_field is not None:
-        texts: list[str] = []
-        for _, block in iter_text_blocks(args.input, args.text_field):
-            texts.extend(block)
-        if not texts:
-            raise InvalidInputError(f"{args.input}: no rows in text field {args.text_field!r}")
+        texts = read_texts(args.input, args.text_field)
         cache = EmbeddingCache(args.cache_dir) if args.embed_cache else False
         with _tqdm_progress(args.quiet, "embedding", len(texts), "text") as upd:
             emb, hit = embed_texts(texts, args.model, cache=cache, batch_size=args.embed_batch_size,
@@ -441,14 +437,12 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 def _load_input(path: Path, args: argparse.Namespace, which: str) -> Any:
     """Vectors of an input file, embedding its text column first when --text-field is given."""
     from .embed import EmbeddingCache, embed_texts
-    from .io import detect_format, iter_text_blocks
+    from .io import detect_format, read_texts
 
     field = args.text_field if which == "pool" else (args.target_text_field or args.text_field)
     if field is None or detect_format(path) == "npy":
         return _read_vectors(path, args.embedding_field, which)
-    texts: list[str] = []
-    for _, block in iter_text_blocks(path, field):
-        texts.extend(block)
+    texts = read_texts(path, field, name=which)
     cache = EmbeddingCache(args.cache_dir) if args.embed_cache else False
     with _tqdm_progress(args.quiet, f"embedding {which}", len(texts), "text") as upd:
         emb, _ = embed_texts(texts, args.model, cache=cache, batch_size=args.embed_batch_size, progress=upd)

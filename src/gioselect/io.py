@@ -63,6 +63,7 @@ __all__ = [
     "open_embeddings",
     "open_table",
     "read_column",
+    "read_texts",
     "write_embeddings",
     "write_selected_rows",
 ]
@@ -1236,6 +1237,19 @@ def read_column(path: str | os.PathLike[str], field: str, *, name: str = "input"
     out = np.empty(len(values), dtype=object)
     out[:] = values
     return out
+
+
+def read_texts(path: str | os.PathLike[str], text_field: str, *, name: str = "input") -> list[str]:
+    """Every value of a text column, in row order (checked as :func:`iter_text_blocks` checks them).
+
+    Raises :class:`InvalidInputError` also when the file has no rows.
+    """
+    texts: list[str] = []
+    for _, block in iter_text_blocks(path, text_field):
+        texts.extend(block)
+    if not texts:
+        raise InvalidInputError(f"{_where(Path(path), name)}: has no rows in text field {text_field!r}")
+    return texts
 
 
 def count_rows(path: str | os.PathLike[str]) -> int:

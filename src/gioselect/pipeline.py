@@ -360,18 +360,14 @@ def _text_field(cfg: SelectConfig, which: str) -> str | None:
 def _embed_file(cfg: SelectConfig, which: str, field_: str, work: Path, prog: Progress) -> tuple[Path, dict[str, Any]]:
     """Embed a text column into ``work/<which>_embeddings.npy`` (kept for resume); returns it and a record."""
     from .embed import EmbeddingCache, TextEmbedder, embed_texts
-    from .io import iter_text_blocks
+    from .io import read_texts
 
     dest = work / f"{which}_embeddings.npy"
     info_path = work / f"{which}_embeddings.json"
     if dest.exists() and info_path.exists():
         return dest, dict(json.loads(info_path.read_text()))
     src = Path(cfg.pool if which == "pool" else cfg.target)
-    texts: list[str] = []
-    for _, block in iter_text_blocks(src, field_):
-        texts.extend(block)
-    if not texts:
-        raise InvalidInputError(f"{which}: {src} has no rows in text field {field_!r}")
+    texts = read_texts(src, field_, name=which)
     cache = EmbeddingCache(cfg.cache_dir) if cfg.embed_cache else False
     with prog(f"embedding {which} text", len(texts), "text") as upd:
         emb, hit = embed_texts(texts, cfg.model, cache=cache, batch_size=cfg.embed_batch_size,
