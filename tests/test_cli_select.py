@@ -165,10 +165,17 @@ def test_existing_out_is_refused_then_forced(data: dict[str, object], tmp_path: 
     out.mkdir()
     (out / "keep.txt").write_text("precious")
     assert select(data, out, "pool.npy") == 2
-    assert "exists" in capsys.readouterr().err and (out / "keep.txt").exists()
-    assert select(data, out, "pool.npy", "--force") == 0
-    assert not (out / "keep.txt").exists() and (out / "selected_ids.npy").exists()
-    assert not list(tmp_path.glob("o.*"))  # no leftovers beside it
+    assert "not a previous gioselect result" in capsys.readouterr().err and (out / "keep.txt").exists()
+    # --force replaces only a previous gioselect result: a folder of other files is never removed.
+    assert select(data, out, "pool.npy", "--force") == 2
+    assert (out / "keep.txt").read_text() == "precious" and not (out / "selected_ids.npy").exists()
+    res = tmp_path / "r"
+    assert select(data, res, "pool.npy") == 0
+    assert select(data, res, "pool.npy") == 2
+    assert "pass --force" in capsys.readouterr().err
+    assert select(data, res, "pool.npy", "--force", "--seed", 4) == 0
+    assert json.loads((res / "manifest.json").read_text())["seed"] == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o", "r"]  # no leftovers beside them
 
 
 def _bad(tmp_path: Path) -> dict[str, tuple[Path, str]]:

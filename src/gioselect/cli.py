@@ -1,16 +1,22 @@
 """Command-line interface: ``gioselect <command> ...``. The only module that prints or draws progress bars.
 
-Exit codes: 0 success, 2 bad input or usage, 1 unexpected failure.
+Exit codes: 0 success, 2 bad input or usage (the message names the path or parameter), 1 unexpected failure (the
+traceback with ``-v``), 3 a degenerate run (``select`` wrote a result but selected nothing), 130 interrupted
+(Ctrl-C), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import functools
 import json
 import logging
+import shlex
+import signal
 import sys
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +32,13 @@ __all__ = ["main"]
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_DEGENERATE = 3
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+#: OS errors that a user's paths or machine cause (a read-only or full disk, a file where a folder should be...):
+#: exit 2 with the path, not 1.
+_USER_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
+                          errno.EISDIR, errno.ELOOP, errno.ENAMETOOLONG, errno.ENOENT, errno.EEXIST})
 
 logger = logging.getLogger("gioselect.cli")
 
@@ -296,9 +309,62 @@ def _tqdm_progress(quiet: bool, desc: str, total: int | None, unit: str) -> Iter
         bar.close()
 
 
+#: GIO options that only the relaxed (gradient) objective uses.
+_RELAXED_ONLY = ("lr", "v_init", "grad_desc_iter", "scale_factor", "random_restart_prob", "uniform_low",
+                 "uniform_high", "uniform_start_size", "normalize", "random_init_pct")
+
+
+def _explicit_options(argv: Sequence[str]) -> set[str]:
+    """The destinations of the options given on the command line (not left at their defaults)."""
+    parser = build_parser()
+    stack: list[argparse.ArgumentParser] = [parser]
+    while stack:
+        p = stack.pop()
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                stack.extend(action.choices.values())
+            elif action.dest not in ("help", "command"):
+                action.default = argparse.SUPPRESS
+    try:
+        ns = parser.parse_args(list(argv))
+    except SystemExit:  # pragma: no cover - the real parse succeeded
+        return set()
+    return set(vars(ns)) - {"command", "func"}
+
+
+def _refuse_conflicts(args: argparse.Namespace) -> None:
+    """Options that contradict each other are refused before any work."""
+    from .errors import InvalidParameterError
+
+    given = _explicit_options(args.argv)
+    if getattr(args, "objective", None) == "exact":
+        bad = [f"--{d.replace('_', '-')}" for d in _RELAXED_ONLY if d in given]
+        if bad:
+            shown = ", ".join("--no-normalize" if b == "--normalize" else b for b in bad)
+            raise InvalidParameterError(
+                f"--objective exact has no gradient search, so {shown} would do nothing; drop "
+                f"{'it' if len(bad) == 1 else 'them'} or use --objective relaxed"
+            )
+    for text, emb in (("text_field", "embedding_field"), ("target_text_field", "target_embedding_field")):
+        if getattr(args, text, None) is not None and getattr(args, emb, None) is not None:
+            raise InvalidParameterError(
+                f"--{text.replace('_', '-')} {getattr(args, text)!r} with --{emb.replace('_', '-')} "
+                f"{getattr(args, emb)!r}: an input is either text to embed or vectors, not both; drop one of them"
+            )
+
+
+def _resume_command(args: argparse.Namespace) -> str:
+    cmd = list(args.command_line or ["gioselect", *args.argv])
+    if "--resume" not in cmd:
+        cmd.append("--resume")
+    return shlex.join(cmd)
+
+
 def _cmd_select(args: argparse.Namespace) -> int:
     from .pipeline import SelectConfig, default_memory_budget, parse_memory, run_select
     from .report import render_summary_text
+
+    _refuse_conflicts(args)
 
     cfg = SelectConfig(
         pool=args.pool, target=args.target, out=args.out, params=_gio_params(args),
@@ -327,6 +393,13 @@ def _cmd_select(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(render_summary_text(manifest))
         print(f"outputs in {args.out}")
+    else:  # the library logged them; -q hides warnings, but a degenerate result is never silent
+        for w in manifest.get("warnings") or []:
+            print(f"gioselect: warning: {w}", file=sys.stderr)
+    if int(manifest.get("counts", {}).get("selected_rows", 1)) == 0:
+        print(f"gioselect: nothing was selected; the result is in {args.out} (exit {EXIT_DEGENERATE})",
+              file=sys.stderr)
+        return EXIT_DEGENERATE
     return EXIT_OK
 
 
@@ -358,16 +431,22 @@ def _add_embed(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_embed(args: argparse.Namespace) -> int:
     from .embed import EmbeddingCache, TextEmbedder, embed_texts, image_embeddings, load_images
-    from .errors import InvalidInputError, InvalidParameterError, OutputExistsError
+    from .errors import InvalidParameterError
     from .io import detect_format, read_texts, write_embeddings
+    from .outdir import check_output_file
+    from .validation import check_input_path
 
     out: Path = args.out
-    if detect_format(out) not in ("npy", "parquet"):
+    if out.suffix.lower() not in (".npy", ".parquet", ".pq") or detect_format(out) not in ("npy", "parquet"):
         raise InvalidParameterError(f"--out {out}: must end in .npy or .parquet")
-    if out.exists() and not args.force:
-        raise OutputExistsError(f"{out} exists; pass --force to replace it")
-    if not args.input.exists():
-        raise InvalidInputError(f"--input {args.input} does not exist")
+    check_input_path(args.input, "--input", allow_dir=True)
+    check_output_file(out, [("--input", args.input), ("model", args.model)], force=args.force)
+    if args.text_field is None and args.input.is_file() and args.input.suffix.lower() in (
+            ".jsonl", ".json", ".csv", ".tsv", ".parquet", ".pq"):
+        raise InvalidParameterError(
+            f"--input {args.input} is a table ({args.input.suffix.lower()[1:]}): name its text column with "
+            "--text-field (images come as IDX, .npy or a folder of PNG/JPEG files)"
+        )
     extra: dict[str, list[object]] = {}
     if args.text_field is not None:
         texts = read_texts(args.input, args.text_field)
@@ -450,22 +529,37 @@ def _load_input(path: Path, args: argparse.Namespace, which: str) -> Any:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .errors import InvalidParameterError, OutputExistsError
+    from .errors import InvalidParameterError
     from .evaluate import compare_methods, plot_comparison
     from .io import atomic_path, read_column
+    from .outdir import check_output_dir
+    from .pipeline import parse_budget
+    from .validation import check_input_path
 
     out: Path = args.out
-    if out.exists() and not args.force:
-        raise OutputExistsError(f"{out} exists; pass --force to replace it")
+    for p, what in ((args.pool, "pool"), (args.target, "target")):
+        check_input_path(p, what)
+    _refuse_conflicts(args)
+    check_output_dir(out, [("pool", args.pool), ("target", args.target)], force=args.force, kind="evaluate")
+    if args.random_seeds < 1:
+        raise InvalidParameterError(f"--random-seeds must be >= 1, got {args.random_seeds}")
+    if not 0 < args.holdout < 1:
+        raise InvalidParameterError(f"--holdout must be in (0, 1), got {args.holdout}")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     sizes = None
-    if args.budget:
-        try:
-            sizes = [int(x) for x in args.budget.split(",")]
-        except ValueError as exc:
-            raise InvalidParameterError(f"--budget: expected whole numbers separated by commas, got {args.budget!r}") \
-                from exc
+    budgets = [x.strip() for x in args.budget.split(",")] if args.budget else []
+    if budgets:
+        for x in budgets:
+            if not x.endswith("%"):
+                try:
+                    int(x)
+                except ValueError as exc:
+                    raise InvalidParameterError(
+                        f"--budget: expected whole numbers or percentages like 5% separated by commas, got "
+                        f"{args.budget!r}") from exc
     pool = _load_input(args.pool, args, "pool")
+    if budgets:  # N or P% of the pool, as for select
+        sizes = [int(parse_budget(x, int(pool.shape[0])) or 0) for x in budgets]
     target = _load_input(args.target, args, "target")
     plab = tlab = None
     if args.labels_field:
@@ -528,7 +622,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Training-data selection with GIO (Gradient Information Optimization, Everaert & Potts 2023): pick "
             "the rows of a large pool whose distribution is closest to a small target set."
         ),
-        epilog="Exit codes: 0 success, 2 bad input or usage, 1 unexpected failure. "
+        epilog="Exit codes: 0 success, 2 bad input or usage, 1 unexpected failure, 3 select wrote a result but "
+               "selected nothing, 130/143 interrupted (a select run then prints its --resume command). "
                "'gioselect COMMAND --help' describes each command.",
     )
     parser.add_argument("--version", action="version", version=f"gioselect {__version__}")
@@ -556,22 +651,73 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "quiet", False):
         level = logging.ERROR
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    verbose = bool(getattr(args, "verbose", False))
+    with _sigterm_as_interrupt():
+        try:
+            return func(args)
+        except MissingDependencyError as exc:
+            print(f"gioselect: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except GIOError as exc:
+            print(f"gioselect: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt as exc:
+            return _interrupted(args, exc)
+        except OSError as exc:
+            if exc.errno in _USER_ERRNOS:
+                where = f"{exc.filename}: " if exc.filename else ""
+                if verbose:
+                    traceback.print_exc()
+                print(f"gioselect: error: {where}{exc.strerror or exc}", file=sys.stderr)
+                return EXIT_USAGE
+            return _unexpected(exc, verbose)
+        except Exception as exc:  # unexpected: the traceback with --verbose, a one-line hint otherwise
+            return _unexpected(exc, verbose)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that it unwinds like Ctrl-C (locks released, checkpoint kept)."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    def handler(signum: int, frame: object) -> None:
+        raise _Terminated()
+
     try:
-        return func(args)
-    except MissingDependencyError as exc:
-        print(f"gioselect: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except GIOError as exc:
-        print(f"gioselect: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("gioselect: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # unexpected: keep the traceback available with --verbose
-        logger.debug("unexpected failure", exc_info=True)
-        print(f"gioselect: unexpected failure: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (an embedding application): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _interrupted(args: argparse.Namespace, exc: KeyboardInterrupt) -> int:
+    what = "terminated (SIGTERM)" if isinstance(exc, _Terminated) else "interrupted"
+    code = EXIT_TERMINATED if isinstance(exc, _Terminated) else EXIT_INTERRUPTED
+    if args.command == "select":
+        from .outdir import work_dir_for
+
+        work = work_dir_for(args.out)
+        if work.exists():
+            print(f"gioselect: {what}; the work so far is kept in {work}. Continue with:\n  "
+                  f"{_resume_command(args)}", file=sys.stderr)
+            return code
+    print(f"gioselect: {what}; no output was written", file=sys.stderr)
+    return code
+
+
+def _unexpected(exc: BaseException, verbose: bool) -> int:
+    if verbose:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    hint = "" if verbose else " (run again with -v for the full traceback)"
+    print(f"gioselect: unexpected failure: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
+    return EXIT_FAILURE
 
 
 if __name__ == "__main__":

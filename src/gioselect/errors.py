@@ -14,6 +14,7 @@ __all__ = [
     "InvalidTypeError",
     "MissingDependencyError",
     "OutputExistsError",
+    "OutputLockedError",
     "ResumeError",
 ]
 
@@ -44,3 +45,7 @@ class OutputExistsError(GIOError, FileExistsError):
 
 class ResumeError(GIOError, ValueError):
     """A run cannot be resumed: no checkpoint, or the checkpoint belongs to other inputs or parameters."""
+
+
+class OutputLockedError(GIOError, RuntimeError):
+    """Another gioselect run holds the lock of the same output (``OUT.partial.lock``)."""

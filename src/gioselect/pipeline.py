@@ -10,8 +10,11 @@ Never lose or corrupt data
 Everything is built in ``<out>.partial/`` beside the output directory. Phase results and the GIO loop state are
 checkpointed there atomically (temp file + rename), so a run killed at any point (even ``kill -9``) continues
 with ``resume=True`` to exactly the selection an uninterrupted run gives. The outputs are written into
-``<out>.partial/result/`` and that folder is renamed to ``<out>`` only when complete; an existing ``<out>`` is
-replaced only with ``force=True`` (and only once the new result is complete). Inputs are only read.
+``<out>.partial/result/`` and that folder is renamed to ``<out>`` only when complete. An existing ``<out>`` is
+replaced only with ``force=True``, only when it is a previous gioselect result (its manifest and the known output
+files, nothing else) and only once the new result is complete; anything else at ``<out>`` is refused before any
+work. A lock (``<out>.partial.lock``) keeps a second run off the same output. Inputs are only read. The rules and
+the only code that removes or renames anything are in :mod:`gioselect.outdir`.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ import logging
 import os
 import platform
 import re
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -37,18 +39,19 @@ import numpy as np
 
 from . import __version__
 from .engines import LocalEngine
-from .errors import GIOError, InvalidInputError, InvalidParameterError, OutputExistsError, ResumeError
+from .errors import GIOError, InvalidInputError, InvalidParameterError, ResumeError
 from .io import EmbeddingSource, atomic_path, detect_format, file_sha256, open_table
 from .optimize import EVENT_ACCEPTED, EVENT_RESET, EVENT_STOP, GIOParams, single_threaded_blas
+from .outdir import check_output_dir, publish_result, remove_result_dir, remove_work_dir, run_lock
 from .quantize import DEFAULT_CLUSTERS, ClusterMembers, explode, quantize_array
 from .selector import make_search
-from .validation import check_embeddings, check_int, check_real
+from .validation import check_embeddings, check_input_path, check_int, check_real, result_warnings
 
 __all__ = ["Progress", "SelectConfig", "default_memory_budget", "parse_budget", "run_select"]
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
 REPORT_TARGET_ROWS = 2000
 REPORT_POOL_ROWS = 5000
 REPORT_SELECTED_ROWS = 2000
@@ -167,6 +170,23 @@ class SelectConfig:
         check_int(self.embed_batch_size, "embed_batch_size", low=1)
         if self.budget_exact and self.budget is None:
             raise InvalidParameterError("budget_exact needs a budget")
+        for text, emb, opt in ((self.text_field, self.embedding_field, "--text-field with --embedding-field"),
+                               (self.target_text_field, self.target_embedding_field,
+                                "--target-text-field with --target-embedding-field")):
+            if text is not None and emb is not None:
+                raise InvalidParameterError(
+                    f"{opt}: the input is either text to embed (text_field={text!r}) or vectors "
+                    f"(embedding_field={emb!r}), not both; drop one of them"
+                )
+        kt = self.clusters if self.target_clusters is None else self.target_clusters
+        if 0 < kt <= self.params.k:
+            name = "target_clusters (--target-clusters)" if self.target_clusters is not None else (
+                "clusters (--clusters; the target uses it too unless --target-clusters is given)")
+            raise InvalidParameterError(
+                f"{name} = {kt}: the target would be quantised to at most {kt} points, but the k-NN estimate "
+                f"needs more than k={self.params.k}; use more clusters, or --target-clusters 0 to keep the "
+                "target's rows"
+            )
         return self
 
     def fingerprint_dict(self) -> dict[str, Any]:
@@ -174,11 +194,27 @@ class SelectConfig:
         for key in ("out", "checkpoint_every", "checkpoint_seconds", "threads", "report", "memory_budget",
                     "embed_batch_size", "embed_cache", "cache_dir"):
             d.pop(key)
-        d["pool"] = str(self.pool)
-        d["target"] = str(self.target)
+        d["pool"] = _resolved(self.pool)
+        d["target"] = _resolved(self.target)
         if self.model is not None and Path(self.model).exists():
             d["model"] = str(Path(self.model).resolve())
         return d
+
+
+def _resolved(p: Path | str) -> str:
+    """An input's absolute path with links resolved (Spark URIs such as ``hdfs://...`` as given)."""
+    s = str(p)
+    if "://" in s and not s.startswith("file://"):
+        return s
+    return os.path.realpath(s.removeprefix("file://"))
+
+
+def _inputs(cfg: SelectConfig) -> list[tuple[str, Any]]:
+    """The run's inputs, for the output checks: pool, target and a local model folder."""
+    out: list[tuple[str, Any]] = [("pool", cfg.pool), ("target", cfg.target)]
+    if cfg.model is not None and Path(cfg.model).exists():
+        out.append(("model", cfg.model))
+    return out
 
 
 def _seeds(seed: int) -> dict[str, int]:
@@ -282,42 +318,63 @@ def run_select(cfg: SelectConfig, *, resume: bool = False, force: bool = False, 
     """
     cfg = cfg.validate()
     prog: Progress = progress or _no_progress
-    out = Path(cfg.out)
-    work = out.with_name(out.name + ".partial")
     t_start = time.monotonic()
     timings: dict[str, float] = {}
-
-    if out.exists():
-        if resume and (out / "manifest.json").exists() and not force:
-            logger.info("%s is already complete; nothing to resume", out)
-            shutil.rmtree(work, ignore_errors=True)  # left by a run killed between publishing and cleaning up
-            return dict(json.loads((out / "manifest.json").read_text()))
-        if not force:
-            raise OutputExistsError(f"{out} exists; pass --force to replace it (or choose another --out)")
     for p, what in ((cfg.pool, "pool"), (cfg.target, "target")):
-        if not Path(p).exists():
-            raise InvalidInputError(f"{what}: {p} does not exist")
+        check_input_path(p, what)
         detect_format(p)
-        if not Path(p).is_file():
-            raise InvalidInputError(f"{what}: {p} is not a file")
+    plan = check_output_dir(Path(cfg.out), _inputs(cfg), force=force, resume=resume)  # before any work
+    out, work = plan.out, plan.work
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with run_lock(plan.lock, out, command):
+        plan = check_output_dir(Path(cfg.out), _inputs(cfg), force=force, resume=resume)  # again, locked
+        if plan.state == "complete":
+            logger.info("%s is already complete; nothing to resume", out)
+            remove_work_dir(work)  # left by a run killed between publishing and cleaning up
+            return dict(json.loads((out / "manifest.json").read_text()))
+        t0 = time.monotonic()
+        with prog("hashing inputs", 2, "file") as upd:
+            pool_sha = file_sha256(cfg.pool)
+            upd(1)
+            target_sha = file_sha256(cfg.target)
+            upd(1)
+        fingerprint = {"config": cfg.fingerprint_dict(),
+                       "inputs": {"pool": {"path": _resolved(cfg.pool), "bytes": Path(cfg.pool).stat().st_size,
+                                           "sha256": pool_sha},
+                                  "target": {"path": _resolved(cfg.target),
+                                             "bytes": Path(cfg.target).stat().st_size, "sha256": target_sha}},
+                       "format": CHECKPOINT_FORMAT}
+        fresh = _open_work_dir(work, fingerprint, resume)
+        timings["hash"] = time.monotonic() - t0
+        try:
+            return _run_phases(cfg, work, out, pool_sha, target_sha, timings, t_start, prog, force, command)
+        except GIOError:
+            # Bad input found after set-up (a NaN deep in the pool, say): nothing worth resuming was made.
+            if fresh:
+                remove_work_dir(work)
+            raise
 
-    t0 = time.monotonic()
-    with prog("hashing inputs", 2, "file") as upd:
-        pool_sha = file_sha256(cfg.pool)
-        upd(1)
-        target_sha = file_sha256(cfg.target)
-        upd(1)
-    fingerprint = {"config": cfg.fingerprint_dict(), "pool_sha256": pool_sha, "target_sha256": target_sha,
-                   "format": CHECKPOINT_FORMAT}
-    fresh = _open_work_dir(work, fingerprint, resume)
-    timings["hash"] = time.monotonic() - t0
-    try:
-        return _run_phases(cfg, work, out, pool_sha, target_sha, timings, t_start, prog, force, command)
-    except GIOError:
-        # Bad input found after set-up (a NaN deep in the pool, say): nothing worth resuming was made.
-        if fresh:
-            shutil.rmtree(work, ignore_errors=True)
-        raise
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def _fingerprint_differences(old: Any, new: dict[str, Any]) -> list[str]:
+    """What differs between a checkpoint's fingerprint and this run's, as ``name: old -> new`` lines."""
+    if not isinstance(old, dict):
+        return ["the checkpoint has no readable record of its inputs and parameters"]
+    fo, fn = _flatten(old), _flatten(new)
+    lines = []
+    for key in sorted(set(fo) | set(fn)):
+        if fo.get(key, "<absent>") != fn.get(key, "<absent>"):
+            name = key.removeprefix("config.params.").removeprefix("config.").removeprefix("inputs.")
+            lines.append(f"{name}: {fo.get(key, '<absent>')!r} in the checkpoint, {fn.get(key, '<absent>')!r} now")
+    return lines
 
 
 def _open_work_dir(work: Path, fingerprint: dict[str, Any], resume: bool) -> bool:
@@ -326,20 +383,27 @@ def _open_work_dir(work: Path, fingerprint: dict[str, Any], resume: bool) -> boo
     With ``resume`` and a matching fingerprint the folder (and its checkpoints) is kept; a mismatch is a
     :class:`ResumeError` (the folder is left alone). Without ``resume`` a stale folder is discarded.
     """
-    fp_hash = hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=_json_default).encode()).hexdigest()
+    fingerprint = json.loads(json.dumps(fingerprint, sort_keys=True, default=_json_default))
+    fp_hash = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
     if work.exists():
         old = work / "fingerprint.json"
         if resume and old.exists():
-            if json.loads(old.read_text()).get("hash") != fp_hash:
+            try:
+                record = json.loads(old.read_text())
+            except (OSError, ValueError) as exc:
+                raise ResumeError(f"{old}: unreadable checkpoint record ({exc}); rerun without --resume") from exc
+            if record.get("hash") != fp_hash:
+                diff = _fingerprint_differences(record.get("fingerprint"), fingerprint)
+                shown = "; ".join(diff[:6]) + (f"; and {len(diff) - 6} more" if len(diff) > 6 else "")
                 raise ResumeError(
-                    f"{work} holds a run with other inputs or parameters; rerun without --resume (it will be "
-                    f"discarded) or with the original ones"
+                    f"--resume: {work} holds a run with other inputs or parameters ({shown}); rerun with the "
+                    f"original ones, or without --resume (the checkpoint is then discarded)"
                 )
             logger.info("resuming from %s", work)
         else:
             if resume:
                 logger.info("no checkpoint in %s; starting afresh", work)
-            shutil.rmtree(work)
+            remove_work_dir(work)
     elif resume:
         logger.info("nothing to resume at %s; starting afresh", work)
     fresh = not work.exists()
@@ -490,7 +554,7 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
     t0 = time.monotonic()
     result = work / "result"
     if result.exists():
-        shutil.rmtree(result)
+        remove_result_dir(result)
     result.mkdir()
     np.save(result / "selected_ids.npy", selected_ids)
     sel_name = f"selected_rows{pool_rows.path.suffix.lower()}"
@@ -536,6 +600,8 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
                     "manifest": "manifest.json", "report": "report.html" if cfg.report else None},
         "versions": _versions(),
     }
+    manifest["warnings"] = _result_warnings(cfg, pool.n_rows, int(selected_ids.shape[0]), candidates, quantized,
+                                            target)
     if cfg.report:
         # The report shows the timings up to here; the manifest adds the report's own time.
         t1 = time.monotonic()
@@ -550,7 +616,7 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
     _write_json(result / "manifest.json", manifest)
 
     _publish(result, out, force)
-    shutil.rmtree(work, ignore_errors=True)
+    remove_work_dir(work)
     return manifest
 
 
@@ -618,16 +684,19 @@ def _rounded(timings: dict[str, float]) -> dict[str, float]:
 
 
 def _publish(result: Path, out: Path, force: bool) -> None:
-    """Move the finished result folder to ``out``, replacing an old one only now that the new one is whole."""
-    old = None
-    if out.exists():
-        if not force:  # pragma: no cover - checked at the start; a concurrent writer
-            raise OutputExistsError(f"{out} appeared during the run; the result is kept in {result}")
-        old = out.with_name(f"{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-    os.replace(result, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    """Move the finished result folder (``<work>/result``) to ``out``; see :func:`gioselect.outdir.publish_result`."""
+    publish_result(result, out, result.parent, force=force)
+
+
+def _result_warnings(cfg: SelectConfig, pool_rows: int, selected_rows: int, candidates: np.ndarray,
+                     quantized: bool, target: np.ndarray) -> list[str]:
+    """The degenerate-run warnings of a finished selection (logged, and kept in the manifest and report)."""
+    warnings = result_warnings(
+        pool_rows=pool_rows, selected_rows=selected_rows, candidates=candidates,
+        target=target, clusters=cfg.clusters, quantized=quantized)
+    for w in warnings:
+        logger.warning("%s", w)
+    return warnings
 
 
 def _write_trace(path: Path, initial_kl: float, history: list[tuple[int, float, int]], sizes: np.ndarray,

@@ -544,6 +544,21 @@ def _extra(extra_sections: Any) -> list[tuple[str, str]]:
     return out
 
 
+def _warnings(m: Mapping[str, Any]) -> list[Any]:
+    w = m.get("warnings")
+    return list(w) if isinstance(w, (list, tuple)) else []
+
+
+def _warnings_html(m: Mapping[str, Any]) -> str:
+    """The run's degenerate-result warnings (manifest ``warnings``), in a red box above the summary."""
+    items = _warnings(m)
+    if not items:
+        return ""
+    lis = "".join(f"<li>{html.escape(str(w))}</li>" for w in items)
+    return ('<div class="warnings" style="border:2px solid #b00;padding:0.5em 1em;color:#700">'
+            f"<strong>Warning{'s' if len(items) > 1 else ''}</strong><ul>{lis}</ul></div>")
+
+
 def write_report(
     path: Path,
     *,
@@ -637,6 +652,7 @@ def write_report(
         f'<p class="sub">created {_esc(_get(m, "created_utc"))} (UTC) &middot; gioselect {_esc(version)}</p>',
         f"<p>Command: <code>{html.escape(_fmt_command(_get(m, 'command')))}</code></p>",
         '<h2 id="summary">Summary</h2>',
+        _warnings_html(m),
         _kv_table(summary),
         '<h2 id="objective">Objective per pick</h2>',
     ]
@@ -716,6 +732,7 @@ def render_summary_text(manifest: dict) -> str:
     if _get(m, "quantization") is not None:
         lines.append(f"quantisation: {_quantization_text(m)}")
     lines.append(f"stop reason: {_fmt(_get(m, 'stop_reason'))}")
+    lines.extend(f"WARNING: {_fmt(w)}" for w in _warnings(m))
     lines.append(f"objective (k-NN KL): {_fmt(_get(m, 'initial_kl'))} -> {_fmt(_get(m, 'final_kl'))}")
     wall = f"wall time: {_fmt_seconds(_wall_time(m))}"
     t = _get(m, "timings_s")

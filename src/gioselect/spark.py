@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import shutil
 import time
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -44,9 +43,10 @@ from .engines.spark import (
     _TextEmbedBatches,
     spark_session,
 )
-from .errors import GIOError, InvalidInputError, InvalidParameterError, OutputExistsError
+from .errors import GIOError, InvalidInputError, InvalidParameterError
 from .io import EmbeddingSource, atomic_path, file_sha256, open_embeddings
 from .optimize import GIOParams
+from .outdir import check_output_dir, remove_result_dir, remove_work_dir, run_lock
 from .pipeline import (
     CHECKPOINT_FORMAT,
     REPORT_POOL_ROWS,
@@ -54,10 +54,12 @@ from .pipeline import (
     REPORT_TARGET_ROWS,
     Progress,
     SelectConfig,
+    _inputs,
     _load_npz,
     _no_progress,
     _open_work_dir,
     _publish,
+    _result_warnings,
     _rounded,
     _run_gio,
     _save_npz,
@@ -202,28 +204,29 @@ def run_select_spark(
     if kmeans not in KMEANS_METHODS:
         raise InvalidParameterError(f"kmeans must be one of {KMEANS_METHODS}, got {kmeans!r}")
     prog: Progress = progress or _no_progress
-    out = Path(cfg.out)
-    work = out.with_name(out.name + ".partial")
     t_start = time.monotonic()
-    if out.exists():
-        if resume and (out / "manifest.json").exists() and not force:
-            logger.info("%s is already complete; nothing to resume", out)
-            return dict(json.loads((out / "manifest.json").read_text()))
-        if not force:
-            raise OutputExistsError(f"{out} exists; pass --force to replace it (or choose another --out)")
     for p, what in ((cfg.pool, "pool"), (cfg.target, "target")):
         sp = _spark_path(p)
         if _is_local(sp) and not _local(sp).exists():
             raise InvalidInputError(f"{what}: {p} does not exist")
-
-    session, created = (spark, False) if spark is not None else spark_session(spark_master, conf=spark_conf)
-    try:
-        engine = SparkEngine(session, kmeans=kmeans)
-        engine.check_params()
-        return _run(cfg, engine, work, out, t_start, prog, resume, force, command)
-    finally:
-        if created:
-            session.stop()
+    # The same output rules, lock and publishing as the in-process job (gioselect.outdir).
+    plan = check_output_dir(Path(cfg.out), _inputs(cfg), force=force, resume=resume)
+    out, work = plan.out, plan.work
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with run_lock(plan.lock, out, command):
+        plan = check_output_dir(Path(cfg.out), _inputs(cfg), force=force, resume=resume)
+        if plan.state == "complete":
+            logger.info("%s is already complete; nothing to resume", out)
+            remove_work_dir(work)
+            return dict(json.loads((out / "manifest.json").read_text()))
+        session, created = (spark, False) if spark is not None else spark_session(spark_master, conf=spark_conf)
+        try:
+            engine = SparkEngine(session, kmeans=kmeans)
+            engine.check_params()
+            return _run(cfg, engine, work, out, t_start, prog, resume, force, command)
+        finally:
+            if created:
+                session.stop()
 
 
 def _run(
@@ -337,7 +340,7 @@ def _run(
         )
     except GIOError:
         if fresh:
-            shutil.rmtree(work, ignore_errors=True)
+            remove_work_dir(work)
         raise
 
 
@@ -479,7 +482,7 @@ def _phases(
     t0 = time.monotonic()
     result = work / "result"
     if result.exists():
-        shutil.rmtree(result)
+        remove_result_dir(result)
     result.mkdir()
     with prog("writing selected ids", n_sel, "row") as upd:
         _write_ids(spath, result / "selected_ids.npy", n_sel, upd)
@@ -567,6 +570,7 @@ def _phases(
         },
         "versions": {**_versions(), "pyspark": engine.spark.version},
     }
+    manifest["warnings"] = _result_warnings(cfg, pool.n_rows, int(n_sel), candidates, quantized, target_c)
     if cfg.report:
         t1 = time.monotonic()
         manifest["timings_s"] = {**_rounded(timings), "total": round(t1 - t_start, 4)}
@@ -592,7 +596,7 @@ def _phases(
     _write_json(result / "manifest.json", manifest)
 
     _publish(result, out, force)
-    shutil.rmtree(work, ignore_errors=True)
+    remove_work_dir(work)
     return manifest
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import numbers
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,9 +16,11 @@ __all__ = [
     "check_choice",
     "check_embeddings",
     "check_fraction",
+    "check_input_path",
     "check_int",
     "check_pair",
     "check_real",
+    "result_warnings",
 ]
 
 
@@ -54,6 +58,16 @@ def check_embeddings(
     InvalidInputError
         Not 2-D, too few rows, zero columns, wrong number of columns, or a NaN/inf (the first bad row is named).
     """
+    if arr is None:
+        raise InvalidTypeError(f"{name}: expected a 2-D array of embeddings, got None")
+    mod = type(arr).__module__ or ""
+    if mod.startswith("scipy.sparse") or (hasattr(arr, "tocsr") and hasattr(arr, "toarray")):
+        raise InvalidTypeError(
+            f"{name}: got a sparse matrix ({type(arr).__name__}); GIO needs dense embeddings: pass "
+            "X.toarray() (or reduce it first, e.g. with TruncatedSVD)"
+        )
+    if isinstance(arr, (str, bytes, dict)):
+        raise InvalidTypeError(f"{name}: expected a 2-D array of embeddings, got {type(arr).__name__}")
     if isinstance(arr, np.ndarray) and arr.dtype == object:
         raise InvalidTypeError(
             f"{name}: expected numeric embeddings, got an object array (ragged rows or mixed types?)"
@@ -146,3 +160,82 @@ def check_pair(low: Any, high: Any, names: tuple[str, str]) -> tuple[float, floa
     if not lo < hi:
         raise InvalidParameterError(f"{names[0]} must be less than {names[1]}, got {lo} and {hi}")
     return lo, hi
+
+
+def check_input_path(path: Any, what: str, *, allow_dir: bool = False) -> None:
+    """Check that an input file can be opened; the message says what is wrong with it.
+
+    Raises
+    ------
+    InvalidInputError
+        Missing, a dangling link or a link loop, a folder (unless ``allow_dir``), or unreadable.
+    """
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        if os.path.lexists(p):
+            try:
+                os.stat(p)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise InvalidInputError(
+                        f"{what}: {p} is a symbolic link loop (it points back to itself); give the real file"
+                    ) from exc
+            raise InvalidInputError(
+                f"{what}: {p} is a symbolic link whose target {os.readlink(p)!r} does not exist"
+            )
+        parent = os.path.dirname(os.path.abspath(p))
+        while parent and not os.path.lexists(parent):
+            parent = os.path.dirname(parent)
+        if parent and os.path.isfile(parent):
+            raise InvalidInputError(f"{what}: {p} does not exist ({parent} is a file, not a folder)")
+        raise InvalidInputError(f"{what}: {p} does not exist")
+    if os.path.isdir(p):
+        if not allow_dir:
+            raise InvalidInputError(f"{what}: {p} is a folder, not a file")
+        return
+    try:
+        with open(p, "rb"):
+            pass
+    except OSError as exc:
+        raise InvalidInputError(f"{what}: {p} cannot be read ({exc.strerror or exc})") from exc
+
+
+def _all_rows_identical(arr: Any, block_rows: int = 65536) -> bool:
+    """Whether every row equals the first (streamed in blocks, stops at the first differing block)."""
+    n = int(arr.shape[0])
+    if n < 2:
+        return False
+    first = np.asarray(arr[0])
+    for start in range(0, n, block_rows):
+        if not (np.asarray(arr[start:start + block_rows]) == first).all():
+            return False
+    return True
+
+
+def result_warnings(*, pool_rows: int, selected_rows: int, candidates: Any, target: Any, clusters: int,
+                    quantized: bool) -> list[str]:
+    """Warnings about a degenerate selection, read from the result itself (whatever the stop rule was).
+
+    Nothing selected, the whole pool selected, all candidates (rows or centroids) identical, all target rows
+    identical, and ``clusters`` >= the pool's rows (quantisation silently off).
+    """
+    out: list[str] = []
+    if selected_rows == 0:
+        out.append("nothing was selected (0 rows): the start set already sits closer to the target than any "
+                   "pool row, or --max-iter/--budget allowed no pick; see the README's 'The start set'")
+    elif selected_rows >= pool_rows:
+        out.append(f"the whole pool was selected ({selected_rows} of {pool_rows} rows): the selection is no "
+                   "selection; the stopping rule never fired (try --budget, --max-iter or another --stop)")
+    if _all_rows_identical(candidates):
+        what = "centroids" if quantized else "pool rows"
+        out.append(f"all {int(candidates.shape[0])} {what} are identical: the pool holds one distinct point, so "
+                   "there is nothing to choose between")
+    elif quantized and int(candidates.shape[0]) == 1:
+        out.append("the pool quantised into a single cluster: its rows are (nearly) identical")
+    if _all_rows_identical(target):
+        out.append(f"all {int(target.shape[0])} target rows are identical: the k-NN estimate of the target "
+                   "is degenerate")
+    if clusters > 0 and not quantized and clusters >= pool_rows:
+        out.append(f"--clusters {clusters} >= the pool's {pool_rows} rows: quantisation is off and GIO runs on "
+                   "the rows themselves (pass --clusters 0 to say so)")
+    return out
