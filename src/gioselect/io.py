@@ -165,7 +165,8 @@ def _choose_field(candidates: list[str], columns: list[str], where: str, preferr
     if not candidates:
         raise InvalidInputError(
             f"{where}: found no column holding vectors (lists of numbers) among the columns "
-            f"{_fmt_names(columns)}; name it with embedding_field (--embedding-field)"
+            f"{_fmt_names(columns)}; name the vector column with embedding_field (--embedding-field), or, if "
+            "a column holds text, embed it with text_field (--text-field COLUMN)"
         )
     liked = [c for c in candidates if c in preferred]
     if len(liked) == 1:
@@ -730,7 +731,8 @@ def _json_vector(obj: Any, field: str, where: str, row: int, line_no: int) -> li
         raise _missing_field(field, list(obj), at)
     vec = obj[field]
     if not isinstance(vec, list):
-        raise InvalidTypeError(f"{at} field {field!r} is {_json_type(vec)}, expected a list of numbers")
+        hint = f" (it holds text: embed it with --text-field {field})" if isinstance(vec, str) else ""
+        raise InvalidTypeError(f"{at} field {field!r} is {_json_type(vec)}, expected a list of numbers{hint}")
     for k, x in enumerate(vec):
         if isinstance(x, bool) or not isinstance(x, (int, float)):
             raise InvalidTypeError(
@@ -1073,6 +1075,8 @@ def _open_parquet(path: Path, field: str | None, name: str) -> EmbeddingSource:
         raise InvalidTypeError(
             f"{where}: column {field!r} has type {ftype}; expected a list of numbers "
             "(list<float>, large_list<float> or fixed_size_list<float>)"
+            + (f"; it holds text: embed it with --text-field {field}" if pa.types.is_string(ftype)
+               or pa.types.is_large_string(ftype) else "")
         )
     try:
         first = next(pf.iter_batches(batch_size=1, columns=[field])).column(0)

@@ -175,6 +175,25 @@ def _is_spark_parquet_dir(d: Path) -> bool:
                                for n in names)
 
 
+def _not_result_entries(d: Path) -> list[str]:
+    """The entries of ``d`` that a ``select`` result does not have (all of them without a gioselect manifest)."""
+    m = _read_json(d / "manifest.json")
+    if not isinstance(m, dict) or "gioselect_version" not in m:
+        return _entries(d)
+    bad = []
+    for name in _entries(d):
+        p = d / name
+        if p.is_symlink():
+            bad.append(name)
+        elif name in RESULT_FILES and p.is_file():
+            continue
+        elif _SELECTED_ROWS.match(name) and (p.is_file() or _is_spark_parquet_dir(p)):
+            continue
+        else:
+            bad.append(name)
+    return bad
+
+
 def is_gioselect_result(d: Path) -> bool:
     """Whether ``d`` is a folder written by ``gioselect select`` and holds nothing else.
 
@@ -183,19 +202,7 @@ def is_gioselect_result(d: Path) -> bool:
     """
     if d.is_symlink() or not d.is_dir():
         return False
-    m = _read_json(d / "manifest.json")
-    if not isinstance(m, dict) or "gioselect_version" not in m:
-        return False
-    for name in _entries(d):
-        p = d / name
-        if p.is_symlink():
-            return False
-        if name in RESULT_FILES and p.is_file():
-            continue
-        if _SELECTED_ROWS.match(name) and (p.is_file() or _is_spark_parquet_dir(p)):
-            continue
-        return False
-    return True
+    return not _not_result_entries(d)
 
 
 def _is_evaluation(d: Path) -> bool:
@@ -218,8 +225,8 @@ def _is_work_dir(d: Path) -> bool:
     return isinstance(fp, dict) and "hash" in fp
 
 
-def _foreign(d: Path, limit: int = 5) -> str:
-    names = _entries(d)
+def _foreign(d: Path, limit: int = 5, names: list[str] | None = None) -> str:
+    names = _entries(d) if names is None else names
     shown = ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
     return shown
 
@@ -272,16 +279,18 @@ def check_output_dir(out: Path, inputs: Sequence[tuple[str, Any]], *, force: boo
             ours = is_gioselect_result(absolute) if kind == "select" else _is_evaluation(absolute)
             what = "gioselect result" if kind == "select" else "gioselect evaluation"
             if not ours:
+                odd = _not_result_entries(absolute) if kind == "select" else None
                 raise OutputExistsError(
-                    f"{option} {out} holds files that are not a previous {what} ({_foreign(absolute)}); --force "
+                    f"{option} {out} exists and holds files that are not a previous {what} "
+                    f"({_foreign(absolute, names=odd)}); --force "
                     f"only replaces a previous {what}, so nothing was touched: choose another {option}"
                 )
             if resume and not force and kind == "select":
                 state = "complete"
             elif not force:
                 raise OutputExistsError(
-                    f"{option} {out} holds a previous {what}; pass --force to replace it (once the new one is "
-                    f"complete) or choose another {option}"
+                    f"{option} {out} exists and holds a previous {what}; pass --force to replace it (once the new "
+                    f"one is complete) or choose another {option}"
                 )
             else:
                 state = "replace"
@@ -485,8 +494,9 @@ def run_lock(lock_path: Path, out: Path, command: Sequence[str] | None = None) -
             if not (isinstance(prev, dict) and prev.get(LOCK_KEY)):
                 os.close(fd)
                 raise OutputExistsError(f"{lock_path} exists and is not a gioselect lock file; move it away")
-            logger.warning("%s: found the lock of a run that did not finish (%s, no longer running); taking over",
-                           lock_path, _describe(prev).removeprefix("another ").removeprefix("gioselect run "))
+            logger.warning("%s: found the lock of a run that did not finish (pid %s on %s, started %s, no longer "
+                           "running); taking over", lock_path, prev.get("pid"), prev.get("host"),
+                           prev.get("started_utc"))
         info = {LOCK_KEY: 1, "pid": os.getpid(), "host": socket.gethostname(),
                 "started_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "command": list(command) if command else None}

@@ -364,6 +364,11 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 or not isinstance(v, str) or "/" in v else text[:13] + "...'"
+
+
 def _fingerprint_differences(old: Any, new: dict[str, Any]) -> list[str]:
     """What differs between a checkpoint's fingerprint and this run's, as ``name: old -> new`` lines."""
     if not isinstance(old, dict):
@@ -373,7 +378,8 @@ def _fingerprint_differences(old: Any, new: dict[str, Any]) -> list[str]:
     for key in sorted(set(fo) | set(fn)):
         if fo.get(key, "<absent>") != fn.get(key, "<absent>"):
             name = key.removeprefix("config.params.").removeprefix("config.").removeprefix("inputs.")
-            lines.append(f"{name}: {fo.get(key, '<absent>')!r} in the checkpoint, {fn.get(key, '<absent>')!r} now")
+            lines.append(f"{name}: {_short(fo.get(key, '<absent>'))} in the checkpoint, "
+                         f"{_short(fn.get(key, '<absent>'))} now")
     return lines
 
 
