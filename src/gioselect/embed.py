@@ -642,8 +642,17 @@ def _read_idx(path: Path, expect_ndim: tuple[int, ...], what: str) -> np.ndarray
             if len(raw_dims) < 4 * ndim:
                 raise InvalidInputError(f"{path}: IDX header is truncated (dimension sizes missing)")
             dims = struct.unpack(f">{ndim}I", raw_dims)
-            expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-            data = f.read(expected)
+            expected = dtype.itemsize
+            for d in dims:  # Python ints: a forged header cannot overflow
+                expected *= d
+            chunks, got = [], 0
+            while got < expected:  # bounded reads: a header announcing terabytes fails as truncated
+                chunk = f.read(min(expected - got, 1 << 24))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
+            data = b"".join(chunks)
             extra = f.read(1)
     except (OSError, EOFError, zlib.error) as exc:
         raise InvalidInputError(f"{path}: cannot read IDX data ({type(exc).__name__}: {exc})") from exc
@@ -657,7 +666,10 @@ def _read_idx(path: Path, expect_ndim: tuple[int, ...], what: str) -> np.ndarray
         raise InvalidInputError(
             f"{path}: IDX file has bytes after the {shape} values its header announces (wrong header?)"
         )
-    arr = np.frombuffer(data, dtype=dtype).reshape(dims)
+    try:
+        arr = np.frombuffer(data, dtype=dtype).reshape(dims)
+    except ValueError as exc:  # e.g. 0 x 4294967295: no data, but too many dimensions for an array
+        raise InvalidInputError(f"{path}: IDX header announces an impossible shape {shape} ({exc})") from exc
     return arr.astype(dtype.newbyteorder("="), copy=True)
 
 
