@@ -216,7 +216,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     r.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
     r.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from its checkpoint in OUT.partial (same inputs and options)")
-    r.add_argument("--force", action="store_true", help="replace an existing --out (only once the new one is complete)")
+    r.add_argument("--force", action="store_true",
+                   help="replace a previous gioselect result at --out (only that, and only once the new one is "
+                        "complete; a folder holding anything else is refused)")
     r.add_argument("--memory-budget", default=None, metavar="SIZE",
                    help="memory for blocks and the K-means sample, e.g. 4G (default: a quarter of RAM)")
     r.add_argument("--threads", type=int, default=None, help="threads for faiss (default: all cores)")
@@ -236,7 +238,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 def _add_pool_target_out(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--pool", required=True, type=Path, help="the candidate pool file")
     g.add_argument("--target", required=True, type=Path, help="examples of what you want")
-    g.add_argument("--out", required=True, type=Path, help="output directory (must not exist, see --force)")
+    g.add_argument("--out", required=True, type=Path, help="output directory (new or empty; see --force)")
 
 
 def _add_verbosity(g: argparse._ArgumentGroup) -> None:
@@ -424,7 +426,8 @@ def _add_embed(sub: argparse._SubParsersAction) -> None:
     im.add_argument("--seed", type=int, default=0, help="seed of the PCA fitting sample (default 0)")
     r = p.add_argument_group("run")
     r.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
-    r.add_argument("--force", action="store_true", help="replace an existing --out")
+    r.add_argument("--force", action="store_true",
+                   help="replace an earlier output of gioselect embed (a file it could have written; nothing else)")
     _add_verbosity(r)
     p.set_defaults(func=_cmd_embed)
 
@@ -508,7 +511,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     _add_gio_options(p)
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=int, default=0, help="seed of the split, GIO and the baselines (0)")
-    r.add_argument("--force", action="store_true", help="replace an existing --out")
+    r.add_argument("--force", action="store_true",
+                   help="replace a previous gioselect evaluation at --out (evaluation.json and .png, nothing else)")
     _add_verbosity(r)
     p.set_defaults(func=_cmd_evaluate)
 
