@@ -451,6 +451,7 @@ def test_spark_refusals(spark: Any, data: dict[str, Any], tmp_path: Path) -> Non
             spark=spark,
         )
     (tmp_path / "exists").mkdir()
+    (tmp_path / "exists" / "notes.txt").write_text("a user's file")  # an empty folder is accepted
     with pytest.raises(OutputExistsError):
         run_select_spark(
             SelectConfig(

@@ -62,7 +62,7 @@ EVALUATION_FILES = frozenset({"evaluation.json", "evaluation.png"})
 #: What the tool writes into ``OUT.partial/``: checkpoints, embeddings, Spark parquet folders, the result
 #: being built, a previous result being replaced, and the hidden temporary files of atomic writes.
 _WORK_NAME = re.compile(
-    r"^(fingerprint\.json|[a-z_]+\.(npz|npy|json|parquet)|result|old-result|\..+\.tmp(\.\w+)?)$"
+    r"^(fingerprint\.json|[a-z0-9_-]+\.(npz|npy|json|parquet)|result|old-result|\..+\.tmp(\.\w+)?)$"
 )
 _TMP_NAME = re.compile(r"^\..+\.tmp(\.\w+)?$")  # io.atomic_path's temporary files
 _SPARK_PART = re.compile(r"^(_SUCCESS|part-.*|\..*\.crc|_committed_.*|_started_.*)$")
