@@ -191,16 +191,19 @@ def test_facility_restarts_the_cover_when_every_gain_is_zero() -> None:
 
 
 @pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("block_rows", [1, 7, None])
-def test_facility_equals_naive_greedy(seed: int, block_rows: int | None) -> None:
+@pytest.mark.parametrize(("block_rows", "memory_budget"), [
+    (1, None), (None, None),  # the similarity matrix is kept
+    (7, 20_000), (None, 8 * (25 + 6) * 10),  # it does not fit (150 x 25 x 8 bytes): recomputed in blocks
+])
+def test_facility_equals_naive_greedy(seed: int, block_rows: int | None, memory_budget: int | None) -> None:
     rng = np.random.default_rng(seed)
     pool = rng.normal(size=(150, 6)).astype(np.float32)
     target = rng.normal(size=(25, 6)).astype(np.float32) + 0.3
     ref = naive_greedy(pool, target, 150)
     assert 0 < len(ref) < 150
-    got = facility_location(pool, target, len(ref), block_rows=block_rows)
+    got = facility_location(pool, target, len(ref), block_rows=block_rows, memory_budget=memory_budget)
     assert got.tolist() == ref
-    full = facility_location(pool, target, 150, block_rows=block_rows)
+    full = facility_location(pool, target, 150, block_rows=block_rows, memory_budget=memory_budget)
     assert full[: len(ref)].tolist() == ref and np.unique(full).shape[0] == 150
 
 
@@ -222,7 +225,9 @@ def test_facility_on_a_memmap_and_validation(tmp_path: Path) -> None:
     target = rng.normal(size=(9, 4)).astype(np.float32)
     np.save(tmp_path / "p.npy", pool)
     mm = np.load(tmp_path / "p.npy", mmap_mode="r")
-    assert facility_location(mm, target, 12, block_rows=8).tolist() == facility_location(pool, target, 12).tolist()
+    want = facility_location(pool, target, 12).tolist()
+    assert facility_location(mm, target, 12, block_rows=8).tolist() == want
+    assert facility_location(mm, target, 12, memory_budget=1000).tolist() == want  # streamed, 2-row blocks
     assert facility_location(pool, target, 0).shape == (0,)
     assert facility_location(pool, target, 80).shape == (50,)
     with pytest.raises(InvalidInputError, match="target"):
@@ -235,3 +240,5 @@ def test_facility_on_a_memmap_and_validation(tmp_path: Path) -> None:
     bad[33, 1] = np.nan
     with pytest.raises(InvalidInputError, match="33"):
         facility_location(bad, target, 5, block_rows=10)
+    with pytest.raises(InvalidInputError, match="33"):
+        facility_location(bad, target, 5, memory_budget=2000)

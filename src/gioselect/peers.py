@@ -44,8 +44,11 @@ greedy algorithm with that tie-break (tested against a naive greedy and against 
 ``FacilityLocationSelection(optimizer="naive")``).
 
 State: the target's current best similarity (n floats) and two pool-length vectors (bounds, used flags).
-Gains are computed in blocks of pool rows against the whole target (``block_rows x n`` similarities, sized by
-``memory_budget``); the pool is never held as a pool x target matrix.
+Gains are computed in blocks of pool rows against the whole target (``block_rows x n`` similarities). The
+``M x n`` similarity matrix is kept only when it fits in ``memory_budget`` (then each re-evaluation costs O(n));
+otherwise re-evaluated rows are read again and their similarities recomputed (O(n d) each), so memory stays at
+one block whatever the pool's size. The batch of re-evaluated candidates doubles while stale bounds keep
+beating the best fresh gain, which bounds the Python overhead when gains fall fast.
 
 When every gain is zero before the budget is reached (each target row already has its most similar pool row
 in S: at most ``n`` picks do it), the cover is restarted: the best similarities are reset to 0 and greedy
@@ -250,9 +253,12 @@ def facility_location(pool: Any, target: Any, budget: int, *, memory_budget: int
     target : array of shape (n, d)
     budget : int >= 0
     memory_budget : int, optional
-        Bytes for one block of similarities (``block_rows x n`` float64 plus the block's rows); default 32 MiB.
+        Bytes for similarities. When the whole ``M x n`` float64 similarity matrix fits, it is computed once
+        (block by block) and kept, and every later gain costs O(n); otherwise gains are recomputed from the pool
+        rows (O(n d) each) in blocks of ``block_rows x n`` similarities that fit. Default: a quarter of physical
+        memory (at least 512 MiB), as :func:`gioselect.pipeline.default_memory_budget`.
     block_rows : int, optional
-        Pool rows per block; overrides ``memory_budget``.
+        Pool rows per block; default as many as fit in ``min(memory_budget, 32 MiB)``.
 
     Returns
     -------
@@ -260,33 +266,41 @@ def facility_location(pool: Any, target: Any, budget: int, *, memory_budget: int
         Pool rows in pick order, no repeats.
     """
     from .evaluate import _rows_shape
+    from .pipeline import default_memory_budget
 
     pool_a, n_pool, dim = _rows_shape(pool, "pool")
     x = _unit64(check_embeddings(target, "target", dim=dim))
     b = min(check_int(budget, "budget", low=0), n_pool)
     n_t = x.shape[0]
+    mem = default_memory_budget() if memory_budget is None else check_int(memory_budget, "memory_budget", low=1)
+    row_bytes = 8 * (n_t + dim)
     if block_rows is not None:
         br = check_int(block_rows, "block_rows", low=1)
     else:
-        mem = _FACILITY_BLOCK_BYTES if memory_budget is None else check_int(memory_budget, "memory_budget", low=1)
-        br = max(1, mem // (8 * (n_t + dim)))
-        if mem < 8 * (n_t + dim):
+        if mem < row_bytes:
             raise InvalidParameterError(
                 f"memory_budget: {mem} bytes cannot hold one pool row's similarities to the {n_t} target rows "
-                f"({8 * (n_t + dim)} bytes); raise it")
+                f"({row_bytes} bytes); raise it")
+        br = max(1, min(mem, _FACILITY_BLOCK_BYTES) // row_bytes)
     br = min(br, n_pool)
     if b == 0:
         return np.zeros(0, dtype=np.int64)
+    keep = n_pool * n_t * 8 + br * row_bytes <= mem  # the whole similarity matrix fits: compute it once
 
     best = np.zeros(n_t)
     used = np.zeros(n_pool, dtype=bool)
+    cached: np.ndarray | None = np.empty((n_pool, n_t)) if keep else None
 
     def sims(rows: np.ndarray | slice, offset: int = 0, validate: bool = False) -> np.ndarray:
+        if cached is not None and not validate:
+            return cached[rows]
         raw = pool_a[rows]
         if validate:
             raw = check_embeddings(raw, "pool", dim=dim, row_offset=offset)
         s = _unit64(raw) @ x.T
         np.maximum(s, 0.0, out=s)
+        if cached is not None:
+            cached[rows] = s
         return s
 
     def gains_of(s: np.ndarray) -> np.ndarray:
@@ -305,24 +319,29 @@ def facility_location(pool: Any, target: Any, budget: int, *, memory_budget: int
     out = np.empty(b, dtype=np.int64)
     got = 0
     restarts = 0
+    evaluated = 0
     restarted_empty = False  # a restart found no positive gain: the rest are zero-similarity rows
+    batch_size = _LAZY_BATCH
     while got < b:
         if restarted_empty:
             rest = np.flatnonzero(~used)[: b - got]
             out[got : got + rest.shape[0]] = rest
             got += rest.shape[0]
             break
-        batch = [heapq.heappop(heap) for _ in range(min(_LAZY_BATCH, len(heap)))]
+        batch = [heapq.heappop(heap) for _ in range(min(batch_size, len(heap)))]
         rows = np.array([r for _, r in batch], dtype=np.int64)
         s = sims(rows)
         fresh = gains_of(s)
+        evaluated += rows.shape[0]
         # best fresh candidate: largest gain, then lowest row
         j = int(np.lexsort((rows, -fresh))[0])
         key = (-float(fresh[j]), int(rows[j]))
-        if heap and heap[0] < key:  # a stale bound may still beat it: push back fresh bounds, re-evaluate
+        if heap and heap[0] < key:  # a stale bound may still beat it: push back fresh bounds, look further
             for g, r in zip(fresh, rows, strict=True):
                 heapq.heappush(heap, (-float(g), int(r)))
+            batch_size = min(2 * batch_size, max(_LAZY_BATCH, br))
             continue
+        batch_size = _LAZY_BATCH
         if fresh[j] <= 0.0:  # every remaining gain is zero: restart the cover
             restarts += 1
             best[:] = 0.0
@@ -337,6 +356,7 @@ def facility_location(pool: Any, target: Any, budget: int, *, memory_budget: int
         for i, (g, r) in enumerate(zip(fresh, rows, strict=True)):
             if i != j:
                 heapq.heappush(heap, (-float(g), int(r)))
-    logger.info("facility location: %d picks from %d pool rows over %d target rows, %d cover restart(s)",
-                got, n_pool, n_t, restarts)
+    logger.info("facility location: %d picks from %d pool rows over %d target rows, %d gain evaluations, "
+                "%d cover restart(s), similarities %s", got, n_pool, n_t, evaluated, restarts,
+                "kept" if keep else "recomputed in blocks")
     return out
