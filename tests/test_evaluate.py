@@ -18,6 +18,7 @@ from gioselect.errors import (
 )
 from gioselect.evaluate import (
     BASELINES,
+    compare_methods,
     coverage,
     downstream_accuracy,
     duplicate_rate,
@@ -34,6 +35,7 @@ from gioselect.evaluate import (
     split_target,
     total_variation,
 )
+from gioselect.peers import facility_location
 
 LOGGER = "gioselect.evaluate"
 
@@ -495,8 +497,10 @@ def test_baselines_registry_shares_one_signature() -> None:
     rng = np.random.default_rng(17)
     pool = rng.normal(size=(30, 3)).astype(np.float32)
     target = rng.normal(size=(8, 3)).astype(np.float32)
-    assert set(BASELINES) == {"random", "knn", "herding", "full"}
+    assert set(BASELINES) == {"random", "knn", "herding", "facility", "dsir", "full"}
     for name, fn in BASELINES.items():
+        if name == "dsir":  # the one text method: refused without texts, tested below
+            continue
         got = fn(pool, target, 12, seed=1)
         assert got.dtype == np.int64
         assert len(got) == (30 if name == "full" else 12), name
@@ -514,3 +518,40 @@ def test_baselines_check_their_inputs() -> None:
     bad[3, 0] = np.inf
     with pytest.raises(InvalidInputError, match="row 3"):
         knn_retrieval(bad, np.zeros((2, 2)), 2, block_rows=2)
+
+
+def test_dsir_and_facility_entries() -> None:
+    rng = np.random.default_rng(3)
+    pool = rng.normal(size=(6, 3)).astype(np.float32)
+    target = rng.normal(size=(2, 3)).astype(np.float32)
+    texts = ["apple pie", "pear tart", "plum jam", "fig roll", "apple crumble", "kiwi fool"]
+    with pytest.raises(InvalidParameterError, match="dsir: needs the raw text"):
+        BASELINES["dsir"](pool, target, 2)
+    got = BASELINES["dsir"](pool, target, 2, seed=0, pool_texts=texts, target_texts=["apple", "apple"])
+    assert sorted(got.tolist()) == [0, 4]  # the only texts with the target's word (all of two words)
+    assert np.array_equal(BASELINES["facility"](pool, target, 4, seed=5), facility_location(pool, target, 4))
+
+
+def test_compare_methods_with_dsir_and_facility() -> None:
+    rng = np.random.default_rng(4)
+    centres = rng.normal(size=(2, 8)) * 3
+    lab = np.repeat([0, 1], 60)
+    pool = (centres[lab] + rng.normal(size=(120, 8))).astype(np.float32)
+    target = (centres[np.zeros(40, dtype=int)] + rng.normal(size=(40, 8))).astype(np.float32)
+    words = {0: ["goal", "match", "team", "league"], 1: ["bank", "shares", "profit", "market"]}
+    pool_texts = [" ".join(rng.choice(words[int(c)], size=6)) for c in lab]
+    target_texts = [" ".join(rng.choice(words[0], size=6)) for _ in range(40)]
+    methods = ["random", "knn", "facility", "dsir"]
+    with pytest.raises(InvalidParameterError, match="pool_texts= and target_texts="):
+        compare_methods(pool, target, methods=methods, sizes=[10])
+    with pytest.raises(InvalidInputError, match="pool_texts: has 119 texts, expected 120"):
+        compare_methods(pool, target, methods=methods, sizes=[10], pool_texts=pool_texts[:-1],
+                        target_texts=target_texts)
+    res = compare_methods(pool, target, methods=methods, sizes=[10, 20], random_seeds=2, pool_labels=lab,
+                          target_labels=np.zeros(40, dtype=int), pool_texts=pool_texts, target_texts=target_texts)
+    for name in ("facility", "dsir"):
+        rows = res["methods"][name]
+        assert [r["size"] for r in rows] == [10, 20]
+        # every text of class 0 has only the target's words, so both pick class 0 only: label TV 0
+        assert rows[-1]["label_tv"] == pytest.approx(0.0), name
+    assert res["methods"]["random"][-1]["label_tv"] > 0.2

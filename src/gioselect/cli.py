@@ -482,7 +482,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "evaluate",
-        help="compare GIO with random, nearest-neighbour retrieval, kernel herding and the full pool",
+        help="compare GIO with random, nearest-neighbour retrieval, kernel herding, facility location, DSIR and "
+             "the full pool",
         description=(
             "Split the target into a part the methods select with and a held-out part the metrics use; select "
             "with each method at equal budgets (default: GIO's own selection size); print a table and write "
@@ -490,7 +491,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
             "ways, unbiased MMD^2 and energy distance, coverage, duplicate rate and, with --labels-field, the "
             "accuracy of a classifier trained on the selection and the label total variation. An oracle line "
             "(random subsets of the selecting part of the target) gives each number a scale. The inputs are read "
-            "into memory."
+            "into memory. The method dsir (hashed n-gram importance resampling) selects by the raw text, so it "
+            "needs text inputs (--text-field); it is refused on embedding-only inputs."
         ),
     )
     io_ = p.add_argument_group("inputs and outputs")
@@ -501,7 +503,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     _add_text_options(io_)
     e = p.add_argument_group("evaluation")
     e.add_argument("--methods", default="gio,random,knn,herding,full",
-                   help=f"comma-separated, from {','.join(METHODS)} (default: all)")
+                   help=f"comma-separated, from {','.join(METHODS)} (default: gio,random,knn,herding,full); "
+                        "dsir needs --text-field (it resamples by the raw text)")
     e.add_argument("--budget", default=None, metavar="N[,N...]",
                    help="selection size(s) to compare at (default: the size GIO selects by itself); GIO keeps "
                         "its stopping rule, so sizes beyond what it selects are left out for GIO")
@@ -534,8 +537,8 @@ def _load_input(path: Path, args: argparse.Namespace, which: str) -> Any:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .errors import InvalidParameterError
-    from .evaluate import compare_methods, plot_comparison
-    from .io import atomic_path, read_column
+    from .evaluate import METHODS, compare_methods, plot_comparison
+    from .io import atomic_path, detect_format, read_column, read_texts
     from .outdir import check_output_dir
     from .pipeline import parse_budget
     from .validation import check_input_path
@@ -550,6 +553,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if not 0 < args.holdout < 1:
         raise InvalidParameterError(f"--holdout must be in (0, 1), got {args.holdout}")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise InvalidParameterError(f"--methods: unknown {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    pool_texts = target_texts = None
+    if "dsir" in methods:
+        # dsir resamples by the raw text: refuse embedding-only inputs before any embedding work.
+        tfield = args.target_text_field or args.text_field
+        if args.text_field is None:
+            raise InvalidParameterError(
+                "--methods dsir: needs the raw text of the pool and the target (hashed n-gram importance "
+                "resampling does not work on embeddings); give the text column with --text-field (and "
+                "--target-text-field if the target's differs), or leave dsir out of --methods")
+        for path, which in ((args.pool, "--pool"), (args.target, "--target")):
+            if detect_format(path) == "npy":
+                raise InvalidParameterError(
+                    f"--methods dsir: {which} {path} is a .npy file of embeddings with no text; dsir needs a "
+                    "jsonl/csv/parquet file with the text column given by --text-field")
+        pool_texts = read_texts(args.pool, args.text_field, name="pool")
+        target_texts = read_texts(args.target, tfield, name="target")
     sizes = None
     budgets = [x.strip() for x in args.budget.split(",")] if args.budget else []
     if budgets:
@@ -572,7 +594,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     params = {k: v for k, v in _gio_params(args).__dict__.items() if not k.startswith("reference_")}
     res = compare_methods(pool, target, methods=methods, sizes=sizes, holdout=args.holdout, gio_params=params,
                           clusters=args.clusters, random_seeds=args.random_seeds, pool_labels=plab,
-                          target_labels=tlab, seed=args.seed,
+                          target_labels=tlab, seed=args.seed, pool_texts=pool_texts, target_texts=target_texts,
                           progress=None if args.quiet else (lambda m: print(f"... {m}", file=sys.stderr)))
     res["inputs"] = {"pool": str(args.pool), "target": str(args.target), "labels_field": args.labels_field}
     res["gio_params"] = params

@@ -24,10 +24,15 @@ Every baseline returns int64 pool row indices, ``budget`` of them unless the poo
 * :func:`random_baseline` - uniform without replacement (seeded);
 * :func:`knn_retrieval` - the embedding analogue of the paper's BM25 baseline: round-robin nearest neighbours;
 * :func:`kernel_herding` - greedy MMD minimisation (kernel herding without repeats);
+* :func:`gioselect.peers.facility_location` (``"facility"``) - greedy facility location over the target
+  (clipped cosine similarity, lazy greedy in blocks);
+* :func:`gioselect.peers.dsir` (``"dsir"``) - hashed n-gram importance resampling (Xie et al. 2023) on the raw
+  *text* of the pool and the target; it is the one method that needs ``pool_texts`` / ``target_texts``;
 * :func:`full_pool` - the whole pool.
 
 :data:`BASELINES` maps their names (chosen at the CLI edge) to callables with one signature
-``(pool, target, budget, *, seed=0) -> indices``. :func:`compare_methods` runs GIO and the baselines at equal
+``(pool, target, budget, *, seed=0) -> indices`` (the ``"dsir"`` entry also takes ``pool_texts=`` and
+``target_texts=`` and refuses to run without them). :func:`compare_methods` runs GIO and the baselines at equal
 budgets on a target split into a selecting part and a held-out part, with an oracle line;
 :func:`plot_comparison` draws each metric against selection size.
 
@@ -51,6 +56,7 @@ import numpy as np
 
 from .divergence import kl_knn, knn_distances
 from .errors import GIOError, InvalidInputError, InvalidParameterError, InvalidTypeError, MissingDependencyError
+from .peers import dsir, facility_location
 from .validation import check_choice, check_embeddings, check_int, check_real
 
 __all__ = [
@@ -944,6 +950,23 @@ def _herding_entry(pool: Any, target: Any, budget: int, *, seed: int = 0) -> np.
     return kernel_herding(pool, target, budget, seed=seed)
 
 
+def _facility_entry(pool: Any, target: Any, budget: int, *, seed: int = 0) -> np.ndarray:
+    """facility_location (deterministic: the seed is unused)."""
+    return facility_location(pool, target, budget)
+
+
+_DSIR_NEEDS_TEXT = ("dsir: needs the raw text of the pool and the target rows (it resamples by hashed n-gram "
+                    "importance weights of the text, not by embeddings); pass pool_texts= and target_texts=")
+
+
+def _dsir_entry(pool: Any, target: Any, budget: int, *, seed: int = 0, pool_texts: Sequence[str] | None = None,
+                target_texts: Sequence[str] | None = None) -> np.ndarray:
+    """dsir on the texts of the pool's and the target's rows (the embeddings are unused)."""
+    if pool_texts is None or target_texts is None:
+        raise InvalidParameterError(_DSIR_NEEDS_TEXT)
+    return dsir(pool_texts, target_texts, budget, seed=seed)
+
+
 def _full_entry(pool: Any, target: Any, budget: int, *, seed: int = 0) -> np.ndarray:
     """full_pool: every row, whatever the budget."""
     return full_pool(_rows_shape(pool, "pool")[1])
@@ -954,6 +977,8 @@ BASELINES: dict[str, Baseline] = {
     "random": _random_entry,
     "knn": _knn_entry,
     "herding": _herding_entry,
+    "facility": _facility_entry,
+    "dsir": _dsir_entry,
     "full": _full_entry,
 }
 
@@ -962,7 +987,7 @@ BASELINES: dict[str, Baseline] = {
 #: Metrics reported per method and size (numeric keys of evaluate_selection).
 COMPARE_METRICS = ("kl_target_sel", "kl_sel_target", "mmd2", "energy", "coverage", "duplicate_rate",
                    "downstream_accuracy", "label_tv")
-METHODS = ("gio", "random", "knn", "herding", "full")
+METHODS = ("gio", "random", "knn", "herding", "facility", "dsir", "full")
 
 
 def _numeric(d: Mapping[str, Any]) -> dict[str, float]:
@@ -985,18 +1010,25 @@ def compare_methods(
     seed: int = 0,
     max_rows: int = 5000,
     progress: Callable[[str], None] | None = None,
+    pool_texts: Sequence[str] | None = None,
+    target_texts: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Select with each method at equal budgets and measure every yardstick on a held-out part of the target.
 
     The target is split (``holdout`` share, seeded) into a part the methods select with and a held-out part the
     metrics use. GIO (:func:`gioselect.selector.select_quantized` with ``gio_params`` and ``clusters``) runs
-    first; without ``sizes`` the budget is GIO's own selection size. Greedy methods (gio, knn, herding) are
+    first; without ``sizes`` the budget is GIO's own selection size. Greedy methods (gio, knn, herding,
+    facility) and dsir (whose Gumbel top-k order makes every prefix a sample without replacement) are
     measured on prefixes of one run at the largest size; ``random`` is averaged over ``random_seeds`` seeds
     (mean and std); ``full`` is the whole pool; the ``oracle`` line is random subsets of the selecting part of
     the target itself (target-like data the methods never saw), capped at its size.
 
     With ``pool_labels`` and ``target_labels`` the downstream proxy (a classifier trained on the selection,
     scored on the held-out target) and the label total variation are included.
+
+    ``dsir`` selects by the raw text, so it needs ``pool_texts`` (one per pool row) and ``target_texts`` (one
+    per target row; the same split applies to them); without them it raises :class:`InvalidParameterError`.
+    Its rows are still measured by their embeddings.
 
     Returns
     -------
@@ -1011,6 +1043,15 @@ def compare_methods(
         raise InvalidParameterError(f"methods: unknown {unknown}; choose from {', '.join(METHODS)}")
     pool_, n_pool, dim = _rows_shape(pool, "pool")
     target_ = check_embeddings(target, "target", dim=dim)
+    if "dsir" in methods:
+        if pool_texts is None or target_texts is None:
+            raise InvalidParameterError(_DSIR_NEEDS_TEXT)
+        pool_texts = list(pool_texts)
+        target_texts = list(target_texts)
+        for name, texts, n_rows, what in (("pool_texts", pool_texts, n_pool, "pool"),
+                                          ("target_texts", target_texts, target_.shape[0], "target")):
+            if len(texts) != n_rows:
+                raise InvalidInputError(f"{name}: has {len(texts)} texts, expected {n_rows} (one per {what} row)")
     sel_idx, hold_idx = split_target(target_, holdout, seed=seed)
     t_sel, t_hold = target_[sel_idx], target_[hold_idx]
     plab = None if pool_labels is None else _check_labels(pool_labels, n_pool, "pool_labels", "pool rows")
@@ -1037,10 +1078,14 @@ def compare_methods(
     top = max(sizes)
     if top > n_pool:
         raise InvalidParameterError(f"sizes: {top} is more than the pool's {n_pool} rows")
-    for name in ("knn", "herding"):
+    for name in ("knn", "herding", "facility"):
         if name in methods:
             say(name)
             ranked[name] = BASELINES[name](pool_, t_sel, top, seed=seed)
+    if "dsir" in methods:
+        say("dsir")
+        assert pool_texts is not None and target_texts is not None
+        ranked["dsir"] = dsir(pool_texts, [target_texts[i] for i in sel_idx], top, seed=seed)
 
     def measure(p: Any, ids: np.ndarray, labels: np.ndarray | None) -> dict[str, float]:
         return _numeric(evaluate_selection(p, ids, t_hold, k=k, labels=labels,
@@ -1104,7 +1149,8 @@ def plot_comparison(result: Mapping[str, Any], path: Any, *, metrics: Sequence[s
     nrows = max(1, (len(present) + cols - 1) // cols)
     fig = Figure(figsize=(4.2 * cols, 3.3 * nrows))
     styles = {"gio": ("tab:red", "-o"), "random": ("tab:gray", "-s"), "knn": ("tab:blue", "-^"),
-              "herding": ("tab:green", "-d"), "oracle": ("black", ":x"), "full": ("tab:purple", "--")}
+              "herding": ("tab:green", "-d"), "facility": ("tab:brown", "-v"), "dsir": ("tab:olive", "-P"),
+              "oracle": ("black", ":x"), "full": ("tab:purple", "--")}
     for i, metric in enumerate(present):
         ax = fig.add_subplot(nrows, cols, i + 1)
         for name, rows in methods.items():
