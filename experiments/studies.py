@@ -146,7 +146,9 @@ def fm_data() -> dict[str, np.ndarray]:
 
 
 def accuracy(x: np.ndarray, y: np.ndarray, idx: np.ndarray, ev_x: np.ndarray, ev_y: np.ndarray, seed: int) -> float:
-    """Test accuracy of the standardised logistic regression trained on rows ``idx``."""
+    """Test accuracy of the standardised logistic regression trained on rows ``idx`` (NaN for no rows)."""
+    if idx.size == 0:
+        return math.nan
     return downstream_accuracy(x[idx], y[idx], ev_x, ev_y, seed=seed)
 
 
