@@ -25,6 +25,9 @@ Studies:
 * ``quality_levels`` - the Fashion-MNIST quality mix (corrupted images in the pool, clean target) at 10-90%
   corrupted: GIO, the exact greedy, kNN, herding, random and, when ``gioselect.peers`` provides them,
   facility location and DSIR.
+* ``quality_text`` - the BBC News quality mix (sentences with shuffled words, swapped letters or spliced
+  halves in the pool, clean target; all-MiniLM-L6-v2 embeddings) at 10-90% corrupted: the same methods, and
+  DSIR on the raw text when ``gioselect.peers`` provides it.
 
 GIO settings: every study runs ``GIOSelector``'s defaults with the stopping rule replaced by a fixed size
 (``max_iter`` = the budget, ``stop_criterion="data_size"``, which never fires before the pool is used up), so
@@ -60,7 +63,8 @@ from gioselect.evaluate import (
 from gioselect.selector import select_quantized
 
 NAME = "studies"
-STUDIES = ("target_size", "ablation", "sparse_pools", "data_types", "active_learning", "quality_levels")
+STUDIES = ("target_size", "ablation", "sparse_pools", "data_types", "active_learning", "quality_levels",
+           "quality_text")
 logger = logging.getLogger("experiments.studies")
 Row = dict[str, Any]
 
@@ -849,6 +853,106 @@ def table_quality_levels(res: Row) -> str:
     return "\n\n".join(parts)
 
 
+QT_CFG = {
+    "small": {"pool": 120, "target": 40, "budget": 30, "levels": [0.1, 0.9], "seeds": [0, 1]},
+    "full": {"pool": 2000, "target": 300, "budget": 300, "levels": [0.1, 0.3, 0.5, 0.7, 0.9], "seeds": [0, 1, 2]},
+}
+QT_CORRUPTIONS = ("word order shuffled", "characters swapped", "sentences spliced")
+
+
+def corrupt_sentence(text: str, other: str, kind: int, rng: np.random.Generator) -> str:
+    """One corrupted sentence: 0 shuffles the words; 1 swaps two adjacent letters in every word of 3+ letters;
+    2 splices the first half of ``text`` (by words) to the second half of ``other``."""
+    words = text.split()
+    if kind == 0:
+        return " ".join(words[i] for i in rng.permutation(len(words)))
+    if kind == 1:
+        out = []
+        for w in words:
+            if len(w) >= 3:
+                j = int(rng.integers(0, len(w) - 1))
+                w = w[:j] + w[j + 1] + w[j] + w[j + 2:]
+            out.append(w)
+        return " ".join(out)
+    ow = other.split()
+    return " ".join(words[: max(1, len(words) // 2)] + ow[len(ow) // 2:])
+
+
+def study_quality_text(size: str, seed: int) -> Row:
+    """The BBC News quality mix (text, where DSIR applies) at several corrupted shares: the clean share picked.
+
+    The pool rows, the target rows and one corrupted version of every pool sentence are drawn once (from the base
+    seed), so the corrupted sentences are embedded once (all-MiniLM-L6-v2, cached on disk); each seed then draws
+    which pool rows are corrupted at each level, and the methods' seeds.
+    """
+    from common import bbc_corpus, bbc_corpus_embeddings
+
+    from gioselect.embed import embed_texts
+
+    cfg = QT_CFG[size]
+    records = bbc_corpus()
+    emb = bbc_corpus_embeddings(records)
+    rng = np.random.default_rng([seed, 7])
+    rows_ = rng.choice(len(records), cfg["pool"] + cfg["target"], replace=False)
+    pool_r, tgt_r = rows_[: cfg["pool"]], rows_[cfg["pool"]:]
+    clean_txt = [records[i]["text"] for i in pool_r]
+    kinds = np.arange(pool_r.size) % len(QT_CORRUPTIONS)
+    others = rng.choice(len(records), pool_r.size)
+    bad_txt = [corrupt_sentence(t, records[o]["text"], int(k), rng) for t, o, k in zip(clean_txt, others, kinds,
+                                                                                          strict=True)]
+    t0 = time.monotonic()
+    bad_emb, _ = embed_texts(bad_txt, cache=True)
+    embed_seconds = round(time.monotonic() - t0, 1)
+    bad_emb = np.asarray(bad_emb, dtype=np.float32)
+    tgt, tgt_txt = emb[tgt_r], [records[i]["text"] for i in tgt_r]
+    peers = peer_baselines()
+    peer_notes: dict[str, str] = {}
+    rows: list[Row] = []
+    params = gio_params(cfg["budget"], unit_norm=True)
+    b = cfg["budget"]
+    for s in cfg["seeds"]:
+        rs = seed * 1000 + s
+        for level in cfg["levels"]:
+            g = np.random.default_rng([rs, 8, round(100 * level)])
+            bad = np.zeros(pool_r.size, dtype=bool)
+            bad[g.permutation(pool_r.size)[: round(level * pool_r.size)]] = True
+            x = np.where(bad[:, None], bad_emb, emb[pool_r]).astype(np.float32)
+            texts = [bt if is_bad else ct for ct, bt, is_bad in zip(clean_txt, bad_txt, bad, strict=True)]
+            picks: dict[str, np.ndarray] = {}
+            picks["gio"], _ = run_gio(x, tgt, params, rs)
+            picks["exact greedy"], _ = exact_greedy(x, tgt, b, rs)
+            picks["knn"] = knn_retrieval(x, tgt, b)
+            picks["herding"] = kernel_herding(x, tgt, b, seed=rs)
+            picks["random"] = random_baseline(x.shape[0], b, seed=rs)
+            for name, fn in peers.items():
+                try:
+                    if name == "dsir" and getattr(fn, "__name__", "") == "dsir":  # gioselect.peers.dsir itself
+                        ids = fn(texts, tgt_txt, b, seed=rs)
+                    elif name == "dsir":
+                        ids = fn(x, tgt, b, seed=rs, pool_texts=texts, target_texts=tgt_txt)
+                    else:
+                        ids = fn(x, tgt, b, seed=rs)
+                    picks[name] = np.asarray(ids, dtype=np.int64)
+                except (TypeError, ValueError) as exc:
+                    peer_notes[name] = f"not run: {exc}"
+            for m, idx in picks.items():
+                rows.append({"corrupted": level, "method": m, "seed": rs, "size": int(idx.size),
+                             "clean_share": float((~bad[idx]).mean()) if idx.size else math.nan})
+            logger.info("quality_text seed %d level %.1f done", rs, level)
+    summary = summarize_rows(rows, ["corrupted", "method"], ["size", "clean_share"])
+    methods = list(QL_METHODS) + [m for m in peers if m not in peer_notes]
+    return {"config": cfg, "methods": methods, "peers_found": sorted(peers), "peer_notes": peer_notes,
+            "corruptions": list(QT_CORRUPTIONS), "embed_seconds": embed_seconds, "gio_params": params,
+            "examples": [{"clean": c, "corrupted": t, "kind": QT_CORRUPTIONS[int(k)]}
+                         for c, t, k in list(zip(clean_txt, bad_txt, kinds, strict=True))[:3]],
+            "rows": rows, "summary": summary}
+
+
+def table_quality_text(res: Row) -> str:
+    return (f"clean share of the picks (%), budget {res['config']['budget']}:\n\n"
+            + pivot(res["summary"], ["method"], "corrupted", "clean_share", pct=True))
+
+
 # ---------------------------------------------------------------------------------------------------------
 # command line
 # ---------------------------------------------------------------------------------------------------------
@@ -859,6 +963,7 @@ RUNNERS: dict[str, tuple[Callable[[str, int], Row], Callable[[Row], str]]] = {
     "data_types": (study_data_types, table_data_types),
     "active_learning": (study_active_learning, table_active_learning),
     "quality_levels": (study_quality_levels, table_quality_levels),
+    "quality_text": (study_quality_text, table_quality_text),
 }
 
 

