@@ -354,7 +354,8 @@ def _add_embed(sub: argparse._SubParsersAction) -> None:
     im.add_argument("--pca-dim", type=int, default=None, help="reduce pixels to this many PCA components")
     im.add_argument("--seed", type=int, default=0, help="seed of the PCA fitting sample (default 0)")
     r = p.add_argument_group("run")
-    r.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    r.add_argument("--threads", type=int, default=None,
+                   help="embedding threads (torch or ONNX Runtime; default: all cores)")
     r.add_argument("--force", action="store_true", help="replace an existing --out")
     _add_verbosity(r)
     p.set_defaults(func=_cmd_embed)

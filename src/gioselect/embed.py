@@ -27,8 +27,8 @@ Two backends compute the same vectors (see BENCHMARKS.md for the speed and agree
   backend.
 * ``"sentence-transformers"``: ``SentenceTransformer.encode``, the reference.
 
-The two agree to float32 rounding (largest element difference about 1e-6, smaller than what a different batch
-composition changes within sentence-transformers itself), so they share cache entries.
+The two agree to float32 rounding (largest element difference 2.4e-7 on the demo's 5,200 sentences, less
+than a different batch composition changes within sentence-transformers itself), so they share cache entries.
 
 Embedding a large pool is the slow step, so :func:`embed_texts` keeps results in an on-disk
 :class:`EmbeddingCache` keyed by the model's identity (:func:`resolve_model`), a hash of the texts
