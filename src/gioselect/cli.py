@@ -257,6 +257,10 @@ def _add_text_options(g: argparse._ArgumentGroup, *, target: bool = True) -> Non
     g.add_argument("--model", default=None,
                    help="sentence-transformers model: a local model directory (default: the packaged "
                         "all-MiniLM-L6-v2; nothing is downloaded)")
+    g.add_argument("--embed-backend", choices=("onnx", "sentence-transformers"), default="onnx",
+                   help="how texts are embedded: 'onnx' (default; ONNX Runtime on the model exported locally once, "
+                        "into $GIOSELECT_ONNX_DIR or ~/.cache/gioselect/onnx) or 'sentence-transformers' (its "
+                        "encode); both give the same vectors to float32 rounding and share the embedding cache")
     g.add_argument("--embed-batch-size", type=int, default=64, help="texts per embedding batch (default 64)")
     g.add_argument("--no-embed-cache", dest="embed_cache", action="store_false",
                    help="do not read or write the embedding cache")
@@ -377,7 +381,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every, checkpoint_seconds=args.checkpoint_seconds, threads=args.threads,
         report=args.report, text_field=args.text_field, target_text_field=args.target_text_field,
         model=args.model, embed_batch_size=args.embed_batch_size, embed_cache=args.embed_cache,
-        cache_dir=args.cache_dir,
+        cache_dir=args.cache_dir, embed_backend=args.embed_backend,
     )
     command = ["gioselect", *sys.argv[1:]] if args.command_line is None else args.command_line
     progress = functools.partial(_tqdm_progress, args.quiet)
@@ -425,7 +429,8 @@ def _add_embed(sub: argparse._SubParsersAction) -> None:
     im.add_argument("--pca-dim", type=int, default=None, help="reduce pixels to this many PCA components")
     im.add_argument("--seed", type=int, default=0, help="seed of the PCA fitting sample (default 0)")
     r = p.add_argument_group("run")
-    r.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    r.add_argument("--threads", type=int, default=None,
+                   help="embedding threads (torch or ONNX Runtime; default: all cores)")
     r.add_argument("--force", action="store_true",
                    help="replace an earlier output of gioselect embed (a file it could have written; nothing else)")
     _add_verbosity(r)
@@ -456,7 +461,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         cache = EmbeddingCache(args.cache_dir) if args.embed_cache else False
         with _tqdm_progress(args.quiet, "embedding", len(texts), "text") as upd:
             emb, hit = embed_texts(texts, args.model, cache=cache, batch_size=args.embed_batch_size,
-                                   threads=args.threads, progress=upd)
+                                   threads=args.threads, progress=upd, backend=args.embed_backend)
         what = f"{len(texts)} texts with {TextEmbedder(args.model).model_id}"
         how = "reused from the cache (no model run)" if hit else "computed"
         extra[args.text_field] = list(texts)
@@ -531,7 +536,8 @@ def _load_input(path: Path, args: argparse.Namespace, which: str) -> Any:
     texts = read_texts(path, field, name=which)
     cache = EmbeddingCache(args.cache_dir) if args.embed_cache else False
     with _tqdm_progress(args.quiet, f"embedding {which}", len(texts), "text") as upd:
-        emb, _ = embed_texts(texts, args.model, cache=cache, batch_size=args.embed_batch_size, progress=upd)
+        emb, _ = embed_texts(texts, args.model, cache=cache, batch_size=args.embed_batch_size, progress=upd,
+                             backend=args.embed_backend)
     return emb
 
 

@@ -154,6 +154,7 @@ class SelectConfig:
     embed_batch_size: int = 64
     embed_cache: bool = True
     cache_dir: Path | None = None
+    embed_backend: str = "onnx"
 
     def validate(self) -> SelectConfig:
         self.params.validate()
@@ -192,7 +193,7 @@ class SelectConfig:
     def fingerprint_dict(self) -> dict[str, Any]:
         d = asdict(self)
         for key in ("out", "checkpoint_every", "checkpoint_seconds", "threads", "report", "memory_budget",
-                    "embed_batch_size", "embed_cache", "cache_dir"):
+                    "embed_batch_size", "embed_cache", "cache_dir", "embed_backend"):
             d.pop(key)
         d["pool"] = _resolved(self.pool)
         d["target"] = _resolved(self.target)
@@ -441,7 +442,7 @@ def _embed_file(cfg: SelectConfig, which: str, field_: str, work: Path, prog: Pr
     cache = EmbeddingCache(cfg.cache_dir) if cfg.embed_cache else False
     with prog(f"embedding {which} text", len(texts), "text") as upd:
         emb, hit = embed_texts(texts, cfg.model, cache=cache, batch_size=cfg.embed_batch_size,
-                               threads=cfg.threads, progress=upd)
+                               threads=cfg.threads, progress=upd, backend=cfg.embed_backend)
     with atomic_path(dest) as tmp:
         np.save(tmp, np.ascontiguousarray(emb, dtype=np.float32))
     info = {"text_field": field_, "model": TextEmbedder(cfg.model).model_id, "rows": len(texts),
