@@ -44,3 +44,7 @@ class OutputExistsError(GIOError, FileExistsError):
 
 class ResumeError(GIOError, ValueError):
     """A run cannot be resumed: no checkpoint, or the checkpoint belongs to other inputs or parameters."""
+
+
+class NotFittedError(GIOError, ValueError, AttributeError):
+    """A fitted attribute or method of an estimator was used before ``fit`` (as scikit-learn's NotFittedError)."""
