@@ -259,3 +259,76 @@ def test_render_summary_text() -> None:
     assert "n/a" in bare and "\x1b" not in bare and "\\x1b[31m" in bare
     with pytest.raises(InvalidTypeError):
         render_summary_text("manifest.json")  # type: ignore[arg-type]
+
+
+# --- picks, breakdown, stop reason, warnings and the t-SNE map -----------------------------------------------
+
+
+def test_write_picks_gains_and_nearest_targets(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    pool = rng.normal(size=(40, 4)).astype(np.float32)
+    target = rng.normal(size=(12, 4)).astype(np.float32)
+    labels = np.arange(40) % 5  # 5 clusters
+    picks = np.array([3, 1])  # clusters in pick order
+    sel = np.concatenate([np.flatnonzero(labels == 3), np.flatnonzero(labels == 1)])
+    cols = report.write_picks(tmp_path / "picks.csv", sel, picks, labels, 10.0, [7.5, 7.0], lambda i: pool[i],
+                              target)
+    np.testing.assert_allclose(cols["gio_gain"], np.where(labels[sel] == 3, 2.5, 0.5))
+    d = ((pool[sel][:, None].astype(np.float64) - target[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(cols["gio_nearest_target"], np.argsort(d, axis=1)[:, :3])
+    lines = (tmp_path / "picks.csv").read_text().splitlines()
+    assert lines[0] == "gio_row_id,gio_rank,gio_gain,gio_nearest_target" and len(lines) == 1 + sel.shape[0]
+    first = lines[1].split(",")
+    assert int(first[0]) == sel[0] and float(first[2]) == 2.5
+    assert first[3] == " ".join(map(str, cols["gio_nearest_target"][0]))
+
+
+def test_report_lists_picks_breakdown_stop_reason_and_warnings(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(1)
+    n = 30
+    topic = ["tech" if i % 3 == 0 else "sport" for i in range(n)]
+    pq.write_table(pa.table({"text": [f"<b>row {i}</b>" for i in range(n)], "topic": topic,
+                             "embedding": list(rng.normal(size=(n, 4)).astype(np.float32))}),
+                   tmp_path / "pool.parquet")
+    ids = np.array([9, 0, 3])  # selection order
+    table = pq.read_table(tmp_path / "pool.parquet").take(pa.array(np.sort(ids)))
+    pq.write_table(table, tmp_path / "selected_rows.parquet")
+    picks = {"gio_row_id": ids, "gio_rank": np.arange(3), "gio_gain": np.array([0.5, 0.25, np.nan]),
+             "gio_nearest_target": np.array([[1, 2], [0, 1], [2, 0]])}
+    manifest = {"stop_reason": "budget", "warnings": ["quantising leaves 3 rows per cluster <careful>"]}
+    out = write_report(tmp_path / "r.html", manifest=manifest, kl_trace=[1.0, 0.5], initial_kl=2.0,
+                       target_sample=None, pool_sample=None, selected_sample=None, picks=picks,
+                       pool_path=tmp_path / "pool.parquet", selected_path=tmp_path / "selected_rows.parquet",
+                       report_fields=["topic"], text_field="text")
+    page = out.read_text()
+    assert "the next pick would exceed the row budget" in page
+    assert "quantising leaves 3 rows per cluster &lt;careful&gt;" in page
+    picks_html = page.split('id="picks"')[1]
+    # the preview of rank 0 is pool row 9's text, escaped, and its gain and nearest targets are listed
+    assert picks_html.index("&lt;b&gt;row 9&lt;/b&gt;") < picks_html.index("&lt;b&gt;row 0&lt;/b&gt;")
+    assert "<td>1 2</td>" in picks_html and "n/a" in picks_html
+    breakdown = page.split("Selection by topic")[1]
+    assert re.search(r"<td>tech</td><td[^>]*>3</td><td[^>]*>100.0%</td><td[^>]*>10</td><td[^>]*>33.3%</td>",
+                     breakdown)
+    assert "The run printed no warnings." in write_report(
+        tmp_path / "r2.html", manifest={}, kl_trace=[], initial_kl=None, target_sample=None, pool_sample=None,
+        selected_sample=None).read_text()
+
+
+def test_tsne_map_separates_what_pca_mixes() -> None:
+    pytest.importorskip("sklearn")
+    rng = np.random.default_rng(0)
+    # 8 tight clusters in 64-D: t-SNE keeps each cluster together in 2-D
+    centres = rng.normal(size=(8, 64))
+    lab = np.repeat(np.arange(8), 40)
+    x = centres[lab] + 0.05 * rng.normal(size=(320, 64))
+    (m,) = report.tsne_2d([x], seed=0, max_rows=400)
+    assert m.shape == (320, 2)
+    d = ((m[:, None] - m[None]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    assert (lab[d.argmin(axis=1)] == lab).mean() > 0.95  # every point's 2-D neighbour is from its cluster
+    (cut,) = report.tsne_2d([np.vstack([x] * 10)], seed=0, max_rows=200)  # bounded sample
+    assert cut.shape == (200, 2)

@@ -279,9 +279,22 @@ def _add_select(sub: argparse._SubParsersAction) -> None:
                    help="stop before the selection would exceed N rows or P%% of the pool")
     b.add_argument("--budget-exact", action="store_true",
                    help="fill the budget exactly, cutting the last cluster to a seeded random part of its rows")
+    _add_curation_options(p)
     _add_gio_options(p)
     _add_run_options(p)
     p.set_defaults(func=_cmd_select)
+
+
+def _add_curation_options(p: argparse.ArgumentParser) -> None:
+    c = p.add_argument_group("exclusion set and report")
+    c.add_argument("--exclude", type=Path, default=None, metavar="FILE",
+                   help="an evaluation set to keep out: pool rows at cosine >= --exclude-threshold to one of its rows "
+                        "are never selected (same vector column, or --text-field embedded with the same model); the "
+                        "manifest lists them")
+    c.add_argument("--exclude-threshold", type=float, default=0.95,
+                   help="cosine similarity from which a pool row is a near-duplicate (default 0.95)")
+    c.add_argument("--report-field", action="append", default=[], metavar="COLUMN",
+                   help="break the selection down by this pool column in report.html (repeatable)")
 
 
 @contextlib.contextmanager
@@ -310,6 +323,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
         report=args.report, text_field=args.text_field, target_text_field=args.target_text_field,
         model=args.model, embed_batch_size=args.embed_batch_size, embed_cache=args.embed_cache,
         cache_dir=args.cache_dir,
+        exclude=args.exclude, exclude_threshold=args.exclude_threshold, report_fields=tuple(args.report_field),
     )
     command = ["gioselect", *sys.argv[1:]] if args.command_line is None else args.command_line
     progress = functools.partial(_tqdm_progress, args.quiet)

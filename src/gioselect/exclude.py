@@ -167,3 +167,26 @@ def block_candidates(search: Any, mask: np.ndarray | None) -> None:
     holder.blocked = mask.copy()
     holder.used |= mask
     holder.n_used = int(holder.used.sum())
+
+
+def exclusion_for_run(pool: Any, exclude_path: Any, *, embedding_field: str | None, text_field: str | None,
+                      model: str | None, cache_dir: Any, embed_cache: bool, threshold: float,
+                      block_rows: int) -> Exclusion:
+    """The exclusion of a ``gioselect select --exclude FILE`` run: ``pool`` is the (embedded) pool's
+    :class:`~gioselect.io.EmbeddingSource`, streamed in ``block_rows`` blocks; ``exclude_path`` is read with
+    the pool's vector column, or its ``text_field`` is embedded with the pool's model when the pool is text."""
+    from pathlib import Path
+
+    from .io import detect_format, open_embeddings, read_texts
+
+    path = Path(exclude_path)
+    if not path.exists():
+        raise InvalidInputError(f"exclude: {path} does not exist")
+    if text_field is not None and detect_format(path) != "npy":
+        from .embed import EmbeddingCache, embed_texts
+
+        texts = read_texts(path, text_field, name="exclude")
+        vecs, _ = embed_texts(texts, model, cache=EmbeddingCache(cache_dir) if embed_cache else False)
+    else:
+        vecs = open_embeddings(path, embedding_field, name="exclude").read_all()
+    return find_near_duplicates(pool.iter_blocks(block_rows), vecs, threshold=threshold, n_rows=pool.n_rows)
