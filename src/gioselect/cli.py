@@ -514,10 +514,10 @@ def _jsonable(o: Any) -> Any:
 
 
 def _format_table(res: dict[str, Any]) -> str:
-    from .evaluate import COMPARE_METRICS
+    from .evaluate import COMPARE_METRICS, metric_header
 
     cols = [m for m in COMPARE_METRICS if any(m in r for rows in res["methods"].values() for r in rows)]
-    head = ["method", "size", *cols]
+    head = ["method", "size", *(metric_header(m) for m in cols)]
     lines = []
     for name, rows in res["methods"].items():
         for r in rows:
@@ -532,7 +532,55 @@ def _format_table(res: dict[str, Any]) -> str:
     split = res["split"]
     title = (f"target split: {split['target_select']} rows select, {split['target_holdout']} held out (metrics); "
              f"GIO: {res['gio'].get('selected', 'n/a')} rows, stop {res['gio'].get('stop_reason', 'n/a')}")
-    return "\n".join([title, fmt.format(*head), *(fmt.format(*line) for line in lines)])
+    legend = "↓ lower is better, ↑ higher is better"
+    return "\n".join([title, fmt.format(*head), *(fmt.format(*line) for line in lines), legend])
+
+
+EXIT_PLAN_TOO_BIG = 3  # gioselect plan: the run would not fit the memory budget
+
+
+def _add_plan(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "plan",
+        help="estimate a select run's phases, time and peak memory on this machine, before running it",
+        description=(
+            "Print the phases of 'gioselect select' for these inputs and options, with the estimated time (from "
+            "a short calibration on this machine) and peak memory of each, and whether the run fits the memory "
+            "budget. Exit 0 when it fits, 3 when it does not, 2 on bad input. Takes select's options."
+        ),
+    )
+    g = p.add_argument_group("inputs")
+    g.add_argument("--pool", required=True, type=Path, help="the candidate pool file")
+    g.add_argument("--target", required=True, type=Path, help="examples of what you want")
+    g.add_argument("--embedding-field", default=None, help="embedding column (default: detected)")
+    g.add_argument("--target-embedding-field", default=None, help="embedding column of the target")
+    g.add_argument("--text-field", default=None, help="the inputs are text in this column (rows counted, 384 dims)")
+    g.add_argument("--clusters", type=int, default=1500, help="pool clusters K; 0 = no quantisation (1500)")
+    g.add_argument("--target-clusters", type=int, default=None, help="target clusters (default: --clusters)")
+    g.add_argument("--kmeans-iter", type=int, default=20, help="K-means iterations (default 20)")
+    g.add_argument("--budget", default=None, metavar="N|P%", help="row budget")
+    g.add_argument("--memory-budget", default=None, metavar="SIZE", help="e.g. 4G (default: a quarter of RAM)")
+    g.add_argument("--threads", type=int, default=None, help="threads for faiss (default: all cores)")
+    _add_verbosity(g)
+    _add_gio_options(p)
+    p.set_defaults(func=_cmd_plan)
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from .pipeline import SelectConfig, default_memory_budget, parse_memory
+    from .plan import format_plan, make_plan
+
+    cfg = SelectConfig(
+        pool=args.pool, target=args.target, out=Path("unused-by-plan"), params=_gio_params(args),
+        embedding_field=args.embedding_field, target_embedding_field=args.target_embedding_field,
+        clusters=args.clusters, target_clusters=args.target_clusters, kmeans_iter=args.kmeans_iter,
+        budget=args.budget, memory_budget=parse_memory(args.memory_budget) if args.memory_budget
+        else default_memory_budget(), threads=args.threads, text_field=args.text_field,
+    ).validate()
+    plan = make_plan(cfg)
+    if not args.quiet:
+        print(format_plan(plan))
+    return EXIT_OK if plan.fits else EXIT_PLAN_TOO_BIG
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -553,7 +601,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_select, _add_embed, _add_evaluate, _add_check]
+_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_select, _add_embed, _add_evaluate, _add_check,
+                                                                  _add_plan]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -264,8 +264,12 @@ def tsne_2d(arrays: Sequence[np.ndarray], seed: int = 0, max_rows: int = TSNE_MA
         cut.append(a[np.sort(rng.choice(a.shape[0], size=m, replace=False))] if a.shape[0] > m else a)
     both = np.concatenate(cut).astype(np.float64)
     perplexity = float(min(30.0, max(2.0, (both.shape[0] - 1) / 3.0)))
-    emb = TSNE(n_components=2, perplexity=perplexity, init="pca", metric="cosine", random_state=seed,
-               max_iter=500).fit_transform(both)
+    from threadpoolctl import threadpool_limits
+
+    # One thread: on a shared machine the OpenMP/BLAS threads of t-SNE oversubscribe the cores (10x slower).
+    with threadpool_limits(1):
+        emb = TSNE(n_components=2, perplexity=perplexity, init="pca", metric="cosine", random_state=seed,
+                   max_iter=500, n_jobs=1).fit_transform(both)
     out, s0 = [], 0
     for a in cut:
         out.append(emb[s0 : s0 + a.shape[0]])
