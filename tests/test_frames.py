@@ -124,3 +124,20 @@ def test_errors_name_the_column():
 def test_nearest_targets_ties_lowest_id():
     t = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     assert nearest_targets(np.array([[1.0, 0.0]]), t, n=2).tolist() == [[0, 1]]
+
+
+def _readme_section_snippets() -> list[str]:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("### DataFrames, Hugging Face datasets and scikit-learn")[1].split("\n### ")[0]
+    return re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_readme_frame_examples_run_and_print_what_they_say(index, capsys):
+    code = _readme_section_snippets()[index]
+    expected = [line[2:] for line in code.splitlines() if line.startswith("# ")]
+    exec(compile(code, f"README snippet {index}", "exec"), {})
+    assert capsys.readouterr().out.splitlines() == expected
