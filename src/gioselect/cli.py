@@ -309,7 +309,28 @@ def _tqdm_progress(quiet: bool, desc: str, total: int | None, unit: str) -> Iter
         bar.close()
 
 
+def _folder_pool(args: argparse.Namespace) -> Path | None:
+    """A folder --pool (save_to_disk, or parquet shards) is streamed into OUT.pool.parquet, which is the pool."""
+    if not Path(args.pool).is_dir():
+        return None
+    from .io_folders import consolidate
+
+    dest = Path(args.out).with_name(Path(args.out).name + ".pool.parquet")
+    consolidate(args.pool, dest)
+    args.pool = dest
+    return dest
+
+
 def _cmd_select(args: argparse.Namespace) -> int:
+    folder_copy = _folder_pool(args)
+    try:
+        return _cmd_select_files(args)
+    finally:
+        if folder_copy is not None:
+            folder_copy.unlink(missing_ok=True)
+
+
+def _cmd_select_files(args: argparse.Namespace) -> int:
     from .pipeline import SelectConfig, default_memory_budget, parse_memory, run_select
     from .report import render_summary_text
 
