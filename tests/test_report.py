@@ -332,3 +332,50 @@ def test_tsne_map_separates_what_pca_mixes() -> None:
     assert (lab[d.argmin(axis=1)] == lab).mean() > 0.95  # every point's 2-D neighbour is from its cluster
     a, b = report.tsne_2d([np.vstack([x] * 3), x[:20]], seed=0, max_rows=100)  # bounded, in proportion
     assert a.shape == (96, 2) and b.shape == (4, 2)
+
+
+def test_cli_run_report_lists_picks_and_breakdown(tmp_path: Path) -> None:
+    import csv
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from gioselect.cli import main
+
+    rng = np.random.default_rng(2)
+    c = rng.normal(size=(2, 8))
+    lab = np.arange(400) % 2
+    x = c[lab] + 0.2 * rng.normal(size=(400, 8))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    t = c[0] + 0.2 * rng.normal(size=(60, 8))
+    pq.write_table(pa.table({"topic": np.where(lab == 0, "wanted", "other"), "embedding": list(x)}),
+                   tmp_path / "pool.parquet")
+    pq.write_table(pa.table({"embedding": list((t / np.linalg.norm(t, axis=1, keepdims=True)).astype(np.float32))}),
+                   tmp_path / "target.parquet")
+    out = tmp_path / "run"
+    assert main(["select", "--pool", str(tmp_path / "pool.parquet"), "--target", str(tmp_path / "target.parquet"),
+                 "--out", str(out), "--clusters", "0", "--max-iter", "30", "--report-field", "topic", "-q"]) == 0
+    ids = np.load(out / "selected_ids.npy")
+    with open(out / "picks.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["gio_row_id"]) for r in rows] == ids.tolist()
+    with open(out / "kl_trace.csv") as fh:
+        kl = [float(r["kl"]) for r in csv.DictReader(fh) if r["event"] in ("start", "accepted")]
+    np.testing.assert_allclose([float(r["gio_gain"]) for r in rows], -np.diff(kl))
+    page = (out / "report.html").read_text()
+    listed = re.findall(r"<tr><td[^>]*>(\d+)</td><td[^>]*>(\d+)</td>", page.split('id="picks"')[1])
+    assert [int(r) for _, r in listed[:30]] == ids[:30].tolist()
+    share = (lab[ids] == 0).mean()
+    assert f"{100 * share:.1f}%" in page.split("Selection by topic")[1]
+
+
+def test_evaluate_table_marks_the_better_direction() -> None:
+    from gioselect.cli import _format_table
+    from gioselect.evaluate import METRIC_DIRECTION, metric_header
+
+    assert metric_header("mmd2") == "mmd2 ↓" and metric_header("coverage") == "coverage ↑"
+    assert set(METRIC_DIRECTION) >= {"kl_target_sel", "coverage", "downstream_accuracy"}
+    res = {"methods": {"gio": [{"size": 10, "mmd2": 0.1, "coverage": 0.8}]},
+           "split": {"target_select": 5, "target_holdout": 5}, "gio": {"selected": 10, "stop_reason": "increase"}}
+    text = _format_table(res)
+    assert "mmd2 ↓" in text and "coverage ↑" in text and "lower is better" in text

@@ -322,6 +322,10 @@ def _folder_pool(args: argparse.Namespace) -> Path | None:
 
 
 def _cmd_select(args: argparse.Namespace) -> int:
+    if args.engine == "spark" and (args.exclude is not None or args.report_field):
+        from .errors import InvalidParameterError
+
+        raise InvalidParameterError("--exclude and --report-field need --engine local (the default)")
     folder_copy = _folder_pool(args)
     try:
         return _cmd_select_files(args)
