@@ -232,8 +232,15 @@ def _kl_trace_png(kl_trace: Any, initial_kl: Any, title: str, picks_label: str) 
     return _png_bytes(fig)
 
 
-TSNE_MAX_ROWS = 1500
+TSNE_MAX_ROWS = 1000
 """Most points (target + pool + selection samples) the t-SNE map embeds; each sample is cut in proportion."""
+
+
+def _pca_fit_k(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, the first ``k`` principal axes (rows) and their singular values, by numpy SVD."""
+    mean = x.mean(axis=0)
+    _, sv, vt = np.linalg.svd(x - mean, full_matrices=False)
+    return mean, vt[:k], sv[:k]
 
 
 def _has_tsne(*samples: Any) -> bool:
@@ -263,13 +270,16 @@ def tsne_2d(arrays: Sequence[np.ndarray], seed: int = 0, max_rows: int = TSNE_MA
         m = min(a.shape[0], max(1, round(max_rows * a.shape[0] / max(total, max_rows))))
         cut.append(a[np.sort(rng.choice(a.shape[0], size=m, replace=False))] if a.shape[0] > m else a)
     both = np.concatenate(cut).astype(np.float64)
+    if both.shape[1] > 50:  # the usual first step: PCA to 50 dimensions keeps the neighbourhoods, costs less
+        mean, comps, _ = _pca_fit_k(both, 50)
+        both = (both - mean) @ comps.T
     perplexity = float(min(30.0, max(2.0, (both.shape[0] - 1) / 3.0)))
     from threadpoolctl import threadpool_limits
 
     # One thread: on a shared machine the OpenMP/BLAS threads of t-SNE oversubscribe the cores (10x slower).
     with threadpool_limits(1):
         emb = TSNE(n_components=2, perplexity=perplexity, init="pca", metric="cosine", random_state=seed,
-                   max_iter=500, n_jobs=1).fit_transform(both)
+                   max_iter=300, n_jobs=1).fit_transform(both)
     out, s0 = [], 0
     for a in cut:
         out.append(emb[s0 : s0 + a.shape[0]])
