@@ -185,6 +185,17 @@ class GIOSelector:
     n_iter_ : int
     result_ : GIOResult
         All of the above and more.
+    n_pool_, n_features_in_ : int
+        Rows and dimension of the pool ``fit`` saw (``feature_names_in_`` too when a frame's numeric columns
+        were the features).
+    pool_kind_ : str or None
+        ``"pandas"``, ``"polars"``, ``"datasets"`` when the pool was a frame (:mod:`gioselect.frames`).
+    exclusion_ : gioselect.exclude.Exclusion or None
+        The pool rows ``exclude=`` kept out.
+
+    The scikit-learn contract: ``get_params``/``set_params``, ``sklearn.base.clone``, ``__sklearn_tags__``,
+    ``check_is_fitted``, :meth:`get_support` (a mask over the pool's rows) and :meth:`transform` (the selected
+    rows, as the pool's kind of frame with ``gio_*`` columns when a frame came in).
 
     Examples
     --------
