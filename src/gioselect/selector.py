@@ -477,10 +477,15 @@ class GIOSelector:
 def select(pool: Any, target: Any, init: Any = None, **params: Any) -> GIOResult:
     """Functional form: ``GIOSelector(**params).fit(pool, target, init).result_``.
 
+    ``params`` may also hold ``fit``'s ``weights``, ``callback``, ``vector_column``, ``text_column``, ``model``,
+    ``exclude`` and ``exclude_threshold``.
+
     Returns
     -------
-    GIOResult
-        ``.selected_indices`` are pool rows in selection order.
+    GIOResult, or a frame
+        ``.selected_indices`` are pool rows in selection order. When the pool is a pandas/polars DataFrame or a
+        ``datasets.Dataset``, the selected rows as the same kind of object with ``gio_row_id``, ``gio_rank``,
+        ``gio_gain`` and ``gio_nearest_target`` (:mod:`gioselect.frames`).
     """
     from .frames import FIT_OPTIONS, is_frame
 
@@ -514,6 +519,11 @@ def select_quantized(pool: Any, target: Any, *, clusters: int = 0, target_cluste
     The same steps as ``gioselect select`` without the files: K-means of the pool into ``clusters`` (and of the
     target into ``target_clusters``, default ``clusters``, when it is larger), GIO on the centroids with cluster
     sizes counted against ``budget`` (rows), then each chosen cluster exploded to its rows (ascending).
+
+    ``pool``/``target`` may be frames (:mod:`gioselect.frames`; then ``.frame`` holds the selected rows as the
+    pool's kind of frame), and ``params`` may hold ``vector_column``, ``text_column``, ``model``, ``exclude`` and
+    ``exclude_threshold``: excluded rows are left out before quantising, so they are never selected
+    (``.exclusion`` records them).
 
     Returns
     -------
