@@ -98,3 +98,17 @@ def test_get_support_mask_over_the_pool(data):
     # clone of a fitted estimator is unfitted and refits to the same selection
     again = clone(est).fit(pool, target)
     np.testing.assert_array_equal(again.selected_indices_, est.selected_indices_)
+
+
+def test_pickle_leaves_the_pool_out(data):
+    import pickle
+
+    pool, target = data
+    est = GIOSelector(max_iter=10, seed=0).fit(pool, target)
+    back = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(back.get_support(), est.get_support())
+    assert len(pickle.dumps(est)) < pool.nbytes  # the fitted state does not carry the pool
+    with pytest.raises(ValueError, match="call transform"):
+        back.pick_table()
+    np.testing.assert_array_equal(back.transform(pool), est.transform(pool))
+    np.testing.assert_array_equal(back.pick_table()["gio_row_id"], est.pick_table()["gio_row_id"])

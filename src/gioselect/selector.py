@@ -405,6 +405,12 @@ class GIOSelector:
                     input_tags=InputTags(two_d_array=True, allow_nan=False),
                     non_deterministic=self.seed is None, requires_fit=True)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickles leave out the reference to the pool's vectors (``transform(pool)`` sets it again)."""
+        state = self.__dict__.copy()
+        state.pop("_last_pool_vectors", None)
+        return state
+
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "result_")
 
