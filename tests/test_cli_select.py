@@ -66,7 +66,8 @@ def npy_run(data: dict[str, object], tmp_path_factory: pytest.TempPathFactory) -
 
 def test_outputs_and_selection_quality(npy_run: Path, data: dict[str, object]) -> None:
     assert sorted(p.name for p in npy_run.iterdir()) == [
-        "kl_trace.csv", "manifest.json", "report.html", "selected_ids.npy", "selected_rows.npy"]
+        "kl_trace.csv", "manifest.json", "picks.csv", "report.html", "selected_ids.npy", "selected_row_ids.npy",
+        "selected_rows.npy"]
     ids = np.load(npy_run / "selected_ids.npy", allow_pickle=False)
     assert ids.dtype == np.int64 and len(ids) > 0 and len(np.unique(ids)) == len(ids)
     comp = data["comp"]
@@ -77,6 +78,7 @@ def test_outputs_and_selection_quality(npy_run: Path, data: dict[str, object]) -
     pool = data["pool"]
     assert isinstance(pool, np.ndarray)
     np.testing.assert_array_equal(rows, pool[np.sort(ids)])
+    np.testing.assert_array_equal(np.load(npy_run / "selected_row_ids.npy"), np.sort(ids))  # beside the vectors
     m = json.loads((npy_run / "manifest.json").read_text())
     assert m["counts"]["selected_rows"] == len(ids) and m["counts"]["pool_rows"] == 3000
     assert m["quantization"]["pool_clusters"] <= 60 and m["stop_reason"] in ("increase", "max_iter")

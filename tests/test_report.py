@@ -259,3 +259,123 @@ def test_render_summary_text() -> None:
     assert "n/a" in bare and "\x1b" not in bare and "\\x1b[31m" in bare
     with pytest.raises(InvalidTypeError):
         render_summary_text("manifest.json")  # type: ignore[arg-type]
+
+
+# --- picks, breakdown, stop reason, warnings and the t-SNE map -----------------------------------------------
+
+
+def test_write_picks_gains_and_nearest_targets(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    pool = rng.normal(size=(40, 4)).astype(np.float32)
+    target = rng.normal(size=(12, 4)).astype(np.float32)
+    labels = np.arange(40) % 5  # 5 clusters
+    picks = np.array([3, 1])  # clusters in pick order
+    sel = np.concatenate([np.flatnonzero(labels == 3), np.flatnonzero(labels == 1)])
+    cols = report.write_picks(tmp_path / "picks.csv", sel, picks, labels, 10.0, [7.5, 7.0], lambda i: pool[i],
+                              target)
+    np.testing.assert_allclose(cols["gio_gain"], np.where(labels[sel] == 3, 2.5, 0.5))
+    d = ((pool[sel][:, None].astype(np.float64) - target[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(cols["gio_nearest_target"], np.argsort(d, axis=1)[:, :3])
+    lines = (tmp_path / "picks.csv").read_text().splitlines()
+    assert lines[0] == "gio_row_id,gio_rank,gio_gain,gio_nearest_target" and len(lines) == 1 + sel.shape[0]
+    first = lines[1].split(",")
+    assert int(first[0]) == sel[0] and float(first[2]) == 2.5
+    assert first[3] == " ".join(map(str, cols["gio_nearest_target"][0]))
+
+
+def test_report_lists_picks_breakdown_stop_reason_and_warnings(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(1)
+    n = 30
+    topic = ["tech" if i % 3 == 0 else "sport" for i in range(n)]
+    pq.write_table(pa.table({"text": [f"<b>row {i}</b>" for i in range(n)], "topic": topic,
+                             "embedding": list(rng.normal(size=(n, 4)).astype(np.float32))}),
+                   tmp_path / "pool.parquet")
+    ids = np.array([9, 0, 3])  # selection order
+    table = pq.read_table(tmp_path / "pool.parquet").take(pa.array(np.sort(ids)))
+    pq.write_table(table, tmp_path / "selected_rows.parquet")
+    picks = {"gio_row_id": ids, "gio_rank": np.arange(3), "gio_gain": np.array([0.5, 0.25, np.nan]),
+             "gio_nearest_target": np.array([[1, 2], [0, 1], [2, 0]])}
+    manifest = {"stop_reason": "budget", "warnings": ["quantising leaves 3 rows per cluster <careful>"]}
+    out = write_report(tmp_path / "r.html", manifest=manifest, kl_trace=[1.0, 0.5], initial_kl=2.0,
+                       target_sample=None, pool_sample=None, selected_sample=None, picks=picks,
+                       pool_path=tmp_path / "pool.parquet", selected_path=tmp_path / "selected_rows.parquet",
+                       report_fields=["topic"], text_field="text")
+    page = out.read_text()
+    assert "the next pick would exceed the row budget" in page
+    assert "quantising leaves 3 rows per cluster &lt;careful&gt;" in page
+    picks_html = page.split('id="picks"')[1]
+    # the preview of rank 0 is pool row 9's text, escaped, and its gain and nearest targets are listed
+    assert picks_html.index("&lt;b&gt;row 9&lt;/b&gt;") < picks_html.index("&lt;b&gt;row 0&lt;/b&gt;")
+    assert "<td>1 2</td>" in picks_html and "n/a" in picks_html
+    breakdown = page.split("Selection by topic")[1]
+    assert re.search(r"<td>tech</td><td[^>]*>3</td><td[^>]*>100.0%</td><td[^>]*>10</td><td[^>]*>33.3%</td>",
+                     breakdown)
+    assert "The run printed no warnings." in write_report(
+        tmp_path / "r2.html", manifest={}, kl_trace=[], initial_kl=None, target_sample=None, pool_sample=None,
+        selected_sample=None).read_text()
+
+
+def test_tsne_map_separates_what_pca_mixes() -> None:
+    pytest.importorskip("sklearn")
+    rng = np.random.default_rng(0)
+    # 8 tight clusters in 64-D: t-SNE keeps each cluster together in 2-D
+    centres = rng.normal(size=(8, 64))
+    lab = np.repeat(np.arange(8), 20)
+    x = centres[lab] + 0.05 * rng.normal(size=(160, 64))
+    (m,) = report.tsne_2d([x], seed=0, max_rows=400)
+    assert m.shape == (160, 2)
+    d = ((m[:, None] - m[None]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    assert (lab[d.argmin(axis=1)] == lab).mean() > 0.95  # every point's 2-D neighbour is from its cluster
+    a, b = report.tsne_2d([np.vstack([x] * 3), x[:20]], seed=0, max_rows=100)  # bounded, in proportion
+    assert a.shape == (96, 2) and b.shape == (4, 2)
+
+
+def test_cli_run_report_lists_picks_and_breakdown(tmp_path: Path) -> None:
+    import csv
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from gioselect.cli import main
+
+    rng = np.random.default_rng(2)
+    c = rng.normal(size=(2, 8))
+    lab = np.arange(400) % 2
+    x = c[lab] + 0.2 * rng.normal(size=(400, 8))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    t = c[0] + 0.2 * rng.normal(size=(60, 8))
+    pq.write_table(pa.table({"topic": np.where(lab == 0, "wanted", "other"), "embedding": list(x)}),
+                   tmp_path / "pool.parquet")
+    pq.write_table(pa.table({"embedding": list((t / np.linalg.norm(t, axis=1, keepdims=True)).astype(np.float32))}),
+                   tmp_path / "target.parquet")
+    out = tmp_path / "run"
+    assert main(["select", "--pool", str(tmp_path / "pool.parquet"), "--target", str(tmp_path / "target.parquet"),
+                 "--out", str(out), "--clusters", "0", "--max-iter", "30", "--report-field", "topic", "-q"]) == 0
+    ids = np.load(out / "selected_ids.npy")
+    with open(out / "picks.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["gio_row_id"]) for r in rows] == ids.tolist()
+    with open(out / "kl_trace.csv") as fh:
+        kl = [float(r["kl"]) for r in csv.DictReader(fh) if r["event"] in ("start", "accepted")]
+    np.testing.assert_allclose([float(r["gio_gain"]) for r in rows], -np.diff(kl))
+    page = (out / "report.html").read_text()
+    listed = re.findall(r"<tr><td[^>]*>(\d+)</td><td[^>]*>(\d+)</td>", page.split('id="picks"')[1])
+    assert [int(r) for _, r in listed[:30]] == ids[:30].tolist()
+    share = (lab[ids] == 0).mean()
+    assert f"{100 * share:.1f}%" in page.split("Selection by topic")[1]
+
+
+def test_evaluate_table_marks_the_better_direction() -> None:
+    from gioselect.cli import _format_table
+    from gioselect.evaluate import METRIC_DIRECTION, metric_header
+
+    assert metric_header("mmd2") == "mmd2 ↓" and metric_header("coverage") == "coverage ↑"
+    assert set(METRIC_DIRECTION) >= {"kl_target_sel", "coverage", "downstream_accuracy"}
+    res = {"methods": {"gio": [{"size": 10, "mmd2": 0.1, "coverage": 0.8}]},
+           "split": {"target_select": 5, "target_holdout": 5}, "gio": {"selected": 10, "stop_reason": "increase"}}
+    text = _format_table(res)
+    assert "mmd2 ↓" in text and "coverage ↑" in text and "lower is better" in text

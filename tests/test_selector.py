@@ -291,7 +291,7 @@ def test_bad_inputs(mixture8: dict[str, np.ndarray]) -> None:
         GIOSelector().fit(pool, target.astype(str))
     with pytest.raises(InvalidInputError, match="weights"):
         GIOSelector().fit(pool, target, weights=np.ones(3))
-    with pytest.raises(TypeError, match="unknown parameter 'kk'"):
+    with pytest.raises(ValueError, match="unknown parameter 'kk'"):
         GIOSelector().set_params(kk=3)
 
 

@@ -26,8 +26,9 @@ from .errors import (
     InvalidParameterError,
     InvalidTypeError,
     MissingDependencyError,
+    NotFittedError,
 )
-from .selector import GIOResult, GIOSelector, select
+from .selector import GIOResult, GIOSelector, select, select_quantized
 
 __version__ = "0.1.0"
 
@@ -39,10 +40,12 @@ __all__ = [
     "InvalidParameterError",
     "InvalidTypeError",
     "MissingDependencyError",
+    "NotFittedError",
     "__version__",
     "kl_knn",
     "kl_relaxed",
     "select",
+    "select_quantized",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -298,9 +298,22 @@ def _add_select(sub: argparse._SubParsersAction) -> None:
                    help="stop before the selection would exceed N rows or P%% of the pool")
     b.add_argument("--budget-exact", action="store_true",
                    help="fill the budget exactly, cutting the last cluster to a seeded random part of its rows")
+    _add_curation_options(p)
     _add_gio_options(p)
     _add_run_options(p)
     p.set_defaults(func=_cmd_select)
+
+
+def _add_curation_options(p: argparse.ArgumentParser) -> None:
+    c = p.add_argument_group("exclusion set and report")
+    c.add_argument("--exclude", type=Path, default=None, metavar="FILE",
+                   help="an evaluation set to keep out: pool rows at cosine >= --exclude-threshold to one of its rows "
+                        "are never selected (same vector column, or --text-field embedded with the same model); the "
+                        "manifest lists them")
+    c.add_argument("--exclude-threshold", type=float, default=0.95,
+                   help="cosine similarity from which a pool row is a near-duplicate (default 0.95)")
+    c.add_argument("--report-field", action="append", default=[], metavar="COLUMN",
+                   help="break the selection down by this pool column in report.html (repeatable)")
 
 
 @contextlib.contextmanager
@@ -366,7 +379,32 @@ def _resume_command(args: argparse.Namespace) -> str:
     return shlex.join(cmd)
 
 
+def _folder_pool(args: argparse.Namespace) -> Path | None:
+    """A folder --pool (save_to_disk, or parquet shards) is streamed into OUT.pool.parquet, which is the pool."""
+    if not Path(args.pool).is_dir():
+        return None
+    from .io_folders import consolidate
+
+    dest = Path(args.out).with_name(Path(args.out).name + ".pool.parquet")
+    consolidate(args.pool, dest)
+    args.pool = dest
+    return dest
+
+
 def _cmd_select(args: argparse.Namespace) -> int:
+    if args.engine == "spark" and (args.exclude is not None or args.report_field):
+        from .errors import InvalidParameterError
+
+        raise InvalidParameterError("--exclude and --report-field need --engine local (the default)")
+    folder_copy = _folder_pool(args)
+    try:
+        return _cmd_select_files(args)
+    finally:
+        if folder_copy is not None:
+            folder_copy.unlink(missing_ok=True)
+
+
+def _cmd_select_files(args: argparse.Namespace) -> int:
     from .pipeline import SelectConfig, default_memory_budget, parse_memory, run_select
     from .report import render_summary_text
 
@@ -382,6 +420,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
         report=args.report, text_field=args.text_field, target_text_field=args.target_text_field,
         model=args.model, embed_batch_size=args.embed_batch_size, embed_cache=args.embed_cache,
         cache_dir=args.cache_dir, embed_backend=args.embed_backend,
+        exclude=args.exclude, exclude_threshold=args.exclude_threshold, report_fields=tuple(args.report_field),
     )
     command = ["gioselect", *sys.argv[1:]] if args.command_line is None else args.command_line
     progress = functools.partial(_tqdm_progress, args.quiet)
@@ -626,10 +665,10 @@ def _jsonable(o: Any) -> Any:
 
 
 def _format_table(res: dict[str, Any]) -> str:
-    from .evaluate import COMPARE_METRICS
+    from .evaluate import COMPARE_METRICS, metric_header
 
     cols = [m for m in COMPARE_METRICS if any(m in r for rows in res["methods"].values() for r in rows)]
-    head = ["method", "size", *cols]
+    head = ["method", "size", *(metric_header(m) for m in cols)]
     lines = []
     for name, rows in res["methods"].items():
         for r in rows:
@@ -644,7 +683,55 @@ def _format_table(res: dict[str, Any]) -> str:
     split = res["split"]
     title = (f"target split: {split['target_select']} rows select, {split['target_holdout']} held out (metrics); "
              f"GIO: {res['gio'].get('selected', 'n/a')} rows, stop {res['gio'].get('stop_reason', 'n/a')}")
-    return "\n".join([title, fmt.format(*head), *(fmt.format(*line) for line in lines)])
+    legend = "↓ lower is better, ↑ higher is better"
+    return "\n".join([title, fmt.format(*head), *(fmt.format(*line) for line in lines), legend])
+
+
+EXIT_PLAN_TOO_BIG = 3  # gioselect plan: the run would not fit the memory budget
+
+
+def _add_plan(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "plan",
+        help="estimate a select run's phases, time and peak memory on this machine, before running it",
+        description=(
+            "Print the phases of 'gioselect select' for these inputs and options, with the estimated time (from "
+            "a short calibration on this machine) and peak memory of each, and whether the run fits the memory "
+            "budget. Exit 0 when it fits, 3 when it does not, 2 on bad input. Takes select's options."
+        ),
+    )
+    g = p.add_argument_group("inputs")
+    g.add_argument("--pool", required=True, type=Path, help="the candidate pool file")
+    g.add_argument("--target", required=True, type=Path, help="examples of what you want")
+    g.add_argument("--embedding-field", default=None, help="embedding column (default: detected)")
+    g.add_argument("--target-embedding-field", default=None, help="embedding column of the target")
+    g.add_argument("--text-field", default=None, help="the inputs are text in this column (rows counted, 384 dims)")
+    g.add_argument("--clusters", type=int, default=1500, help="pool clusters K; 0 = no quantisation (1500)")
+    g.add_argument("--target-clusters", type=int, default=None, help="target clusters (default: --clusters)")
+    g.add_argument("--kmeans-iter", type=int, default=20, help="K-means iterations (default 20)")
+    g.add_argument("--budget", default=None, metavar="N|P%", help="row budget")
+    g.add_argument("--memory-budget", default=None, metavar="SIZE", help="e.g. 4G (default: a quarter of RAM)")
+    g.add_argument("--threads", type=int, default=None, help="threads for faiss (default: all cores)")
+    _add_verbosity(g)
+    _add_gio_options(p)
+    p.set_defaults(func=_cmd_plan)
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from .pipeline import SelectConfig, default_memory_budget, parse_memory
+    from .plan import format_plan, make_plan
+
+    cfg = SelectConfig(
+        pool=args.pool, target=args.target, out=Path("unused-by-plan"), params=_gio_params(args),
+        embedding_field=args.embedding_field, target_embedding_field=args.target_embedding_field,
+        clusters=args.clusters, target_clusters=args.target_clusters, kmeans_iter=args.kmeans_iter,
+        budget=args.budget, memory_budget=parse_memory(args.memory_budget) if args.memory_budget
+        else default_memory_budget(), threads=args.threads, text_field=args.text_field,
+    ).validate()
+    plan = make_plan(cfg)
+    if not args.quiet:
+        print(format_plan(plan))
+    return EXIT_OK if plan.fits else EXIT_PLAN_TOO_BIG
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -666,7 +753,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_select, _add_embed, _add_evaluate, _add_check]
+_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_select, _add_embed, _add_evaluate, _add_check,
+                                                                  _add_plan]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

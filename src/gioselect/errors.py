@@ -49,3 +49,7 @@ class ResumeError(GIOError, ValueError):
 
 class OutputLockedError(GIOError, RuntimeError):
     """Another gioselect run holds the lock of the same output (``OUT.partial.lock``)."""
+
+
+class NotFittedError(GIOError, ValueError, AttributeError):
+    """A fitted attribute or method of an estimator was used before ``fit`` (as scikit-learn's NotFittedError)."""

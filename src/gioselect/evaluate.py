@@ -63,6 +63,7 @@ __all__ = [
     "BASELINES",
     "COMPARE_METRICS",
     "METHODS",
+    "METRIC_DIRECTION",
     "Baseline",
     "compare_methods",
     "coverage",
@@ -76,6 +77,7 @@ __all__ = [
     "knn_retrieval",
     "label_proportions",
     "median_heuristic",
+    "metric_header",
     "mmd2_unbiased",
     "plot_comparison",
     "random_baseline",
@@ -988,6 +990,16 @@ BASELINES: dict[str, Baseline] = {
 COMPARE_METRICS = ("kl_target_sel", "kl_sel_target", "mmd2", "energy", "coverage", "duplicate_rate",
                    "downstream_accuracy", "label_tv")
 METHODS = ("gio", "random", "knn", "herding", "facility", "dsir", "full")
+METRIC_DIRECTION = {"kl_target_sel": "lower", "kl_sel_target": "lower", "mmd2": "lower", "energy": "lower",
+                    "coverage": "higher", "duplicate_rate": "lower", "downstream_accuracy": "higher",
+                    "label_tv": "lower"}
+"""Which way is better for each metric of :data:`COMPARE_METRICS`."""
+
+
+def metric_header(metric: str) -> str:
+    """The metric's name with an arrow saying which way is better (``mmd2 ↓``, ``coverage ↑``)."""
+    d = METRIC_DIRECTION.get(metric)
+    return metric if d is None else f"{metric} {'↓' if d == 'lower' else '↑'}"
 
 
 def _numeric(d: Mapping[str, Any]) -> dict[str, float]:

@@ -615,8 +615,9 @@ class ExactGreedySearch:
         stop = (not warm) and self.criterion.triggered(ctx)
         if stop and p.resets_allowed and st.num_resets < p.max_resets:
             st.num_resets += 1
-            self.used[:] = False
-            self.n_used = 0
+            blocked = getattr(self, "blocked", None)  # rows an exclusion set keeps out stay out after a reset
+            self.used[:] = blocked if blocked is not None else False
+            self.n_used = int(self.used.sum())
             st.i -= 1
             st.just_reset = True
             st.history.append((idx, kl, EVENT_RESET))

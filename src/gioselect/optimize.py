@@ -220,9 +220,10 @@ class CandidateSet:
             self.n_used += 1
 
     def reset(self) -> None:
-        """Every candidate usable again (the reference's pool refill)."""
-        self.used[:] = False
-        self.n_used = 0
+        """Every candidate usable again (the reference's pool refill), except blocked ones (``blocked``)."""
+        blocked = getattr(self, "blocked", None)  # set by gioselect.exclude.block_candidates
+        self.used[:] = blocked if blocked is not None else False
+        self.n_used = int(self.used.sum())
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ import numpy as np
 from . import __version__
 from .engines import LocalEngine
 from .errors import GIOError, InvalidInputError, InvalidParameterError, ResumeError
+from .exclude import block_candidates
 from .io import EmbeddingSource, atomic_path, detect_format, file_sha256, open_table
 from .optimize import EVENT_ACCEPTED, EVENT_RESET, EVENT_STOP, GIOParams, single_threaded_blas
 from .outdir import check_output_dir, publish_result, remove_result_dir, remove_work_dir, run_lock
@@ -155,6 +156,9 @@ class SelectConfig:
     embed_cache: bool = True
     cache_dir: Path | None = None
     embed_backend: str = "onnx"
+    exclude: Path | None = None  # an evaluation set to keep out (gioselect.exclude)
+    exclude_threshold: float = 0.95
+    report_fields: tuple[str, ...] = ()  # pool columns the report breaks the selection down by
 
     def validate(self) -> SelectConfig:
         self.params.validate()
@@ -193,7 +197,7 @@ class SelectConfig:
     def fingerprint_dict(self) -> dict[str, Any]:
         d = asdict(self)
         for key in ("out", "checkpoint_every", "checkpoint_seconds", "threads", "report", "memory_budget",
-                    "embed_batch_size", "embed_cache", "cache_dir", "embed_backend"):
+                    "embed_batch_size", "embed_cache", "cache_dir", "embed_backend", "report_fields"):
             d.pop(key)
         d["pool"] = _resolved(self.pool)
         d["target"] = _resolved(self.target)
@@ -486,6 +490,18 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
         target = check_embeddings(target_src.read_all(), f"target {cfg.target}")
         upd(target.shape[0])
     timings["read"] = time.monotonic() - t0
+    exclusion = None
+    if cfg.exclude is not None:  # -- the exclusion set (gioselect.exclude): rows that can never be selected
+        from .exclude import exclusion_for_run
+
+        t0 = time.monotonic()
+        with prog("matching the exclusion set", None, "file") as upd:
+            exclusion = exclusion_for_run(pool, cfg.exclude, embedding_field=cfg.embedding_field,
+                                          text_field=cfg.text_field, model=cfg.model, cache_dir=cfg.cache_dir,
+                                          embed_cache=cfg.embed_cache, threshold=cfg.exclude_threshold,
+                                          block_rows=engine.block_rows(pool.dim))
+            upd(1)
+        timings["exclude"] = time.monotonic() - t0
 
     # -- quantise the pool ---------------------------------------------------------------------------------
     t0 = time.monotonic()
@@ -539,7 +555,8 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
 
     # -- select --------------------------------------------------------------------------------------------
     t0 = time.monotonic()
-    search = _run_gio(cfg, candidates, target_c, sizes, budget_rows, seeds["gio"], work, prog)
+    search = _run_gio(cfg, candidates, target_c, sizes, budget_rows, seeds["gio"], work, prog,
+                      blocked=exclusion.mask if exclusion is not None and labels is None else None)
     timings["select"] = time.monotonic() - t0
     st = search.state
     picks = np.asarray(st.selected, dtype=np.int64)
@@ -555,6 +572,8 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
         selected_ids = picks[np.sort(first)]
         if limit is not None:
             selected_ids = selected_ids[:limit]
+    if exclusion is not None:  # a chosen cluster's excluded rows are left out when it is exploded
+        selected_ids = selected_ids[~exclusion.mask[selected_ids]]
     timings["explode"] = time.monotonic() - t0
 
     # -- write ---------------------------------------------------------------------------------------------
@@ -569,7 +588,15 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
         engine.write_selected(pool_rows, selected_ids, np.arange(selected_ids.shape[0], dtype=np.int64),
                               result / sel_name)
         upd(1)
+    row_ids_name = None
+    if pool_rows.format == "npy":  # a .npy has no columns for gio_row_id: the ids of its rows go beside it
+        row_ids_name = "selected_row_ids.npy"
+        np.save(result / row_ids_name, np.unique(selected_ids).astype(np.int64))
     _write_trace(result / "kl_trace.csv", search.initial_kl, st.history, sizes, quantized)
+    from .report import write_picks  # per-row gain and nearest target ids (gioselect.report)
+
+    pick_cols = write_picks(result / "picks.csv", selected_ids, picks, labels, search.initial_kl, st.kl_trace,
+                            lambda ids: engine.take(pool, ids), target)
 
     final_kl = float(st.kl_trace[-1]) if st.kl_trace else float(search.initial_kl)
     timings["write"] = time.monotonic() - t0
@@ -604,7 +631,10 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
         "final_kl": _finite_or_none(final_kl),
         "scale_factor": _finite_or_none(search.scale),
         "outputs": {"selected_ids": "selected_ids.npy", "selected_rows": sel_name, "kl_trace": "kl_trace.csv",
-                    "manifest": "manifest.json", "report": "report.html" if cfg.report else None},
+                    **({"selected_row_ids": row_ids_name} if row_ids_name else {}), "picks": "picks.csv",
+                    "manifest": "manifest.json",
+                    "report": "report.html" if cfg.report else None},
+        "exclusion": exclusion.record(str(cfg.exclude)) if exclusion is not None else None,
         "versions": _versions(),
     }
     manifest["warnings"] = _result_warnings(cfg, pool.n_rows, int(selected_ids.shape[0]), candidates, quantized,
@@ -615,7 +645,8 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
         manifest["timings_s"] = {**_rounded(timings), "total": round(t1 - t_start, 4)}
         with prog("writing report", None, "file") as upd, single_threaded_blas():
             _write_report(result, manifest, engine, pool, target, selected_ids, st.kl_trace, search.initial_kl,
-                          seeds["report"])
+                          seeds["report"], picks=pick_cols, pool_path=Path(cfg.pool), selected_path=result / sel_name,
+                          report_fields=cfg.report_fields, text_field=cfg.text_field)
             upd(1)
         timings["report"] = time.monotonic() - t1
     timings["total"] = time.monotonic() - t_start
@@ -628,7 +659,8 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
 
 
 def _run_gio(cfg: SelectConfig, candidates: np.ndarray, target: np.ndarray, sizes: np.ndarray,
-             budget_rows: int | None, seed: int, work: Path, prog: Progress) -> Any:
+             budget_rows: int | None, seed: int, work: Path, prog: Progress,
+             blocked: np.ndarray | None = None) -> Any:
     """The select phase of every engine: GIO on the candidates, resumed from and checkpointed to ``work``.
 
     Returns the finished search (``GIOSearch`` or ``ExactGreedySearch``).
@@ -637,6 +669,7 @@ def _run_gio(cfg: SelectConfig, candidates: np.ndarray, target: np.ndarray, size
                          weights=sizes if budget_rows is not None else None,
                          budget=float(budget_rows) if budget_rows is not None else None,
                          budget_exact=cfg.budget_exact)
+    block_candidates(search, blocked)  # the exclusion set's rows (gioselect.exclude)
     sfile = work / "gio_state.npz"
     if sfile.exists():
         search.load_state_dict(_load_gio_state(sfile))
@@ -726,7 +759,7 @@ def _write_trace(path: Path, initial_kl: float, history: list[tuple[int, float, 
 
 def _write_report(result: Path, manifest: dict[str, Any], engine: LocalEngine, pool: EmbeddingSource,
                   target: np.ndarray, selected_ids: np.ndarray, kl_trace: list[float], initial_kl: float,
-                  seed: int) -> None:
+                  seed: int, **report_opts: Any) -> None:
     from .report import write_report
 
     rng = np.random.default_rng(seed)
@@ -736,4 +769,5 @@ def _write_report(result: Path, manifest: dict[str, Any], engine: LocalEngine, p
                                replace=False)) if selected_ids.shape[0] else selected_ids
     write_report(result / "report.html", manifest=manifest, kl_trace=kl_trace, initial_kl=initial_kl,
                  target_sample=target[t_idx], pool_sample=engine.take(pool, p_ids),
-                 selected_sample=engine.take(pool, s_ids) if s_ids.shape[0] else None)
+                 selected_sample=engine.take(pool, s_ids) if s_ids.shape[0] else None,
+                 projection="tsne" if report_opts.get("text_field") else "pca", **report_opts)

@@ -232,8 +232,65 @@ def _kl_trace_png(kl_trace: Any, initial_kl: Any, title: str, picks_label: str) 
     return _png_bytes(fig)
 
 
-def _projection_png(target: Any, pool_sample: Any, selected_sample: Any, title: str) -> bytes:
-    """PNG scatter of pool sample, selection and target in the PCA plane of target + pool sample."""
+TSNE_MAX_ROWS = 1000
+"""Most points (target + pool + selection samples) the t-SNE map embeds; each sample is cut in proportion."""
+
+
+def _pca_fit_k(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, the first ``k`` principal axes (rows) and their singular values, by numpy SVD."""
+    mean = x.mean(axis=0)
+    _, sv, vt = np.linalg.svd(x - mean, full_matrices=False)
+    return mean, vt[:k], sv[:k]
+
+
+def _has_tsne(*samples: Any) -> bool:
+    """Whether the t-SNE map can be drawn: scikit-learn installed and at least 10 points."""
+    try:
+        import sklearn.manifold  # noqa: F401
+    except ImportError:
+        logger.info("scikit-learn is not installed: the report's map falls back to PCA")
+        return False
+    return sum(0 if a is None else int(np.shape(a)[0]) for a in samples) >= 10
+
+
+def tsne_2d(arrays: Sequence[np.ndarray], seed: int = 0, max_rows: int = TSNE_MAX_ROWS) -> list[np.ndarray] | None:
+    """A joint 2-D t-SNE map of ``arrays`` (scikit-learn, cosine metric, PCA start), each cut to a seeded share
+    of ``max_rows``; ``None`` when scikit-learn is not installed or there are too few rows (then use PCA)."""
+    try:
+        from sklearn.manifold import TSNE
+    except ImportError:
+        logger.info("scikit-learn is not installed: the report's map falls back to PCA")
+        return None
+    total = sum(a.shape[0] for a in arrays)
+    if total < 10:
+        return None
+    rng = np.random.default_rng(seed)
+    cut = []
+    for a in arrays:
+        m = min(a.shape[0], max(1, round(max_rows * a.shape[0] / max(total, max_rows))))
+        cut.append(a[np.sort(rng.choice(a.shape[0], size=m, replace=False))] if a.shape[0] > m else a)
+    both = np.concatenate(cut).astype(np.float64)
+    if both.shape[1] > 50:  # the usual first step: PCA to 50 dimensions keeps the neighbourhoods, costs less
+        mean, comps, _ = _pca_fit_k(both, 50)
+        both = (both - mean) @ comps.T
+    perplexity = float(min(30.0, max(2.0, (both.shape[0] - 1) / 3.0)))
+    from threadpoolctl import threadpool_limits
+
+    # One thread: on a shared machine the OpenMP/BLAS threads of t-SNE oversubscribe the cores (10x slower).
+    with threadpool_limits(1):
+        emb = TSNE(n_components=2, perplexity=perplexity, init="pca", metric="cosine", random_state=seed,
+                   max_iter=300, n_jobs=1).fit_transform(both)
+    out, s0 = [], 0
+    for a in cut:
+        out.append(emb[s0 : s0 + a.shape[0]])
+        s0 += a.shape[0]
+    return out
+
+
+def _projection_png(target: Any, pool_sample: Any, selected_sample: Any, title: str,
+                    projection: str = "pca") -> bytes:
+    """PNG scatter of pool sample, selection and target in the PCA plane of target + pool sample (or, with
+    ``projection="tsne"``, a t-SNE map of bounded samples of the three)."""
     tgt = check_embeddings(target, "target", min_rows=0, dtype=np.float64)
     d = tgt.shape[1]
     pool = check_embeddings(pool_sample, "pool_sample", dim=d, min_rows=0, dtype=np.float64)
@@ -244,8 +301,15 @@ def _projection_png(target: Any, pool_sample: Any, selected_sample: Any, title: 
     both = np.concatenate([tgt, pool])
     if both.shape[0] == 0:
         raise InvalidInputError("target and pool_sample: both are empty; the projection needs a row")
-    mean, comps, ratios = _pca_fit(both, 0, max(2, both.shape[0]))
-    p_pool, p_sel, p_tgt = ((a - mean) @ comps.T for a in (pool, sel, tgt))
+    mapped = tsne_2d([pool, sel, tgt]) if projection == "tsne" else None
+    if mapped is not None:
+        p_pool, p_sel, p_tgt = mapped
+        xlabel, ylabel = "t-SNE 1", "t-SNE 2"
+    else:
+        mean, comps, ratios = _pca_fit(both, 0, max(2, both.shape[0]))
+        p_pool, p_sel, p_tgt = ((a - mean) @ comps.T for a in (pool, sel, tgt))
+        xlabel = f"PC1 ({100 * ratios[0]:.1f}% of variance)"
+        ylabel = f"PC2 ({100 * ratios[1]:.1f}% of variance)"
     fig = _new_figure(7.0, 5.6)
     ax = fig.add_subplot(1, 1, 1)
     ax.scatter(p_pool[:, 0], p_pool[:, 1], s=4, c=_COLORS["pool"], alpha=0.5, linewidths=0,
@@ -254,8 +318,8 @@ def _projection_png(target: Any, pool_sample: Any, selected_sample: Any, title: 
                label=f"selected (n={p_sel.shape[0]:,})")
     ax.scatter(p_tgt[:, 0], p_tgt[:, 1], s=22, c=_COLORS["target"], marker="x", linewidths=1.0,
                label=f"target (n={p_tgt.shape[0]:,})")
-    ax.set_xlabel(f"PC1 ({100 * ratios[0]:.1f}% of variance)")
-    ax.set_ylabel(f"PC2 ({100 * ratios[1]:.1f}% of variance)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(loc="best", fontsize=9, markerscale=1.5)
     ax.grid(True, alpha=0.3)
@@ -569,6 +633,12 @@ def write_report(
     pool_sample: np.ndarray | None,
     selected_sample: np.ndarray | None,
     extra_sections: Sequence[tuple[str, str]] = (),
+    projection: str = "pca",
+    picks: Mapping[str, np.ndarray] | None = None,
+    pool_path: Path | None = None,
+    selected_path: Path | None = None,
+    report_fields: Sequence[str] = (),
+    text_field: str | None = None,
 ) -> Path:
     """Write the run report: one self-contained HTML file, readable offline.
 
@@ -599,6 +669,21 @@ def write_report(
     extra_sections : sequence of (str, str), default ()
         ``(heading, html)`` pairs appended in order. The heading is escaped; the HTML is inserted as given
         and must already be escaped by the caller.
+    projection : {"pca", "tsne"}, default "pca"
+        The 2-D map: PCA of target + pool sample, or a t-SNE map (scikit-learn; at most
+        :data:`TSNE_MAX_ROWS` points; PCA when scikit-learn is missing). The CLI uses t-SNE for text pools.
+    picks : mapping, optional
+        What :func:`write_picks` returns: the "Picks" section lists the first :data:`PICKS_SHOWN` rows by rank
+        with their gain, nearest target ids and a preview of their fields (read from ``selected_path``).
+    pool_path, selected_path : path, optional
+        The pool file (for ``report_fields``) and the selected rows file (for the previews).
+    report_fields : sequence of str
+        Pool columns to break the selection down by: counts and shares, selection against pool.
+    text_field : str, optional
+        The text column, shown first in the previews.
+
+    The manifest's ``stop_reason`` is explained in words, and a ``warnings`` list in the manifest (the
+    warnings the run printed) is shown in full.
 
     Returns
     -------
@@ -631,12 +716,18 @@ def write_report(
         ("target rows", _esc(_get(m, "counts", "target_rows"))),
         ("candidates", _esc(_get(m, "counts", "candidates"))),
         ("quantisation", html.escape(_quantization_text(m))),
-        ("stop reason", _esc(_get(m, "stop_reason"))),
+        ("stop reason", html.escape(_stop_text(_get(m, "stop_reason")))),
         ("initial objective", _esc(init_val)),
         ("final objective", _esc(_final_objective(m, trace))),
         ("wall time", html.escape(_fmt_seconds(_wall_time(m)))),
         ("seed", _esc(_get(m, "seed"))),
     ]
+    if _get(m, "exclusion") is not None:
+        ex = m["exclusion"]
+        summary.append(("excluded rows", html.escape(
+            f"{_fmt(ex.get('excluded_rows'))} ({_fmt(ex.get('duplicates'))} duplicates, "
+            f"{_fmt(ex.get('near_duplicates'))} near-duplicates at cosine >= {_fmt(ex.get('threshold'))} to "
+            f"{_fmt(ex.get('exclude_rows'))} rows of {_fmt(ex.get('source'))})")))
 
     parts = [
         "<!DOCTYPE html>",
@@ -668,9 +759,19 @@ def write_report(
         parts.append(_note("Samples were not provided; the projection is skipped."))
     else:
         title = "Target, pool sample and selection"
-        png = _projection_png(target_sample, pool_sample, selected_sample, title)
-        parts.append(_img(png, "target, pool sample and selection in the PCA plane of target and pool"))
-        parts.append(_note("Axes: first two principal components of target and pool sample together."))
+        if projection == "tsne" and not _has_tsne(target_sample, pool_sample, selected_sample):
+            projection = "pca"
+        png = _projection_png(target_sample, pool_sample, selected_sample, title, projection)
+        if projection == "tsne":
+            parts.append(_img(png, "target, pool sample and selection in a t-SNE map"))
+            parts.append(_note(f"t-SNE map (scikit-learn, cosine) of at most {TSNE_MAX_ROWS} sampled points; "
+                               "distances between far-apart groups are not meaningful, neighbourhoods are."))
+        else:
+            parts.append(_img(png, "target, pool sample and selection in the PCA plane of target and pool"))
+            parts.append(_note("Axes: first two principal components of target and pool sample together."))
+    parts += _warnings_section(m)
+    parts += _picks_section(picks, selected_path, text_field)
+    parts += _breakdown_section(picks, pool_path, report_fields)
 
     param_rows = _mapping_rows(_get(m, "parameters"), sort=True)
     version_rows = _mapping_rows(_get(m, "versions"), sort=True)
@@ -764,3 +865,162 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+# --------------------------------------------------------------------------------------------- picks
+
+
+PICKS_SHOWN = 50
+"""Picks the report lists (by rank); ``picks.csv`` has all of them."""
+
+PREVIEW_CHARS = 160
+
+_STOP_TEXT = {
+    "increase": "the objective went up with the next pick (criterion 'increase')",
+    "sequential_increase_tolerance": "the objective went up several picks in a row (sequential_increase_tolerance)",
+    "min_difference": "the improvement fell below min_difference",
+    "max_resets": "the objective went up again after the allowed resets (max_resets)",
+    "min_kl": "the objective fell below min_kl",
+    "data_size": "the selection reached max_data_size of the pool (data_size)",
+    "max_iter": "the most picks allowed (max_iter) were made",
+    "budget": "the next pick would exceed the row budget (--budget)",
+    "pool_exhausted": "every candidate was used",
+}
+
+
+def _stop_text(reason: Any) -> str:
+    if reason is None:
+        return _NA
+    return f"{reason}: {_STOP_TEXT[reason]}" if reason in _STOP_TEXT else str(reason)
+
+
+def write_picks(path: Path, selected_ids: np.ndarray, picks: np.ndarray, labels: np.ndarray | None,
+                initial_kl: float, kl_trace: Sequence[float], take: Any, target: np.ndarray,
+                block_rows: int = 16384) -> dict[str, np.ndarray]:
+    """Write ``picks.csv``: one line per selected row in rank order, with ``gio_row_id``, ``gio_rank``,
+    ``gio_gain`` (the objective decrease of the pick that chose the row: a quantised pick's rows share their
+    cluster's) and ``gio_nearest_target`` (the 3 nearest target rows, space-separated). Returns the columns.
+
+    ``take(ids)`` reads pool rows (float32); they are read in blocks of ``block_rows``.
+    """
+    from .frames import N_NEAREST_TARGETS, nearest_targets, pick_gains
+
+    picks = np.asarray(picks, dtype=np.int64)
+    trace = np.asarray(kl_trace, dtype=np.float64)[: picks.shape[0]]
+    gains = pick_gains(initial_kl, trace)
+    first: dict[int, float] = {}
+    for c, g in zip(picks[: trace.shape[0]].tolist(), gains.tolist(), strict=True):
+        first.setdefault(c, g)
+    ids = np.asarray(selected_ids, dtype=np.int64)
+    cand = ids if labels is None else np.asarray(labels)[ids]
+    row_gain = np.array([first.get(int(c), math.nan) for c in cand], dtype=np.float64)
+    n_near = min(N_NEAREST_TARGETS, int(target.shape[0]))
+    near = np.empty((ids.shape[0], n_near), dtype=np.int64)
+    for s in range(0, ids.shape[0], block_rows):
+        near[s : s + block_rows] = nearest_targets(take(ids[s : s + block_rows]), target, n=n_near)
+    buf = io.StringIO()
+    buf.write("gio_row_id,gio_rank,gio_gain,gio_nearest_target\n")
+    for r, (i, g, nn) in enumerate(zip(ids.tolist(), row_gain.tolist(), near.tolist(), strict=True)):
+        buf.write(f"{i},{r},{g!r},{' '.join(map(str, nn))}\n")
+    _atomic_write_bytes(Path(path), buf.getvalue().encode("utf-8"))
+    return {"gio_row_id": ids, "gio_rank": np.arange(ids.shape[0], dtype=np.int64), "gio_gain": row_gain,
+            "gio_nearest_target": near}
+
+
+def _preview_records(path: Path | None, positions: np.ndarray) -> list[dict[str, Any]] | None:
+    """The rows at ``positions`` of a selected-rows file (parquet/jsonl/csv) as dicts; None for .npy."""
+    if path is None or not Path(path).exists() or Path(path).suffix.lower() == ".npy":
+        return None
+    p = Path(path)
+    want = set(positions.tolist())
+    suffix = p.suffix.lower()
+    if suffix == ".jsonl":
+        got: dict[int, dict[str, Any]] = {}
+        with open(p, encoding="utf-8") as fh:
+            for i, line in enumerate(fh):
+                if i in want:
+                    got[i] = json.loads(line)
+        return [got.get(int(i), {}) for i in positions]
+    import pyarrow as pa
+
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(p)
+    else:
+        import pyarrow.csv as pacsv
+
+        table = pacsv.read_csv(p, parse_options=pacsv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ","))
+    cols = [f.name for f in table.schema if not pa.types.is_list(f.type) and not pa.types.is_fixed_size_list(f.type)]
+    return table.select(cols).take(pa.array(positions, type=pa.int64())).to_pylist()
+
+
+def _preview_text(rec: Mapping[str, Any], text_field: str | None) -> str:
+    skip = {"gio_row_id", "gio_rank"}
+    items = [(k, v) for k, v in rec.items() if k not in skip and not isinstance(v, (list, dict))]
+    if text_field is not None and text_field in rec:
+        text = str(rec[text_field])
+        rest = ", ".join(f"{k}={v}" for k, v in items if k != text_field)
+        text = text + (f"  [{rest}]" if rest else "")
+    else:
+        text = ", ".join(f"{k}={v}" for k, v in items)
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+
+def _picks_section(picks: Mapping[str, np.ndarray] | None, selected_path: Path | None,
+                   text_field: str | None) -> list[str]:
+    if picks is None:
+        return []
+    ids = np.asarray(picks["gio_row_id"], dtype=np.int64)
+    out = ['<h2 id="picks">Picks</h2>']
+    if ids.shape[0] == 0:
+        return [*out, _note("Nothing was selected.")]
+    shown = min(PICKS_SHOWN, ids.shape[0])
+    positions = np.searchsorted(np.sort(ids), ids[:shown])  # the selected-rows file is in ascending row order
+    records = _preview_records(selected_path, positions)
+    rows = []
+    for j in range(shown):
+        g = float(picks["gio_gain"][j])
+        near = " ".join(str(int(x)) for x in picks["gio_nearest_target"][j])
+        preview = _preview_text(records[j], text_field) if records is not None else "(vectors only)"
+        rows.append([str(j), str(int(ids[j])), "n/a" if not math.isfinite(g) else f"{g:.4g}", near,
+                     html.escape(preview)])
+    out.append(_note(f"The first {shown} of {ids.shape[0]:,} selected rows in selection order. Gain: how much "
+                     "the pick lowered the objective (a quantised pick's rows share it). Nearest target rows: "
+                     "the target examples this row stands for. All rows: picks.csv."))
+    out.append(_table(["rank", "pool row", "gain", "nearest target rows", "preview"], rows, num_cols=(0, 1, 2)))
+    return out
+
+
+def _breakdown_section(picks: Mapping[str, np.ndarray] | None, pool_path: Path | None,
+                       fields: Sequence[str]) -> list[str]:
+    if not fields or picks is None or pool_path is None:
+        return []
+    from .io import read_column
+
+    ids = np.asarray(picks["gio_row_id"], dtype=np.int64)
+    out: list[str] = []
+    for f in fields:
+        values = read_column(pool_path, f, name="pool").astype(str)
+        uniq, pool_counts = np.unique(values, return_counts=True)
+        sel_counts = dict(zip(*np.unique(values[ids], return_counts=True), strict=True))
+        order = np.argsort(-pool_counts, kind="stable")[:40]
+        rows = []
+        for i in order:
+            sc = int(sel_counts.get(uniq[i], 0))
+            rows.append([html.escape(str(uniq[i])), f"{sc:,}", f"{100 * sc / max(1, ids.shape[0]):.1f}%",
+                         f"{int(pool_counts[i]):,}", f"{100 * pool_counts[i] / values.shape[0]:.1f}%"])
+        out += [f"<h2>Selection by {html.escape(f)}</h2>",
+                _table([html.escape(f), "selected", "share of selection", "pool", "share of pool"], rows,
+                       num_cols=(1, 2, 3, 4))]
+        if uniq.shape[0] > 40:
+            out.append(_note(f"The 40 most common of {uniq.shape[0]:,} values."))
+    return out
+
+
+def _warnings_section(m: Mapping[str, Any]) -> list[str]:
+    warns = _get(m, "warnings")
+    if not warns:
+        return ['<h2 id="warnings">Warnings</h2>', _note("The run printed no warnings.")]
+    items = "".join(f"<li>{_esc(w)}</li>" for w in warns)
+    return ['<h2 id="warnings">Warnings</h2>', f"<ul>{items}</ul>"]

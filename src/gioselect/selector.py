@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidInputError
+from .errors import InvalidInputError, InvalidParameterError
+from .exclude import block_candidates
 from .optimize import GIOParams, GIOSearch, PickEvent
 from .validation import check_embeddings, check_int, check_real
 
@@ -184,6 +185,17 @@ class GIOSelector:
     n_iter_ : int
     result_ : GIOResult
         All of the above and more.
+    n_pool_, n_features_in_ : int
+        Rows and dimension of the pool ``fit`` saw (``feature_names_in_`` too when a frame's numeric columns
+        were the features).
+    pool_kind_ : str or None
+        ``"pandas"``, ``"polars"``, ``"datasets"`` when the pool was a frame (:mod:`gioselect.frames`).
+    exclusion_ : gioselect.exclude.Exclusion or None
+        The pool rows ``exclude=`` kept out.
+
+    The scikit-learn contract: ``get_params``/``set_params``, ``sklearn.base.clone``, ``__sklearn_tags__``,
+    ``check_is_fitted``, :meth:`get_support` (a mask over the pool's rows) and :meth:`transform` (the selected
+    rows, as the pool's kind of frame with ``gio_*`` columns when a frame came in).
 
     Examples
     --------
@@ -256,16 +268,19 @@ class GIOSelector:
         self.reference_sequential_bug = reference_sequential_bug
         self.reference_max_resets_bug = reference_max_resets_bug
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor's parameters as a dict."""
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's parameters as a dict (scikit-learn's contract; ``deep`` changes nothing: no
+        parameter is itself an estimator)."""
         return {name: getattr(self, name) for name in (*GIOParams.names(), "budget", "seed")}
 
     def set_params(self, **params: Any) -> GIOSelector:
-        """Change parameters (unknown names are an error)."""
+        """Change parameters; an unknown name is an :class:`~gioselect.errors.InvalidParameterError` (a
+        ``ValueError``, as scikit-learn expects)."""
         valid = set(self.get_params())
-        for name, value in params.items():
+        for name in params:
             if name not in valid:
-                raise TypeError(f"unknown parameter {name!r}; valid: {', '.join(sorted(valid))}")
+                raise InvalidParameterError(f"unknown parameter {name!r}; valid: {', '.join(sorted(valid))}")
+        for name, value in params.items():
             setattr(self, name, value)
         return self
 
@@ -280,14 +295,20 @@ class GIOSelector:
         *,
         weights: Any = None,
         callback: Callable[[PickEvent], None] | None = None,
+        vector_column: str | None = None,
+        text_column: str | None = None,
+        model: str | None = None,
+        exclude: Any = None,
+        exclude_threshold: float = 0.95,
     ) -> GIOSelector:
         """Run GIO.
 
         Parameters
         ----------
-        pool : array-like of shape (M, d)
-            Candidates (rows of the pool, or cluster centroids).
-        target : array-like of shape (n, d), n > k
+        pool : array-like of shape (M, d), pandas/polars DataFrame or datasets.Dataset
+            Candidates (rows of the pool, or cluster centroids). For frames see :mod:`gioselect.frames`;
+            :meth:`transform` then hands back the selected rows as the same kind of frame.
+        target : array-like of shape (n, d), n > k, or a frame
             Examples of what you want.
         init : array-like of shape (m0, d), optional
             Explicit start set (the reference's ``D``); kept in the estimate, never returned as selected.
@@ -295,11 +316,21 @@ class GIOSelector:
             Rows each candidate stands for, counted against ``budget`` (cluster sizes when quantised).
         callback : callable, optional
             Called with each :class:`~gioselect.optimize.PickEvent` (progress bars, logging).
+        vector_column, text_column, model : str, optional
+            For frames: the column of vectors, or of text to embed (with ``model``); the same names are used
+            for the pool, the target and ``exclude``.
+        exclude : array-like or frame, optional
+            An evaluation set to keep out: pool rows at cosine ``>= exclude_threshold`` to one of its rows are
+            never selected (:mod:`gioselect.exclude`; ``exclusion_`` records them).
+        exclude_threshold : float, default 0.95
 
         Returns
         -------
         self
         """
+        pool, target, init, blocked = self._prepare_inputs(  # frames and the exclusion set (gioselect.frames)
+            pool, target, init, vector_column=vector_column, text_column=text_column, model=model,
+            exclude=exclude, exclude_threshold=exclude_threshold)
         params = self._params()
         pool_, target_, init_ = _validate_fit_inputs(pool, target, init, params)
         budget = None
@@ -315,6 +346,7 @@ class GIOSelector:
         if self.seed is not None and not isinstance(self.seed, np.random.Generator):
             check_int(self.seed, "seed", low=0)
         search = make_search(pool_, target_, params, seed=self.seed, init=init_, weights=w, budget=budget)
+        block_candidates(search, blocked)
         for event in search.run():
             if callback is not None:
                 callback(event)
@@ -332,6 +364,116 @@ class GIOSelector:
         self.init_indices_ = res.init_indices
         self.scale_factor_ = res.scale_factor
 
+    # -- frames, exclusion and the scikit-learn contract (gioselect.frames, gioselect.exclude) ---------------
+    def _prepare_inputs(self, pool: Any, target: Any, init: Any, *, vector_column: str | None,
+                        text_column: str | None, model: str | None, exclude: Any,
+                        exclude_threshold: float) -> tuple[Any, Any, Any, np.ndarray | None]:
+        from .frames import to_vectors
+
+        opts: dict[str, Any] = {"vector_column": vector_column, "text_column": text_column, "model": model}
+        pv = to_vectors(pool, "pool", **opts)
+        tv = to_vectors(target, "target", dim=pv.vectors.shape[1], **opts)
+        self.pool_kind_ = pv.kind
+        self.n_pool_ = pv.n_rows
+        self.n_features_in_ = int(pv.vectors.shape[1])
+        if pv.source == "numeric columns":
+            self.feature_names_in_ = np.asarray(pv.columns, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self.target_vectors_ = tv.vectors
+        self._last_pool_vectors = pv.vectors  # a reference (no copy) for pick_table's nearest targets
+        self.exclusion_ = None
+        blocked = None
+        if exclude is not None:
+            from .exclude import find_near_duplicates
+
+            ev = to_vectors(exclude, "exclude", dim=pv.vectors.shape[1], **opts)
+            self.exclusion_ = find_near_duplicates(pv.vectors, ev.vectors, threshold=exclude_threshold)
+            blocked = self.exclusion_.mask
+        return pv.vectors, tv.vectors, init, blocked
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's tags: needs a target set (``y``, vectors of the pool's dimension, not labels); a
+        transformer whose :meth:`transform` returns the selected rows (fewer rows than it is given)."""
+        from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
+
+        return Tags(estimator_type=None, target_tags=TargetTags(required=True, one_d_labels=False,
+                                                                 two_d_labels=False, multi_output=False,
+                                                                 single_output=False),
+                    transformer_tags=TransformerTags(preserves_dtype=["float32"]), classifier_tags=None,
+                    regressor_tags=None,
+                    input_tags=InputTags(two_d_array=True, allow_nan=False),
+                    non_deterministic=self.seed is None, requires_fit=True)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickles leave out the reference to the pool's vectors (``transform(pool)`` sets it again)."""
+        state = self.__dict__.copy()
+        state.pop("_last_pool_vectors", None)
+        return state
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "result_")
+
+    def _check_fitted(self, what: str) -> None:
+        if not hasattr(self, "result_"):
+            from .errors import NotFittedError
+
+            raise NotFittedError(f"{what}: this GIOSelector is not fitted yet; call fit(pool, target) first")
+
+    def get_support(self, indices: bool = False) -> np.ndarray:
+        """Which pool rows were selected: a boolean mask over the pool's rows, or (``indices=True``) the
+        selected rows in ascending order. (scikit-learn's ``SelectorMixin`` masks features; GIO selects rows.)"""
+        self._check_fitted("get_support")
+        mask = np.zeros(self.n_pool_, dtype=bool)
+        mask[self.selected_indices_] = True
+        return np.flatnonzero(mask).astype(np.int64) if indices else mask
+
+    def pick_table(self) -> dict[str, np.ndarray]:
+        """One entry per distinct selected row, in selection order: ``gio_row_id``, ``gio_rank``, ``gio_gain``
+        (the objective decrease of its pick) and ``gio_nearest_target`` (shape (s, 3): nearest target rows)."""
+        from .frames import nearest_targets, pick_gains
+
+        self._check_fitted("pick_table")
+        sel = np.asarray(self.selected_indices_, dtype=np.int64)
+        gains = pick_gains(self.initial_kl_, self.kl_trace_)
+        _, first = np.unique(sel, return_index=True)  # after a reset a row can be picked twice: keep the first
+        keep = np.sort(first)
+        ids = sel[keep]
+        return {"gio_row_id": ids, "gio_rank": np.arange(ids.shape[0], dtype=np.int64), "gio_gain": gains[keep],
+                "gio_nearest_target": nearest_targets(self._pool_rows_for(ids), self.target_vectors_)}
+
+    def _pool_rows_for(self, ids: np.ndarray) -> np.ndarray:
+        pool = getattr(self, "_last_pool_vectors", None)
+        if pool is None:
+            raise InvalidInputError("pick_table: the pool's vectors are not known; call transform(pool)")
+        return np.asarray(pool[ids], dtype=np.float64)
+
+    def transform(self, pool: Any, *, vector_column: str | None = None, text_column: str | None = None,
+                  model: str | None = None) -> Any:
+        """The selected rows of ``pool`` (the pool given to :meth:`fit`), in ascending row order.
+
+        A pandas/polars DataFrame or ``datasets.Dataset`` comes back as the same kind of object with the
+        columns ``gio_row_id``, ``gio_rank``, ``gio_gain`` and ``gio_nearest_target`` (see
+        :mod:`gioselect.frames`); an array comes back as the array of those rows.
+        """
+        from .frames import is_frame, subset_frame, to_vectors
+
+        self._check_fitted("transform")
+        pv = to_vectors(pool, "pool", vector_column=vector_column, text_column=text_column, model=model,
+                        dim=self.n_features_in_)
+        if pv.n_rows != self.n_pool_:
+            raise InvalidInputError(f"transform: the pool has {pv.n_rows} rows; fit saw {self.n_pool_}")
+        self._last_pool_vectors = pv.vectors
+        if not is_frame(pool):
+            return np.asarray(pool)[self.get_support(indices=True)]
+        t = self.pick_table()
+        return subset_frame(pool, t["gio_row_id"], t["gio_rank"], t["gio_gain"], t["gio_nearest_target"])
+
+    def fit_transform(self, pool: Any, target: Any, **fit_params: Any) -> Any:
+        """``fit(pool, target, **fit_params)`` then :meth:`transform` of the same pool."""
+        cols = {k: fit_params[k] for k in ("vector_column", "text_column", "model") if k in fit_params}
+        return self.fit(pool, target, **fit_params).transform(pool, **cols)
+
     def __repr__(self) -> str:
         defaults = GIOSelector().get_params()
         changed = {k: v for k, v in self.get_params().items() if defaults.get(k) != v}
@@ -341,14 +483,26 @@ class GIOSelector:
 def select(pool: Any, target: Any, init: Any = None, **params: Any) -> GIOResult:
     """Functional form: ``GIOSelector(**params).fit(pool, target, init).result_``.
 
+    ``params`` may also hold ``fit``'s ``weights``, ``callback``, ``vector_column``, ``text_column``, ``model``,
+    ``exclude`` and ``exclude_threshold``.
+
     Returns
     -------
-    GIOResult
-        ``.selected_indices`` are pool rows in selection order.
+    GIOResult, or a frame
+        ``.selected_indices`` are pool rows in selection order. When the pool is a pandas/polars DataFrame or a
+        ``datasets.Dataset``, the selected rows as the same kind of object with ``gio_row_id``, ``gio_rank``,
+        ``gio_gain`` and ``gio_nearest_target`` (:mod:`gioselect.frames`).
     """
+    from .frames import FIT_OPTIONS, is_frame
+
+    fit_opts = {k: params.pop(k) for k in FIT_OPTIONS if k in params}
     weights = params.pop("weights", None)
     callback = params.pop("callback", None)
-    return GIOSelector(**params).fit(pool, target, init, weights=weights, callback=callback).result_
+    sel = GIOSelector(**params).fit(pool, target, init, weights=weights, callback=callback, **fit_opts)
+    if is_frame(pool):  # a frame in, the same kind of frame out (gioselect.frames)
+        return sel.transform(pool, **{k: v for k, v in fit_opts.items() if k in ("vector_column", "text_column",
+                                                                                 "model")})
+    return sel.result_
 
 
 @dataclass(frozen=True)
@@ -359,6 +513,8 @@ class QuantizedSelection:
     result: GIOResult
     n_candidates: int
     n_target_points: int
+    frame: Any = None  # the selected rows as the pool's kind of frame, when a frame came in (gioselect.frames)
+    exclusion: Any = None  # gioselect.exclude.Exclusion, with exclude=
 
 
 def select_quantized(pool: Any, target: Any, *, clusters: int = 0, target_clusters: int | None = None,
@@ -370,10 +526,23 @@ def select_quantized(pool: Any, target: Any, *, clusters: int = 0, target_cluste
     target into ``target_clusters``, default ``clusters``, when it is larger), GIO on the centroids with cluster
     sizes counted against ``budget`` (rows), then each chosen cluster exploded to its rows (ascending).
 
+    ``pool``/``target`` may be frames (:mod:`gioselect.frames`; then ``.frame`` holds the selected rows as the
+    pool's kind of frame), and ``params`` may hold ``vector_column``, ``text_column``, ``model``, ``exclude`` and
+    ``exclude_threshold``: excluded rows are left out before quantising, so they are never selected
+    (``.exclusion`` records them).
+
     Returns
     -------
     QuantizedSelection
     """
+    from .frames import FIT_OPTIONS, is_frame
+
+    if is_frame(pool) or is_frame(target) or any(k in params for k in FIT_OPTIONS):
+        from .frames import select_quantized_frame
+
+        return select_quantized_frame(select_quantized, pool, target, clusters=clusters,
+                                      target_clusters=target_clusters, budget=budget, budget_exact=budget_exact,
+                                      seed=seed, **params)
     from .quantize import ClusterMembers, explode, quantize_array
 
     gp = GIOParams(**params).validate()
