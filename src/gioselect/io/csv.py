@@ -44,7 +44,7 @@ from .vectors import (
 _MAX_FIRST_LINE_BYTES = 1 << 28
 
 
-class CsvSource(EmbeddingSource):
+class _CsvSource(EmbeddingSource):
     """A csv/tsv file, with a header row or in the reference's headerless layout, read with pyarrow."""
 
     format = "csv"
@@ -233,7 +233,7 @@ def open_source(path: Path, field: str | None, name: str) -> EmbeddingSource:
     except TypeError as exc:
         raise InvalidTypeError(f"{where}: row 0 column {field!r} {exc}") from None
     n = layout.count(path, where)
-    return CsvSource(
+    return _CsvSource(
         path,
         delimiter=layout.delimiter,
         has_header=layout.has_header,
@@ -278,7 +278,7 @@ def write_selected(
     src: EmbeddingSource, uniq: np.ndarray, ranks: np.ndarray | None, out: Path, block_rows: int
 ) -> None:
     """Write the selected rows of a csv pool, keeping its delimiter and header convention."""
-    assert isinstance(src, CsvSource)
+    assert isinstance(src, _CsvSource)
     extra = [ROW_ID_COLUMN] + ([RANK_COLUMN] if ranks is not None else [])
     names = list(src.columns)
     if src.has_header:
@@ -322,7 +322,7 @@ def open_rows(path: Path, n: int, name: str) -> EmbeddingSource:
     """Open a csv file of ``n`` rows (already counted, n > 0) with no embedding column."""
     where = describe_file(path, name)
     layout = _CsvLayout(path, where)
-    return CsvSource(path, delimiter=layout.delimiter, has_header=layout.has_header, skip_rows=layout.skip_rows,
+    return _CsvSource(path, delimiter=layout.delimiter, has_header=layout.has_header, skip_rows=layout.skip_rows,
                      block_bytes=layout.block_bytes, n_rows=n, dim=0, embedding_field=None,
                      columns=layout.columns, name=name)
 
@@ -333,7 +333,7 @@ def read_values(path: Path, field: str, name: str) -> list[Any]:
     layout = _CsvLayout(path, where)
     if field not in layout.columns:
         raise missing_field(field, layout.columns, where)
-    src = CsvSource(path, delimiter=layout.delimiter, has_header=layout.has_header, skip_rows=layout.skip_rows,
+    src = _CsvSource(path, delimiter=layout.delimiter, has_header=layout.has_header, skip_rows=layout.skip_rows,
                     block_bytes=layout.block_bytes, n_rows=0, dim=0, embedding_field=None,
                     columns=layout.columns, name=name)
     values: list[Any] = []

@@ -23,7 +23,7 @@ from .source import RANK_COLUMN, ROW_ID_COLUMN, EmbeddingSource, check_texts, wa
 from .vectors import PREFERRED_EMBEDDING_FIELDS, choose_field, finish_matrix, list_lengths, missing_field
 
 
-class JsonlSource(EmbeddingSource):
+class _JsonlSource(EmbeddingSource):
     """A JSON-lines file read line by line; blocks parsed with pyarrow, failing ones with the stdlib."""
 
     format = "jsonl"
@@ -194,7 +194,7 @@ def open_source(path: Path, field: str | None, name: str) -> EmbeddingSource:
     if not vec:
         raise InvalidInputError(f"{where}: row 0 (line {line_no}) field {field!r} is an empty list")
     n = sum(1 for _ in _iter_json_lines(path, where))
-    return JsonlSource(path, n_rows=n, dim=len(vec), embedding_field=field, columns=columns, name=name)
+    return _JsonlSource(path, n_rows=n, dim=len(vec), embedding_field=field, columns=columns, name=name)
 
 
 def text_blocks(
@@ -238,7 +238,7 @@ def write_selected(
     src: EmbeddingSource, uniq: np.ndarray, ranks: np.ndarray | None, out: Path, block_rows: int
 ) -> None:
     """Write the selected lines of a jsonl pool with the gio keys added to each object."""
-    assert isinstance(src, JsonlSource)
+    assert isinstance(src, _JsonlSource)
     want = uniq.tolist()
     rk = None if ranks is None else ranks.tolist()
     warn_overwrite(src, [ROW_ID_COLUMN] + ([RANK_COLUMN] if ranks is not None else []))
@@ -277,7 +277,7 @@ def open_rows(path: Path, n: int, name: str) -> EmbeddingSource:
     _, line_no, line = next(_iter_json_lines(path, where))
     obj = _loads(line, where, 0, line_no)
     columns = list(obj) if isinstance(obj, dict) else []
-    return JsonlSource(path, n_rows=n, dim=0, embedding_field=None, columns=columns, name=name)
+    return _JsonlSource(path, n_rows=n, dim=0, embedding_field=None, columns=columns, name=name)
 
 
 def read_values(path: Path, field: str, name: str) -> list[Any]:

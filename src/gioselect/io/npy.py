@@ -20,7 +20,7 @@ from .vectors import finish_matrix, fmt_names
 logger = logging.getLogger(__name__)
 
 
-class NpySource(EmbeddingSource):
+class _NpySource(EmbeddingSource):
     """A 2-D numeric ``.npy`` file, memory-mapped."""
 
     format = "npy"
@@ -113,7 +113,7 @@ def open_source(path: Path, field: str | None, name: str) -> EmbeddingSource:
         raise InvalidInputError(
             f"{where}: is truncated ({have} bytes, the header promises shape {shape} {dtype}: {need} bytes)"
         )
-    src = NpySource(path, n_rows=n, dim=d, embedding_field=None, columns=[], name=name)
+    src = _NpySource(path, n_rows=n, dim=d, embedding_field=None, columns=[], name=name)
     src._array()  # fail now rather than at the first block
     return src
 
@@ -122,7 +122,7 @@ def write_selected(
     src: EmbeddingSource, uniq: np.ndarray, ranks: np.ndarray | None, out: Path, block_rows: int
 ) -> None:
     """Copy the selected rows of a .npy pool, keeping its dtype."""
-    assert isinstance(src, NpySource)
+    assert isinstance(src, _NpySource)
     mm = src._array()
     with atomic_path(out) as tmp:
         if len(uniq) == 0:

@@ -36,7 +36,7 @@ from .vectors import (
 )
 
 
-class ParquetSource(EmbeddingSource):
+class _ParquetSource(EmbeddingSource):
     """A parquet file with a list-of-numbers embedding column, read by row group and record batch."""
 
     format = "parquet"
@@ -124,7 +124,7 @@ def open_source(path: Path, field: str | None, name: str) -> EmbeddingSource:
     dim = int(list_lengths(first)[0])
     if dim == 0:
         raise InvalidInputError(f"{where}: row 0 column {field!r} is an empty list; vectors need a dimension")
-    return ParquetSource(path, n_rows=n, dim=dim, embedding_field=field, columns=columns, name=name)
+    return _ParquetSource(path, n_rows=n, dim=dim, embedding_field=field, columns=columns, name=name)
 
 
 def text_blocks(
@@ -163,7 +163,7 @@ def write_selected(
     src: EmbeddingSource, uniq: np.ndarray, ranks: np.ndarray | None, out: Path, block_rows: int
 ) -> None:
     """Write the selected rows of a parquet pool with all columns plus the gio columns."""
-    assert isinstance(src, ParquetSource)
+    assert isinstance(src, _ParquetSource)
     pf = src._file()
     extra = [ROW_ID_COLUMN] + ([RANK_COLUMN] if ranks is not None else [])
     warn_overwrite(src, extra)
@@ -205,7 +205,7 @@ def open_rows(path: Path, n: int, name: str) -> EmbeddingSource:
         columns = list(pq.ParquetFile(path).schema_arrow.names)
     except (pa.ArrowException, OSError) as exc:
         raise InvalidInputError(f"{where}: cannot be read as parquet (corrupt or truncated?): {exc}") from exc
-    return ParquetSource(path, n_rows=n, dim=0, embedding_field=None, columns=columns, name=name)
+    return _ParquetSource(path, n_rows=n, dim=0, embedding_field=None, columns=columns, name=name)
 
 
 def read_values(path: Path, field: str, name: str) -> list[Any]:
