@@ -885,9 +885,9 @@ def embed_texts(
     types = {f.name: f.dataType for f in df.schema.fields}
     where = "DataFrame"
     if text_col not in types:
-        from .io import _missing_field
+        from .io.vectors import missing_field
 
-        raise _missing_field(text_col, list(df.columns), where)
+        raise missing_field(text_col, list(df.columns), where)
     if not isinstance(types[text_col], StringType):
         raise InvalidParameterError(
             f"{where}: column {text_col!r} has type {types[text_col].simpleString()}, expected a string"

@@ -69,19 +69,19 @@ from ..errors import (
     InvalidTypeError,
     MissingDependencyError,
 )
-from ..io import (
-    _REFERENCE_CSV_FIELD,
+from ..io import detect_format
+from ..io.csv import split_csv_line
+from ..io.files import describe_file
+from ..io.vectors import (
     PREFERRED_EMBEDDING_FIELDS,
-    _choose_field,
-    _fmt_names,
-    _list_array_to_matrix,
-    _looks_like_vector,
-    _missing_field,
-    _parse_vector_text,
-    _split_csv_line,
-    _strings_to_matrix,
-    _where,
-    detect_format,
+    REFERENCE_CSV_FIELD,
+    choose_field,
+    fmt_names,
+    list_array_to_matrix,
+    looks_like_vector,
+    missing_field,
+    parse_vector_text,
+    strings_to_matrix,
 )
 from ..quantize import (
     MAX_POINTS_PER_CENTROID,
@@ -204,7 +204,7 @@ def _local(path: str) -> Path:
 
 def _detect_spark_format(path: str, name: str) -> str:
     """parquet, csv or jsonl from the extension (of the directory, or of its part files)."""
-    where = _where(Path(path), name)
+    where = describe_file(Path(path), name)
     p = Path(path)
     if (
         _is_local(path)
@@ -321,8 +321,8 @@ class _Converter:
                 )
         raw = batch.column(1)
         if self.kind == "string":
-            return rows, _strings_to_matrix(raw, rows, self.dim, self.where, self.what)
-        return rows, _list_array_to_matrix(raw, rows, self.dim, self.where, self.what)
+            return rows, strings_to_matrix(raw, rows, self.dim, self.where, self.what)
+        return rows, list_array_to_matrix(raw, rows, self.dim, self.where, self.what)
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         threads = _task_threads()
@@ -596,7 +596,7 @@ class SparkEngine:
         wrong type, empty input) and numbers the rows; one counting pass over the input, plus row 0.
         """
         spath = _spark_path(path)
-        where = _where(Path(spath), name) if _is_local(spath) else f"{name} file '{spath}'"
+        where = describe_file(Path(spath), name) if _is_local(spath) else f"{name} file '{spath}'"
         fmt = _detect_spark_format(spath, name)
         if _is_local(spath):
             lp = _local(spath)
@@ -613,13 +613,13 @@ class SparkEngine:
                 if first is None:
                     raise InvalidInputError(f"{where}: is empty (no rows)")
                 delim = "\t" if Path(spath).suffix.lower() == ".tsv" or "\t" in first else ","
-                fields = _split_csv_line(first, delim)
-                has_header = not any(_looks_like_vector(f) for f in fields)
+                fields = split_csv_line(first, delim)
+                has_header = not any(looks_like_vector(f) for f in fields)
                 if has_header:
                     dupes = sorted({c for c in fields if fields.count(c) > 1})
                     if dupes:
                         raise InvalidInputError(
-                            f"{where}: the header row repeats column name(s) {_fmt_names(dupes)}"
+                            f"{where}: the header row repeats column name(s) {fmt_names(dupes)}"
                         )
                     header_fields = fields
                 csv_opts = {
@@ -723,7 +723,7 @@ class SparkEngine:
         )
         if text_field is not None:
             if text_field not in columns:
-                raise _missing_field(text_field, columns, where, hint)
+                raise missing_field(text_field, columns, where, hint)
             if not _is_string_spark_type(types[text_field]):
                 raise InvalidTypeError(
                     f"{where}: column {text_field!r} has type {types[text_field].simpleString()}, "
@@ -732,7 +732,7 @@ class SparkEngine:
             return text_field, "text"
         if embedding_field is not None:
             if embedding_field not in columns:
-                raise _missing_field(embedding_field, columns, where, hint)
+                raise missing_field(embedding_field, columns, where, hint)
             t = types[embedding_field]
             if fmt == "csv":
                 return embedding_field, "string"
@@ -747,18 +747,18 @@ class SparkEngine:
                 first = df.limit(1).collect()
             if not first:
                 raise InvalidInputError(f"{where}: is empty (0 rows; only a header row)")
-            candidates = [c for c in columns if _looks_like_vector(first[0][c])]
-            preferred = PREFERRED_EMBEDDING_FIELDS if header else (_REFERENCE_CSV_FIELD,)
-            return _choose_field(candidates, columns, where, preferred), "string"
+            candidates = [c for c in columns if looks_like_vector(first[0][c])]
+            preferred = PREFERRED_EMBEDDING_FIELDS if header else (REFERENCE_CSV_FIELD,)
+            return choose_field(candidates, columns, where, preferred), "string"
         candidates = [c for c in columns if _is_vector_spark_type(types[c])]
-        return _choose_field(candidates, columns, where, PREFERRED_EMBEDDING_FIELDS), "list"
+        return choose_field(candidates, columns, where, PREFERRED_EMBEDDING_FIELDS), "list"
 
     @staticmethod
     def _dim_of_row0(value: Any, kind: str, where: str, field_name: str) -> int:
         """The vector length of row 0, with io's messages for a bad row 0."""
         if kind == "string":
             try:
-                return len(_parse_vector_text(value))
+                return len(parse_vector_text(value))
             except ValueError as exc:
                 raise InvalidInputError(f"{where}: row 0 column {field_name!r} {exc}") from None
             except TypeError as exc:
@@ -1140,7 +1140,7 @@ class SparkEngine:
 
         clash = [c for c in (ROW_ID_COLUMN, RANK_COLUMN) if c in src.columns]
         if clash:
-            logger.warning("%s already has column(s) %s; overwriting them", src.where, _fmt_names(clash))
+            logger.warning("%s already has column(s) %s; overwriting them", src.where, fmt_names(clash))
         sel = F.broadcast(selection) if n_selected <= self.broadcast_rows else selection
         joined = src.frame.join(sel, ROW)
         cols = [_col(c) for c in src.columns if c not in clash]
