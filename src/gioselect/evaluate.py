@@ -100,7 +100,7 @@ _MODELS = ("logreg", "knn")
 # ---------------------------------------------------------------------------------------------------------
 # small helpers
 # ---------------------------------------------------------------------------------------------------------
-def _rows_shape(arr: Any, name: str) -> tuple[Any, int, int]:
+def pool_shape(arr: Any, name: str) -> tuple[Any, int, int]:
     """Return ``(array, n_rows, dim)`` for a 2-D array-like without copying ndarrays/memmaps."""
     a = arr if hasattr(arr, "shape") and hasattr(arr, "__getitem__") else np.asarray(arr)
     shape = tuple(a.shape)
@@ -636,7 +636,7 @@ def evaluate_selection(
         shares and the downstream model use the picks as given (the training set, repeats included).
         A metric that cannot be computed on this selection (too few rows) is NaN, with a logged reason.
     """
-    pool_a, n_pool, dim = _rows_shape(pool, "pool")
+    pool_a, n_pool, dim = pool_shape(pool, "pool")
     idx = _check_indices(indices, n_pool)
     k_ = check_int(k, "k", low=1)
     sd = check_int(seed, "seed", low=0)
@@ -797,7 +797,7 @@ def knn_retrieval(pool: Any, target: Any, budget: int, *, block_rows: int = 6553
     ndarray of int64, shape (min(budget, M),)
         Pool rows in the order taken, no repeats.
     """
-    pool_a, n_pool, dim = _rows_shape(pool, "pool")
+    pool_a, n_pool, dim = pool_shape(pool, "pool")
     x = check_embeddings(target, "target", dim=dim)
     b = min(check_int(budget, "budget", low=0), n_pool)
     br = check_int(block_rows, "block_rows", low=1)
@@ -851,7 +851,7 @@ def kernel_herding(pool: Any, target: Any, budget: int, *, bandwidth: float | st
     ndarray of int64, shape (min(budget, M),)
         Pool rows in pick order, no repeats.
     """
-    pool_a, n_pool, dim = _rows_shape(pool, "pool")
+    pool_a, n_pool, dim = pool_shape(pool, "pool")
     x = check_embeddings(target, "target", dim=dim).astype(np.float64)
     b = min(check_int(budget, "budget", low=0), n_pool)
     br = check_int(block_rows, "block_rows", low=1)
@@ -939,7 +939,7 @@ class Baseline(Protocol):
 
 def _random_entry(pool: Any, target: Any, budget: int, *, seed: int = 0) -> np.ndarray:
     """random_baseline over the pool's rows."""
-    return random_baseline(_rows_shape(pool, "pool")[1], budget, seed=seed)
+    return random_baseline(pool_shape(pool, "pool")[1], budget, seed=seed)
 
 
 def _knn_entry(pool: Any, target: Any, budget: int, *, seed: int = 0) -> np.ndarray:
@@ -971,7 +971,7 @@ def _dsir_entry(pool: Any, target: Any, budget: int, *, seed: int = 0, pool_text
 
 def _full_entry(pool: Any, target: Any, budget: int, *, seed: int = 0) -> np.ndarray:
     """full_pool: every row, whatever the budget."""
-    return full_pool(_rows_shape(pool, "pool")[1])
+    return full_pool(pool_shape(pool, "pool")[1])
 
 
 #: Baselines by name, all with the signature of :class:`Baseline`. ``"full"`` ignores the budget.
@@ -1053,7 +1053,7 @@ def compare_methods(
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise InvalidParameterError(f"methods: unknown {unknown}; choose from {', '.join(METHODS)}")
-    pool_, n_pool, dim = _rows_shape(pool, "pool")
+    pool_, n_pool, dim = pool_shape(pool, "pool")
     target_ = check_embeddings(target, "target", dim=dim)
     if "dsir" in methods:
         if pool_texts is None or target_texts is None:

@@ -265,10 +265,10 @@ def facility_location(pool: Any, target: Any, budget: int, *, memory_budget: int
     ndarray of int64, shape (min(budget, M),)
         Pool rows in pick order, no repeats.
     """
-    from .evaluate import _rows_shape
+    from .evaluate import pool_shape
     from .pipeline import default_memory_budget
 
-    pool_a, n_pool, dim = _rows_shape(pool, "pool")
+    pool_a, n_pool, dim = pool_shape(pool, "pool")
     x = _unit64(check_embeddings(target, "target", dim=dim))
     b = min(check_int(budget, "budget", low=0), n_pool)
     n_t = x.shape[0]
