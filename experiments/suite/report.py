@@ -146,7 +146,7 @@ def markdown(out: Mapping[str, Any], command: str) -> str:
                 continue
             lines += [f"{BUDGET_TITLE[b]}:", ""]
             rows = []
-            for m in out["methods"]:
+            for m in sorted(out["methods"], key=lambda m: m in REFERENCES):  # the references last
                 cell = agg[t][b].get(m)
                 if cell is None:
                     continue

@@ -181,9 +181,10 @@ def bbc_quality_task(size: str, seed: int) -> Task:
     src, kinds, bad_texts, bad_emb = canonical_corrupted(size)
     rng = np.random.default_rng([seed, 101])
     t_rows, h_rows, ok = split_articles(recs, DOMAINS, rng)
-    n_half = cfg["quality_pool"] // 2
+    # exactly half corrupted: no corrupted copy of a target or held-out article, as many clean rows as corrupted
+    n_half = min(cfg["quality_pool"] // 2, int(ok.sum()), int(ok[src].sum()))
     clean = _pick(np.flatnonzero(ok), n_half, rng)
-    bad = _pick(np.flatnonzero(ok[src]), n_half, rng)  # no corrupted copy of a target or held-out article
+    bad = _pick(np.flatnonzero(ok[src]), n_half, rng)
     tgt, hold = _pick(t_rows, cfg["target"], rng), _pick(h_rows, cfg["holdout"], rng)
     feats = np.concatenate([emb[clean], bad_emb[bad]])
     texts = [recs[i]["text"] for i in clean] + [bad_texts[i] for i in bad]
