@@ -11,7 +11,7 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: all test lint typecheck demo bench clean system-data
+.PHONY: all test lint typecheck demo bench suite clean system-data
 
 all: test
 
@@ -56,6 +56,11 @@ demo: $(VENV)/.demo-installed
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/bench_vs_reference.py --case readme --case mixture64
+
+# The benchmark suite (experiments/suite): every task x method x 3 seeds, at a fixed size and at GIO's own size.
+# Writes experiments/results/suite_full.json and .md; the first run embeds the BBC corpus (cached on disk).
+suite: $(VENV)/.test-installed system-data
+	$(BIN)/python experiments/suite --size full
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

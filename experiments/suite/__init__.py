@@ -1,0 +1,80 @@
+"""The benchmark suite: one yardstick for selection quality, on real data, with the peers users would pick.
+
+Every task (:mod:`suite.tasks`) runs with every method at a fixed size and at GIO's own size (the size that
+``GIOSelector()``'s default stop rule chooses), for several seeds (each seed is a new instance of the task:
+new held-out articles, new pool sample); each run is scored on the task number, the size-aware F1 of
+retrieving the pool's target-like rows, energy distance and unbiased MMD² to the held-out target split, the
+k-NN KL both ways, the selection size and the wall time. The runs are aggregated into mean ± std over the
+seeds, the winner of each column, and a mean-rank table across tasks.
+
+Pieces (import ``suite`` with ``experiments/`` on ``sys.path``):
+
+* :class:`Task`, :data:`TASKS`, :func:`register_task` - the task registry (``build(size, seed) -> Task``);
+* :class:`Method`, :data:`METHODS`, :func:`register_method`, :func:`gio_method` - the method registry
+  (``random``, ``knn``, ``herding``, ``full``; ``gio`` and the named GIO variants; ``dsir``/``facility`` from
+  ``gioselect.peers`` when it is importable);
+* :func:`run_one`, :func:`run_task`, :func:`run_suite`, :func:`score` - running and scoring; :func:`merge`
+  pools the runs of several outputs (tasks run in separate processes) and aggregates them again;
+* :func:`gio_curve` - GIO's own curve: one run to the largest size, every prefix scored;
+* :func:`aggregate`, :func:`winners`, :func:`mean_ranks`, :func:`markdown` - the tables.
+
+Command line: ``python experiments/suite --size small|full`` (``make suite`` runs the full size) writes
+``experiments/results/suite_<size>.json`` and ``.md``; ``--curve TASK`` writes GIO's curve on one task.
+"""
+
+from __future__ import annotations
+
+from . import tasks as tasks  # registers the tasks
+from .core import (
+    COLUMNS,
+    METHODS,
+    RANKED,
+    TASKS,
+    Method,
+    Task,
+    aggregate,
+    gio_curve,
+    gio_method,
+    mask_f1,
+    mean_ranks,
+    rank_values,
+    register_default_methods,
+    register_method,
+    register_task,
+    run_gio,
+    run_one,
+    run_task,
+    score,
+    winners,
+)
+from .report import DEFAULT_TASKS, markdown, merge, run_suite, summarise
+
+register_default_methods()
+
+__all__ = [
+    "COLUMNS",
+    "DEFAULT_TASKS",
+    "METHODS",
+    "RANKED",
+    "TASKS",
+    "Method",
+    "Task",
+    "aggregate",
+    "gio_curve",
+    "gio_method",
+    "markdown",
+    "mask_f1",
+    "mean_ranks",
+    "merge",
+    "rank_values",
+    "register_default_methods",
+    "register_method",
+    "register_task",
+    "run_gio",
+    "run_one",
+    "run_suite",
+    "run_task",
+    "score",
+    "summarise",
+    "winners",
+]

@@ -1,0 +1,454 @@
+"""The suite's pieces: what a task is, what a method is, how one (task, method, size, seed) is run and scored,
+and how the runs are aggregated (mean ± std over seeds, winners, mean ranks across tasks).
+
+Nothing here knows about a particular data set: the tasks are registered in :mod:`suite.tasks`, the
+methods below from :mod:`gioselect.evaluate`, :class:`gioselect.GIOSelector` (through
+:func:`gioselect.selector.select_quantized`, so a task with ``clusters > 0`` gets the pipeline's
+quantise-explode) and, when it is importable, :mod:`gioselect.peers`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from common import gio_variants
+
+from gioselect.evaluate import BASELINES, downstream_accuracy, evaluate_selection
+from gioselect.selector import select_quantized
+
+logger = logging.getLogger("experiments.suite")
+
+#: The numbers of one run, in table order: (key, heading, higher is better). ``size`` and ``seconds`` have
+#: no better direction for the winner of a column except time (lower); size is equal by construction.
+COLUMNS: tuple[tuple[str, str, bool], ...] = (
+    ("task", "task number", True),
+    ("f1", "target-like F1", True),
+    ("energy", "energy", False),
+    ("mmd2", "MMD²", False),
+    ("kl_target_sel", "KL(target‖sel)", False),
+    ("kl_sel_target", "KL(sel‖target)", False),
+    ("size", "size", False),
+    ("seconds", "time (s)", False),
+)
+#: Columns that get a winner and a mean rank (size is equal for every method at one budget).
+RANKED = tuple(c for c in COLUMNS if c[0] != "size")
+#: Methods that are references, not selections at the compared size: never winners, never ranked.
+REFERENCES = ("full",)
+#: objective="exact" evaluates candidates exactly and its cost grows faster than the picks: on the loaded 2-core
+#: machine 1,000 picks from a 10,000-row pool (32-D) took over 3 minutes, and 400 picks from 6,000 rows (384-D)
+#: 255 s against 12 s for 100. The suite runs it where the pool and the size are at most these.
+EXACT_MAX_POOL = 6000
+EXACT_MAX_SIZE = 150
+
+
+# ---------------------------------------------------------------------------------------------------------
+# tasks
+# ---------------------------------------------------------------------------------------------------------
+@dataclass
+class Task:
+    """One selection problem with its yardsticks.
+
+    ``pool`` (M x d) is what is selected from, ``target`` the rows the methods select with, ``holdout`` the
+    held-out target split every distribution yardstick is measured on. The task number is ``metric``:
+    for ``"test accuracy"`` a logistic regression trained on the selection's ``train_labels`` and scored on
+    ``(test_x, test_y)``; for every other metric the share of picks in the boolean ``mask`` of target-like
+    pool rows (then the size-aware F1 of retrieving the mask is reported too). ``pool_texts`` /
+    ``target_texts`` are the raw texts for text methods (DSIR). ``unit_norm`` says whether the features have
+    unit norm (it decides GIO's start set); ``clusters`` > 0 runs the GIO methods quantised.
+    """
+
+    name: str
+    pool: np.ndarray
+    target: np.ndarray
+    holdout: np.ndarray
+    metric: str
+    fixed_size: int
+    mask: np.ndarray | None = None
+    train_labels: np.ndarray | None = None
+    test_x: np.ndarray | None = None
+    test_y: np.ndarray | None = None
+    holdout_labels: np.ndarray | None = None
+    pool_texts: list[str] | None = None
+    target_texts: list[str] | None = None
+    unit_norm: bool = True
+    clusters: int = 0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.metric == "test accuracy":
+            if self.train_labels is None or self.test_x is None or self.test_y is None:
+                raise ValueError(f"task {self.name}: test accuracy needs train_labels, test_x and test_y")
+        elif self.mask is None:
+            raise ValueError(f"task {self.name}: metric {self.metric!r} needs a target-like mask over the pool")
+        if self.mask is not None and self.mask.shape != (self.pool.shape[0],):
+            raise ValueError(f"task {self.name}: mask has shape {self.mask.shape}, expected ({self.pool.shape[0]},)")
+
+
+TaskBuilder = Callable[[str, int], Task]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A registered task: ``build(size, seed) -> Task``; ``sizes`` lists the suite sizes it runs at."""
+
+    name: str
+    build: TaskBuilder
+    description: str
+    sizes: tuple[str, ...] = ("small", "full")
+    needs: tuple[str, ...] = ()  # importable modules; the task is skipped (with the reason) without them
+
+
+TASKS: dict[str, TaskSpec] = {}
+
+
+def register_task(name: str, description: str, *, sizes: tuple[str, ...] = ("small", "full"),
+                  needs: tuple[str, ...] = ()) -> Callable[[TaskBuilder], TaskBuilder]:
+    """Decorator: register ``build(size, seed) -> Task`` under ``name``."""
+    def deco(fn: TaskBuilder) -> TaskBuilder:
+        TASKS[name] = TaskSpec(name, fn, description, sizes, needs)
+        return fn
+    return deco
+
+
+def missing_needs(spec: TaskSpec) -> list[str]:
+    """The modules of ``spec.needs`` that cannot be imported."""
+    out = []
+    for mod in spec.needs:
+        try:
+            importlib.import_module(mod)
+        except ImportError:
+            out.append(mod)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# methods
+# ---------------------------------------------------------------------------------------------------------
+Runner = Callable[[Task, "int | None", int], tuple[np.ndarray, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered method: ``run(task, size, seed) -> (pool rows, info)``.
+
+    ``size`` None asks for the method's own size (only GIO methods have one). ``needs_text`` methods are not
+    applicable to tasks without raw text; ``max_pool`` skips pools larger than that (too slow to run there).
+    """
+
+    name: str
+    run: Runner
+    description: str
+    kind: str = "baseline"
+    needs_text: bool = False
+    max_pool: int | None = None
+    max_size: int | None = None
+
+    def applicable(self, task: Task, size: int | None = None) -> str | None:
+        """None when the method runs on ``task`` (at ``size``), else why not."""
+        if self.needs_text and task.pool_texts is None:
+            return "needs raw text; this task has embeddings only"
+        if self.max_pool is not None and task.pool.shape[0] > self.max_pool:
+            return f"pool of {task.pool.shape[0]} rows is over this method's limit of {self.max_pool}"
+        if self.max_size is not None and size is not None and size > self.max_size:
+            return f"size {size} is over this method's limit of {self.max_size}"
+        return None
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register_method(method: Method) -> Method:
+    METHODS[method.name] = method
+    return method
+
+
+def start_params(task: Task, params: Mapping[str, Any]) -> dict[str, Any]:
+    """GIO's start set for the task's feature scale: on features that are not unit-norm the relaxed objective
+    starts from 1% of the pool (``random_init_pct=0.01``; see experiments/common.py), unless ``params`` says."""
+    if task.unit_norm or params.get("objective", "relaxed") != "relaxed" or "random_init_pct" in params \
+            or "init" in params:
+        return {}
+    return {"random_init_pct": 0.01}
+
+
+def run_gio(task: Task, params: Mapping[str, Any], size: int | None, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """GIO on the task (quantised when ``task.clusters``): at its own stop rule (``size`` None) or forced to
+    exactly ``size`` rows (``stop_criterion="data_size"``, no ``max_iter``, ``budget=size``, ``budget_exact``)."""
+    p = {**start_params(task, params), **params}
+    if size is not None:
+        p.update(max_iter=None, stop_criterion="data_size", max_data_size=1.0)
+    qs = select_quantized(task.pool, task.target, clusters=task.clusters, seed=seed,
+                          budget=size, budget_exact=size is not None, **p)
+    ids = np.asarray(qs.ids, dtype=np.int64)
+    info = {"params": {k: v for k, v in p.items()}, "stop_reason": qs.result.stop_reason,
+            "candidates": qs.n_candidates, "picks": len(qs.result.selected_indices)}
+    return ids, info
+
+
+def gio_method(name: str, params: Mapping[str, Any], description: str) -> Method:
+    """A GIO method with fixed keyword arguments (on top of the library's defaults at run time)."""
+    frozen = dict(params)
+
+    def run(task: Task, size: int | None, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+        return run_gio(task, frozen, size, seed)
+
+    exact = frozen.get("objective") == "exact"
+    return Method(name, run, description, kind="gio", max_pool=EXACT_MAX_POOL if exact else None,
+                  max_size=EXACT_MAX_SIZE if exact else None)
+
+
+def _baseline(name: str) -> Runner:
+    fn = BASELINES[name]
+
+    def run(task: Task, size: int | None, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+        if size is None and name != "full":
+            raise ValueError(f"{name} has no size of its own")
+        return np.asarray(fn(task.pool, task.target, size or 0, seed=seed), dtype=np.int64), {}
+    return run
+
+
+def _peers() -> Any:
+    try:
+        return importlib.import_module("gioselect.peers")
+    except ImportError:
+        return None
+
+
+def _dsir(task: Task, size: int | None, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+    assert task.pool_texts is not None and task.target_texts is not None and size is not None
+    return np.asarray(_peers().dsir(task.pool_texts, task.target_texts, size, seed=seed), dtype=np.int64), {}
+
+
+def _facility(task: Task, size: int | None, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+    assert size is not None
+    return np.asarray(_peers().facility_location(task.pool, task.target, size), dtype=np.int64), {}
+
+
+def register_default_methods() -> None:
+    """random, knn, herding, full; gio (library defaults) and the named variants; dsir/facility if importable."""
+    METHODS.clear()
+    register_method(Method("gio", lambda t, s, seed: run_gio(t, {}, s, seed),
+                           "gioselect.GIOSelector with the library's defaults at run time", kind="gio"))
+    for v in gio_variants(unit_norm=True):  # the start set follows each task's feature scale (start_params)
+        register_method(gio_method(v.name, v.params, v.description))
+    for name, desc in (("random", "uniform pool rows (seeded)"),
+                       ("knn", "round-robin nearest-neighbour retrieval (gioselect.evaluate.knn_retrieval)"),
+                       ("herding", "kernel herding, greedy MMD (gioselect.evaluate.kernel_herding)"),
+                       ("full", "the whole pool (a reference line: not ranked)")):
+        register_method(Method(name, _baseline(name), desc))
+    peers = _peers()
+    if peers is not None and hasattr(peers, "dsir"):
+        register_method(Method("dsir", _dsir, "hashed n-gram importance resampling (gioselect.peers.dsir)",
+                               kind="peer", needs_text=True))
+    if peers is not None and hasattr(peers, "facility_location"):
+        register_method(Method("facility", _facility, "facility location, lazy greedy "
+                               "(gioselect.peers.facility_location)", kind="peer"))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# scoring
+# ---------------------------------------------------------------------------------------------------------
+def mask_f1(mask: np.ndarray, idx: np.ndarray) -> tuple[float, float, float]:
+    """(precision, recall, F1) of the distinct picks ``idx`` as a retrieval of the pool rows where ``mask``.
+
+    Size-aware: too few picks lose recall, too many lose precision. An empty selection scores 0 on all three
+    (NaN precision would hide it)."""
+    ids = np.unique(idx)
+    hits = int(mask[ids].sum()) if ids.size else 0
+    n_pos = int(mask.sum())
+    p = hits / ids.size if ids.size else 0.0
+    r = hits / n_pos if n_pos else 0.0
+    return p, r, (2 * p * r / (p + r) if p + r > 0 else 0.0)
+
+
+def score(task: Task, idx: np.ndarray, seed: int) -> dict[str, Any]:
+    """Every number of one selection: the task number, F1 (mask tasks), energy distance and unbiased MMD² to
+    the held-out split, KL both ways, size; label TV and accuracy where the task has labels."""
+    labels = task.train_labels
+    r = evaluate_selection(task.pool, idx, task.holdout, seed=seed, labels=labels,
+                           target_labels=task.holdout_labels if labels is not None else None)
+    out: dict[str, Any] = {k: r[k] for k in ("size", "energy", "mmd2", "kl_target_sel", "kl_sel_target",
+                                              "coverage")}
+    if "label_tv" in r:
+        out["label_tv"] = r["label_tv"]
+    if labels is not None and task.test_x is not None and task.test_y is not None:
+        out["accuracy"] = (downstream_accuracy(task.pool[idx], labels[idx], task.test_x, task.test_y, seed=seed)
+                           if idx.size else math.nan)
+    if task.mask is not None:
+        p, rec, f1 = mask_f1(task.mask, idx)
+        out.update(precision=p, recall=rec, f1=f1)
+    else:
+        out["f1"] = math.nan
+    out["task"] = out["accuracy"] if task.metric == "test accuracy" else out["precision"]
+    return out
+
+
+def run_one(task: Task, method: Method, size: int | None, seed: int) -> dict[str, Any]:
+    """Run ``method`` on ``task`` at ``size`` (None: its own) and score it; the record of one run."""
+    t0 = time.perf_counter()
+    idx, info = method.run(task, size, seed)
+    seconds = time.perf_counter() - t0
+    rec: dict[str, Any] = {"task": task.name, "method": method.name, "seed": seed, "requested": size,
+                           **score(task, idx, seed), "seconds": seconds, "info": info}
+    rec["task_number"] = rec.pop("task")
+    logger.info("%s / %s / seed %d: size %d, %s %.3f, %.1f s", task.name, method.name, seed, rec["size"],
+                task.metric, rec["task_number"], seconds)
+    return rec
+
+
+BUDGET_NAMES = {"fixed": "fixed size", "own": "GIO's own size"}
+
+
+def run_task(task: Task, methods: Sequence[str], seed: int) -> dict[str, Any]:
+    """Every method on one task instance at its fixed size and at GIO's own size.
+
+    GIO (``gio``, the library's defaults) runs first at its own stop rule: the size it chooses is the second
+    budget, at which every other method (GIO variants included, forced to that size) runs too. Methods not
+    applicable to the task are listed with the reason. ``full`` runs once (its size is the pool's).
+    """
+    natural = run_one(task, METHODS["gio"], None, seed)
+    own = int(natural["size"])
+    budgets: dict[str, int] = {"fixed": min(task.fixed_size, task.pool.shape[0])}
+    if own > 0:
+        budgets["own"] = own
+    runs: dict[str, dict[str, dict[str, Any]]] = {b: {} for b in budgets}
+    skipped: dict[str, str] = {}
+    for name in methods:
+        m = METHODS[name]
+        why = m.applicable(task)
+        if why is not None:
+            skipped[name] = why
+            continue
+        if name == "full":
+            rec = run_one(task, m, None, seed)
+            for b in budgets:
+                runs[b][name] = rec
+            continue
+        for b, n in budgets.items():
+            why = m.applicable(task, n)
+            if why is not None:
+                skipped[f"{name} ({BUDGET_NAMES[b]})"] = why
+                continue
+            if name == "gio" and b == "own":
+                runs[b][name] = natural
+            else:
+                runs[b][name] = run_one(task, m, n, seed)
+    return {"task": task.name, "seed": seed, "metric": task.metric, "budgets": budgets, "own_size": own,
+            "gio_stop_reason": natural["info"].get("stop_reason"), "runs": runs, "skipped": skipped,
+            "pool_rows": int(task.pool.shape[0]), "info": task.info}
+
+
+def gio_curve(task: Task, seed: int, gio_kwargs: Mapping[str, Any], sizes: Sequence[int]) -> dict[str, Any]:
+    """GIO's own curve: one run forced to ``max(sizes)`` rows, every prefix size scored.
+
+    Also runs GIO with ``gio_kwargs`` at its own stop rule and records the size it chose, so an automatic
+    size can be judged against the curve.
+    """
+    sz = sorted({int(s) for s in sizes if int(s) > 0})
+    if not sz:
+        raise ValueError("sizes: need at least one positive size")
+    t0 = time.perf_counter()
+    ids, info = run_gio(task, gio_kwargs, sz[-1], seed)
+    seconds = time.perf_counter() - t0
+    own, own_info = run_gio(task, gio_kwargs, None, seed)
+    points = [{"size": s, **score(task, ids[:s], seed)} for s in sz if s <= ids.size]
+    return {"task": task.name, "seed": seed, "metric": task.metric, "gio_kwargs": dict(gio_kwargs),
+            "run_seconds": seconds, "own_size": int(own.size), "own_stop_reason": own_info["stop_reason"],
+            "own_score": score(task, own, seed) if own.size else None, "points": points, "info": info}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# aggregation
+# ---------------------------------------------------------------------------------------------------------
+def aggregate(results: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """``{task: {budget: {method: {column: {"mean", "std", "n"}}}}}`` over the seeds (std with ddof=0).
+
+    Non-finite values are left out of the mean (``n`` counts the finite ones)."""
+    groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
+    for res in results:
+        for b, by_method in res["runs"].items():
+            for m, rec in by_method.items():
+                groups.setdefault((res["task"], b, m), []).append(rec)
+    out: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    for (t, b, m), recs in groups.items():
+        cell: dict[str, Any] = {}
+        keys = [c[0] for c in COLUMNS] + ["precision", "recall", "label_tv", "accuracy", "coverage"]
+        for key in keys:
+            col = "task_number" if key == "task" else key
+            vals = np.array([float(r[col]) if r.get(col) is not None else math.nan for r in recs], dtype=float)
+            if col not in recs[0]:
+                continue
+            fin = vals[np.isfinite(vals)]
+            cell[key] = {"mean": float(fin.mean()) if fin.size else math.nan,
+                         "std": float(fin.std()) if fin.size else math.nan, "n": int(fin.size)}
+        out.setdefault(t, {}).setdefault(b, {})[m] = cell
+    return out
+
+
+def _mean(cell: Mapping[str, Any], key: str) -> float:
+    v = cell.get(key)
+    if isinstance(v, Mapping):
+        return float(v["mean"])
+    return math.nan if v is None else float(v)
+
+
+def winners(by_method: Mapping[str, Mapping[str, Any]], columns: Sequence[tuple[str, str, bool]] = RANKED
+            ) -> dict[str, list[str]]:
+    """Per column, the methods with the best mean (ties: all of them); references and NaN never win."""
+    out: dict[str, list[str]] = {}
+    for key, _, higher in columns:
+        vals = {m: _mean(c, key) for m, c in by_method.items() if m not in REFERENCES}
+        vals = {m: v for m, v in vals.items() if math.isfinite(v)}
+        if not vals:
+            out[key] = []
+            continue
+        best = max(vals.values()) if higher else min(vals.values())
+        out[key] = sorted(m for m, v in vals.items() if math.isclose(v, best, rel_tol=1e-12, abs_tol=1e-15))
+    return out
+
+
+def rank_values(values: Mapping[str, float], higher: bool) -> dict[str, float]:
+    """Ranks 1 (best) .. n of the values, ties sharing their average rank, NaN ranked after every number."""
+    items = list(values.items())
+    def sort_key(kv: tuple[str, float]) -> tuple[int, float]:
+        v = kv[1]
+        if not math.isfinite(v):
+            return (1, 0.0)
+        return (0, -v if higher else v)
+    order = sorted(items, key=sort_key)
+    ranks: dict[str, float] = {}
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and sort_key(order[j + 1]) == sort_key(order[i]):
+            j += 1
+        for kk in range(i, j + 1):
+            ranks[order[kk][0]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def mean_ranks(table: Mapping[str, Mapping[str, Mapping[str, Any]]],
+               columns: Sequence[tuple[str, str, bool]] = RANKED) -> dict[str, dict[str, dict[str, float]]]:
+    """Mean rank across tasks: ``table`` is ``{task: {method: cell}}`` at one budget (cells as in
+    :func:`aggregate`, or plain numbers). Returns ``{column: {method: {"rank", "tasks"}}}``: in each task the
+    methods present are ranked by their mean (references left out), and a method's ranks are averaged over
+    the tasks it ran on. Columns a task does not have (all NaN, e.g. F1 on an accuracy task) are skipped."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for key, _, higher in columns:
+        acc: dict[str, list[float]] = {}
+        for by_method in table.values():
+            vals = {m: _mean(c, key) for m, c in by_method.items() if m not in REFERENCES}
+            if not any(math.isfinite(v) for v in vals.values()):
+                continue
+            for m, r in rank_values(vals, higher).items():
+                acc.setdefault(m, []).append(r)
+        out[key] = {m: {"rank": float(np.mean(r)), "tasks": len(r)} for m, r in sorted(acc.items())}
+    return out
