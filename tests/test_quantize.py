@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
@@ -231,3 +233,26 @@ def test_explicit_clusters_win_and_k_at_least_rows_warns(caplog: pytest.LogCaptu
     assert p.pool_clusters == 0 and "no quantisation" in caplog.text
     with pytest.raises(InvalidParameterError, match="clusters"):
         plan_clusters("many", None, 10, 10)
+
+
+def test_cli_default_states_the_k_decision_and_budget_is_exact(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from gioselect.cli import main
+
+    x = blobs(900, 6, 5, seed=7)
+    np.save(tmp_path / "pool.npy", x)
+    np.save(tmp_path / "target.npy", x[:60] + 0.01)
+    base = ["select", "--pool", str(tmp_path / "pool.npy"), "--target", str(tmp_path / "target.npy"), "--no-report"]
+    assert main([*base, "--out", str(tmp_path / "auto")]) == 0
+    out = capsys.readouterr().out
+    assert "quantisation: none (auto: pool of 900 rows <= 100000: no quantisation" in out
+    m = json.loads((tmp_path / "auto" / "manifest.json").read_text())
+    assert m["clusters_decision"]["pool_clusters"] == 0 and m["quantization"] is None
+    assert main([*base, "--out", str(tmp_path / "q"), "--clusters", "30", "--budget", "123", "-q"]) == 0
+    m = json.loads((tmp_path / "q" / "manifest.json").read_text())
+    ids = np.load(tmp_path / "q" / "selected_ids.npy")
+    assert ids.shape == (123,) and np.unique(ids).shape == (123,) and m["counts"]["selected_rows"] == 123
+    assert m["quantization"]["candidates"] == "medoid" and m["quantization"]["rule"] == "explicit: 30 pool clusters"
+    assert main([*base, "--out", str(tmp_path / "bad"), "--clusters", "many"]) == 2
