@@ -75,7 +75,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
              "bbc_equal_size": 1000},
 }
 CANDIDATES = ("centroid", "renormalized", "medoid")
-PASSES = ("none", "knn", "relaxed")
+PASSES = ("none", "share", "knn", "relaxed")
 OVER = (1.5, 2.0)
 
 

@@ -28,6 +28,7 @@ from gioselect.quantize import (
     quantized_rows,
     refine,
     score_rows,
+    share_order,
     training_sample_indices,
 )
 from gioselect.selector import select_quantized
@@ -182,7 +183,7 @@ def test_refine_empty_and_single_row_clusters() -> None:
     t = x[:2] + 0.1
     assert refine([0, 2], m, lambda i: x[i], t, 2, k=2).shape == (0,)  # only empty clusters: nothing to take
     assert refine([1], m, lambda i: x[i], t, 1, k=2).tolist() == [0]
-    assert refine([0, 1, 2, 3], m, lambda i: x[i], t, 2, k=2).tolist() == [1, 0]  # best first
+    assert refine([0, 1, 2, 3], m, lambda i: x[i], t, 2, k=2, how="knn").tolist() == [1, 0]  # best first
     assert refine([], m, lambda i: x[i], t, 0, k=2).shape == (0,)
     assert cover_clusters([3, 1, 3], np.array([0, 1, 0, 3]), 3).tolist() == [3]
 
@@ -256,3 +257,20 @@ def test_cli_default_states_the_k_decision_and_budget_is_exact(tmp_path: Path,
     assert ids.shape == (123,) and np.unique(ids).shape == (123,) and m["counts"]["selected_rows"] == 123
     assert m["quantization"]["candidates"] == "medoid" and m["quantization"]["rule"] == "explicit: 30 pool clusters"
     assert main([*base, "--out", str(tmp_path / "bad"), "--clusters", "many"]) == 2
+
+
+def test_share_order_is_round_robin_over_the_target_and_streamed() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(200, 3)).astype(np.float32)
+    t = rng.normal(size=(7, 3)).astype(np.float32)
+    ids = np.arange(10, 200, dtype=np.int64)
+    # oracle: each target point's full ranking, round-major, first come first served
+    rank = np.argsort(cdist(t, x[ids]), axis=1, kind="stable")
+    flat = ids[rank.T.reshape(-1)]
+    _, first = np.unique(flat, return_index=True)
+    want = flat[np.sort(first)][:40]
+    for block in (16, 1000):
+        got = share_order(ids, lambda i: x[i], t, 40, block_rows=block)
+        np.testing.assert_array_equal(got, want)
+    assert share_order(ids, lambda i: x[i], t, 500).shape == (190,)  # all rows, when fewer than asked
+    assert share_order(ids[:0], lambda i: x[i], t, 5).shape == (0,)

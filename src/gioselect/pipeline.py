@@ -150,8 +150,8 @@ class SelectConfig:
     clusters: int | str = "auto"
     target_clusters: int | None = None
     candidates: str = "auto"
-    refine: str = "knn"
-    refine_over: float = 2.0
+    refine: str = "share"
+    refine_over: float = 1.5
     kmeans_iter: int = 20
     budget: str | None = None
     budget_exact: bool = False

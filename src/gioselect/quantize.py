@@ -10,10 +10,13 @@ What is done here, precisely:
   uniform sample of at most ``K * max_points_per_centroid`` rows (faiss's own default cap is 256 per centroid);
   the whole pool is then assigned to its nearest centroid in streamed blocks. Clusters left empty by that final
   assignment are dropped from the candidates (they would explode to nothing).
-* Centroids are **not weighted** by cluster size in the GIO objective: each centroid is one candidate point,
-  exactly as in the reference. Cluster sizes count only towards a row budget.
-* Exploding keeps the selection order of clusters; rows of one cluster come in ascending row order. A cluster
-  chosen twice (possible only after a reset) contributes its rows once.
+* Candidates are **not weighted** by cluster size in the GIO objective: each cluster is one candidate point,
+  as in the reference. Cluster sizes count only towards a row budget. The point is the cluster's medoid by
+  default (:func:`medoid_ids`), or its centroid scaled to unit norm, or the raw centroid (the reference's).
+* Without a row budget, exploding keeps the selection order of clusters; rows of one cluster come in ascending
+  row order. A cluster chosen twice (possible only after a reset) contributes its rows once. With a budget, the
+  row-level pass (:func:`refine`) keeps exactly the budget's rows of the chosen clusters.
+* ``clusters="auto"`` (:func:`plan_clusters`) decides K from the pool and target sizes.
 """
 
 from __future__ import annotations
@@ -226,7 +229,7 @@ def quantization_consistency(target: np.ndarray, k: int, *, seed: int = 0, max_k
 # faithful candidates, the row-level pass, and the automatic K
 # ---------------------------------------------------------------------------------------------------------
 CANDIDATE_MODES = ("auto", "centroid", "renormalized", "medoid")
-REFINE_MODES = ("knn", "relaxed", "none")
+REFINE_MODES = ("share", "knn", "relaxed", "none")
 #: Pools up to this many rows are selected on their rows (no quantisation) by ``clusters="auto"``.
 AUTO_MAX_DIRECT_ROWS = 100_000
 #: Targets up to this many rows are used as they are by ``clusters="auto"``.
@@ -372,8 +375,50 @@ def score_rows(ids: np.ndarray, read_rows: Callable[[np.ndarray], np.ndarray], t
     return out
 
 
+def share_order(ids: np.ndarray, read_rows: Callable[[np.ndarray], np.ndarray], target: np.ndarray, n_rows: int,
+                *, block_rows: int = REFINE_BLOCK_ROWS) -> np.ndarray:
+    """Rows ``ids`` in round-robin order over the target: round r gives every target point (in order) its r-th
+    nearest row of ``ids`` unless an earlier one took it; the first ``n_rows`` distinct rows are returned.
+
+    Each target point thus gets an equal share of the selection, as kNN retrieval does, restricted to ``ids``.
+    Streamed: each point's ``m = ceil(n_rows / n_target) + 1`` nearest rows are kept over blocks of rows (an
+    ``(n_target, m)`` table); when collisions leave fewer than ``n_rows`` rows, m is doubled and the rows are
+    read again.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    t = np.ascontiguousarray(target, dtype=np.float32)
+    n = t.shape[0]
+    want = min(int(n_rows), ids.shape[0])
+    if want == 0:
+        return np.empty(0, dtype=np.int64)
+    faiss = _faiss()
+    m = min(ids.shape[0], math.ceil(want / n) + 1)
+    while True:
+        best_d = np.full((n, 0), np.inf, dtype=np.float32)
+        best_i = np.zeros((n, 0), dtype=np.int64)
+        for s in range(0, ids.shape[0], block_rows):
+            blk = ids[s : s + block_rows]
+            index = faiss.IndexFlatL2(t.shape[1])
+            index.add(np.ascontiguousarray(read_rows(blk), dtype=np.float32))
+            d, j = index.search(t, min(m, blk.shape[0]))
+            best_d = np.concatenate([best_d, d], axis=1)
+            best_i = np.concatenate([best_i, blk[j]], axis=1)
+            if best_d.shape[1] > m:
+                o = np.lexsort((best_i, best_d), axis=1)[:, :m]
+                best_d = np.take_along_axis(best_d, o, axis=1)
+                best_i = np.take_along_axis(best_i, o, axis=1)
+        o = np.lexsort((best_i, best_d), axis=1)
+        best_i = np.take_along_axis(best_i, o, axis=1)
+        flat = best_i.T.reshape(-1)  # round-major: round 0 of every target point, then round 1, ...
+        _, first = np.unique(flat, return_index=True)
+        order = flat[np.sort(first)]
+        if order.shape[0] >= want or m >= ids.shape[0]:
+            return order[:want]
+        m = min(ids.shape[0], 2 * m)
+
+
 def refine(chosen: Sequence[int] | np.ndarray, members: ClusterMembers, read_rows: Callable[[np.ndarray], np.ndarray],
-           target: np.ndarray, n_rows: int, *, how: str = "knn", k: int = 5, over: float = 2.0,
+           target: np.ndarray, n_rows: int, *, how: str = "share", k: int = 5, over: float = 1.5,
            fallback: np.ndarray | None = None, block_rows: int = REFINE_BLOCK_ROWS) -> np.ndarray:
     """The row-level second pass: exactly ``min(n_rows, pool rows)`` rows from the chosen clusters.
 
@@ -394,6 +439,8 @@ def refine(chosen: Sequence[int] | np.ndarray, members: ClusterMembers, read_row
     ids = np.concatenate(parts).astype(np.int64) if parts else np.empty(0, dtype=np.int64)
     if ids.shape[0] <= n_rows or how == "none":
         return ids[:n_rows]
+    if how == "share":
+        return share_order(np.sort(ids), read_rows, target, n_rows, block_rows=block_rows)
     scores = score_rows(np.sort(ids), read_rows, target, how=how, k=k, block_rows=block_rows)
     srt = np.sort(ids)
     keep = np.lexsort((srt, scores))[:n_rows]
@@ -454,8 +501,8 @@ def select_candidates(mode: str, centroids: np.ndarray, medoids: np.ndarray, nor
 
 
 def quantized_rows(picks: np.ndarray, members: ClusterMembers, take: Callable[[np.ndarray], np.ndarray],
-                   target: np.ndarray, candidates: np.ndarray, n_rows: int | None, *, how: str = "knn",
-                   k: int = 5, over: float = 2.0, limit: int | None = None, seed: int = 0) -> np.ndarray:
+                   target: np.ndarray, candidates: np.ndarray, n_rows: int | None, *, how: str = "share",
+                   k: int = 5, over: float = 1.5, limit: int | None = None, seed: int = 0) -> np.ndarray:
     """The explode phase: pool rows of a quantised selection.
 
     Without a row count (``n_rows=None``: GIO's stopping rule set the size) or with ``how="none"`` this is the
