@@ -150,7 +150,7 @@ class SelectConfig:
     clusters: int | str = "auto"
     target_clusters: int | None = None
     candidates: str = "auto"
-    refine: str = "share"
+    refine: str = "knn"
     refine_over: float = 1.5
     kmeans_iter: int = 20
     budget: str | None = None

@@ -418,7 +418,7 @@ def share_order(ids: np.ndarray, read_rows: Callable[[np.ndarray], np.ndarray], 
 
 
 def refine(chosen: Sequence[int] | np.ndarray, members: ClusterMembers, read_rows: Callable[[np.ndarray], np.ndarray],
-           target: np.ndarray, n_rows: int, *, how: str = "share", k: int = 5, over: float = 1.5,
+           target: np.ndarray, n_rows: int, *, how: str = "knn", k: int = 5, over: float = 1.5,
            fallback: np.ndarray | None = None, block_rows: int = REFINE_BLOCK_ROWS) -> np.ndarray:
     """The row-level second pass: exactly ``min(n_rows, pool rows)`` rows from the chosen clusters.
 
@@ -501,7 +501,7 @@ def select_candidates(mode: str, centroids: np.ndarray, medoids: np.ndarray, nor
 
 
 def quantized_rows(picks: np.ndarray, members: ClusterMembers, take: Callable[[np.ndarray], np.ndarray],
-                   target: np.ndarray, candidates: np.ndarray, n_rows: int | None, *, how: str = "share",
+                   target: np.ndarray, candidates: np.ndarray, n_rows: int | None, *, how: str = "knn",
                    k: int = 5, over: float = 1.5, limit: int | None = None, seed: int = 0) -> np.ndarray:
     """The explode phase: pool rows of a quantised selection.
 

@@ -370,7 +370,7 @@ class QuantizedSelection:
 
 def select_quantized(pool: Any, target: Any, *, clusters: int | str = "auto", target_clusters: int | None = None,
                      budget: int | None = None, budget_exact: bool = False, seed: int = 0,
-                     candidates: str = "auto", refine: str = "share", refine_over: float = 1.5,
+                     candidates: str = "auto", refine: str = "knn", refine_over: float = 1.5,
                      **params: Any) -> QuantizedSelection:
     """GIO on in-memory arrays with the pipeline's quantise-explode (``clusters=0``: on the rows themselves).
 
