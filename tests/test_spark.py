@@ -122,7 +122,10 @@ def _cfg(
     data: dict[str, Any], out: Path, pool: str, target: str = "target.parquet", **kw: Any
 ) -> SelectConfig:
     d = data["dir"]
-    base: dict[str, Any] = {"clusters": K_CLUSTERS, "seed": 3, "report": False}
+    # The Spark job runs the paper's quantisation (centroid candidates, whole clusters): the in-process side of
+    # every parity test is pinned to it.
+    base: dict[str, Any] = {"clusters": K_CLUSTERS, "seed": 3, "report": False, "candidates": "centroid",
+                            "refine": "none"}
     base.update(kw)
     return SelectConfig(pool=d / pool, target=d / target, out=out, **base)
 

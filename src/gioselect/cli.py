@@ -288,8 +288,10 @@ def _add_select(sub: argparse._SubParsersAction) -> None:
                      help="embedding column of the target, when it differs from the pool's")
     _add_text_options(io_)
     q = p.add_argument_group("quantisation (K-means, then explode chosen clusters to their rows)")
-    q.add_argument("--clusters", type=int, default=1500,
-                   help="pool clusters K; 0 = no quantisation, GIO on the rows themselves (default 1500)")
+    q.add_argument("--clusters", type=_clusters_arg, default="auto",
+                   help="pool clusters K; 0 = no quantisation, GIO on the rows themselves; 'auto' (default): no "
+                        "quantisation up to 100,000 pool rows, 1500 clusters above (the target: as it is up to "
+                        "10,000 rows, 1500 clusters above); the decision is printed and kept in the manifest")
     q.add_argument("--target-clusters", type=int, default=None,
                    help="target clusters when the target is larger (default: same as --clusters; 0 = never)")
     q.add_argument("--kmeans-iter", type=int, default=20, help="K-means iterations (default 20)")
@@ -389,6 +391,17 @@ def _folder_pool(args: argparse.Namespace) -> Path | None:
     consolidate(args.pool, dest)
     args.pool = dest
     return dest
+def _clusters_arg(text: str) -> int | str:
+    """``--clusters``: ``auto`` or an integer K >= 0."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        k = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer >= 0, got {text!r}") from None
+    if k < 0:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer >= 0, got {k}")
+    return k
 
 
 def _cmd_select(args: argparse.Namespace) -> int:

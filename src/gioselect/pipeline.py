@@ -25,12 +25,13 @@ import hashlib
 import io as _io
 import json
 import logging
+import math
 import os
 import platform
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
@@ -44,7 +45,15 @@ from .exclude import block_candidates
 from .io import EmbeddingSource, atomic_path, detect_format, file_sha256, open_table
 from .optimize import EVENT_ACCEPTED, EVENT_RESET, EVENT_STOP, GIOParams, single_threaded_blas
 from .outdir import check_output_dir, publish_result, remove_result_dir, remove_work_dir, run_lock
-from .quantize import DEFAULT_CLUSTERS, ClusterMembers, explode, quantize_array
+from .quantize import (
+    CANDIDATE_MODES,
+    REFINE_MODES,
+    ClusterMembers,
+    plan_clusters,
+    quantize_array,
+    quantized_rows,
+    select_candidates,
+)
 from .selector import make_search
 from .validation import check_embeddings, check_input_path, check_int, check_real, result_warnings
 
@@ -128,8 +137,12 @@ def parse_budget(text: str | int | None, pool_rows: int) -> int | None:
 class SelectConfig:
     """Everything that defines a selection run (what goes into the run record and the resume fingerprint).
 
+    ``clusters="auto"`` decides from the pool and target sizes (:func:`gioselect.quantize.auto_clusters`);
     ``clusters=0`` turns quantisation off (GIO runs on the pool rows themselves). ``target_clusters=None``
-    uses ``clusters`` for the target too. ``budget`` is ``"N"`` rows or ``"P%"`` of the pool.
+    uses ``clusters`` for the target too. ``candidates`` is what stands for a cluster in GIO
+    (:data:`gioselect.quantize.CANDIDATE_MODES`), ``refine`` the row-level pass that picks the rows of the chosen
+    clusters (``"none"``: explode them whole), ``refine_over`` how many rows' worth of clusters it ranks per
+    selected row. ``budget`` is ``"N"`` rows or ``"P%"`` of the pool.
     """
 
     pool: Path
@@ -138,8 +151,11 @@ class SelectConfig:
     params: GIOParams = field(default_factory=GIOParams)
     embedding_field: str | None = None
     target_embedding_field: str | None = None
-    clusters: int = DEFAULT_CLUSTERS
+    clusters: int | str = "auto"
     target_clusters: int | None = None
+    candidates: str = "auto"
+    refine: str = "knn"
+    refine_over: float = 1.5
     kmeans_iter: int = 20
     budget: str | None = None
     budget_exact: bool = False
@@ -162,7 +178,16 @@ class SelectConfig:
 
     def validate(self) -> SelectConfig:
         self.params.validate()
-        check_int(self.clusters, "clusters", low=0)
+        if self.clusters != "auto":
+            if isinstance(self.clusters, str):
+                raise InvalidParameterError(f"clusters: expected 'auto' or an integer >= 0, got {self.clusters!r}")
+            check_int(self.clusters, "clusters", low=0)
+        if self.candidates not in CANDIDATE_MODES:
+            raise InvalidParameterError(
+                f"candidates: expected one of {', '.join(CANDIDATE_MODES)}, got {self.candidates!r}")
+        if self.refine not in REFINE_MODES:
+            raise InvalidParameterError(f"refine: expected one of {', '.join(REFINE_MODES)}, got {self.refine!r}")
+        check_real(self.refine_over, "refine_over", low=1.0)
         if self.target_clusters is not None:
             check_int(self.target_clusters, "target_clusters", low=0)
         check_int(self.kmeans_iter, "kmeans_iter", low=1)
@@ -184,7 +209,7 @@ class SelectConfig:
                     f"(embedding_field={emb!r}), not both; drop one of them"
                 )
         kt = self.clusters if self.target_clusters is None else self.target_clusters
-        if 0 < kt <= self.params.k:
+        if isinstance(kt, int) and 0 < kt <= self.params.k:
             name = "target_clusters (--target-clusters)" if self.target_clusters is not None else (
                 "clusters (--clusters; the target uses it too unless --target-clusters is given)")
             raise InvalidParameterError(
@@ -505,28 +530,35 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
 
     # -- quantise the pool ---------------------------------------------------------------------------------
     t0 = time.monotonic()
-    quantized = cfg.clusters > 0 and pool.n_rows > cfg.clusters
-    if quantized and pool.n_rows < MIN_ROWS_PER_CLUSTER * cfg.clusters:
+    plan = plan_clusters(cfg.clusters, cfg.target_clusters, pool.n_rows, int(target.shape[0]))
+    kp = plan.pool_clusters
+    quantized = kp > 0
+    if quantized and pool.n_rows < MIN_ROWS_PER_CLUSTER * kp:
         logger.warning(
             "quantising %d pool rows into %d clusters leaves about %.1f rows per cluster, too few for K-means to "
-            "mean much; consider --clusters 0 (no quantisation) or a smaller K", pool.n_rows, cfg.clusters,
-            pool.n_rows / cfg.clusters)
+            "mean much; consider --clusters 0 (no quantisation) or a smaller K", pool.n_rows, kp,
+            pool.n_rows / kp)
     qfile = work / "pool_quantization.npz"
     kmeans_sample = 0
+    cand_mode = None
     if quantized:
         if qfile.exists():
             q = _load_npz(qfile)
             centroids, sizes, labels = q["centroids"], q["sizes"], q["labels"]
+            candidates, cand_mode = q["candidates"], str(q["candidates_mode"])
             kmeans_sample = int(q["sample_rows"])
         else:
-            with prog(f"K-means ({cfg.clusters} clusters)", None, "step") as upd:
-                raw_centroids, kmeans_sample = engine.kmeans(pool, cfg.clusters, seed=seeds["pool_kmeans"],
+            with prog(f"K-means ({kp} clusters)", None, "step") as upd:
+                raw_centroids, kmeans_sample = engine.kmeans(pool, kp, seed=seeds["pool_kmeans"],
                                                              niter=cfg.kmeans_iter)
                 upd(1)
             with prog("assigning pool rows", pool.n_rows, "row") as upd:
-                centroids, sizes, labels = engine.assign(pool, raw_centroids, progress=upd)
-            _save_npz(qfile, centroids=centroids, sizes=sizes, labels=labels, sample_rows=np.int64(kmeans_sample))
-        candidates = centroids
+                centroids, sizes, labels, medoids = engine.assign(pool, raw_centroids, progress=upd)
+            norm_sample = engine.take(pool, engine.sample_ids(pool.n_rows, 1000, seeds["pool_kmeans"]))
+            candidates, cand_mode = select_candidates(cfg.candidates, centroids, medoids, norm_sample,
+                                                      lambda ids: engine.take(pool, ids))
+            _save_npz(qfile, centroids=centroids, sizes=sizes, labels=labels, candidates=candidates,
+                      candidates_mode=np.str_(cand_mode), sample_rows=np.int64(kmeans_sample))
     else:
         candidates = _unquantized_candidates(pool, engine, cfg, prog)
         sizes = np.ones(pool.n_rows, dtype=np.int64)
@@ -534,8 +566,8 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
     timings["quantize_pool"] = time.monotonic() - t0
 
     t0 = time.monotonic()
-    kt = cfg.clusters if cfg.target_clusters is None else cfg.target_clusters
-    target_quantized = kt > 0 and target.shape[0] > kt
+    kt = plan.target_clusters
+    target_quantized = kt > 0
     if target_quantized:
         tfile = work / "target_quantization.npz"
         if tfile.exists():
@@ -552,10 +584,17 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
     else:
         target_c = target
     timings["quantize_target"] = time.monotonic() - t0
+    # The row-level pass ranks the rows of clusters worth refine_over times the budget, then keeps the budget.
+    refining = quantized and cfg.refine != "none" and budget_rows is not None
+    gio_budget = budget_rows
+    gio_cfg = cfg
+    if refining and budget_rows is not None:
+        gio_budget = math.ceil(cfg.refine_over * budget_rows)
+        gio_cfg = replace(cfg, budget_exact=True)
 
     # -- select --------------------------------------------------------------------------------------------
     t0 = time.monotonic()
-    search = _run_gio(cfg, candidates, target_c, sizes, budget_rows, seeds["gio"], work, prog,
+    search = _run_gio(gio_cfg, candidates, target_c, sizes, gio_budget, seeds["gio"], work, prog,
                       blocked=exclusion.mask if exclusion is not None and labels is None else None)
     timings["select"] = time.monotonic() - t0
     st = search.state
@@ -566,7 +605,11 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
     limit = budget_rows if cfg.budget_exact else None
     if labels is not None:
         members = ClusterMembers(labels, candidates.shape[0])
-        selected_ids = explode(picks, members, limit=limit, seed=seeds["explode"])
+        with prog("choosing rows of the chosen clusters" if refining else "exploding clusters", None, "step") as upd:
+            selected_ids = quantized_rows(picks, members, lambda ids: engine.take(pool, ids), target, candidates,
+                                          budget_rows, how=cfg.refine, k=k, over=cfg.refine_over, limit=limit,
+                                          seed=seeds["explode"])
+            upd(1)
     else:
         _, first = np.unique(picks, return_index=True)
         selected_ids = picks[np.sort(first)]
@@ -608,6 +651,7 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
         "seed": cfg.seed,
         "sub_seeds": seeds,
         "parameters": {**asdict(cfg.params), "clusters": cfg.clusters, "target_clusters": kt,
+                       "candidates": cfg.candidates, "refine": cfg.refine, "refine_over": cfg.refine_over,
                        "kmeans_iter": cfg.kmeans_iter, "budget": cfg.budget, "budget_rows": budget_rows,
                        "budget_exact": cfg.budget_exact, "memory_budget": cfg.memory_budget,
                        "embedding_field": pool.embedding_field,
@@ -622,9 +666,13 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
                    "distinct_selected_candidates": int(np.unique(picks).shape[0]),
                    "selected_rows": int(selected_ids.shape[0]), "picks_evaluated": st.n_iter,
                    "resets": st.num_resets},
-        "quantization": ({"pool_clusters": int(candidates.shape[0]), "pool_clusters_requested": cfg.clusters,
+        "clusters_decision": {"pool_clusters": kp, "target_clusters": kt, "rule": plan.rule},
+        "quantization": ({"pool_clusters": int(candidates.shape[0]), "pool_clusters_requested": kp,
                           "target_clusters": int(target_c.shape[0]) if target_quantized else None,
-                          "weighting": "none (each centroid is one point; sizes count only for --budget)"}
+                          "rule": plan.rule, "candidates": cand_mode,
+                          "rows": (f"row-level pass ({cfg.refine}): the best rows of the chosen clusters"
+                                   if refining else "chosen clusters exploded whole"),
+                          "weighting": "none (each candidate is one point; sizes count only for --budget)"}
                          if quantized else None),
         "stop_reason": st.stop_reason,
         "initial_kl": _finite_or_none(search.initial_kl),
@@ -733,7 +781,7 @@ def _result_warnings(cfg: SelectConfig, pool_rows: int, selected_rows: int, cand
     """The degenerate-run warnings of a finished selection (logged, and kept in the manifest and report)."""
     warnings = result_warnings(
         pool_rows=pool_rows, selected_rows=selected_rows, candidates=candidates,
-        target=target, clusters=cfg.clusters, quantized=quantized)
+        target=target, clusters=cfg.clusters if isinstance(cfg.clusters, int) else 0, quantized=quantized)
     for w in warnings:
         logger.warning("%s", w)
     return warnings

@@ -507,7 +507,12 @@ def select(pool: Any, target: Any, init: Any = None, **params: Any) -> GIOResult
 
 @dataclass(frozen=True)
 class QuantizedSelection:
-    """In-memory GIO with optional quantisation: ``ids`` are pool rows in selection order (clusters exploded)."""
+    """In-memory GIO with optional quantisation.
+
+    ``ids`` are pool rows: in selection order without quantisation; with it, the rows the row-level pass kept
+    (best first) or, with ``refine="none"``, the chosen clusters exploded. ``clusters_rule`` says how K was
+    decided and ``candidates`` what stood for a cluster (None when not quantised).
+    """
 
     ids: np.ndarray
     result: GIOResult
@@ -515,16 +520,23 @@ class QuantizedSelection:
     n_target_points: int
     frame: Any = None  # the selected rows as the pool's kind of frame, when a frame came in (gioselect.frames)
     exclusion: Any = None  # gioselect.exclude.Exclusion, with exclude=
+    clusters_rule: str = ""
+    candidates: str | None = None
 
 
-def select_quantized(pool: Any, target: Any, *, clusters: int = 0, target_clusters: int | None = None,
+def select_quantized(pool: Any, target: Any, *, clusters: int | str = "auto", target_clusters: int | None = None,
                      budget: int | None = None, budget_exact: bool = False, seed: int = 0,
+                     candidates: str = "auto", refine: str = "knn", refine_over: float = 1.5,
                      **params: Any) -> QuantizedSelection:
     """GIO on in-memory arrays with the pipeline's quantise-explode (``clusters=0``: on the rows themselves).
 
-    The same steps as ``gioselect select`` without the files: K-means of the pool into ``clusters`` (and of the
-    target into ``target_clusters``, default ``clusters``, when it is larger), GIO on the centroids with cluster
-    sizes counted against ``budget`` (rows), then each chosen cluster exploded to its rows (ascending).
+    The same steps as ``gioselect select`` without the files: ``clusters="auto"`` decides K from the sizes
+    (:func:`gioselect.quantize.plan_clusters`); K-means of the pool into K clusters (and of the target into
+    ``target_clusters`` when it is larger), GIO on one candidate per cluster (``candidates``: medoids by
+    default), then the row-level pass (``refine``) keeps the best rows of the chosen clusters: exactly
+    ``budget`` rows when a budget is given (GIO then counts cluster sizes to ``refine_over * budget``), else one
+    row per distinct pick. ``refine="none"`` explodes the chosen clusters whole (the paper's method; ``budget``
+    and ``budget_exact`` then act as in the pipeline).
 
     ``pool``/``target`` may be frames (:mod:`gioselect.frames`; then ``.frame`` holds the selected rows as the
     pool's kind of frame), and ``params`` may hold ``vector_column``, ``text_column``, ``model``, ``exclude`` and
@@ -542,31 +554,62 @@ def select_quantized(pool: Any, target: Any, *, clusters: int = 0, target_cluste
 
         return select_quantized_frame(select_quantized, pool, target, clusters=clusters,
                                       target_clusters=target_clusters, budget=budget, budget_exact=budget_exact,
-                                      seed=seed, **params)
-    from .quantize import ClusterMembers, explode, quantize_array
+                                      seed=seed, candidates=candidates, refine=refine, refine_over=refine_over,
+                                      **params)
+    import math
+
+    from .errors import InvalidParameterError
+    from .quantize import (
+        REFINE_MODES,
+        ClusterMembers,
+        assign_blocks,
+        drop_empty,
+        kmeans_centroids,
+        medoid_ids,
+        plan_clusters,
+        quantize_array,
+        quantized_rows,
+        select_candidates,
+        training_sample_indices,
+    )
 
     gp = GIOParams(**params).validate()
     pool_, target_, _ = _validate_fit_inputs(pool, target, None, gp)
-    check_int(clusters, "clusters", low=0)
     check_int(seed, "seed", low=0)
     if budget is not None:
         check_int(budget, "budget", low=1)
+    if refine not in REFINE_MODES:
+        raise InvalidParameterError(f"refine: expected one of {', '.join(REFINE_MODES)}, got {refine!r}")
+    check_real(refine_over, "refine_over", low=1.0)
+    plan = plan_clusters(clusters, target_clusters, pool_.shape[0], target_.shape[0])
     seeds = np.random.SeedSequence(seed).spawn(3)
     s_pool, s_target, s_gio = (int(s.generate_state(1)[0]) for s in seeds)
-    kt = clusters if target_clusters is None else check_int(target_clusters, "target_clusters", low=0)
     target_c = target_
-    if kt > 0 and target_.shape[0] > kt:
-        target_c = quantize_array(target_, kt, seed=s_target).centroids
-    if clusters > 0 and pool_.shape[0] > clusters:
-        q = quantize_array(pool_, clusters, seed=s_pool)
-        search = make_search(q.centroids, target_c, gp, seed=s_gio, weights=q.sizes,
-                             budget=None if budget is None else float(budget), budget_exact=budget_exact)
+    if plan.target_clusters > 0:
+        target_c = quantize_array(target_, plan.target_clusters, seed=s_target).centroids
+    if plan.pool_clusters > 0:
+        kp = plan.pool_clusters
+        idx = training_sample_indices(pool_.shape[0], kp, seed=s_pool)
+        raw = kmeans_centroids(pool_[idx], kp, seed=s_pool)
+        labels, sq = assign_blocks(((s, pool_[s : s + 65536]) for s in range(0, pool_.shape[0], 65536)), raw,
+                                   pool_.shape[0])
+        cents, sizes, labels = drop_empty(raw, labels)
+        rng = np.random.default_rng(s_pool)
+        sample = pool_[np.sort(rng.choice(pool_.shape[0], size=min(1000, pool_.shape[0]), replace=False))]
+        cand, mode = select_candidates(candidates, cents, medoid_ids(labels, sq, cents.shape[0]), sample,
+                                       lambda ids: pool_[ids])
+        refining = refine != "none" and budget is not None
+        gio_budget = None if budget is None else (math.ceil(refine_over * budget) if refining else budget)
+        search = make_search(cand, target_c, gp, seed=s_gio, weights=sizes,
+                             budget=None if gio_budget is None else float(gio_budget),
+                             budget_exact=budget_exact or refining)
         for _ in search.run():
             pass
         res = result_from_search(search)
-        ids = explode(res.selected_indices, ClusterMembers(q.labels, q.centroids.shape[0]),
-                      limit=budget if budget_exact else None, seed=s_gio)
-        return QuantizedSelection(ids, res, int(q.centroids.shape[0]), int(target_c.shape[0]))
+        ids = quantized_rows(res.selected_indices, ClusterMembers(labels, cand.shape[0]), lambda i: pool_[i],
+                             target_, cand, budget, how=refine, k=gp.k, over=refine_over,
+                             limit=budget if budget_exact else None, seed=s_gio)
+        return QuantizedSelection(ids, res, int(cand.shape[0]), int(target_c.shape[0]), plan.rule, mode)
     search = make_search(pool_, target_c, gp, seed=s_gio, budget=None if budget is None else float(budget),
                          budget_exact=budget_exact)
     for _ in search.run():
@@ -574,4 +617,4 @@ def select_quantized(pool: Any, target: Any, *, clusters: int = 0, target_cluste
     res = result_from_search(search)
     _, first = np.unique(res.selected_indices, return_index=True)
     ids = res.selected_indices[np.sort(first)]
-    return QuantizedSelection(ids, res, int(pool_.shape[0]), int(target_c.shape[0]))
+    return QuantizedSelection(ids, res, int(pool_.shape[0]), int(target_c.shape[0]), plan.rule, None)
