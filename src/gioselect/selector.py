@@ -518,10 +518,10 @@ class QuantizedSelection:
     result: GIOResult
     n_candidates: int
     n_target_points: int
-    frame: Any = None  # the selected rows as the pool's kind of frame, when a frame came in (gioselect.frames)
-    exclusion: Any = None  # gioselect.exclude.Exclusion, with exclude=
     clusters_rule: str = ""
     candidates: str | None = None
+    frame: Any = None  # the selected rows as the pool's kind of frame, when a frame came in (gioselect.frames)
+    exclusion: Any = None  # gioselect.exclude.Exclusion, with exclude=
 
 
 def select_quantized(pool: Any, target: Any, *, clusters: int | str = "auto", target_clusters: int | None = None,
