@@ -41,7 +41,7 @@ from .errors import GIOError, InvalidInputError, InvalidParameterError, OutputEx
 from .io import EmbeddingSource, atomic_path, detect_format, file_sha256, open_table
 from .optimize import EVENT_ACCEPTED, EVENT_RESET, EVENT_STOP, GIOParams, single_threaded_blas
 from .quantize import DEFAULT_CLUSTERS, ClusterMembers, explode, quantize_array
-from .selector import make_search
+from .selector import auto_budget, make_search
 from .validation import check_embeddings, check_int, check_real
 
 __all__ = ["Progress", "SelectConfig", "default_memory_budget", "parse_budget", "run_select"]
@@ -468,6 +468,17 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
 
     # -- select --------------------------------------------------------------------------------------------
     t0 = time.monotonic()
+    size_est = None
+    if budget_rows is None and cfg.params.stop_criterion == "auto":
+        # The automatic size: how many pool rows look like the target (one streamed pass over the pool rows,
+        # never the centroids); the run then fills exactly that many rows.
+        with prog("estimating the target-like share of the pool", None, "pass") as upd:
+            _, size_est = auto_budget(pool, target, cfg.params, None, seeds["gio"])
+            upd(1)
+        assert size_est is not None
+        budget_rows = size_est.rows
+    timings["size_estimate"] = time.monotonic() - t0
+    t0 = time.monotonic()
     search = _run_gio(cfg, candidates, target_c, sizes, budget_rows, seeds["gio"], work, prog)
     timings["select"] = time.monotonic() - t0
     st = search.state
@@ -475,7 +486,8 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
 
     # -- explode -------------------------------------------------------------------------------------------
     t0 = time.monotonic()
-    limit = budget_rows if cfg.budget_exact else None
+    # A budget (given, or the automatic size) is exact: the last cluster is cut to fill it.
+    limit = budget_rows
     if labels is not None:
         members = ClusterMembers(labels, candidates.shape[0])
         selected_ids = explode(picks, members, limit=limit, seed=seeds["explode"])
@@ -528,7 +540,9 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
                           "target_clusters": int(target_c.shape[0]) if target_quantized else None,
                           "weighting": "none (each centroid is one point; sizes count only for --budget)"}
                          if quantized else None),
-        "stop_reason": st.stop_reason,
+        "stop_reason": "auto" if size_est is not None and st.stop_reason == "budget" else st.stop_reason,
+        "size_estimate": None if size_est is None else size_est.as_dict(),
+        "warnings": _selection_warnings(int(selected_ids.shape[0]), pool.n_rows, cfg.budget is not None),
         "initial_kl": _finite_or_none(search.initial_kl),
         "final_kl": _finite_or_none(final_kl),
         "scale_factor": _finite_or_none(search.scale),
@@ -563,7 +577,7 @@ def _run_gio(cfg: SelectConfig, candidates: np.ndarray, target: np.ndarray, size
     search = make_search(candidates, target, cfg.params, seed=seed,
                          weights=sizes if budget_rows is not None else None,
                          budget=float(budget_rows) if budget_rows is not None else None,
-                         budget_exact=cfg.budget_exact)
+                         budget_exact=budget_rows is not None)
     sfile = work / "gio_state.npz"
     if sfile.exists():
         search.load_state_dict(_load_gio_state(sfile))
@@ -583,6 +597,18 @@ def _run_gio(cfg: SelectConfig, candidates: np.ndarray, target: np.ndarray, size
                 time.sleep(delay)
             ckpt.maybe(search, force=search.done)
     return search
+
+
+def _selection_warnings(selected: int, pool_rows: int, asked: bool) -> list[str]:
+    """Loud notes for a selection of nothing or of the whole pool (unless a budget asked for that size)."""
+    out = []
+    if selected == 0:
+        out.append("the selection is empty: no pool row was selected")
+    elif selected >= pool_rows and not asked:
+        out.append(f"the selection is the whole pool ({pool_rows} rows): nothing was filtered out")
+    for w in out:
+        logger.warning("%s", w)
+    return out
 
 
 def _unquantized_candidates(pool: EmbeddingSource, engine: LocalEngine, cfg: SelectConfig,
