@@ -53,7 +53,7 @@ CONFIG: dict[str, dict[str, Any]] = {
     "small": {"seeds": 2, "bbc": {"pool": 600, "domains": ("tech",), "target": 60},
               "fashion": {"pool": 400, "target": 60, "pca": 10},
               "mixture": {"pool": 500, "target": 80, "d": 8}, "curve_factor": 2.0, "points": 8},
-    "full": {"seeds": 3, "bbc": {"pool": 5000, "domains": ("business", "sport", "tech"), "target": 200},
+    "full": {"seeds": 3, "bbc": {"pool": 5000, "domains": ("business", "sports", "tech"), "target": 200},
              "fashion": {"pool": 2000, "target": 200, "pca": 50},
              "mixture": {"pool": 3000, "target": 300, "d": 16}, "curve_factor": 2.0, "points": 14},
 }

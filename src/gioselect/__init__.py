@@ -28,6 +28,7 @@ from .errors import (
     MissingDependencyError,
 )
 from .selector import GIOResult, GIOSelector, select
+from .sizing import SizeEstimate, estimate_target_rows
 
 __version__ = "0.1.0"
 
@@ -39,7 +40,9 @@ __all__ = [
     "InvalidParameterError",
     "InvalidTypeError",
     "MissingDependencyError",
+    "SizeEstimate",
     "__version__",
+    "estimate_target_rows",
     "kl_knn",
     "kl_relaxed",
     "select",

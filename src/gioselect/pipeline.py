@@ -572,8 +572,26 @@ def _run_gio(cfg: SelectConfig, candidates: np.ndarray, target: np.ndarray, size
              budget_rows: int | None, seed: int, work: Path, prog: Progress) -> Any:
     """The select phase of every engine: GIO on the candidates, resumed from and checkpointed to ``work``.
 
-    Returns the finished search (``GIOSearch`` or ``ExactGreedySearch``).
+    Returns the finished search (``GIOSearch`` or ``ExactGreedySearch``). With ``stop_criterion="auto"`` and no
+    ``budget_rows`` (a caller that did not size the run from the pool's rows, as the local job does), the size is
+    estimated here from the candidates, each standing for its cluster's rows (``sizes``), and kept in
+    ``search.size_estimate``.
     """
+    if budget_rows is None and cfg.params.stop_criterion == "auto":
+        sz = np.asarray(sizes, dtype=np.int64)
+
+        def rows_as_centroids() -> Iterator[np.ndarray]:
+            for i in range(candidates.shape[0]):
+                row = np.asarray(candidates[i], dtype=np.float32)[None, :]
+                for s0 in range(0, int(sz[i]), 65536):
+                    yield np.broadcast_to(row, (min(65536, int(sz[i]) - s0), row.shape[1]))
+
+        _, est = auto_budget(rows_as_centroids, target, cfg.params, None, seed)
+        assert est is not None
+        budget_rows = est.rows
+        sizes = sz
+    else:
+        est = None
     search = make_search(candidates, target, cfg.params, seed=seed,
                          weights=sizes if budget_rows is not None else None,
                          budget=float(budget_rows) if budget_rows is not None else None,
@@ -596,6 +614,7 @@ def _run_gio(cfg: SelectConfig, candidates: np.ndarray, target: np.ndarray, size
             if delay:
                 time.sleep(delay)
             ckpt.maybe(search, force=search.done)
+    search.size_estimate = est  # type: ignore[attr-defined]
     return search
 
 

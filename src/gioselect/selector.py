@@ -152,7 +152,9 @@ class GIOSelector:
     """Select the rows of a pool whose distribution is closest to a target set (GIO).
 
     Greedily minimises the relaxed k-NN estimate of KL(target || start set + selection): each next point is
-    found by gradient descent in embedding space and snapped to the nearest unused pool row.
+    found by gradient descent in embedding space and snapped to the nearest unused pool row. By default the
+    run selects as many rows as the pool is estimated to hold rows drawn like the target
+    (``stop_criterion="auto"``); ``budget=N`` selects exactly N.
 
     Parameters
     ----------
@@ -182,8 +184,8 @@ class GIOSelector:
         optimum. The default departs from the reference on evidence (EXPERIMENTS.md, "Relaxed gradient vs
         exact greedy"): with ``"mean"`` every search ends near the same spot, the selection grows outward from
         it and fills one component of a multi-modal target; ``"jump"`` follows the target's components in
-        proportion. With ``"jump"`` the ``"increase"`` rule tends to stop early: give ``budget``/``max_iter``
-        with another criterion when a size is wanted.
+        proportion (and with the automatic size it had the best F1 on every task of EXPERIMENTS.md, "Automatic
+        size and defaults"). With ``"jump"`` the reference's ``"increase"`` rule stops at the first noisy rise.
     grad_desc_iter : int, default 50
         Gradient steps per pick (x3 on the first pick, after a reset, and with ``random_restart_prob``).
     lr : float, default 0.01
