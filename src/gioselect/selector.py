@@ -185,7 +185,7 @@ class GIOSelector:
         exact greedy"): with ``"mean"`` every search ends near the same spot, the selection grows outward from
         it and fills one component of a multi-modal target; ``"jump"`` follows the target's components in
         proportion (with the automatic size it was the best mode on the mixture and image tasks of
-        EXPERIMENTS.md, "Automatic size and defaults", and within 0.004 F1 of ``"mean"`` on BBC
+        EXPERIMENTS.md, "Automatic size and defaults", and 0.014 F1 behind ``"mean"`` on BBC
         sentences). With ``"jump"`` the reference's ``"increase"`` rule stops at the first noisy rise.
     grad_desc_iter : int, default 50
         Gradient steps per pick (x3 on the first pick, after a reset, and with ``random_restart_prob``).
