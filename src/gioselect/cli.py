@@ -151,7 +151,7 @@ def _scale(text: str) -> float | str:
 
 def _add_gio_options(p: argparse.ArgumentParser, *, max_iter_default: int | None = None) -> None:
     """The GIO core's options under CLI names (defaults are the library's)."""
-    from .optimize import OBJECTIVES, V_INITS, GIOParams
+    from .optimize import OBJECTIVES, START_SETS, V_INITS, GIOParams
     from .stopping import CRITERIA
 
     d = GIOParams()
@@ -164,7 +164,9 @@ def _add_gio_options(p: argparse.ArgumentParser, *, max_iter_default: int | None
                    help="most clusters (or rows, without quantisation) to pick; 'none' = no limit besides the "
                         "stopping criterion and --budget (default none)")
     g.add_argument("--stop", choices=list(CRITERIA), default=d.stop_criterion,
-                   help=f"stopping criterion (default {d.stop_criterion})")
+                   help="when to stop without --budget: auto = as many rows as the pool is estimated to hold "
+                        "drawn like the target (positive-unlabeled estimate, docs/algorithm.md); the others watch "
+                        f"the objective's trace. --budget N overrides any of them (default {d.stop_criterion})")
     g.add_argument("--min-difference", type=float, default=d.min_difference,
                    help="--stop min_difference: stop when the improvement is below this (default 0)")
     g.add_argument("--resets-allowed", action="store_true",
@@ -186,6 +188,9 @@ def _add_gio_options(p: argparse.ArgumentParser, *, max_iter_default: int | None
                    help="probability of a 3x longer gradient search at a pick (default 0)")
     g.add_argument("--random-init-pct", type=float, default=d.random_init_pct,
                    help="start from this fraction of the candidates instead of uniform points (default 0)")
+    g.add_argument("--start", choices=list(START_SETS), default=d.start,
+                   help="relaxed objective's start set: box = uniform in the target's bounding box (any scale), "
+                        "unit = the reference's uniform points in [low, high]^d (default %(default)s)")
     g.add_argument("--uniform-low", type=float, default=d.uniform_low, help="uniform start range low (default -1)")
     g.add_argument("--uniform-high", type=float, default=d.uniform_high, help="uniform start range high (default 1)")
     g.add_argument("--uniform-start-size", type=int, default=d.uniform_start_size,
@@ -207,7 +212,7 @@ def _gio_params(args: argparse.Namespace) -> GIOParamsT:
         scale_factor=args.scale_factor, v_init=args.v_init, grad_desc_iter=args.grad_desc_iter,
         normalize=args.normalize, lr=args.lr, uniform_low=args.uniform_low, uniform_high=args.uniform_high,
         uniform_start_size=args.uniform_start_size, discard_nearest_for_xy=args.discard_nearest_for_xy,
-        objective=args.objective,
+        objective=args.objective, start=args.start,
     )
 
 

@@ -54,7 +54,7 @@ from .quantize import (
     quantized_rows,
     select_candidates,
 )
-from .selector import make_search
+from .selector import auto_budget, make_search
 from .validation import check_embeddings, check_input_path, check_int, check_real, result_warnings
 
 __all__ = ["Progress", "SelectConfig", "default_memory_budget", "parse_budget", "run_select"]
@@ -584,6 +584,19 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
     else:
         target_c = target
     timings["quantize_target"] = time.monotonic() - t0
+
+    # -- size ----------------------------------------------------------------------------------------------
+    size_est = None
+    if budget_rows is None and cfg.params.stop_criterion == "auto":
+        # The automatic size: how many pool rows look like the target (one streamed pass over the pool rows,
+        # never the centroids); the run then fills exactly that many rows.
+        t0 = time.monotonic()
+        with prog("estimating the target-like share of the pool", None, "pass") as upd:
+            _, size_est = auto_budget(pool, target, cfg.params, None, seeds["gio"])
+            upd(1)
+        assert size_est is not None
+        budget_rows = size_est.rows
+        timings["size_estimate"] = time.monotonic() - t0
     # The row-level pass ranks the rows of clusters worth refine_over times the budget, then keeps the budget.
     refining = quantized and cfg.refine != "none" and budget_rows is not None
     gio_budget = budget_rows
@@ -602,7 +615,8 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
 
     # -- explode -------------------------------------------------------------------------------------------
     t0 = time.monotonic()
-    limit = budget_rows if cfg.budget_exact else None
+    # A budget (given, or the automatic size) is exact: the last cluster is cut to fill it.
+    limit = budget_rows
     if labels is not None:
         members = ClusterMembers(labels, candidates.shape[0])
         with prog("choosing rows of the chosen clusters" if refining else "exploding clusters", None, "step") as upd:
@@ -674,7 +688,9 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
                                    if refining else "chosen clusters exploded whole"),
                           "weighting": "none (each candidate is one point; sizes count only for --budget)"}
                          if quantized else None),
-        "stop_reason": st.stop_reason,
+        "stop_reason": "auto" if size_est is not None and st.stop_reason == "budget" else st.stop_reason,
+        "size_estimate": None if size_est is None else size_est.as_dict(),
+        "warnings": _selection_warnings(int(selected_ids.shape[0]), pool.n_rows, cfg.budget is not None),
         "initial_kl": _finite_or_none(search.initial_kl),
         "final_kl": _finite_or_none(final_kl),
         "scale_factor": _finite_or_none(search.scale),
@@ -711,12 +727,30 @@ def _run_gio(cfg: SelectConfig, candidates: np.ndarray, target: np.ndarray, size
              blocked: np.ndarray | None = None) -> Any:
     """The select phase of every engine: GIO on the candidates, resumed from and checkpointed to ``work``.
 
-    Returns the finished search (``GIOSearch`` or ``ExactGreedySearch``).
+    Returns the finished search (``GIOSearch`` or ``ExactGreedySearch``). With ``stop_criterion="auto"`` and no
+    ``budget_rows`` (a caller that did not size the run from the pool's rows, as the local job does), the size is
+    estimated here from the candidates, each standing for its cluster's rows (``sizes``), and kept in
+    ``search.size_estimate``.
     """
+    if budget_rows is None and cfg.params.stop_criterion == "auto":
+        sz = np.asarray(sizes, dtype=np.int64)
+
+        def rows_as_centroids() -> Iterator[np.ndarray]:
+            for i in range(candidates.shape[0]):
+                row = np.asarray(candidates[i], dtype=np.float32)[None, :]
+                for s0 in range(0, int(sz[i]), 65536):
+                    yield np.broadcast_to(row, (min(65536, int(sz[i]) - s0), row.shape[1]))
+
+        _, est = auto_budget(rows_as_centroids, target, cfg.params, None, seed)
+        assert est is not None
+        budget_rows = est.rows
+        sizes = sz
+    else:
+        est = None
     search = make_search(candidates, target, cfg.params, seed=seed,
                          weights=sizes if budget_rows is not None else None,
                          budget=float(budget_rows) if budget_rows is not None else None,
-                         budget_exact=cfg.budget_exact)
+                         budget_exact=budget_rows is not None)
     block_candidates(search, blocked)  # the exclusion set's rows (gioselect.exclude)
     sfile = work / "gio_state.npz"
     if sfile.exists():
@@ -736,7 +770,20 @@ def _run_gio(cfg: SelectConfig, candidates: np.ndarray, target: np.ndarray, size
             if delay:
                 time.sleep(delay)
             ckpt.maybe(search, force=search.done)
+    search.size_estimate = est  # type: ignore[attr-defined]
     return search
+
+
+def _selection_warnings(selected: int, pool_rows: int, asked: bool) -> list[str]:
+    """Loud notes for a selection of nothing or of the whole pool (unless a budget asked for that size)."""
+    out = []
+    if selected == 0:
+        out.append("the selection is empty: no pool row was selected")
+    elif selected >= pool_rows and not asked:
+        out.append(f"the selection is the whole pool ({pool_rows} rows): nothing was filtered out")
+    for w in out:
+        logger.warning("%s", w)
+    return out
 
 
 def _unquantized_candidates(pool: EmbeddingSource, engine: LocalEngine, cfg: SelectConfig,
