@@ -49,6 +49,7 @@ KNOWN_LONG_MODULES = {
     "gioselect.exact",
     "gioselect.pipeline",
     "gioselect.report",
+    "gioselect.selector",
     "gioselect.spark",
 }
 

@@ -300,6 +300,13 @@ def _add_select(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--target-clusters", type=int, default=None,
                    help="target clusters when the target is larger (default: same as --clusters; 0 = never)")
     q.add_argument("--kmeans-iter", type=int, default=20, help="K-means iterations (default 20)")
+    q.add_argument("--candidates", choices=("auto", "centroid", "renormalized", "medoid"), default="auto",
+                   help="what stands for a cluster in GIO (auto: the medoid, the member row nearest its centroid)")
+    q.add_argument("--refine", choices=("knn", "share", "relaxed", "none"), default="knn",
+                   help="the row-level pass over the chosen clusters when the size is known (knn, default: their "
+                        "rows nearest the target; none: explode the chosen clusters whole, as in the paper)")
+    q.add_argument("--refine-over", type=float, default=1.5,
+                   help="the pass ranks the rows of clusters worth this many times the size (1.5)")
     b = p.add_argument_group("budget")
     b.add_argument("--budget", default=None, metavar="N|P%",
                    help="stop before the selection would exceed N rows or P%% of the pool")
@@ -432,6 +439,7 @@ def _cmd_select_files(args: argparse.Namespace) -> int:
         pool=args.pool, target=args.target, out=args.out, params=_gio_params(args),
         embedding_field=args.embedding_field, target_embedding_field=args.target_embedding_field,
         clusters=args.clusters, target_clusters=args.target_clusters, kmeans_iter=args.kmeans_iter,
+        candidates=args.candidates, refine=args.refine, refine_over=args.refine_over,
         budget=args.budget, budget_exact=args.budget_exact, seed=args.seed,
         memory_budget=parse_memory(args.memory_budget) if args.memory_budget else default_memory_budget(),
         checkpoint_every=args.checkpoint_every, checkpoint_seconds=args.checkpoint_seconds, threads=args.threads,
@@ -459,8 +467,17 @@ def _cmd_select_files(args: argparse.Namespace) -> int:
     else:  # the library logged them; -q hides warnings, but a degenerate result is never silent
         for w in manifest.get("warnings") or []:
             print(f"gioselect: warning: {w}", file=sys.stderr)
-    if int(manifest.get("counts", {}).get("selected_rows", 1)) == 0:
+    counts = manifest.get("counts", {})
+    selected, pool_rows = int(counts.get("selected_rows", 1)), int(counts.get("pool_rows", 0))
+    if selected == 0:
         print(f"gioselect: nothing was selected; the result is in {args.out} (exit {EXIT_DEGENERATE})",
+              file=sys.stderr)
+        return EXIT_DEGENERATE
+    params = manifest.get("parameters", {})
+    asked_all = params.get("budget") is not None and params.get("budget_rows") == pool_rows
+    if pool_rows and selected >= pool_rows and not asked_all:
+        print(f"gioselect: the whole pool ({pool_rows} rows) was selected, which is no selection; the result is in "
+              f"{args.out} (exit {EXIT_DEGENERATE}); pass --budget {pool_rows} if that is what you want",
               file=sys.stderr)
         return EXIT_DEGENERATE
     return EXIT_OK

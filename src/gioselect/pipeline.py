@@ -690,7 +690,6 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
                          if quantized else None),
         "stop_reason": "auto" if size_est is not None and st.stop_reason == "budget" else st.stop_reason,
         "size_estimate": None if size_est is None else size_est.as_dict(),
-        "warnings": _selection_warnings(int(selected_ids.shape[0]), pool.n_rows, cfg.budget is not None),
         "initial_kl": _finite_or_none(search.initial_kl),
         "final_kl": _finite_or_none(final_kl),
         "scale_factor": _finite_or_none(search.scale),
@@ -774,18 +773,6 @@ def _run_gio(cfg: SelectConfig, candidates: np.ndarray, target: np.ndarray, size
     return search
 
 
-def _selection_warnings(selected: int, pool_rows: int, asked: bool) -> list[str]:
-    """Loud notes for a selection of nothing or of the whole pool (unless a budget asked for that size)."""
-    out = []
-    if selected == 0:
-        out.append("the selection is empty: no pool row was selected")
-    elif selected >= pool_rows and not asked:
-        out.append(f"the selection is the whole pool ({pool_rows} rows): nothing was filtered out")
-    for w in out:
-        logger.warning("%s", w)
-    return out
-
-
 def _unquantized_candidates(pool: EmbeddingSource, engine: LocalEngine, cfg: SelectConfig,
                             prog: Progress) -> np.ndarray:
     """The pool rows as GIO candidates: a float32 .npy stays memory-mapped (checked in one streamed pass);
@@ -828,7 +815,8 @@ def _result_warnings(cfg: SelectConfig, pool_rows: int, selected_rows: int, cand
     """The degenerate-run warnings of a finished selection (logged, and kept in the manifest and report)."""
     warnings = result_warnings(
         pool_rows=pool_rows, selected_rows=selected_rows, candidates=candidates,
-        target=target, clusters=cfg.clusters if isinstance(cfg.clusters, int) else 0, quantized=quantized)
+        target=target, clusters=cfg.clusters if isinstance(cfg.clusters, int) else 0, quantized=quantized,
+        asked_all=cfg.budget is not None and parse_budget(cfg.budget, pool_rows) == pool_rows)
     for w in warnings:
         logger.warning("%s", w)
     return warnings
