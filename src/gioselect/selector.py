@@ -515,6 +515,7 @@ class QuantizedSelection:
     n_target_points: int
     frame: Any = None  # the selected rows as the pool's kind of frame, when a frame came in (gioselect.frames)
     exclusion: Any = None  # gioselect.exclude.Exclusion, with exclude=
+    labels: np.ndarray | None = None  # quantised: each pool row's cluster, an index into the candidates
 
 
 def select_quantized(pool: Any, target: Any, *, clusters: int = 0, target_clusters: int | None = None,
@@ -566,7 +567,7 @@ def select_quantized(pool: Any, target: Any, *, clusters: int = 0, target_cluste
         res = result_from_search(search)
         ids = explode(res.selected_indices, ClusterMembers(q.labels, q.centroids.shape[0]),
                       limit=budget if budget_exact else None, seed=s_gio)
-        return QuantizedSelection(ids, res, int(q.centroids.shape[0]), int(target_c.shape[0]))
+        return QuantizedSelection(ids, res, int(q.centroids.shape[0]), int(target_c.shape[0]), labels=q.labels)
     search = make_search(pool_, target_c, gp, seed=s_gio, budget=None if budget is None else float(budget),
                          budget_exact=budget_exact)
     for _ in search.run():
