@@ -164,8 +164,9 @@ def open_embeddings(
     Parameters
     ----------
     path : str or path-like
-        A ``.npy``, ``.parquet``/``.pq``, ``.csv``/``.tsv`` or ``.jsonl``/``.ndjson`` file (see the module
-        docstring for the layouts).
+        A ``.npy``, ``.parquet``/``.pq``, ``.csv``/``.tsv`` or ``.jsonl``/``.ndjson`` file, or a datasets
+        ``save_to_disk`` folder or a folder of parquet shards, read as one table (see the module docstring for
+        the layouts).
     embedding_field : str, optional
         The column or field holding the vectors. When omitted it is autodetected: the single column of
         lists of numbers (parquet, jsonl) or of strings like ``"[0.1, 0.2]"`` (csv); if several qualify, the
@@ -255,7 +256,8 @@ def read_texts(path: str | os.PathLike[str], text_field: str, *, name: str = "in
 
 
 def count_rows(path: str | os.PathLike[str]) -> int:
-    """Count the data rows of a file (header and blank lines excluded); a 0-byte file has 0 rows.
+    """Count the data rows of a file (header and blank lines excluded); a 0-byte file has 0 rows; a folder
+    (:mod:`.folder`) has the sum of its files' rows.
 
     A csv file is taken to have a header row unless a field of its first line parses as a vector (the
     headerless reference layout), as in :func:`open_embeddings`.
