@@ -42,7 +42,8 @@ from . import __version__
 from .engines import LocalEngine
 from .errors import GIOError, InvalidInputError, InvalidParameterError, ResumeError
 from .exclude import block_candidates
-from .io import EmbeddingSource, atomic_path, detect_format, file_sha256, open_table
+from .io import EmbeddingSource, atomic_path, detect_format, input_fingerprint, open_table
+from .io.folder import is_folder_table
 from .optimize import EVENT_ACCEPTED, EVENT_RESET, EVENT_STOP, GIOParams, single_threaded_blas
 from .outdir import check_output_dir, publish_result, remove_result_dir, remove_work_dir, run_lock
 from .quantize import (
@@ -222,7 +223,8 @@ class SelectConfig:
     def fingerprint_dict(self) -> dict[str, Any]:
         d = asdict(self)
         for key in ("out", "checkpoint_every", "checkpoint_seconds", "threads", "report", "memory_budget",
-                    "embed_batch_size", "embed_cache", "cache_dir", "embed_backend", "report_fields"):
+                    "embed_batch_size", "embed_cache", "cache_dir", "embed_backend", "report_fields",
+                    "exclude"):  # the exclusion set counts by content (run_select), not by path
             d.pop(key)
         d["pool"] = _resolved(self.pool)
         d["target"] = _resolved(self.target)
@@ -258,6 +260,9 @@ def _input_record(path: Path, src: EmbeddingSource, sha: str, embedded: dict[str
     rec = {"path": str(path), "format": detect_format(path), "rows": src.n_rows, "dim": src.dim,
            "embedding_field": None if embedded else src.embedding_field, "bytes": path.stat().st_size,
            "sha256": sha}
+    if path.is_dir():  # a folder (gioselect.io.folder): its data files, with sizes and hashes, and their total
+        fp = input_fingerprint(path)
+        rec.update(bytes=fp["bytes"], kind=fp["kind"], files=fp["files"])
     if embedded:
         rec["text"] = embedded
     return rec
@@ -351,7 +356,7 @@ def run_select(cfg: SelectConfig, *, resume: bool = False, force: bool = False, 
     t_start = time.monotonic()
     timings: dict[str, float] = {}
     for p, what in ((cfg.pool, "pool"), (cfg.target, "target")):
-        check_input_path(p, what)
+        check_input_path(p, what, allow_dir=is_folder_table(p))
         detect_format(p)
     plan = check_output_dir(Path(cfg.out), _inputs(cfg), force=force, resume=resume)  # before any work
     out, work = plan.out, plan.work
@@ -363,17 +368,17 @@ def run_select(cfg: SelectConfig, *, resume: bool = False, force: bool = False, 
             remove_work_dir(work)  # left by a run killed between publishing and cleaning up
             return dict(json.loads((out / "manifest.json").read_text()))
         t0 = time.monotonic()
-        with prog("hashing inputs", 2, "file") as upd:
-            pool_sha = file_sha256(cfg.pool)
-            upd(1)
-            target_sha = file_sha256(cfg.target)
-            upd(1)
-        fingerprint = {"config": cfg.fingerprint_dict(),
-                       "inputs": {"pool": {"path": _resolved(cfg.pool), "bytes": Path(cfg.pool).stat().st_size,
-                                           "sha256": pool_sha},
-                                  "target": {"path": _resolved(cfg.target),
-                                             "bytes": Path(cfg.target).stat().st_size, "sha256": target_sha}},
-                       "format": CHECKPOINT_FORMAT}
+        hashed = {"pool": cfg.pool, "target": cfg.target, **({"exclude": cfg.exclude} if cfg.exclude else {})}
+        fps: dict[str, dict[str, Any]] = {}
+        with prog("hashing inputs", len(hashed), "file") as upd:
+            for which, path in hashed.items():  # by content: size and SHA-256 (a folder: of its data files)
+                fp = input_fingerprint(path, which)
+                fps[which] = {"path": _resolved(path), "bytes": fp["bytes"], "sha256": fp["sha256"]}
+                upd(1)
+        if "exclude" in fps:
+            del fps["exclude"]["path"]  # a moved or renamed exclusion file with the same content is the same run
+        pool_sha, target_sha = fps["pool"]["sha256"], fps["target"]["sha256"]
+        fingerprint = {"config": cfg.fingerprint_dict(), "inputs": fps, "format": CHECKPOINT_FORMAT}
         fresh = _open_work_dir(work, fingerprint, resume)
         timings["hash"] = time.monotonic() - t0
         try:
@@ -640,7 +645,7 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
         remove_result_dir(result)
     result.mkdir()
     np.save(result / "selected_ids.npy", selected_ids)
-    sel_name = f"selected_rows{pool_rows.path.suffix.lower()}"
+    sel_name = f"selected_rows{pool_rows.output_suffix}"  # a folder pool: parquet
     with prog("writing selected rows", None, "file") as upd:
         engine.write_selected(pool_rows, selected_ids, np.arange(selected_ids.shape[0], dtype=np.int64),
                               result / sel_name)
@@ -697,7 +702,8 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
                     **({"selected_row_ids": row_ids_name} if row_ids_name else {}), "picks": "picks.csv",
                     "manifest": "manifest.json",
                     "report": "report.html" if cfg.report else None},
-        "exclusion": exclusion.record(str(cfg.exclude)) if exclusion is not None else None,
+        "exclusion": {**exclusion.record(str(cfg.exclude)), **input_fingerprint(str(cfg.exclude), "exclude")}
+        if exclusion is not None else None,
         "versions": _versions(),
     }
     manifest["warnings"] = _result_warnings(cfg, pool.n_rows, int(selected_ids.shape[0]), candidates, quantized,

@@ -584,6 +584,7 @@ class QuantizedSelection:
     candidates: str | None = None
     frame: Any = None  # the selected rows as the pool's kind of frame, when a frame came in (gioselect.frames)
     exclusion: Any = None  # gioselect.exclude.Exclusion, with exclude=
+    labels: np.ndarray | None = None  # quantised: each pool row's cluster, an index into the candidates
 
 
 def select_quantized(pool: Any, target: Any, *, clusters: int | str = "auto", target_clusters: int | None = None,
@@ -676,7 +677,8 @@ def select_quantized(pool: Any, target: Any, *, clusters: int | str = "auto", ta
         ids = quantized_rows(res.selected_indices, ClusterMembers(labels, cand.shape[0]), lambda i: pool_[i],
                              target_, cand, budget, how=refine, k=gp.k, over=refine_over,
                              limit=budget if budget_exact else None, seed=s_gio)
-        return QuantizedSelection(ids, res, int(cand.shape[0]), int(target_c.shape[0]), plan.rule, mode)
+        return QuantizedSelection(ids, res, int(cand.shape[0]), int(target_c.shape[0]), plan.rule, mode,
+                                  labels=labels)
     search = make_search(pool_, target_c, gp, seed=s_gio, budget=fbudget, budget_exact=budget_exact)
     for _ in search.run():
         pass
