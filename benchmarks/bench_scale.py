@@ -217,12 +217,12 @@ def _floor_main(argv: list[str]) -> int:
         idx = training_sample_indices(n, a.clusters, seed=seed, max_points_per_centroid=ppc)
     sample = np.ascontiguousarray(mm[idx], dtype=np.float32)
     t_sample = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     # the pipeline's own K-means (sample rule, iteration cap and convergence test of this checkout)
     cents = sample if a.assign_only else kmeans_centroids(sample, a.clusters, seed=seed, niter=a.kmeans_iter)
-    t_kmeans = time.perf_counter() - t0
+    t_kmeans, c_kmeans = time.perf_counter() - t0, time.process_time() - c0
     del sample
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     index = faiss.IndexFlatL2(d)
     index.add(np.ascontiguousarray(cents, dtype=np.float32))
     labels = np.empty(n, dtype=np.int32)
@@ -230,8 +230,9 @@ def _floor_main(argv: list[str]) -> int:
     for s in range(0, n, rows):
         _, lab = index.search(np.ascontiguousarray(mm[s:s + rows], dtype=np.float32), 1)
         labels[s:s + lab.shape[0]] = lab[:, 0]
-    t_assign = time.perf_counter() - t0
+    t_assign, c_assign = time.perf_counter() - t0, time.process_time() - c0
     print(json.dumps({"import_s": t_import, "sample_s": t_sample, "kmeans_s": t_kmeans, "assign_s": t_assign,
+                      "kmeans_cpu_s": c_kmeans, "assign_cpu_s": c_assign,
                       "total_s": t_sample + t_kmeans + t_assign, "sample_rows": int(idx.shape[0]),
                       "assign_only": bool(a.assign_only), "points_per_centroid": ppc,
                       "block_rows": rows, "nonempty_clusters": int(np.unique(labels).shape[0]),
@@ -432,6 +433,10 @@ def _summarise(n: int, floors: list[dict[str, Any]], e2es: list[dict[str, Any]])
             "floor_beyond_mapped_peak_bytes": max(f["sampled_peak_bytes"]["beyond_mapped"] for f in floors),
             "ratio_inner": e_total / f_inner,
             "ratio_to_assign": e_total / f_assign,
+            # CPU seconds (all threads): the child's whole run over the floor's assignment pass alone; less
+            # sensitive to the machine's load than the wall-clock ratio
+            "floor_assign_cpu_s": _median([f["inner"]["assign_cpu_s"] for f in floors]),
+            "ratio_to_assign_cpu": e_cpu / _median([f["inner"]["assign_cpu_s"] for f in floors]),
         })
     ratio = out.get("ratio_to_assign")
     out["goals"] = {
@@ -537,8 +542,9 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
     phase_names = [k for k in order if k in seen] + sorted(seen - set(order))
     lines = [
         "| rows | floor inner s (K-means + assign) | e2e wall s | e2e manifest total s | "
-        + " | ".join(phase_names) + " | e2e / assign pass | e2e / floor | picks | GIO share | load (1 min) |",
-        "|" + "---:|" * (9 + len(phase_names)),
+        + " | ".join(phase_names) + " | e2e / assign pass | e2e / assign pass (CPU s) | e2e / floor | picks | "
+        "GIO share | load (1 min) |",
+        "|" + "---:|" * (10 + len(phase_names)),
     ]
     for r in results:
         s = r["summary"]
@@ -547,7 +553,9 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
         floor = "-" if fp is None else f"{s['floor_inner_s']:.1f} ({fp['kmeans_s']:.1f} + {fp['assign_s']:.1f})"
         cells = [f"{r['rows']:,}", floor, f"{s['e2e_wall_s']:.1f}", f"{s['e2e_manifest_total_s']:.1f}"]
         cells += [f"{ph[p]:.2f}" if p in ph else "-" for p in phase_names]
-        cells += [_num(s.get("ratio_to_assign"), ".2f"), _num(s.get("ratio_inner"), ".2f"),
+        cpu = "-" if s.get("ratio_to_assign_cpu") is None else (
+            f"{s['ratio_to_assign_cpu']:.2f} ({s['e2e_cpu_s']:.1f}/{s['floor_assign_cpu_s']:.1f})")
+        cells += [_num(s.get("ratio_to_assign"), ".2f"), cpu, _num(s.get("ratio_inner"), ".2f"),
                   ", ".join(str(p) for p in s["picks"]), f"{100 * s['gio_share']:.1f} %",
                   ", ".join(f"{x:.0f}" for x in s.get("load_average_1min_after_each_run", []))]
         lines.append("| " + " | ".join(cells) + " |")
@@ -582,11 +590,132 @@ def goals_text(results: list[dict[str, Any]]) -> str:
 
         lines.append(
             f"- {r['rows']:,} rows ({tag}): end to end / one assignment pass {_num(s.get('ratio_to_assign'), '.2f')} "
+            f"wall, {_num(s.get('ratio_to_assign_cpu'), '.2f')} CPU s "
             f"(<= {GOAL_RATIO}: {yn(g['e2e_le_2x_assign'])}); RSS beyond the mapped input "
             f"{_gib(s['e2e_beyond_mapped_peak_bytes'])} GiB (<= 2.5 GB: {yn(g['rss_beyond_mapped_le_2.5GB'])}); "
             f"GIO share {100 * s['gio_share']:.1f} % (<= 10 %: {yn(g['gio_share_le_10pct'])})"
         )
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# K-means quality (``bench_scale.py quality ...``): the levers' effect on the selection, not on time
+
+
+def _variant(text: str) -> tuple[int, int, float]:
+    """``PPC:NITER:TOL`` (tol 0 = all iterations, faiss alone)."""
+    try:
+        ppc, niter, tol = text.split(":")
+        return int(ppc), int(niter), float(tol)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--variant: expected PPC:NITER:TOL like 32:20:1e-3, got {text!r}") from exc
+
+
+def _content_key(x: np.ndarray) -> str:
+    """A cheap identity of an array's content (shape and every 97th row), for memoising its K-means."""
+    import hashlib
+
+    return f"{x.shape}:" + hashlib.sha1(np.ascontiguousarray(x[::97]).tobytes()).hexdigest()
+
+
+def _quality_main(argv: list[str]) -> int:
+    """Per K-means variant: quantisation consistency and the domain precision of quantised GIO on BBC."""
+    p = argparse.ArgumentParser(prog="bench_scale.py quality")
+    p.add_argument("--variant", type=_variant, action="append", default=[],
+                   help="PPC:NITER:TOL, repeatable (default 256:20:0 = the old default, and 32:20:1e-3)")
+    p.add_argument("--clusters", type=int, default=500, help="K for the BBC pool and targets (default 500)")
+    p.add_argument("--budget", type=int, default=2000, help="rows selected per domain (default 2000)")
+    p.add_argument("--synthetic-clusters", type=int, default=1500,
+                   help="K of the consistency check on the synthetic 10k x 384 target (default 1500)")
+    p.add_argument("--consistency-clusters", type=int, default=150,
+                   help="K of the consistency check on the tech domain's pool sentences (default 150)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=None)
+    a = p.parse_args(argv)
+    variants = a.variant or [(256, 20, 0.0), (32, 20, 1e-3)]
+    import gioselect.quantize as gq
+    from gioselect.selector import select_quantized
+
+    started = datetime.now(timezone.utc)
+    emb, dom, held = _bbc(a)
+    pool, pool_dom = np.ascontiguousarray(emb[~held]), dom[~held]
+    domains = sorted(set(dom.tolist()))
+    targets = {d: np.ascontiguousarray(emb[held & (dom == d)]) for d in domains}
+    centres, scales, _ = _mixture(384, a.seed)
+    rng = np.random.default_rng(np.random.SeedSequence([a.seed, 2]))
+    comps = rng.choice(N_COMPONENTS, size=TARGET_COMPONENTS, replace=False)
+    synth = _sample_mixture(rng, 10_000, centres[comps], scales[comps], rng.dirichlet(np.full(TARGET_COMPONENTS, 2.0)))
+    original = gq.quantize_array
+    rows: list[dict[str, Any]] = []
+    try:
+        for ppc, niter, tol in variants:
+            memo: dict[tuple[str, int, int], Any] = {}
+            kmeans_s: list[float] = []
+
+            def quantize(x: np.ndarray, k: int, *, seed: int = 0, niter_: int = niter, ppc_: int = ppc,
+                         tol_: float = tol, memo: dict[tuple[str, int, int], Any] = memo,
+                         kmeans_s: list[float] = kmeans_s, **_: Any) -> Any:
+                x32 = np.ascontiguousarray(x, dtype=np.float32)
+                key = (_content_key(x32), int(k), int(seed))
+                if key not in memo:
+                    if x32.shape[0] <= k:
+                        memo[key] = original(x32, k, seed=seed)
+                    else:
+                        t0 = time.perf_counter()
+                        idx = gq.training_sample_indices(x32.shape[0], k, seed=seed, max_points_per_centroid=ppc_)
+                        cents = gq.kmeans_centroids(x32[idx], k, seed=seed, niter=niter_, tol=tol_)
+                        kmeans_s.append(time.perf_counter() - t0)
+                        labels, _ = gq.assign_blocks(gq._iter_array_blocks(x32, 65536), cents, x32.shape[0])
+                        c, sizes, labels = gq.drop_empty(cents, labels)
+                        memo[key] = gq.QuantizedArray(c, sizes, labels)
+                return memo[key]
+
+            gq.quantize_array = quantize  # type: ignore[assignment]
+            row: dict[str, Any] = {"points_per_centroid": ppc, "niter": niter, "tol": tol, "domains": {}}
+            for d in domains:
+                # the studies' fixed-size settings (experiments/studies.py): start at 1 % of the candidates (at
+                # least 2), pick until the row budget is filled
+                sel = select_quantized(pool, targets[d], clusters=a.clusters, budget=a.budget, budget_exact=True,
+                                       seed=a.seed, random_init_pct=max(0.01, 2.0 / a.clusters),
+                                       stop_criterion="data_size", max_data_size=1.0, max_iter=None)
+                prec = float(np.mean(pool_dom[sel.ids] == d)) if sel.ids.size else float("nan")
+                row["domains"][d] = {"precision": prec, "selected_rows": int(sel.ids.size),
+                                     "picks": len(sel.result.selected_indices),
+                                     "target_rows": int(targets[d].shape[0])}
+                _log(f"[quality {ppc}:{niter}:{tol:g}] {d}: precision {prec:.3f} ({sel.ids.size} rows)")
+            row["mean_precision"] = float(np.mean([v["precision"] for v in row["domains"].values()]))
+            # one domain's pool sentences at K = --consistency-clusters, so that the sample rule bites
+            # (the whole pool's exact k-NN KL costs a 35k x 35k distance pass)
+            q = gq.quantization_consistency(pool[pool_dom == "tech"], a.consistency_clusters, seed=a.seed)
+            row["consistency_bbc_tech"] = {"passed": q.passed, **q.metrics}
+            q = gq.quantization_consistency(synth, a.synthetic_clusters, seed=a.seed)
+            row["consistency_synthetic_target"] = {"passed": q.passed, **q.metrics}
+            row["pool_kmeans_s"] = kmeans_s[:1]
+            _log(f"[quality {ppc}:{niter}:{tol:g}] mean precision {row['mean_precision']:.3f}; consistency "
+                 f"bbc {row['consistency_bbc_tech']}, synthetic {row['consistency_synthetic_target']}")
+            rows.append(row)
+            if a.out is not None:
+                a.out.parent.mkdir(parents=True, exist_ok=True)
+                a.out.write_text(json.dumps({
+                    "benchmark": "bench_scale quality", "date_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "command": shlex.join([Path(sys.executable).name, *sys.argv]), "machine": machine_info(),
+                    "versions": versions(), "load_average_after": list(os.getloadavg()),
+                    "parameters": {"clusters": a.clusters, "budget": a.budget, "budget_exact": True, "seed": a.seed,
+                                   "gio": "random_init_pct=max(0.01, 2/K), stop_criterion=data_size, max_iter=None",
+                                   "synthetic_clusters": a.synthetic_clusters,
+                                   "consistency_clusters": a.consistency_clusters},
+                    "data": {"pool": f"BBC sentences not held out ({pool.shape[0]} rows, 5 domains)",
+                             "targets": {d: int(t.shape[0]) for d, t in targets.items()},
+                             "held_out": "a seeded 10 % of each domain's articles"},
+                    "variants": rows}, indent=2) + "\n")
+    finally:
+        gq.quantize_array = original  # type: ignore[assignment]
+    for r in rows:
+        print(f"{r['points_per_centroid']}:{r['niter']}:{r['tol']:g}  mean precision {r['mean_precision']:.3f}  "
+              + "  ".join(f"{d} {v['precision']:.3f}" for d, v in r["domains"].items())
+              + f"  KL bbc {r['consistency_bbc_tech']['kl_centroids']:.3f}"
+              f"  KL synth {r['consistency_synthetic_target']['kl_centroids']:.3f}")
+    return 0
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -634,6 +763,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_floor":
         return _floor_main(argv[1:])
+    if argv and argv[0] == "quality":
+        return _quality_main(argv[1:])
     args = parse_args(argv)
     started = datetime.now(timezone.utc)
     owns_workdir = args.workdir is None
