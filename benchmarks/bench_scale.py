@@ -20,8 +20,8 @@ input" is the peak over the samples of ``sum(Rss) - Rss(mappings of the pool fil
 ``smaps`` (anonymous memory plus resident pages of shared libraries and other files); the peak of ``RssAnon``
 is reported beside it. Sampled peaks can miss spikes shorter than the interval.
 
-The goals (from the issue, at 1e6 rows): end to end <= 2 x one brute-force assignment pass (same run), RSS beyond the mapped input
-<= 2.5 GB, GIO ("select") phase <= 10 % of the total.
+The goals (from the issue, at 1e6 rows): end to end <= 2 x one brute-force assignment pass (same run), RSS
+beyond the mapped input <= 2.5 GB, GIO ("select") phase <= 10 % of the total.
 
 Usage::
 
