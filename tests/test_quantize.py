@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
+from gioselect.engines import LocalEngine
 from gioselect.errors import InvalidParameterError
 from gioselect.quantize import (
     AUTO_MAX_DIRECT_ROWS,
     DEFAULT_CLUSTERS,
+    KMEANS_TOL,
+    MAX_POINTS_PER_CENTROID,
     ClusterMembers,
     assign_blocks,
     auto_clusters,
@@ -66,11 +69,43 @@ def test_assignment_detects_missing_rows() -> None:
 
 
 def test_training_sample_is_capped_and_seeded() -> None:
-    assert training_sample_indices(1000, 10, seed=0).tolist() == list(range(1000))
+    assert training_sample_indices(300, 10, seed=0).tolist() == list(range(300))
     s1 = training_sample_indices(100_000, 10, seed=1, max_points_per_centroid=50)
     s2 = training_sample_indices(100_000, 10, seed=1, max_points_per_centroid=50)
     assert s1.shape == (500,) and (np.diff(s1) > 0).all()
     np.testing.assert_array_equal(s1, s2)
+
+
+def _objective(x: np.ndarray, c: np.ndarray) -> float:
+    return float(cdist(x, c, "sqeuclidean").min(1).sum())
+
+
+def test_kmeans_without_tol_is_faiss_itself() -> None:
+    faiss = pytest.importorskip("faiss")
+    x = blobs(1500, k=6)
+    km = faiss.Kmeans(6, 9, niter=12, seed=4, max_points_per_centroid=167, min_points_per_centroid=1, verbose=False)
+    km.train(x)
+    np.testing.assert_array_equal(kmeans_centroids(x, 9, seed=4, niter=12, tol=None), km.centroids)
+
+
+def test_kmeans_convergence_test_is_faiss_with_fewer_iterations() -> None:
+    # the early stop continues faiss's own iterations one call at a time: its centroids are exactly those of
+    # faiss run for some m < niter iterations, and its objective is within 1 % of the full run's
+    x = blobs(3000, k=5, seed=2)
+    early = kmeans_centroids(x, 5, seed=1, niter=40, tol=KMEANS_TOL)
+    same = [m for m in range(1, 40) if np.array_equal(kmeans_centroids(x, 5, seed=1, niter=m, tol=None), early)]
+    assert same, "the early-stopped centroids are not faiss's after any number of iterations below 40"
+    full = kmeans_centroids(x, 5, seed=1, niter=40, tol=None)
+    assert _objective(x, early) <= _objective(x, full) * 1.01
+
+
+def test_default_sample_rule_is_32_points_per_centroid() -> None:
+    assert MAX_POINTS_PER_CENTROID == 32
+    assert training_sample_indices(100_000, 100, seed=0).shape == (3_200,)
+    assert training_sample_indices(3_000, 100, seed=0).shape == (3_000,)  # all rows when fewer
+    assert LocalEngine(1 << 30).points_per_centroid(1500, 384) == 32
+    # a budget too small for the default sample lowers it: 64 MiB / 2 / (1500 * 384 * 4 * 2) -> 7
+    assert LocalEngine(64 << 20).points_per_centroid(1500, 384) == 7
 
 
 def test_drop_empty_renumbers() -> None:

@@ -56,11 +56,13 @@ class LocalEngine:
         return int(min(1 << 20, max(1024, rows)))
 
     def points_per_centroid(self, k: int, dim: int) -> int:
-        """faiss's 256 training points per centroid, fewer if the sample would exceed half the budget."""
+        """``MAX_POINTS_PER_CENTROID`` (32) training points per centroid, fewer if the sample would exceed half
+        the budget."""
         fit = self.memory_budget // 2 // max(1, k * dim * 4 * 2)
         ppc = int(min(MAX_POINTS_PER_CENTROID, max(1, fit)))
         if ppc < MAX_POINTS_PER_CENTROID:
-            logger.warning("memory budget allows %d K-means training points per centroid (faiss default 256)", ppc)
+            logger.warning("memory budget allows %d K-means training points per centroid (default %d)", ppc,
+                           MAX_POINTS_PER_CENTROID)
         return ppc
 
     def kmeans(self, source: EmbeddingSource, k: int, *, seed: int, niter: int = 20) -> tuple[np.ndarray, int]:
