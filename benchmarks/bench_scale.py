@@ -141,7 +141,7 @@ def _floor_main(argv: list[str]) -> int:
     import faiss
 
     from gioselect.engines import LocalEngine
-    from gioselect.pipeline import _seeds, default_memory_budget  # same sub-seed as the pipeline
+    from gioselect.job import Seeds, default_memory_budget  # same sub-seed as the pipeline
     from gioselect.quantize import training_sample_indices
 
     t_import = time.perf_counter() - t_start
@@ -149,7 +149,7 @@ def _floor_main(argv: list[str]) -> int:
     n, d = mm.shape
     engine = LocalEngine(default_memory_budget())
     ppc = engine.points_per_centroid(a.clusters, d)
-    seed = _seeds(a.seed)["pool_kmeans"]
+    seed = Seeds(a.seed).pool_kmeans
     t0 = time.perf_counter()
     idx = training_sample_indices(n, a.clusters, seed=seed, max_points_per_centroid=ppc)
     sample = np.ascontiguousarray(mm[idx], dtype=np.float32)

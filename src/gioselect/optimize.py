@@ -49,6 +49,7 @@ __all__ = [
     "CandidateSet",
     "GIOParams",
     "GIOSearch",
+    "LoopState",
     "PickEvent",
     "single_threaded_blas",
 ]
@@ -247,7 +248,9 @@ EVENT_ACCEPTED, EVENT_RESET, EVENT_STOP = 1, 2, 3
 
 
 @dataclass
-class _LoopState:
+class LoopState:
+    """The greedy loop's state (what a checkpoint holds); each search extends it with what it records."""
+
     v: np.ndarray
     kl_prev: float
     i: int = 0  # the reference's i: accepted picks, minus one per reset
@@ -323,7 +326,7 @@ class GIOSearch:
         self.initial_kl = self.objective.value()
         v = self._v_start()
         self.scale = self._scale(v)
-        self.state = _LoopState(v=v, kl_prev=self.initial_kl)
+        self.state = LoopState(v=v, kl_prev=self.initial_kl)
         logger.info("GIO start: %d start points, KL~ %.6g, scale %.6g", self.start_points.shape[0],
                     self.initial_kl, self.scale)
 
@@ -492,7 +495,7 @@ class GIOSearch:
         self.scale = float(sc["scale"])
         self.initial_kl = float(sc["initial_kl"])
         self.rng.bit_generator.state = sc["rng"]
-        self.state = _LoopState(
+        self.state = LoopState(
             v=np.asarray(sd["v"], dtype=np.float64).copy(), kl_prev=float(sc["kl_prev"]), i=int(sc["i"]),
             total_iter=int(sc["total_iter"]), n_iter=int(sc["n_iter"]), num_resets=int(sc["num_resets"]),
             increases=int(sc["increases"]), just_reset=bool(sc["just_reset"]),

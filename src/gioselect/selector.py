@@ -58,9 +58,10 @@ class GIOResult:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def _validate_fit_inputs(
+def validate_fit_inputs(
     pool: Any, target: Any, init: Any, params: GIOParams
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Check pool, target (more than ``k`` rows, the pool's dimension) and an optional start set; float arrays."""
     pool_ = check_embeddings(pool, "pool")
     target_ = check_embeddings(target, "target", dim=pool_.shape[1])
     if target_.shape[0] <= params.k:
@@ -332,7 +333,7 @@ class GIOSelector:
             pool, target, init, vector_column=vector_column, text_column=text_column, model=model,
             exclude=exclude, exclude_threshold=exclude_threshold)
         params = self._params()
-        pool_, target_, init_ = _validate_fit_inputs(pool, target, init, params)
+        pool_, target_, init_ = validate_fit_inputs(pool, target, init, params)
         budget = None
         if self.budget is not None:
             budget = check_real(self.budget, "budget", low=0.0, low_open=True)
@@ -546,13 +547,15 @@ def select_quantized(pool: Any, target: Any, *, clusters: int = 0, target_cluste
     from .quantize import ClusterMembers, explode, quantize_array
 
     gp = GIOParams(**params).validate()
-    pool_, target_, _ = _validate_fit_inputs(pool, target, None, gp)
+    pool_, target_, _ = validate_fit_inputs(pool, target, None, gp)
     check_int(clusters, "clusters", low=0)
     check_int(seed, "seed", low=0)
     if budget is not None:
         check_int(budget, "budget", low=1)
-    seeds = np.random.SeedSequence(seed).spawn(3)
-    s_pool, s_target, s_gio = (int(s.generate_state(1)[0]) for s in seeds)
+    from .job.seeds import Seeds
+
+    seeds = Seeds(seed)  # the file job's sub-seeds for the same seed
+    s_pool, s_target, s_gio = seeds.pool_kmeans, seeds.target_kmeans, seeds.gio
     kt = clusters if target_clusters is None else check_int(target_clusters, "target_clusters", low=0)
     target_c = target_
     if kt > 0 and target_.shape[0] > kt:
@@ -565,7 +568,7 @@ def select_quantized(pool: Any, target: Any, *, clusters: int = 0, target_cluste
             pass
         res = result_from_search(search)
         ids = explode(res.selected_indices, ClusterMembers(q.labels, q.centroids.shape[0]),
-                      limit=budget if budget_exact else None, seed=s_gio)
+                      limit=budget if budget_exact else None, seed=seeds.explode)
         return QuantizedSelection(ids, res, int(q.centroids.shape[0]), int(target_c.shape[0]))
     search = make_search(pool_, target_c, gp, seed=s_gio, budget=None if budget is None else float(budget),
                          budget_exact=budget_exact)
