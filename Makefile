@@ -49,10 +49,9 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests benchmarks examples experiments
 	$(BIN)/mypy
 
-# 5,000 sentences need no K-means (it would average ~3 sentences per cluster and blur topics): --clusters 0.
-# With the default v_init='jump' the 'increase' rule stops at the first noisy rise; tolerate three in a row.
+# No special options: the defaults (automatic size, scale-free start) are the ones a user gets.
 demo: $(VENV)/.demo-installed
-	$(BIN)/python examples/bbc_demo.py --out runs/demo -- --clusters 0 --stop sequential_increase_tolerance
+	$(BIN)/python examples/bbc_demo.py --out runs/demo
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/bench_vs_reference.py --case readme --case mixture64

@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         "selected": len(ids), "selected_by_domain": by_domain, "target_domain_share_selected": sel_share,
         "target_domain_share_pool": pool_share, "final_kl": manifest["final_kl"],
         "initial_kl": manifest["initial_kl"], "stop_reason": manifest["stop_reason"],
+        "size_estimate": manifest.get("size_estimate"),
         "embedding_cache_hit": {k: v.get("text", {}).get("cache_hit") for k, v in manifest["inputs"].items()},
         "wall_time_s": round(time.monotonic() - t0, 1), "select_wall_time_s": manifest["timings_s"]["total"],
     }
@@ -135,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     name = manifest["parameters"].get("objective", "relaxed")
     print(f"objective ({name} k-NN KL): {num(manifest['initial_kl'])} -> {num(manifest['final_kl'])} "
           f"(stop: {manifest['stop_reason']})")
+    est = manifest.get("size_estimate")
+    if est:
+        print(f"automatic size: {est['rows']} of {est['pool_rows']} pool rows look like the target "
+              f"(estimated share {est['share']:.3f}, target-vs-pool AUC {est['diagnostics']['auc']:.3f})")
     hits = summary["embedding_cache_hit"]
     how = "reused from cache" if all(hits.values()) else "computed"
     print(f"wall time {summary['wall_time_s']} s (embeddings {how})")

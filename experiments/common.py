@@ -86,7 +86,7 @@ class GIOVariant:
 
 def gio_variants(unit_norm: bool) -> list[GIOVariant]:
     """The GIO settings every experiment runs; ``unit_norm`` says whether the features have unit norm."""
-    start: dict[str, Any] = {} if unit_norm else {"random_init_pct": 0.01}
+    start: dict[str, Any] = {"start": "unit"} if unit_norm else {"random_init_pct": 0.01}
     start_txt = ("start: 20 uniform points scaled to unit norm (the reference's default)" if unit_norm
                  else "start: 1% of the pool's rows (random_init_pct=0.01)")
     base = {"k": 5, "max_iter": None, **start}

@@ -27,6 +27,10 @@ import numpy as np
 from gioselect.optimize import GIOParams
 from gioselect.selector import make_search
 
+#: grad-info-opt's fit() defaults where gioselect's differ (v_init, the stop rule, max_iter, the start set).
+REFERENCE_DEFAULTS: dict[str, Any] = {"v_init": "mean", "stop_criterion": "increase", "max_iter": 100,
+                                      "start": "unit"}
+
 N_POOL = 150
 N_TARGET = 60
 N_START = 12
@@ -122,7 +126,7 @@ class Conditioning:
 def conditioning(case: Case) -> Conditioning:
     """Run our implementation on ``case`` and measure how close it comes to the two failure modes."""
     # The reference's fit() defaults to v_init='mean' (GIOParams defaults to 'jump'): name it.
-    params = GIOParams(reference_max_iter=True, **{"v_init": "mean", **case.fit_kwargs}).validate(strict=False)
+    params = GIOParams(reference_max_iter=True, **{**REFERENCE_DEFAULTS, **case.fit_kwargs}).validate(strict=False)
     search = make_search(case.pool, case.target, params, seed=0, init=np.asarray(case.D, dtype=np.float64))
     x = search.objective.x
     approach = [math.inf]

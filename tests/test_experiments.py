@@ -299,3 +299,14 @@ def test_bbc_small(bbc_result: dict[str, Any]) -> None:
     gio = res["variants"]["gio-mean"]
     assert gio["gio"]["precision"] > 0.4 > gio["random"]["precision"]["mean"]
     assert res["full"]["precision"] == 0.2 and res["gio_kmeans"]["run"]["clusters"] == 20
+
+
+def test_stopping_study_small(tmp_path: Path) -> None:
+    study = importlib.import_module("stopping_study")
+    assert study.main(["--size", "small", "--tasks", "mixture", "--modes", "relaxed-jump", "--seeds", "1",
+                       "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "stopping_study_small.json").read_text())["results"]["mixture-60/30/10"][0]
+    assert res["true_rows"] == 200 and abs(res["estimate"]["rows"] - 200) < 60
+    m = res["modes"]["relaxed-jump"]
+    assert m["auto"]["size"] == res["estimate"]["rows"] and m["best"]["f1"] >= m["auto"]["f1"] - 1e-12
+    assert (tmp_path / "stopping_study_small.md").read_text().startswith("| case |")

@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
+from gioselect.errors import InvalidParameterError
 from gioselect.quantize import (
+    AUTO_MAX_DIRECT_ROWS,
+    DEFAULT_CLUSTERS,
     ClusterMembers,
     assign_blocks,
+    auto_clusters,
+    candidate_points,
+    cover_clusters,
     drop_empty,
     explode,
     kmeans_centroids,
+    medoid_ids,
+    on_unit_sphere,
+    plan_clusters,
     quantization_consistency,
     quantize_array,
+    quantized_rows,
+    refine,
+    score_rows,
+    share_order,
     training_sample_indices,
 )
+from gioselect.selector import select_quantized
 
 
 def blobs(n: int = 2000, dim: int = 6, k: int = 5, seed: int = 0) -> np.ndarray:
@@ -101,3 +117,160 @@ def test_quantization_consistency_check() -> None:
     # The verdict follows the threshold: an impossible one gives FAIL.
     bad = quantization_consistency(x, 300, seed=0, max_kl=-10.0)
     assert not bad.passed
+
+
+# -- faithful candidates --------------------------------------------------------------------------------------
+def test_medoid_is_the_member_nearest_its_centroid() -> None:
+    x = blobs(600, 4, 6, seed=3)
+    cents = kmeans_centroids(x, 6, seed=0)
+    labels, sq = assign_blocks([(0, x)], cents, x.shape[0])
+    c, _, labels = drop_empty(cents, labels)
+    med = medoid_ids(labels, sq, c.shape[0])
+    for j in range(c.shape[0]):  # oracle: brute force over the members
+        mem = np.flatnonzero(labels == j)
+        d = ((x[mem].astype(np.float64) - c[j]) ** 2).sum(axis=1)
+        assert labels[med[j]] == j and np.isclose(d.min(), ((x[med[j]] - c[j]) ** 2).sum(), rtol=1e-4)
+
+
+def test_medoid_ids_empty_cluster_and_ties() -> None:
+    labels = np.array([0, 2, 0, 2], dtype=np.int32)
+    med = medoid_ids(labels, np.array([1.0, 0.5, 1.0, 0.5], dtype=np.float32), 3)
+    assert med.tolist() == [0, -1, 1]  # ties go to the lowest row; cluster 1 is empty
+
+
+def test_renormalized_candidates_have_unit_norm_and_sphere_detection() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 8)).astype(np.float32)
+    u = x / np.linalg.norm(x, axis=1, keepdims=True)
+    assert on_unit_sphere(u) and not on_unit_sphere(x) and not on_unit_sphere(u[:0])
+    c = candidate_points("renormalized", u[:5] * 0.3, lambda: u[:0])
+    np.testing.assert_allclose(np.linalg.norm(c, axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(candidate_points("medoid", u[:5], lambda: u[10:15]), u[10:15])
+
+
+# -- the row-level pass ---------------------------------------------------------------------------------------
+def test_score_rows_knn_matches_brute_force() -> None:
+    x = blobs(300, 5, 3, seed=1)
+    t = blobs(40, 5, 3, seed=2)
+    got = score_rows(np.arange(300), lambda i: x[i], t, how="knn", k=3, block_rows=64)
+    want = np.sort(cdist(x, t), axis=1)[:, :3].mean(axis=1)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    rel = score_rows(np.arange(300), lambda i: x[i], t, how="relaxed", block_rows=50)
+    np.testing.assert_allclose(rel, np.log(cdist(x, t) + 1e-8).mean(axis=1), rtol=1e-6, atol=1e-6)
+
+
+def test_refine_keeps_the_rows_nearest_the_target_and_exact_size() -> None:
+    # cluster 0 holds rows near the target (0..4) and far ones (5..9); cluster 1 only far rows
+    x = np.zeros((15, 2), dtype=np.float32)
+    x[:5, 0] = np.arange(5) * 0.01
+    x[5:10, 0] = 50 + np.arange(5)
+    x[10:, 0] = 100 + np.arange(5)
+    labels = np.array([0] * 10 + [1] * 5, dtype=np.int32)
+    m = ClusterMembers(labels, 2)
+    t = np.zeros((6, 2), dtype=np.float32)
+    t[:, 1] = np.arange(6) * 0.01
+    ids = refine([0, 1], m, lambda i: x[i], t, 4, k=2, over=2.0)
+    assert sorted(ids.tolist()) == [0, 1, 2, 3] and ids.shape == (4,)
+    # more rows than the chosen clusters hold: the fallback order fills exactly
+    ids = refine([1], m, lambda i: x[i], t, 7, k=2, over=1.0, fallback=np.array([0, 1]))
+    assert ids.shape == (7,) and set(ids.tolist()) >= set(range(5))
+
+
+def test_refine_empty_and_single_row_clusters() -> None:
+    x = np.arange(8, dtype=np.float32).reshape(4, 2)
+    labels = np.array([1, 3, 3, 3], dtype=np.int32)  # cluster 0 and 2 are empty, cluster 1 has one row
+    m = ClusterMembers(labels, 4)
+    t = x[:2] + 0.1
+    assert refine([0, 2], m, lambda i: x[i], t, 2, k=2).shape == (0,)  # only empty clusters: nothing to take
+    assert refine([1], m, lambda i: x[i], t, 1, k=2).tolist() == [0]
+    assert refine([0, 1, 2, 3], m, lambda i: x[i], t, 2, k=2, how="knn").tolist() == [1, 0]  # best first
+    assert refine([], m, lambda i: x[i], t, 0, k=2).shape == (0,)
+    assert cover_clusters([3, 1, 3], np.array([0, 1, 0, 3]), 3).tolist() == [3]
+
+
+def test_quantized_rows_budget_is_exact_and_explode_without_budget() -> None:
+    x = blobs(400, 4, 4, seed=5)
+    q = quantize_array(x, 10, seed=0)
+    m = ClusterMembers(q.labels, q.centroids.shape[0])
+    t = x[:30]
+    for budget in (1, 37, 250, 400):
+        ids = quantized_rows(np.array([0]), m, lambda i: x[i], t, q.centroids, budget)
+        assert ids.shape == (budget,) and np.unique(ids).shape == (budget,)
+    # no row count (GIO's stopping rule set the size): the chosen clusters whole, as explode
+    np.testing.assert_array_equal(quantized_rows(np.array([2, 5, 2]), m, lambda i: x[i], t, q.centroids, None),
+                                  explode([2, 5], m))
+    np.testing.assert_array_equal(quantized_rows(np.array([2, 5]), m, lambda i: x[i], t, q.centroids, 30,
+                                                 how="none", limit=30, seed=4), explode([2, 5], m, limit=30, seed=4))
+
+
+def test_select_quantized_exact_budget_and_row_precision() -> None:
+    # two well separated groups; the target is drawn like group A; K-means clusters mix nothing across groups
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 1, size=(600, 6)) + 8
+    b = rng.normal(0, 1, size=(900, 6))
+    pool = np.concatenate([a, b]).astype(np.float32)
+    target = (rng.normal(0, 1, size=(80, 6)) + 8).astype(np.float32)
+    res = select_quantized(pool, target, clusters=40, budget=300, seed=1, random_init_pct=0.1, max_iter=None,
+                           stop_criterion="data_size", max_data_size=1.0)
+    assert res.ids.shape == (300,) and np.unique(res.ids).shape == (300,)
+    assert (res.ids < 600).mean() == 1.0 and res.candidates == "medoid" and res.clusters_rule.startswith("explicit")
+
+
+# -- K for the user ---------------------------------------------------------------------------------------------
+def test_auto_clusters_rule() -> None:
+    assert auto_clusters(AUTO_MAX_DIRECT_ROWS, 500)[:2] == (0, 0)
+    assert auto_clusters(AUTO_MAX_DIRECT_ROWS + 1, 500)[:2] == (DEFAULT_CLUSTERS, 0)
+    assert auto_clusters(10**6, 20_000)[:2] == (DEFAULT_CLUSTERS, DEFAULT_CLUSTERS)
+    p = plan_clusters("auto", None, 5000, 300)
+    assert (p.pool_clusters, p.target_clusters) == (0, 0) and "no quantisation" in p.rule
+
+
+def test_explicit_clusters_win_and_k_at_least_rows_warns(caplog: pytest.LogCaptureFixture) -> None:
+    assert plan_clusters(64, None, 5000, 300).pool_clusters == 64
+    assert plan_clusters(64, None, 5000, 30).target_clusters == 0  # the target is not larger than K
+    assert plan_clusters(64, 8, 5000, 30).target_clusters == 8
+    with caplog.at_level("WARNING", logger="gioselect.quantize"):
+        p = plan_clusters(5000, None, 5000, 300)
+    assert p.pool_clusters == 0 and "no quantisation" in caplog.text
+    with pytest.raises(InvalidParameterError, match="clusters"):
+        plan_clusters("many", None, 10, 10)
+
+
+def test_cli_default_states_the_k_decision_and_budget_is_exact(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from gioselect.cli import main
+
+    x = blobs(900, 6, 5, seed=7)
+    np.save(tmp_path / "pool.npy", x)
+    np.save(tmp_path / "target.npy", x[:60] + 0.01)
+    base = ["select", "--pool", str(tmp_path / "pool.npy"), "--target", str(tmp_path / "target.npy"), "--no-report"]
+    assert main([*base, "--out", str(tmp_path / "auto")]) == 0
+    out = capsys.readouterr().out
+    assert "quantisation: none (auto: pool of 900 rows <= 100000: no quantisation" in out
+    m = json.loads((tmp_path / "auto" / "manifest.json").read_text())
+    assert m["clusters_decision"]["pool_clusters"] == 0 and m["quantization"] is None
+    assert main([*base, "--out", str(tmp_path / "q"), "--clusters", "30", "--budget", "123", "-q"]) == 0
+    m = json.loads((tmp_path / "q" / "manifest.json").read_text())
+    ids = np.load(tmp_path / "q" / "selected_ids.npy")
+    assert ids.shape == (123,) and np.unique(ids).shape == (123,) and m["counts"]["selected_rows"] == 123
+    assert m["quantization"]["candidates"] == "medoid" and m["quantization"]["rule"] == "explicit: 30 pool clusters"
+    assert main([*base, "--out", str(tmp_path / "bad"), "--clusters", "many"]) == 2
+
+
+def test_share_order_is_round_robin_over_the_target_and_streamed() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(200, 3)).astype(np.float32)
+    t = rng.normal(size=(7, 3)).astype(np.float32)
+    ids = np.arange(10, 200, dtype=np.int64)
+    # oracle: each target point's full ranking, round-major, first come first served
+    rank = np.argsort(cdist(t, x[ids]), axis=1, kind="stable")
+    flat = ids[rank.T.reshape(-1)]
+    _, first = np.unique(flat, return_index=True)
+    want = flat[np.sort(first)][:40]
+    for block in (16, 1000):
+        got = share_order(ids, lambda i: x[i], t, 40, block_rows=block)
+        np.testing.assert_array_equal(got, want)
+    assert share_order(ids, lambda i: x[i], t, 500).shape == (190,)  # all rows, when fewer than asked
+    assert share_order(ids[:0], lambda i: x[i], t, 5).shape == (0,)

@@ -31,9 +31,9 @@ from gioselect.compat import GIOKL
 from gioselect.divergence import kl_relaxed
 
 try:
-    from _reference_cases import Case, conditioning, make_cases, pool_rows
+    from _reference_cases import REFERENCE_DEFAULTS, Case, conditioning, make_cases, pool_rows
 except ImportError:  # tests/ imported as a package
-    from tests._reference_cases import Case, conditioning, make_cases, pool_rows
+    from tests._reference_cases import REFERENCE_DEFAULTS, Case, conditioning, make_cases, pool_rows
 
 _HINT = "`make test` installs it (or: pip install --no-deps grad-info-opt==0.1.2; plus jax, pyspark, pandas)"
 jnp = pytest.importorskip("jax.numpy", reason=f"jax is needed to run the reference; {_HINT}")
@@ -122,7 +122,7 @@ def test_selector_matches_reference(name: str, reference_fit: Callable[[str], Re
     case = CASES[name]
     ref_rows, ref_kl, _ = reference_fit(name)
     # The reference's fit() defaults to v_init='mean'; GIOSelector's default is 'jump', so name it.
-    sel = GIOSelector(reference_max_iter=True, **{"v_init": "mean", **case.fit_kwargs}).fit(
+    sel = GIOSelector(reference_max_iter=True, **{**REFERENCE_DEFAULTS, **case.fit_kwargs}).fit(
         case.pool, case.target, init=case.D)
     assert sel.selected_indices_.tolist() == ref_rows
     np.testing.assert_allclose(sel.kl_trace_, ref_kl, rtol=1e-3)

@@ -8,10 +8,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.distance import cdist
 
-from gioselect import GIOSelector, select
+from gioselect import GIOSelector as _GIOSelector
+from gioselect import select as _select
 from gioselect.errors import InvalidInputError, InvalidParameterError, InvalidTypeError
 from gioselect.optimize import CandidateSet, GIOParams
 from gioselect.selector import make_search, result_from_search
+
+# These tests exercise the loop's criteria and options as grad-info-opt defines them, so they run with the
+# reference's stop, start set and max_iter; the project's defaults (stop "auto", start "box", no max_iter) are
+# tested in tests/test_sizing.py.
+LOOP_DEFAULTS = {"stop_criterion": "increase", "start": "unit", "max_iter": 100}
+
+
+def GIOSelector(**params: object) -> _GIOSelector:
+    return _GIOSelector(**{**LOOP_DEFAULTS, **params})  # type: ignore[arg-type]
+
+
+def select(pool: object, target: object, init: object = None, **params: object) -> object:
+    return _select(pool, target, init, **{**LOOP_DEFAULTS, **params})
+
 
 FAR = {"uniform_low": 0.0, "uniform_high": 8.0, "uniform_start_size": 30, "normalize": False}
 
@@ -296,7 +311,7 @@ def test_bad_inputs(mixture8: dict[str, np.ndarray]) -> None:
 
 
 def test_repr_and_params_round_trip() -> None:
-    s = GIOSelector(k=3, v_init="mean")
+    s = _GIOSelector(k=3, v_init="mean")
     assert repr(s) == "GIOSelector(k=3, v_init='mean')"
     assert GIOSelector(**s.get_params()).get_params() == s.get_params()
 

@@ -29,6 +29,7 @@ from .errors import (
     NotFittedError,
 )
 from .selector import GIOResult, GIOSelector, select, select_quantized
+from .sizing import SizeEstimate, estimate_target_rows
 
 __version__ = "0.1.0"
 
@@ -41,7 +42,9 @@ __all__ = [
     "InvalidTypeError",
     "MissingDependencyError",
     "NotFittedError",
+    "SizeEstimate",
     "__version__",
+    "estimate_target_rows",
     "kl_knn",
     "kl_relaxed",
     "select",

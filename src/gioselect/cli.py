@@ -152,7 +152,7 @@ def _scale(text: str) -> float | str:
 
 def _add_gio_options(p: argparse.ArgumentParser, *, max_iter_default: int | None = None) -> None:
     """The GIO core's options under CLI names (defaults are the library's)."""
-    from .optimize import OBJECTIVES, V_INITS, GIOParams
+    from .optimize import OBJECTIVES, START_SETS, V_INITS, GIOParams
     from .stopping import CRITERIA
 
     d = GIOParams()
@@ -165,7 +165,9 @@ def _add_gio_options(p: argparse.ArgumentParser, *, max_iter_default: int | None
                    help="most clusters (or rows, without quantisation) to pick; 'none' = no limit besides the "
                         "stopping criterion and --budget (default none)")
     g.add_argument("--stop", choices=list(CRITERIA), default=d.stop_criterion,
-                   help=f"stopping criterion (default {d.stop_criterion})")
+                   help="when to stop without --budget: auto = as many rows as the pool is estimated to hold "
+                        "drawn like the target (positive-unlabeled estimate, docs/algorithm.md); the others watch "
+                        f"the objective's trace. --budget N overrides any of them (default {d.stop_criterion})")
     g.add_argument("--min-difference", type=float, default=d.min_difference,
                    help="--stop min_difference: stop when the improvement is below this (default 0)")
     g.add_argument("--resets-allowed", action="store_true",
@@ -187,6 +189,9 @@ def _add_gio_options(p: argparse.ArgumentParser, *, max_iter_default: int | None
                    help="probability of a 3x longer gradient search at a pick (default 0)")
     g.add_argument("--random-init-pct", type=float, default=d.random_init_pct,
                    help="start from this fraction of the candidates instead of uniform points (default 0)")
+    g.add_argument("--start", choices=list(START_SETS), default=d.start,
+                   help="relaxed objective's start set: box = uniform in the target's bounding box (any scale), "
+                        "unit = the reference's uniform points in [low, high]^d (default %(default)s)")
     g.add_argument("--uniform-low", type=float, default=d.uniform_low, help="uniform start range low (default -1)")
     g.add_argument("--uniform-high", type=float, default=d.uniform_high, help="uniform start range high (default 1)")
     g.add_argument("--uniform-start-size", type=int, default=d.uniform_start_size,
@@ -208,7 +213,7 @@ def _gio_params(args: argparse.Namespace) -> GIOParamsT:
         scale_factor=args.scale_factor, v_init=args.v_init, grad_desc_iter=args.grad_desc_iter,
         normalize=args.normalize, lr=args.lr, uniform_low=args.uniform_low, uniform_high=args.uniform_high,
         uniform_start_size=args.uniform_start_size, discard_nearest_for_xy=args.discard_nearest_for_xy,
-        objective=args.objective,
+        objective=args.objective, start=args.start,
     )
 
 
@@ -289,8 +294,10 @@ def _add_select(sub: argparse._SubParsersAction) -> None:
                      help="embedding column of the target, when it differs from the pool's")
     _add_text_options(io_)
     q = p.add_argument_group("quantisation (K-means, then explode chosen clusters to their rows)")
-    q.add_argument("--clusters", type=int, default=1500,
-                   help="pool clusters K; 0 = no quantisation, GIO on the rows themselves (default 1500)")
+    q.add_argument("--clusters", type=_clusters_arg, default="auto",
+                   help="pool clusters K; 0 = no quantisation, GIO on the rows themselves; 'auto' (default): no "
+                        "quantisation up to 100,000 pool rows, 1500 clusters above (the target: as it is up to "
+                        "10,000 rows, 1500 clusters above); the decision is printed and kept in the manifest")
     q.add_argument("--target-clusters", type=int, default=None,
                    help="target clusters when the target is larger (default: same as --clusters; 0 = never)")
     q.add_argument("--kmeans-iter", type=int, default=20, help="K-means iterations (default 20)")
@@ -390,6 +397,17 @@ def _folder_pool(args: argparse.Namespace) -> Path | None:
     consolidate(args.pool, dest)
     args.pool = dest
     return dest
+def _clusters_arg(text: str) -> int | str:
+    """``--clusters``: ``auto`` or an integer K >= 0."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        k = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer >= 0, got {text!r}") from None
+    if k < 0:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer >= 0, got {k}")
+    return k
 
 
 def _cmd_select(args: argparse.Namespace) -> int:

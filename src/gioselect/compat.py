@@ -130,7 +130,7 @@ class GIOKL:
             random_restart_prob=random_restart_prob, scale_factor=scale_factor, v_init=v_init,
             grad_desc_iter=grad_desc_iter, discard_nearest_for_xy=discard_nearest_for_xy, normalize=normalize,
             lr=lr, uniform_low=self.uniform_low, uniform_high=self.uniform_high,
-            uniform_start_size=self.uniform_start_size, reference_max_iter=True,
+            uniform_start_size=self.uniform_start_size, start="unit", objective="relaxed", reference_max_iter=True,
             reference_sequential_bug=reference_sequential_bug,
             reference_max_resets_bug=reference_max_resets_bug,
         ).validate(strict=False)

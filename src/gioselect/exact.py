@@ -612,7 +612,7 @@ class ExactGreedySearch:
 
         ctx = StopContext(kl, kl_prev, st.i, self.size, st.num_resets, st.increases)
         warm = m < p.k and self.criterion.name != "data_size"
-        stop = (not warm) and self.criterion.triggered(ctx)
+        stop = (not warm) and self.budget is None and self.criterion.triggered(ctx)
         if stop and p.resets_allowed and st.num_resets < p.max_resets:
             st.num_resets += 1
             blocked = getattr(self, "blocked", None)  # rows an exclusion set keeps out stay out after a reset

@@ -57,6 +57,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 V_INITS = ("mean", "prev_opt", "jump")
+#: The uniform start set: ``"box"`` uniform in the target's bounding box (scale- and offset-free, the
+#: default); ``"unit"`` the reference's, uniform in [uniform_low, uniform_high]^d (unit norm with ``normalize``).
+START_SETS = ("box", "unit")
 #: ``relaxed``: the paper's gradient search on the relaxed estimator (this module). ``exact``: greedy on the
 #: exact k-NN estimate (:mod:`gioselect.exact`; its two-sided variant ``exact-sym`` stays in that module: the
 #: comparison in EXPERIMENTS.md did not favour it).
@@ -90,15 +93,17 @@ def _check_bool(value: Any, name: str) -> bool:
 
 @dataclass(frozen=True)
 class GIOParams:
-    """Every option of the GIO loop, with grad-info-opt's names and defaults (except ``v_init='jump'``).
+    """Every option of the GIO loop, with grad-info-opt's names.
 
-    See :class:`gioselect.GIOSelector` for the meaning of each. :meth:`validate` checks them all and
+    The defaults are this project's (:class:`gioselect.GIOSelector` says why each differs from the reference:
+    ``stop_criterion="auto"``, ``max_iter=None``, ``start="box"``; :class:`gioselect.compat.GIOKL` passes the
+    reference's). See :class:`gioselect.GIOSelector` for the meaning of each. :meth:`validate` checks them all and
     returns the same object (parameters that only matter in some configurations are checked only there).
     """
 
     k: int = 5
-    max_iter: int | None = 100
-    stop_criterion: str = "increase"
+    max_iter: int | None = None
+    stop_criterion: str = "auto"
     min_difference: float = 0.0
     resets_allowed: bool = False
     max_resets: int = 2
@@ -116,6 +121,7 @@ class GIOParams:
     uniform_low: float = -1.0
     uniform_high: float = 1.0
     uniform_start_size: int = 20
+    start: str = "box"
     eps: float = DEFAULT_EPS
     objective: str = "relaxed"
     reference_max_iter: bool = False
@@ -153,6 +159,7 @@ class GIOParams:
         check_real(self.lr, "lr", low=0.0, low_open=True)
         check_pair(self.uniform_low, self.uniform_high, ("uniform_low", "uniform_high"))
         check_int(self.uniform_start_size, "uniform_start_size", low=1)
+        check_choice(self.start, "start", START_SETS)
         check_real(self.eps, "eps", low=0.0)
         check_choice(self.objective, "objective", OBJECTIVES)
         _check_bool(self.reference_max_iter, "reference_max_iter")
@@ -342,6 +349,11 @@ class GIOSearch:
             idx = np.asarray(self.rng.choice(self.cands.size, size=amount, replace=False), dtype=np.int64)
             self.init_indices = idx
             return np.asarray(self.cands.points[idx], dtype=np.float64).reshape(amount, d)
+        if p.start == "box":
+            # Scale- and offset-free: uniform in the target's bounding box, whatever the data's units.
+            t = np.asarray(self.target, dtype=np.float64)
+            lo, hi = t.min(axis=0), t.max(axis=0)
+            return np.asarray(self.rng.uniform(lo, hi, size=(p.uniform_start_size, d)), dtype=np.float64)
         pts = self.rng.uniform(p.uniform_low, p.uniform_high, size=(p.uniform_start_size, d))
         if p.normalize:
             norms = np.linalg.norm(pts, axis=1, keepdims=True)
@@ -412,7 +424,8 @@ class GIOSearch:
             st.v = np.array(self.target[int(self.rng.integers(self.target.shape[0]))], dtype=np.float64)
 
         ctx = StopContext(kl, st.kl_prev, st.i, self.cands.size, st.num_resets, st.increases)
-        stop = self.criterion.triggered(ctx)
+        # A budget is a size the caller asked for: no criterion ends the run before it.
+        stop = self.budget is None and self.criterion.triggered(ctx)
         reset = False
         if stop:
             if p.reference_sequential_bug and st.just_reset:

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ from .job.record import (
     report_sample_ids,
     rounded,
     run_warnings,
+    selection_warnings,
     versions,
     write_json,
     write_trace,
@@ -59,7 +61,8 @@ from .job.select import PickHook, run_gio
 from .job.workdir import CHECKPOINT_FORMAT, load_npz, open_work_dir, save_npz
 from .optimize import single_threaded_blas
 from .outdir import check_output_dir, publish_result, remove_result_dir, remove_work_dir, run_lock
-from .quantize import ClusterMembers, explode, quantize_array
+from .quantize import ClusterMembers, plan_clusters, quantize_array, quantized_rows, select_candidates
+from .selector import auto_budget
 from .validation import check_embeddings, check_input_path
 
 # SelectConfig and the parsers live in gioselect.job.config; they are re-exported here, where they always were.
@@ -207,28 +210,35 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
 
     # -- quantise the pool ---------------------------------------------------------------------------------
     t0 = time.monotonic()
-    quantized = cfg.clusters > 0 and pool.n_rows > cfg.clusters
-    if quantized and pool.n_rows < MIN_ROWS_PER_CLUSTER * cfg.clusters:
+    plan = plan_clusters(cfg.clusters, cfg.target_clusters, pool.n_rows, int(target.shape[0]))
+    kp = plan.pool_clusters
+    quantized = kp > 0
+    if quantized and pool.n_rows < MIN_ROWS_PER_CLUSTER * kp:
         logger.warning(
             "quantising %d pool rows into %d clusters leaves about %.1f rows per cluster, too few for K-means to "
-            "mean much; consider --clusters 0 (no quantisation) or a smaller K", pool.n_rows, cfg.clusters,
-            pool.n_rows / cfg.clusters)
+            "mean much; consider --clusters 0 (no quantisation) or a smaller K", pool.n_rows, kp,
+            pool.n_rows / kp)
     qfile = work / "pool_quantization.npz"
     kmeans_sample = 0
+    cand_mode = None
     if quantized:
         if qfile.exists():
             q = load_npz(qfile)
             centroids, sizes, labels = q["centroids"], q["sizes"], q["labels"]
+            candidates, cand_mode = q["candidates"], str(q["candidates_mode"])
             kmeans_sample = int(q["sample_rows"])
         else:
-            with prog(f"K-means ({cfg.clusters} clusters)", None, "step") as upd:
-                raw_centroids, kmeans_sample = engine.kmeans(pool, cfg.clusters, seed=seeds["pool_kmeans"],
+            with prog(f"K-means ({kp} clusters)", None, "step") as upd:
+                raw_centroids, kmeans_sample = engine.kmeans(pool, kp, seed=seeds["pool_kmeans"],
                                                              niter=cfg.kmeans_iter)
                 upd(1)
             with prog("assigning pool rows", pool.n_rows, "row") as upd:
-                centroids, sizes, labels = engine.assign(pool, raw_centroids, progress=upd)
-            save_npz(qfile, centroids=centroids, sizes=sizes, labels=labels, sample_rows=np.int64(kmeans_sample))
-        candidates = centroids
+                centroids, sizes, labels, medoids = engine.assign(pool, raw_centroids, progress=upd)
+            norm_sample = engine.take(pool, engine.sample_ids(pool.n_rows, 1000, seeds["pool_kmeans"]))
+            candidates, cand_mode = select_candidates(cfg.candidates, centroids, medoids, norm_sample,
+                                                      lambda ids: engine.take(pool, ids))
+            save_npz(qfile, centroids=centroids, sizes=sizes, labels=labels, candidates=candidates,
+                      candidates_mode=np.str_(cand_mode), sample_rows=np.int64(kmeans_sample))
     else:
         candidates = _unquantized_candidates(pool, engine, cfg, prog)
         sizes = np.ones(pool.n_rows, dtype=np.int64)
@@ -236,8 +246,8 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
     timings["quantize_pool"] = time.monotonic() - t0
 
     t0 = time.monotonic()
-    kt = cfg.clusters if cfg.target_clusters is None else cfg.target_clusters
-    target_quantized = kt > 0 and target.shape[0] > kt
+    kt = plan.target_clusters
+    target_quantized = kt > 0
     if target_quantized:
         tfile = work / "target_quantization.npz"
         if tfile.exists():
@@ -255,9 +265,29 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
         target_c = target
     timings["quantize_target"] = time.monotonic() - t0
 
+    # -- size ----------------------------------------------------------------------------------------------
+    size_est = None
+    if budget_rows is None and cfg.params.stop_criterion == "auto":
+        # The automatic size: how many pool rows look like the target (one streamed pass over the pool rows,
+        # never the centroids); the run then fills exactly that many rows.
+        t0 = time.monotonic()
+        with prog("estimating the target-like share of the pool", None, "pass") as upd:
+            _, size_est = auto_budget(pool, target, cfg.params, None, seeds["gio"])
+            upd(1)
+        assert size_est is not None
+        budget_rows = size_est.rows
+        timings["size_estimate"] = time.monotonic() - t0
+    # The row-level pass ranks the rows of clusters worth refine_over times the budget, then keeps the budget.
+    refining = quantized and cfg.refine != "none" and budget_rows is not None
+    gio_budget = budget_rows
+    gio_cfg = cfg
+    if refining and budget_rows is not None:
+        gio_budget = math.ceil(cfg.refine_over * budget_rows)
+        gio_cfg = replace(cfg, budget_exact=True)
+
     # -- select --------------------------------------------------------------------------------------------
     t0 = time.monotonic()
-    search = run_gio(cfg, candidates, target_c, sizes, budget_rows, seeds["gio"], work, prog,
+    search = run_gio(gio_cfg, candidates, target_c, sizes, gio_budget, seeds["gio"], work, prog,
                      blocked=exclusion.mask if exclusion is not None and labels is None else None, on_pick=on_pick)
     timings["select"] = time.monotonic() - t0
     st = search.state
@@ -265,10 +295,15 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
 
     # -- explode -------------------------------------------------------------------------------------------
     t0 = time.monotonic()
-    limit = budget_rows if cfg.budget_exact else None
+    # A budget (given, or the automatic size) is exact: the last cluster is cut to fill it.
+    limit = budget_rows
     if labels is not None:
         members = ClusterMembers(labels, candidates.shape[0])
-        selected_ids = explode(picks, members, limit=limit, seed=seeds["explode"])
+        with prog("choosing rows of the chosen clusters" if refining else "exploding clusters", None, "step") as upd:
+            selected_ids = quantized_rows(picks, members, lambda ids: engine.take(pool, ids), target, candidates,
+                                          budget_rows, how=cfg.refine, k=k, over=cfg.refine_over, limit=limit,
+                                          seed=seeds["explode"])
+            upd(1)
     else:
         _, first = np.unique(picks, return_index=True)
         selected_ids = picks[np.sort(first)]
@@ -310,6 +345,7 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
         "seed": cfg.seed,
         "sub_seeds": seeds.as_dict(),
         "parameters": {**asdict(cfg.params), "clusters": cfg.clusters, "target_clusters": kt,
+                       "candidates": cfg.candidates, "refine": cfg.refine, "refine_over": cfg.refine_over,
                        "kmeans_iter": cfg.kmeans_iter, "budget": cfg.budget, "budget_rows": budget_rows,
                        "budget_exact": cfg.budget_exact, "memory_budget": cfg.memory_budget,
                        "embedding_field": pool.embedding_field,
@@ -324,11 +360,17 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
                    "distinct_selected_candidates": int(np.unique(picks).shape[0]),
                    "selected_rows": int(selected_ids.shape[0]), "picks_evaluated": st.n_iter,
                    "resets": st.num_resets},
-        "quantization": ({"pool_clusters": int(candidates.shape[0]), "pool_clusters_requested": cfg.clusters,
+        "clusters_decision": {"pool_clusters": kp, "target_clusters": kt, "rule": plan.rule},
+        "quantization": ({"pool_clusters": int(candidates.shape[0]), "pool_clusters_requested": kp,
                           "target_clusters": int(target_c.shape[0]) if target_quantized else None,
-                          "weighting": "none (each centroid is one point; sizes count only for --budget)"}
+                          "rule": plan.rule, "candidates": cand_mode,
+                          "rows": (f"row-level pass ({cfg.refine}): the best rows of the chosen clusters"
+                                   if refining else "chosen clusters exploded whole"),
+                          "weighting": "none (each candidate is one point; sizes count only for --budget)"}
                          if quantized else None),
-        "stop_reason": st.stop_reason,
+        "stop_reason": "auto" if size_est is not None and st.stop_reason == "budget" else st.stop_reason,
+        "size_estimate": None if size_est is None else size_est.as_dict(),
+        "warnings": selection_warnings(int(selected_ids.shape[0]), pool.n_rows, cfg.budget is not None),
         "initial_kl": finite_or_none(search.initial_kl),
         "final_kl": finite_or_none(final_kl),
         "scale_factor": finite_or_none(search.scale),

@@ -10,10 +10,13 @@ What is done here, precisely:
   uniform sample of at most ``K * max_points_per_centroid`` rows (faiss's own default cap is 256 per centroid);
   the whole pool is then assigned to its nearest centroid in streamed blocks. Clusters left empty by that final
   assignment are dropped from the candidates (they would explode to nothing).
-* Centroids are **not weighted** by cluster size in the GIO objective: each centroid is one candidate point,
-  exactly as in the reference. Cluster sizes count only towards a row budget.
-* Exploding keeps the selection order of clusters; rows of one cluster come in ascending row order. A cluster
-  chosen twice (possible only after a reset) contributes its rows once.
+* Candidates are **not weighted** by cluster size in the GIO objective: each cluster is one candidate point,
+  as in the reference. Cluster sizes count only towards a row budget. The point is the cluster's medoid by
+  default (:func:`medoid_ids`), or its centroid scaled to unit norm, or the raw centroid (the reference's).
+* Without a row budget, exploding keeps the selection order of clusters; rows of one cluster come in ascending
+  row order. A cluster chosen twice (possible only after a reset) contributes its rows once. With a budget, the
+  row-level pass (:func:`refine`) keeps exactly the budget's rows of the chosen clusters.
+* ``clusters="auto"`` (:func:`plan_clusters`) decides K from the pool and target sizes.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import logging
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -219,3 +223,301 @@ def quantization_consistency(target: np.ndarray, k: int, *, seed: int = 0, max_k
            f"a random subset of the same size gives {kl_r:.4g}")
     return QuantizationCheck(bool(passed), msg, {"kl_centroids": kl_c, "kl_random_subset": kl_r,
                                                  "clusters": float(q.centroids.shape[0])})
+
+
+# ---------------------------------------------------------------------------------------------------------
+# faithful candidates, the row-level pass, and the automatic K
+# ---------------------------------------------------------------------------------------------------------
+CANDIDATE_MODES = ("auto", "centroid", "renormalized", "medoid")
+REFINE_MODES = ("share", "knn", "relaxed", "none")
+#: Pools up to this many rows are selected on their rows (no quantisation) by ``clusters="auto"``.
+AUTO_MAX_DIRECT_ROWS = 100_000
+#: Targets up to this many rows are used as they are by ``clusters="auto"``.
+AUTO_MAX_DIRECT_TARGET = 10_000
+#: Pool rows read per block by the row-level pass.
+REFINE_BLOCK_ROWS = 16_384
+
+
+def on_unit_sphere(sample: np.ndarray, *, tol: float = 1e-3) -> bool:
+    """Whether every row of ``sample`` (a sample of the pool) has norm 1 within ``tol``."""
+    x = np.asarray(sample, dtype=np.float64)
+    if x.shape[0] == 0:
+        return False
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+    return bool(np.all(np.abs(norms - 1.0) <= tol))
+
+
+def medoid_ids(labels: np.ndarray, sq_dist: np.ndarray, n_clusters: int) -> np.ndarray:
+    """For each cluster, the member row nearest its centroid (ties: the lowest row); -1 for an empty cluster.
+
+    O(N) memory from the assignment's two vectors; no pool row is read.
+    """
+    lab = np.asarray(labels, dtype=np.int64)
+    out = np.full(n_clusters, -1, dtype=np.int64)
+    if lab.shape[0] == 0:
+        return out
+    order = np.lexsort((np.arange(lab.shape[0]), np.asarray(sq_dist, dtype=np.float64), lab))
+    first = np.ones(order.shape[0], dtype=bool)
+    first[1:] = lab[order[1:]] != lab[order[:-1]]
+    out[lab[order[first]]] = order[first]
+    return out
+
+
+def resolve_candidates(mode: str, unit_sphere: bool) -> str:
+    """``"auto"`` becomes ``"medoid"`` (the measured choice: EXPERIMENTS.md, "Quantised selection")."""
+    if mode not in CANDIDATE_MODES:
+        from .errors import InvalidParameterError
+
+        raise InvalidParameterError(f"candidates: expected one of {', '.join(CANDIDATE_MODES)}, got {mode!r}")
+    if mode == "auto":
+        return "medoid"
+    if mode == "renormalized" and not unit_sphere:
+        return "centroid"
+    return mode
+
+
+def candidate_points(mode: str, centroids: np.ndarray, medoid_rows: Callable[[], np.ndarray]) -> np.ndarray:
+    """The GIO candidates standing for the clusters: raw centroids, centroids scaled to unit norm, or medoids
+    (``medoid_rows()`` reads the medoid of every cluster, in cluster order). ``mode`` is already resolved."""
+    c = np.ascontiguousarray(centroids, dtype=np.float32)
+    if mode == "centroid":
+        return c
+    if mode == "renormalized":
+        n = np.linalg.norm(c.astype(np.float64), axis=1, keepdims=True)
+        return np.ascontiguousarray(c / np.maximum(n, 1e-12), dtype=np.float32)
+    if mode == "medoid":
+        return np.ascontiguousarray(medoid_rows(), dtype=np.float32)
+    raise ValueError(f"unresolved candidates mode {mode!r}")
+
+
+def auto_clusters(n_pool: int, n_target: int) -> tuple[int, int, str]:
+    """``clusters="auto"``: (pool K, target K, the rule in words); K = 0 means no quantisation.
+
+    The rule: a pool of at most :data:`AUTO_MAX_DIRECT_ROWS` rows is selected on its rows (one GIO pick is a
+    pass over the candidates, milliseconds there); a larger pool is quantised into :data:`DEFAULT_CLUSTERS`
+    clusters (the paper's K; at 1e5 rows and more that is at least 66 rows per cluster). The target is used as it
+    is up to :data:`AUTO_MAX_DIRECT_TARGET` rows (a gradient step is one pass over it) and quantised into
+    :data:`DEFAULT_CLUSTERS` clusters above.
+    """
+    n_pool = check_int(n_pool, "pool rows", low=0)
+    n_target = check_int(n_target, "target rows", low=0)
+    if n_pool <= AUTO_MAX_DIRECT_ROWS:
+        kp = 0
+        why = f"pool of {n_pool} rows <= {AUTO_MAX_DIRECT_ROWS}: no quantisation"
+    else:
+        kp = DEFAULT_CLUSTERS
+        why = f"pool of {n_pool} rows > {AUTO_MAX_DIRECT_ROWS}: {kp} clusters"
+    if n_target <= AUTO_MAX_DIRECT_TARGET:
+        kt = 0
+        why += f"; target of {n_target} rows <= {AUTO_MAX_DIRECT_TARGET}: used as it is"
+    else:
+        kt = DEFAULT_CLUSTERS
+        why += f"; target of {n_target} rows > {AUTO_MAX_DIRECT_TARGET}: {kt} clusters"
+    return kp, kt, why
+
+
+def cover_clusters(chosen: Sequence[int] | np.ndarray, sizes: np.ndarray, need: int,
+                   fallback: np.ndarray | None = None) -> np.ndarray:
+    """Distinct ``chosen`` clusters in selection order, stopping once their rows number at least ``need``.
+
+    When the chosen clusters hold fewer rows, clusters of ``fallback`` (an order of all clusters, best first)
+    that were not chosen are appended until they do (or the clusters run out).
+    """
+    sz = np.asarray(sizes, dtype=np.int64)
+    _, first = np.unique(np.asarray(chosen, dtype=np.int64), return_index=True)
+    order = np.asarray(chosen, dtype=np.int64)[np.sort(first)]
+    if fallback is not None:
+        rest = np.asarray(fallback, dtype=np.int64)
+        rest = rest[~np.isin(rest, order)]
+        order = np.concatenate([order, rest])
+    cum = np.cumsum(sz[order]) if order.size else np.zeros(0, dtype=np.int64)
+    n = int(np.searchsorted(cum, need, side="left")) + 1 if need > 0 else 0
+    return order[: min(n, order.shape[0])]
+
+
+def _row_scores(block: np.ndarray, target: np.ndarray, target_index: Any, how: str, k: int) -> np.ndarray:
+    """Score of each row of ``block`` against the target (lower is better)."""
+    b = np.ascontiguousarray(block, dtype=np.float32)
+    if how == "knn":
+        d2, _ = target_index.search(b, k)
+        return np.sqrt(np.maximum(d2.astype(np.float64), 0.0)).mean(axis=1)
+    # "relaxed": the row's own term of the relaxed estimate, mean_i log(|x_i - w| + eps), in chunks of rows
+    out = np.empty(b.shape[0], dtype=np.float64)
+    t = np.asarray(target, dtype=np.float64)
+    tn = np.einsum("ij,ij->i", t, t)
+    step = max(1, 4_000_000 // max(1, t.shape[0]))
+    for s in range(0, b.shape[0], step):
+        w = b[s : s + step].astype(np.float64)
+        d2 = np.einsum("ij,ij->i", w, w)[:, None] + tn[None, :] - 2.0 * (w @ t.T)
+        out[s : s + step] = np.log(np.sqrt(np.clip(d2, 1e-10, 1e20)) + 1e-8).mean(axis=1)
+    return out
+
+
+def score_rows(ids: np.ndarray, read_rows: Callable[[np.ndarray], np.ndarray], target: np.ndarray, *,
+               how: str = "knn", k: int = 5, block_rows: int = REFINE_BLOCK_ROWS) -> np.ndarray:
+    """Scores (float64, lower is better) of pool rows ``ids``, read ``block_rows`` at a time by ``read_rows``.
+
+    ``how="knn"``: mean distance to the row's ``k`` nearest target points; ``how="relaxed"``: the row's term of
+    the relaxed objective, the mean log distance to every target point. Memory: one block and its scores.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    out = np.empty(ids.shape[0], dtype=np.float64)
+    t = np.ascontiguousarray(target, dtype=np.float32)
+    index = None
+    kk = max(1, min(int(k), t.shape[0]))
+    if how == "knn":
+        index = _faiss().IndexFlatL2(t.shape[1])
+        index.add(t)
+    elif how != "relaxed":
+        raise ValueError(f"unknown row score {how!r}")
+    for s in range(0, ids.shape[0], block_rows):
+        out[s : s + block_rows] = _row_scores(read_rows(ids[s : s + block_rows]), t, index, how, kk)
+    return out
+
+
+def share_order(ids: np.ndarray, read_rows: Callable[[np.ndarray], np.ndarray], target: np.ndarray, n_rows: int,
+                *, block_rows: int = REFINE_BLOCK_ROWS) -> np.ndarray:
+    """Rows ``ids`` in round-robin order over the target: round r gives every target point (in order) its r-th
+    nearest row of ``ids`` unless an earlier one took it; the first ``n_rows`` distinct rows are returned.
+
+    Each target point thus gets an equal share of the selection, as kNN retrieval does, restricted to ``ids``.
+    Streamed: each point's ``m = ceil(n_rows / n_target) + 1`` nearest rows are kept over blocks of rows (an
+    ``(n_target, m)`` table); when collisions leave fewer than ``n_rows`` rows, m is doubled and the rows are
+    read again.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    t = np.ascontiguousarray(target, dtype=np.float32)
+    n = t.shape[0]
+    want = min(int(n_rows), ids.shape[0])
+    if want == 0:
+        return np.empty(0, dtype=np.int64)
+    faiss = _faiss()
+    m = min(ids.shape[0], math.ceil(want / n) + 1)
+    while True:
+        best_d = np.full((n, 0), np.inf, dtype=np.float32)
+        best_i = np.zeros((n, 0), dtype=np.int64)
+        for s in range(0, ids.shape[0], block_rows):
+            blk = ids[s : s + block_rows]
+            index = faiss.IndexFlatL2(t.shape[1])
+            index.add(np.ascontiguousarray(read_rows(blk), dtype=np.float32))
+            d, j = index.search(t, min(m, blk.shape[0]))
+            best_d = np.concatenate([best_d, d], axis=1)
+            best_i = np.concatenate([best_i, blk[j]], axis=1)
+            if best_d.shape[1] > m:
+                o = np.lexsort((best_i, best_d), axis=1)[:, :m]
+                best_d = np.take_along_axis(best_d, o, axis=1)
+                best_i = np.take_along_axis(best_i, o, axis=1)
+        o = np.lexsort((best_i, best_d), axis=1)
+        best_i = np.take_along_axis(best_i, o, axis=1)
+        flat = best_i.T.reshape(-1)  # round-major: round 0 of every target point, then round 1, ...
+        _, first = np.unique(flat, return_index=True)
+        order = flat[np.sort(first)]
+        if order.shape[0] >= want or m >= ids.shape[0]:
+            return order[:want]
+        m = min(ids.shape[0], 2 * m)
+
+
+def refine(chosen: Sequence[int] | np.ndarray, members: ClusterMembers, read_rows: Callable[[np.ndarray], np.ndarray],
+           target: np.ndarray, n_rows: int, *, how: str = "knn", k: int = 5, over: float = 1.5,
+           fallback: np.ndarray | None = None, block_rows: int = REFINE_BLOCK_ROWS) -> np.ndarray:
+    """The row-level second pass: exactly ``min(n_rows, pool rows)`` rows from the chosen clusters.
+
+    The distinct chosen clusters are taken in selection order until they hold ``over * n_rows`` rows (appending
+    ``fallback`` clusters when the chosen ones hold fewer than ``n_rows``); their rows are scored against the
+    target (:func:`score_rows`) and the ``n_rows`` best are kept, best first (ties: lowest row). Empty clusters
+    contribute nothing and a one-row cluster its row. Memory: the candidate rows' ids and scores, one block of
+    rows.
+    """
+    n_rows = check_int(n_rows, "rows", low=0)
+    sizes = np.diff(members.starts)
+    need = math.ceil(max(1.0, float(over)) * n_rows)
+    chosen = np.asarray(chosen, dtype=np.int64)
+    clusters = cover_clusters(chosen, sizes, need, fallback=None)
+    if int(sizes[clusters].sum()) < n_rows:
+        clusters = cover_clusters(chosen, sizes, n_rows, fallback=fallback)
+    parts = [members.members(int(c)) for c in clusters]
+    ids = np.concatenate(parts).astype(np.int64) if parts else np.empty(0, dtype=np.int64)
+    if ids.shape[0] <= n_rows or how == "none":
+        return ids[:n_rows]
+    if how == "share":
+        return share_order(np.sort(ids), read_rows, target, n_rows, block_rows=block_rows)
+    scores = score_rows(np.sort(ids), read_rows, target, how=how, k=k, block_rows=block_rows)
+    srt = np.sort(ids)
+    keep = np.lexsort((srt, scores))[:n_rows]
+    return srt[keep]
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    """What the quantise phase does: ``pool_clusters`` / ``target_clusters`` (0 = not quantised) and ``rule``,
+    the decision in words (it goes into the CLI output, the manifest and the report)."""
+
+    pool_clusters: int
+    target_clusters: int
+    rule: str
+
+
+def plan_clusters(clusters: int | str, target_clusters: int | None, n_pool: int, n_target: int) -> ClusterPlan:
+    """Resolve ``clusters`` (``"auto"`` or K >= 0) and ``target_clusters`` (None: as decided for the pool, or
+    :func:`auto_clusters`' target rule under ``"auto"``) for a pool of ``n_pool`` and a target of ``n_target``
+    rows. An explicit K always wins; K >= ``n_pool`` logs a warning and means no quantisation (every row would be
+    its own cluster)."""
+    if isinstance(clusters, str):
+        if clusters != "auto":
+            from .errors import InvalidParameterError
+
+            raise InvalidParameterError(f"clusters: expected 'auto' or an integer >= 0, got {clusters!r}")
+        kp, kt, rule = auto_clusters(n_pool, n_target)
+        rule = f"auto: {rule}"
+    else:
+        kp = check_int(clusters, "clusters", low=0)
+        kt = kp
+        rule = f"explicit: {kp} pool clusters" if kp else "explicit: no quantisation (clusters=0)"
+        if kp and kp >= n_pool:
+            logger.warning("clusters=%d >= the pool's %d rows: no quantisation (GIO runs on the rows)", kp, n_pool)
+            rule += f" >= the pool's {n_pool} rows, so none"
+            kp = 0
+    if target_clusters is not None:
+        kt = check_int(target_clusters, "target_clusters", low=0)
+        rule += f"; explicit: {kt} target clusters" if kt else "; explicit: target not quantised"
+    if kt >= n_target:
+        kt = 0
+    return ClusterPlan(int(kp), int(kt), rule)
+
+
+def select_candidates(mode: str, centroids: np.ndarray, medoids: np.ndarray, norm_sample: np.ndarray,
+                      take: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, str]:
+    """The quantise phase's candidates: ``(points, resolved mode)``.
+
+    ``medoids`` are the member rows nearest each (non-empty) cluster's centroid (:func:`medoid_ids`),
+    ``norm_sample`` a sample of pool rows whose norms say whether the pool lies on the unit sphere (then
+    ``"renormalized"`` scales the centroids to norm 1; otherwise it falls back to the raw centroids), ``take``
+    reads pool rows by id (used for the medoids only: K rows).
+    """
+    resolved = resolve_candidates(mode, on_unit_sphere(norm_sample))
+    points = candidate_points(resolved, centroids, lambda: take(np.asarray(medoids, dtype=np.int64)))
+    logger.info("quantised candidates: %s (%d clusters)", resolved, points.shape[0])
+    return points, resolved
+
+
+def quantized_rows(picks: np.ndarray, members: ClusterMembers, take: Callable[[np.ndarray], np.ndarray],
+                   target: np.ndarray, candidates: np.ndarray, n_rows: int | None, *, how: str = "knn",
+                   k: int = 5, over: float = 1.5, limit: int | None = None, seed: int = 0) -> np.ndarray:
+    """The explode phase: pool rows of a quantised selection.
+
+    Without a row count (``n_rows=None``: GIO's stopping rule set the size) or with ``how="none"`` this is the
+    paper's explode (:func:`explode`: every chosen cluster whole, ``limit`` cutting the last one). Otherwise the
+    row-level pass (:func:`refine`) returns exactly ``min(n_rows, pool rows)`` rows, taken from the chosen
+    clusters and, when those hold too few, from the clusters whose candidates lie nearest the target (mean
+    distance to their ``k`` nearest target points).
+    """
+    picks = np.asarray(picks, dtype=np.int64)
+    if how == "none" or n_rows is None:
+        return explode(picks, members, limit=limit, seed=seed)
+    rows = min(int(n_rows), int(members.starts[-1]))
+    cand = np.ascontiguousarray(candidates, dtype=np.float32)
+    fallback = None
+    if int(np.diff(members.starts)[np.unique(picks)].sum()) < rows:
+        fallback = np.lexsort((np.arange(cand.shape[0]),
+                               score_rows(np.arange(cand.shape[0]), lambda i: cand[i], target, how="knn", k=k)))
+    return refine(picks, members, take, target, rows, how=how, k=k, over=over, fallback=fallback)

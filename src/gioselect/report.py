@@ -514,10 +514,14 @@ def _selected_text(manifest: Mapping[str, Any]) -> str:
 def _quantization_text(manifest: Mapping[str, Any]) -> str:
     """``none`` or ``P pool clusters, T target clusters`` (plain text)."""
     q = _get(manifest, "quantization")
+    rule = _get(manifest, "clusters_decision", "rule")
+    why = f" ({_fmt(rule)})" if rule is not None else ""
     if q is None:
-        return "none" if isinstance(manifest, Mapping) and "quantization" in manifest else _NA
+        return ("none" + why) if isinstance(manifest, Mapping) and "quantization" in manifest else _NA
+    cands = _get(q, "candidates")
+    what = f", candidates: {_fmt(cands)}" if cands is not None else ""
     return (f"{_fmt(_get(q, 'pool_clusters'))} pool clusters, "
-            f"{_fmt(_get(q, 'target_clusters'))} target clusters")
+            f"{_fmt(_get(q, 'target_clusters'))} target clusters{what}{why}")
 
 
 # --------------------------------------------------------------------------------------------- HTML
@@ -830,7 +834,7 @@ def render_summary_text(manifest: dict) -> str:
         f"selected {_selected_text(m)} of {_fmt(_get(m, 'counts', 'pool_rows'))} pool rows "
         f"(target: {_fmt(_get(m, 'counts', 'target_rows'))} rows)",
     ]
-    if _get(m, "quantization") is not None:
+    if _get(m, "quantization") is not None or _get(m, "clusters_decision") is not None:
         lines.append(f"quantisation: {_quantization_text(m)}")
     lines.append(f"stop reason: {_fmt(_get(m, 'stop_reason'))}")
     lines.extend(f"WARNING: {_fmt(w)}" for w in _warnings(m))

@@ -4,130 +4,52 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .errors import InvalidInputError, InvalidParameterError
 from .exclude import block_candidates
-from .optimize import GIOParams, GIOSearch, PickEvent
-from .validation import check_embeddings, check_int, check_real
+from .optimize import GIOParams, PickEvent
+from .search import (
+    GIOResult,
+    auto_budget,
+    make_search,
+    result_from_search,
+    validate_fit_inputs,
+    with_size_estimate,
+)
+from .validation import check_int, check_real
 
-__all__ = ["GIOResult", "GIOSelector", "QuantizedSelection", "select", "select_quantized"]
+# GIOResult, make_search and the helpers around them live in gioselect.search; re-exported here.
+__all__ = ["GIOResult", "GIOSelector", "QuantizedSelection", "auto_budget", "make_search", "result_from_search",
+           "select", "select_quantized", "validate_fit_inputs", "with_size_estimate"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class GIOResult:
-    """The outcome of one GIO run.
-
-    Attributes
-    ----------
-    selected_indices : ndarray of int64, shape (s,)
-        Rows of the pool (or of the candidates, when quantised) in selection order; start points excluded.
-        A row can appear twice only after a reset (``resets_allowed``).
-    kl_trace : ndarray of float64, shape (s,)
-        The objective (relaxed k-NN KL of target vs start set + selection) after each accepted pick.
-    initial_kl : float
-        The objective of the start set alone.
-    stop_reason : str
-        The criterion that fired, or ``"max_iter"``, ``"budget"``, ``"pool_exhausted"``.
-    n_iter : int
-        Picks evaluated, including one rejected by the stopping rule and ones undone by a reset.
-    n_resets : int
-        Pool refills done (``resets_allowed``).
-    start_points : ndarray, shape (m0, d)
-        The start set the estimate included (uniform points, pool rows, or the given ``init``).
-    init_indices : ndarray of int64 or None
-        Pool rows used as start points with ``random_init_pct``.
-    scale_factor : float
-        The gradient scale used (computed once when ``scale_factor='auto'``).
-    """
-
-    selected_indices: np.ndarray
-    kl_trace: np.ndarray
-    initial_kl: float
-    stop_reason: str
-    n_iter: int
-    n_resets: int
-    start_points: np.ndarray
-    init_indices: np.ndarray | None
-    scale_factor: float
-    params: dict[str, Any] = field(default_factory=dict)
-
-
-def validate_fit_inputs(
-    pool: Any, target: Any, init: Any, params: GIOParams
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Check pool, target (more than ``k`` rows, the pool's dimension) and an optional start set; float arrays."""
-    pool_ = check_embeddings(pool, "pool")
-    target_ = check_embeddings(target, "target", dim=pool_.shape[1])
-    if target_.shape[0] <= params.k:
-        raise InvalidInputError(
-            f"target: has {target_.shape[0]} rows; the k-NN estimator needs more than k={params.k} "
-            f"(lower k or add target rows)"
-        )
-    init_ = None
-    if init is not None:
-        init_ = check_embeddings(init, "init", dim=pool_.shape[1], dtype=np.float64)
-    return pool_, target_, init_
-
-
-def make_search(
-    pool: np.ndarray,
-    target: np.ndarray,
-    params: GIOParams,
-    *,
-    seed: int | np.random.Generator | None = None,
-    init: np.ndarray | None = None,
-    weights: np.ndarray | None = None,
-    budget: float | None = None,
-    budget_exact: bool = False,
-) -> GIOSearch:
-    """A :class:`GIOSearch` on validated inputs (for callers that drive the loop themselves)."""
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    if params.objective != "relaxed":
-        from .exact import ExactGreedySearch
-
-        return ExactGreedySearch(pool, target, params, rng, init=init, weights=weights,  # type: ignore[return-value]
-                                 budget=budget, budget_exact=budget_exact)
-    return GIOSearch(pool, target, params, rng, init=init, weights=weights, budget=budget,
-                     budget_exact=budget_exact)
-
-
-def result_from_search(search: GIOSearch) -> GIOResult:
-    """Freeze a finished (or interrupted) search into a :class:`GIOResult`."""
-    st = search.state
-    return GIOResult(
-        selected_indices=np.asarray(st.selected, dtype=np.int64),
-        kl_trace=np.asarray(st.kl_trace, dtype=np.float64),
-        initial_kl=float(search.initial_kl),
-        stop_reason=str(st.stop_reason),
-        n_iter=st.n_iter,
-        n_resets=st.num_resets,
-        start_points=search.start_points,
-        init_indices=search.init_indices,
-        scale_factor=float(search.scale),  # NaN for the exact objectives (no gradient)
-        params=dict(search.params.__dict__),
-    )
 
 
 class GIOSelector:
     """Select the rows of a pool whose distribution is closest to a target set (GIO).
 
     Greedily minimises the relaxed k-NN estimate of KL(target || start set + selection): each next point is
-    found by gradient descent in embedding space and snapped to the nearest unused pool row.
+    found by gradient descent in embedding space and snapped to the nearest unused pool row. By default the
+    run selects as many rows as the pool is estimated to hold rows drawn like the target
+    (``stop_criterion="auto"``); ``budget=N`` selects exactly N.
 
     Parameters
     ----------
     k : int, default 5
         Neighbour rank of the k-NN estimator (the target needs more than k rows).
-    max_iter : int or None, default 100
-        Most points accepted (``None``: no limit besides the pool and the stopping criterion).
-    stop_criterion : str, default "increase"
-        ``"increase"`` (the objective went up), ``"max_resets"`` (went up again after ``max_resets`` resets,
+    max_iter : int or None, default None
+        Most points accepted (``None``: no limit besides the pool, the budget and the stopping criterion).
+    stop_criterion : str, default "auto"
+        ``"auto"``: select as many rows as the pool is estimated to hold rows drawn like the target
+        (:func:`gioselect.sizing.estimate_target_rows`: positive-unlabeled learning, Elkan & Noto 2008), i.e.
+        the run's budget is that estimate; ``size_estimate_`` records it. The criteria of grad-info-opt, which
+        watch the objective's trace and stop where it rises or flattens: ``"increase"`` (the objective went
+        up; the reference's default, which stops 1-2 orders of magnitude before the best size in
+        EXPERIMENTS.md, "Automatic size and defaults"), ``"max_resets"`` (went up again after ``max_resets`` resets,
         each caused by an increase; needs ``resets_allowed``), ``"min_difference"`` (improvement below
         ``min_difference``),
         ``"sequential_increase_tolerance"`` (more than ``max_sequential_increases`` increases in a row),
@@ -143,8 +65,9 @@ class GIOSelector:
         optimum. The default departs from the reference on evidence (EXPERIMENTS.md, "Relaxed gradient vs
         exact greedy"): with ``"mean"`` every search ends near the same spot, the selection grows outward from
         it and fills one component of a multi-modal target; ``"jump"`` follows the target's components in
-        proportion. With ``"jump"`` the ``"increase"`` rule tends to stop early: give ``budget``/``max_iter``
-        with another criterion when a size is wanted.
+        proportion (with the automatic size it was the best mode on the mixture and image tasks of
+        EXPERIMENTS.md, "Automatic size and defaults", and 0.014 F1 behind ``"mean"`` on BBC
+        sentences). With ``"jump"`` the reference's ``"increase"`` rule stops at the first noisy rise.
     grad_desc_iter : int, default 50
         Gradient steps per pick (x3 on the first pick, after a reset, and with ``random_restart_prob``).
     lr : float, default 0.01
@@ -153,9 +76,14 @@ class GIOSelector:
         Gradient scale; ``"auto"`` is ``|v0| / |grad(v0)|``, computed once per run.
     random_restart_prob : float in [0, 1], default 0
         Probability of a 3x-long gradient search at each pick.
+    start : {"box", "unit"}, default "box"
+        The start set when neither ``init`` nor ``random_init_pct`` is given (relaxed objective only):
+        ``uniform_start_size`` points uniform in the target's bounding box (``"box"``: the same at any scale
+        and offset of the data), or the reference's uniform points in [low, high]^d, scaled to unit norm when
+        ``normalize`` (``"unit"``: sensible only for unit-norm embeddings; on a pool of vectors around 100 its
+        start points lie far from everything). They stay in the estimate.
     uniform_low, uniform_high, uniform_start_size, normalize : default -1, 1, 20, True
-        The start set when neither ``init`` nor ``random_init_pct`` is given: ``uniform_start_size`` points
-        uniform in [low, high]^d, scaled to unit norm when ``normalize``. They stay in the estimate.
+        ``start="unit"``'s range and normalisation; ``uniform_start_size`` applies to both.
     random_init_pct : float in [0, 1], default 0
         Start instead from this fraction of the pool's rows (drawn at random; they remain candidates).
     discard_nearest_for_xy : bool, default False
@@ -168,7 +96,8 @@ class GIOSelector:
         row that lowers it most (no start points, no gradient options; better than relaxed at small budgets in
         EXPERIMENTS.md). See :mod:`gioselect.exact`.
     budget : int, optional
-        Most rows in the selection (with ``weights``, the most total weight).
+        Rows in the selection (with ``weights``, the most total weight): the run selects exactly this many
+        (or the whole pool when smaller) whatever ``stop_criterion`` says, only ``max_iter`` can end it first.
     seed : int, optional
         Seeds every random choice (start set, ``jump``, restarts). Same seed, same inputs, same selection.
     reference_max_iter, reference_sequential_bug, reference_max_resets_bug : bool, default False
@@ -184,6 +113,8 @@ class GIOSelector:
     initial_kl_ : float
     stop_reason_ : str
     n_iter_ : int
+    size_estimate_ : SizeEstimate or None
+        The automatic size (``stop_criterion="auto"`` and no ``budget``), with the estimator's diagnostics.
     result_ : GIOResult
         All of the above and more.
     n_pool_, n_features_in_ : int
@@ -214,8 +145,8 @@ class GIOSelector:
         self,
         *,
         k: int = 5,
-        max_iter: int | None = 100,
-        stop_criterion: str = "increase",
+        max_iter: int | None = None,
+        stop_criterion: str = "auto",
         min_difference: float = 0.0,
         resets_allowed: bool = False,
         max_resets: int = 2,
@@ -233,6 +164,7 @@ class GIOSelector:
         uniform_low: float = -1.0,
         uniform_high: float = 1.0,
         uniform_start_size: int = 20,
+        start: str = "box",
         eps: float = 1e-8,
         objective: str = "relaxed",
         budget: int | None = None,
@@ -261,6 +193,7 @@ class GIOSelector:
         self.uniform_low = uniform_low
         self.uniform_high = uniform_high
         self.uniform_start_size = uniform_start_size
+        self.start = start
         self.eps = eps
         self.objective = objective
         self.budget = budget
@@ -346,12 +279,20 @@ class GIOSelector:
                 )
         if self.seed is not None and not isinstance(self.seed, np.random.Generator):
             check_int(self.seed, "seed", low=0)
-        search = make_search(pool_, target_, params, seed=self.seed, init=init_, weights=w, budget=budget)
+        if self.seed is not None and not isinstance(self.seed, np.random.Generator):
+            seed: int | np.random.Generator | None = int(self.seed)
+        else:
+            seed = self.seed
+        est = None
+        if w is None:
+            budget, est = auto_budget(pool_, target_, params, budget, seed)
+        search = make_search(pool_, target_, params, seed=seed, init=init_, weights=w, budget=budget)
         block_candidates(search, blocked)
         for event in search.run():
             if callback is not None:
                 callback(event)
-        self._set_result(result_from_search(search))
+        self._set_result(with_size_estimate(result_from_search(search), est))
+        self.size_estimate_ = est
         return self
 
     def _set_result(self, res: GIOResult) -> None:
@@ -508,24 +449,36 @@ def select(pool: Any, target: Any, init: Any = None, **params: Any) -> GIOResult
 
 @dataclass(frozen=True)
 class QuantizedSelection:
-    """In-memory GIO with optional quantisation: ``ids`` are pool rows in selection order (clusters exploded)."""
+    """In-memory GIO with optional quantisation.
+
+    ``ids`` are pool rows: in selection order without quantisation; with it, the rows the row-level pass kept
+    (best first) or, with ``refine="none"``, the chosen clusters exploded. ``clusters_rule`` says how K was
+    decided and ``candidates`` what stood for a cluster (None when not quantised).
+    """
 
     ids: np.ndarray
     result: GIOResult
     n_candidates: int
     n_target_points: int
+    clusters_rule: str = ""
+    candidates: str | None = None
     frame: Any = None  # the selected rows as the pool's kind of frame, when a frame came in (gioselect.frames)
     exclusion: Any = None  # gioselect.exclude.Exclusion, with exclude=
 
 
-def select_quantized(pool: Any, target: Any, *, clusters: int = 0, target_clusters: int | None = None,
+def select_quantized(pool: Any, target: Any, *, clusters: int | str = "auto", target_clusters: int | None = None,
                      budget: int | None = None, budget_exact: bool = False, seed: int = 0,
+                     candidates: str = "auto", refine: str = "knn", refine_over: float = 1.5,
                      **params: Any) -> QuantizedSelection:
     """GIO on in-memory arrays with the pipeline's quantise-explode (``clusters=0``: on the rows themselves).
 
-    The same steps as ``gioselect select`` without the files: K-means of the pool into ``clusters`` (and of the
-    target into ``target_clusters``, default ``clusters``, when it is larger), GIO on the centroids with cluster
-    sizes counted against ``budget`` (rows), then each chosen cluster exploded to its rows (ascending).
+    The same steps as ``gioselect select`` without the files: ``clusters="auto"`` decides K from the sizes
+    (:func:`gioselect.quantize.plan_clusters`); K-means of the pool into K clusters (and of the target into
+    ``target_clusters`` when it is larger), GIO on one candidate per cluster (``candidates``: medoids by
+    default), then the row-level pass (``refine``) keeps the best rows of the chosen clusters: exactly
+    ``budget`` rows when a budget is given (GIO then counts cluster sizes to ``refine_over * budget``), else one
+    row per distinct pick. ``refine="none"`` explodes the chosen clusters whole (the paper's method; ``budget``
+    and ``budget_exact`` then act as in the pipeline).
 
     ``pool``/``target`` may be frames (:mod:`gioselect.frames`; then ``.frame`` holds the selected rows as the
     pool's kind of frame), and ``params`` may hold ``vector_column``, ``text_column``, ``model``, ``exclude`` and
@@ -543,38 +496,10 @@ def select_quantized(pool: Any, target: Any, *, clusters: int = 0, target_cluste
 
         return select_quantized_frame(select_quantized, pool, target, clusters=clusters,
                                       target_clusters=target_clusters, budget=budget, budget_exact=budget_exact,
-                                      seed=seed, **params)
-    from .quantize import ClusterMembers, explode, quantize_array
+                                      seed=seed, candidates=candidates, refine=refine, refine_over=refine_over,
+                                      **params)
+    from .job.arrays import select_arrays
 
-    gp = GIOParams(**params).validate()
-    pool_, target_, _ = validate_fit_inputs(pool, target, None, gp)
-    check_int(clusters, "clusters", low=0)
-    check_int(seed, "seed", low=0)
-    if budget is not None:
-        check_int(budget, "budget", low=1)
-    from .job.seeds import Seeds
-
-    seeds = Seeds(seed)  # the file job's sub-seeds for the same seed
-    s_pool, s_target, s_gio = seeds.pool_kmeans, seeds.target_kmeans, seeds.gio
-    kt = clusters if target_clusters is None else check_int(target_clusters, "target_clusters", low=0)
-    target_c = target_
-    if kt > 0 and target_.shape[0] > kt:
-        target_c = quantize_array(target_, kt, seed=s_target).centroids
-    if clusters > 0 and pool_.shape[0] > clusters:
-        q = quantize_array(pool_, clusters, seed=s_pool)
-        search = make_search(q.centroids, target_c, gp, seed=s_gio, weights=q.sizes,
-                             budget=None if budget is None else float(budget), budget_exact=budget_exact)
-        for _ in search.run():
-            pass
-        res = result_from_search(search)
-        ids = explode(res.selected_indices, ClusterMembers(q.labels, q.centroids.shape[0]),
-                      limit=budget if budget_exact else None, seed=seeds.explode)
-        return QuantizedSelection(ids, res, int(q.centroids.shape[0]), int(target_c.shape[0]))
-    search = make_search(pool_, target_c, gp, seed=s_gio, budget=None if budget is None else float(budget),
-                         budget_exact=budget_exact)
-    for _ in search.run():
-        pass
-    res = result_from_search(search)
-    _, first = np.unique(res.selected_indices, return_index=True)
-    ids = res.selected_indices[np.sort(first)]
-    return QuantizedSelection(ids, res, int(pool_.shape[0]), int(target_c.shape[0]))
+    return select_arrays(pool, target, clusters=clusters, target_clusters=target_clusters, budget=budget,
+                         budget_exact=budget_exact, seed=seed, candidates=candidates, refine=refine,
+                         refine_over=refine_over, **params)

@@ -22,7 +22,7 @@ import contextlib
 import json
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -195,6 +195,10 @@ def run_select_spark(
         pyspark is not installed.
     """
     cfg = cfg.validate()
+    # The Spark job always quantises (clusters="auto" is the paper's K) and, for now, runs the paper's
+    # candidates and explode: raw centroids, chosen clusters exploded whole.
+    cfg = replace(cfg, clusters=DEFAULT_CLUSTERS if cfg.clusters == "auto" else cfg.clusters,
+                  candidates="centroid", refine="none")
     check_int(cfg.clusters, "clusters", low=1)
     if kmeans not in KMEANS_METHODS:
         raise InvalidParameterError(f"kmeans must be one of {KMEANS_METHODS}, got {kmeans!r}")
@@ -366,7 +370,8 @@ def _phases(
 
     # -- quantise the pool ---------------------------------------------------------------------------------
     t0 = time.monotonic()
-    quantized = pool.n_rows > cfg.clusters
+    n_clusters = int(cfg.clusters)  # resolved to an integer by run_spark_select
+    quantized = pool.n_rows > n_clusters
     qfile = work / "pool_quantization.npz"
     apath = work / "pool_assignment.parquet"
     kmeans_sample = 0
@@ -380,9 +385,9 @@ def _phases(
             engine.kmeans_used["pool"] = str(q["kmeans"])
             assignment = engine.load_assignment(str(apath))
         else:
-            with prog(f"K-means ({cfg.clusters} clusters, spark)", None, "step") as upd:
+            with prog(f"K-means ({n_clusters} clusters, spark)", None, "step") as upd:
                 raw_centroids, kmeans_sample = engine.kmeans(
-                    pool, cfg.clusters, seed=seeds["pool_kmeans"], niter=cfg.kmeans_iter
+                    pool, n_clusters, seed=seeds["pool_kmeans"], niter=cfg.kmeans_iter
                 )
                 upd(1)
             with prog("assigning pool rows (spark)", None, "step") as upd:
@@ -407,7 +412,7 @@ def _phases(
 
     # -- the target ----------------------------------------------------------------------------------------
     t0 = time.monotonic()
-    kt = cfg.clusters if cfg.target_clusters is None else cfg.target_clusters
+    kt = n_clusters if cfg.target_clusters is None else cfg.target_clusters
     target_quantized = kt > 0 and n_target > kt
     target_arr: np.ndarray | None = None
     tfile = work / "target_quantization.npz"

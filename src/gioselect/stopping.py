@@ -1,9 +1,14 @@
 """Stopping criteria of the GIO loop: small objects behind one protocol, chosen by name only at the edge.
 
-The six criteria are those of grad-info-opt 0.1.2 (``stop_criterion=...``). Each is asked, after the
+Six criteria are those of grad-info-opt 0.1.2 (``stop_criterion=...``); the seventh, ``"auto"`` (the
+default), never fires by itself: the size comes from :func:`gioselect.sizing.estimate_target_rows` (how many
+pool rows are drawn like the target), which the selector, ``select_quantized`` and the pipeline turn into the
+run's row budget before it starts. Each is asked, after the
 candidate pick has been evaluated and before it is accepted, whether the loop should stop. What happens then
 (stop, or with ``resets_allowed`` refill the pool and go on) is the loop's business, not the criterion's.
-``max_iter`` and a row budget are not criteria here: they always apply, whatever the criterion.
+``max_iter`` and a row budget are not criteria here: they always apply, whatever the criterion. A budget
+also silences the criterion: a run given a budget of N rows returns N rows (or the whole pool, if smaller),
+whatever ``stop_criterion`` says.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from .validation import check_choice, check_fraction, check_int, check_real
 
 __all__ = [
     "CRITERIA",
+    "Auto",
     "DataSize",
     "Increase",
     "MaxResets",
@@ -143,8 +149,23 @@ class DataSize:
         return ctx.n_accepted > int(self.max_data_size * ctx.pool_size)
 
 
+@dataclass(frozen=True)
+class Auto:
+    """Never fires: the run's size is the row budget set from the estimated number of target-like pool rows.
+
+    See :mod:`gioselect.sizing`. A search built directly with ``stop_criterion="auto"`` and no budget runs to
+    ``max_iter`` or the end of the pool.
+    """
+
+    name: ClassVar[str] = "auto"
+
+    def triggered(self, ctx: StopContext) -> bool:
+        return False
+
+
 #: Registry: criterion name -> (class, name of its one parameter or None).
 CRITERIA: dict[str, tuple[type, str | None]] = {
+    "auto": (Auto, None),
     "increase": (Increase, None),
     "max_resets": (MaxResets, "max_resets"),
     "min_difference": (MinDifference, "min_difference"),

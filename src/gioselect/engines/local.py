@@ -18,6 +18,7 @@ from ..quantize import (
     assign_blocks,
     drop_empty,
     kmeans_centroids,
+    medoid_ids,
     training_sample_indices,
 )
 
@@ -71,14 +72,17 @@ class LocalEngine:
         return cents, int(idx.shape[0])
 
     def assign(self, source: EmbeddingSource, centroids: np.ndarray, *,
-               progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               progress: Callable[[int], None] | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Stream the pool and label every row with its nearest centroid; drop empty clusters.
 
-        Returns (centroids of non-empty clusters, their sizes, labels into them).
+        Returns (centroids of non-empty clusters, their sizes, labels into them, and each one's medoid: the
+        member row nearest its centroid).
         """
-        labels, _ = assign_blocks(source.iter_blocks(self.block_rows(source.dim)), centroids, source.n_rows,
-                                  progress=progress)
-        return drop_empty(centroids, labels)
+        labels, sq = assign_blocks(source.iter_blocks(self.block_rows(source.dim)), centroids, source.n_rows,
+                                   progress=progress)
+        cents, sizes, labels = drop_empty(centroids, labels)
+        return cents, sizes, labels, medoid_ids(labels, sq, cents.shape[0])
 
     def take(self, source: EmbeddingSource, ids: np.ndarray) -> np.ndarray:
         """Rows ``ids`` of the pool (float32, in the given order)."""

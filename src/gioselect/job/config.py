@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from ..errors import InvalidParameterError
 from ..optimize import GIOParams
-from ..quantize import DEFAULT_CLUSTERS
+from ..quantize import CANDIDATE_MODES, REFINE_MODES
 from ..validation import check_int, check_real
 
 __all__ = [
@@ -101,8 +101,12 @@ def parse_budget(text: str | int | None, pool_rows: int) -> int | None:
 class SelectConfig:
     """Everything that defines a selection run (what goes into the run record and the resume fingerprint).
 
+    ``clusters="auto"`` decides from the pool and target sizes (:func:`gioselect.quantize.auto_clusters`);
     ``clusters=0`` turns quantisation off (GIO runs on the pool rows themselves). ``target_clusters=None``
-    uses ``clusters`` for the target too. ``budget`` is ``"N"`` rows or ``"P%"`` of the pool.
+    uses ``clusters`` for the target too. ``candidates`` is what stands for a cluster in GIO
+    (:data:`gioselect.quantize.CANDIDATE_MODES`), ``refine`` the row-level pass that picks the rows of the chosen
+    clusters (``"none"``: explode them whole), ``refine_over`` how many rows' worth of clusters it ranks per
+    selected row. ``budget`` is ``"N"`` rows or ``"P%"`` of the pool.
     """
 
     pool: Path
@@ -111,8 +115,11 @@ class SelectConfig:
     params: GIOParams = field(default_factory=GIOParams)
     embedding_field: str | None = None
     target_embedding_field: str | None = None
-    clusters: int = DEFAULT_CLUSTERS
+    clusters: int | str = "auto"
     target_clusters: int | None = None
+    candidates: str = "auto"
+    refine: str = "knn"
+    refine_over: float = 1.5
     kmeans_iter: int = 20
     budget: str | None = None
     budget_exact: bool = False
@@ -135,7 +142,16 @@ class SelectConfig:
 
     def validate(self) -> SelectConfig:
         self.params.validate()
-        check_int(self.clusters, "clusters", low=0)
+        if self.clusters != "auto":
+            if isinstance(self.clusters, str):
+                raise InvalidParameterError(f"clusters: expected 'auto' or an integer >= 0, got {self.clusters!r}")
+            check_int(self.clusters, "clusters", low=0)
+        if self.candidates not in CANDIDATE_MODES:
+            raise InvalidParameterError(
+                f"candidates: expected one of {', '.join(CANDIDATE_MODES)}, got {self.candidates!r}")
+        if self.refine not in REFINE_MODES:
+            raise InvalidParameterError(f"refine: expected one of {', '.join(REFINE_MODES)}, got {self.refine!r}")
+        check_real(self.refine_over, "refine_over", low=1.0)
         if self.target_clusters is not None:
             check_int(self.target_clusters, "target_clusters", low=0)
         check_int(self.kmeans_iter, "kmeans_iter", low=1)
@@ -157,7 +173,7 @@ class SelectConfig:
                     f"(embedding_field={emb!r}), not both; drop one of them"
                 )
         kt = self.clusters if self.target_clusters is None else self.target_clusters
-        if 0 < kt <= self.params.k:
+        if isinstance(kt, int) and 0 < kt <= self.params.k:
             name = "target_clusters (--target-clusters)" if self.target_clusters is not None else (
                 "clusters (--clusters; the target uses it too unless --target-clusters is given)")
             raise InvalidParameterError(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import numpy as np
 
 from ..exclude import block_candidates
 from ..optimize import PickEvent, single_threaded_blas
-from ..selector import make_search
+from ..selector import auto_budget, make_search
 from .config import Progress, SelectConfig
 from .workdir import Checkpointer, load_gio_state
 
@@ -29,12 +29,30 @@ def run_gio(cfg: SelectConfig, candidates: np.ndarray, target: np.ndarray, sizes
             blocked: np.ndarray | None = None, on_pick: PickHook | None = None) -> Any:
     """GIO on the candidates, resumed from and checkpointed to ``work`` (None: in memory, no checkpoints).
 
-    Returns the finished search (``GIOSearch`` or ``ExactGreedySearch``).
+    Returns the finished search (``GIOSearch`` or ``ExactGreedySearch``). With ``stop_criterion="auto"`` and no
+    ``budget_rows`` (a caller that did not size the run from the pool's rows, as the local job does), the size is
+    estimated here from the candidates, each standing for its cluster's rows (``sizes``), and kept in
+    ``search.size_estimate``.
     """
+    if budget_rows is None and cfg.params.stop_criterion == "auto":
+        sz = np.asarray(sizes, dtype=np.int64)
+
+        def rows_as_centroids() -> Iterator[np.ndarray]:
+            for i in range(candidates.shape[0]):
+                row = np.asarray(candidates[i], dtype=np.float32)[None, :]
+                for s0 in range(0, int(sz[i]), 65536):
+                    yield np.broadcast_to(row, (min(65536, int(sz[i]) - s0), row.shape[1]))
+
+        _, est = auto_budget(rows_as_centroids, target, cfg.params, None, seed)
+        assert est is not None
+        budget_rows = est.rows
+        sizes = sz
+    else:
+        est = None
     search = make_search(candidates, target, cfg.params, seed=seed,
                          weights=sizes if budget_rows is not None else None,
                          budget=float(budget_rows) if budget_rows is not None else None,
-                         budget_exact=cfg.budget_exact)
+                         budget_exact=budget_rows is not None)
     block_candidates(search, blocked)  # the exclusion set's rows (gioselect.exclude)
     ckpt = None
     if work is not None:
@@ -56,4 +74,5 @@ def run_gio(cfg: SelectConfig, candidates: np.ndarray, target: np.ndarray, sizes
                 on_pick(ev)
             if ckpt is not None:
                 ckpt.maybe(search, force=search.done)
+    search.size_estimate = est  # type: ignore[attr-defined]
     return search

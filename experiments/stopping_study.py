@@ -1,0 +1,299 @@
+"""Automatic size and defaults: where each stop rule lands on GIO's own curve, and which GIO mode to default to.
+
+Tasks (each a pool that is a mixture of target-like rows and others, so "how many" has an answer):
+
+* ``bbc`` - BBC News sentences (all-MiniLM-L6-v2, 384-D, unit norm; ``experiments/common.py``'s corpus). For
+  each target domain, the target is sentences of 10% of the domain's articles (held out of the pool), split
+  in half: one half to select with, one to measure energy distance on. The pool is ``pool`` sentences drawn
+  evenly from the five domains' other articles, so about 1/5 is the target's domain. Yardstick: F1 of
+  retrieving the pool's rows of the target's domain.
+* ``fashion`` - Fashion-MNIST quality mix: a pool of training images of which half are corrupted (noise,
+  occlusion, blur, as in ``experiments/fashion_mnist.py``), a clean target from the test set; PCA-50 pixel
+  features fitted on the pool. Yardsticks: F1 of retrieving the clean rows, and the accuracy on clean test
+  images of a 1-NN classifier trained on the selection (labels the selector never sees).
+* ``mixture`` - 16-D Gaussian mixture: the target is 60/30/10 over three components; the pool holds those
+  three in the same proportions (40% of the pool) and two other components (60%). Yardstick: F1 of
+  retrieving the three target components' rows, and energy distance to a held-out target sample.
+
+For every task, seed and GIO mode (``relaxed-jump``, ``relaxed-mean``, ``exact``) GIO runs to a large budget
+(the curve: the yardsticks at a grid of prefix sizes; with a budget no stop rule fires, so every prefix is the
+selection that budget would give), once with the reference's ``increase`` stop (where it ends), and the size
+estimator (:func:`gioselect.sizing.estimate_target_rows`, the ``stop_criterion="auto"`` size) is scored on
+the same curve. Reported: mean +- std over seeds of each yardstick at the best size on the curve, at the
+``auto`` size and at the ``increase`` size.
+
+Usage: ``python experiments/stopping_study.py --size full [--seed 0] [--out experiments/results]``;
+``--size small`` runs in seconds (the tests use it); ``--tasks bbc,mixture`` picks tasks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from common import DOMAINS, bbc_corpus, bbc_corpus_embeddings, jsonable, markdown_table, result_paths, write_json
+
+from gioselect import GIOSelector
+from gioselect.evaluate import energy_distance
+from gioselect.sizing import estimate_target_rows
+
+NAME = "stopping_study"
+MODES: dict[str, dict[str, Any]] = {
+    "relaxed-jump": {"objective": "relaxed", "v_init": "jump"},
+    "relaxed-mean": {"objective": "relaxed", "v_init": "mean"},
+    "exact": {"objective": "exact"},
+}
+CONFIG: dict[str, dict[str, Any]] = {
+    "small": {"seeds": 2, "bbc": {"pool": 600, "domains": ("tech",), "target": 60},
+              "fashion": {"pool": 400, "target": 60, "pca": 10},
+              "mixture": {"pool": 500, "target": 80, "d": 8}, "curve_factor": 2.0, "points": 8},
+    "full": {"seeds": 3, "bbc": {"pool": 5000, "domains": ("business", "sports", "tech"), "target": 200},
+             "fashion": {"pool": 2000, "target": 200, "pca": 50},
+             "mixture": {"pool": 3000, "target": 300, "d": 16}, "curve_factor": 2.0, "points": 14},
+}
+
+logger = logging.getLogger(NAME)
+
+
+# -- tasks -------------------------------------------------------------------------------------------------
+def task_bbc(cfg: dict[str, Any], domain: str, seed: int, cache: dict[str, Any]) -> dict[str, Any]:
+    if "emb" not in cache:
+        recs = bbc_corpus()
+        cache["emb"] = bbc_corpus_embeddings(recs)
+        cache["dom"] = np.array([DOMAINS.index(r["domain"]) for r in recs])
+        cache["art"] = np.array([r["article"] for r in recs])
+    emb, dom, art = cache["emb"], cache["dom"], cache["art"]
+    rng = np.random.default_rng([seed, 1])
+    di = DOMAINS.index(domain)
+    arts = np.unique(art[dom == di])
+    held = rng.choice(arts, size=max(2, arts.shape[0] // 10), replace=False)
+    in_target = (dom == di) & np.isin(art, held)
+    t_rows = rng.permutation(np.flatnonzero(in_target))[: 2 * cfg["target"]]
+    per = cfg["pool"] // len(DOMAINS)
+    pool_rows = np.concatenate([rng.choice(np.flatnonzero((dom == j) & ~in_target), per, replace=False)
+                                for j in range(len(DOMAINS))])
+    pool_rows = rng.permutation(pool_rows)
+    half = t_rows.shape[0] // 2
+    return {"pool": emb[pool_rows], "target": emb[t_rows[:half]], "holdout": emb[t_rows[half:]],
+            "positive": dom[pool_rows] == di, "labels": None}
+
+
+def task_fashion(cfg: dict[str, Any], seed: int, cache: dict[str, Any]) -> dict[str, Any]:
+    import fashion_mnist as fm
+
+    if "fm" not in cache:
+        data_dir = fm.find_data()
+        if data_dir is None:
+            raise FileNotFoundError("Fashion-MNIST not found: apt-get install -y dataset-fashion-mnist")
+        cache["fm"] = fm.load_data(data_dir)
+    d = cache["fm"]
+    rng = np.random.default_rng([seed, 2])
+    idx = rng.choice(d["xtr"].shape[0], cfg["pool"], replace=False)
+    imgs = d["xtr"][idx].astype(np.float32) / 255.0
+    bad = rng.permutation(cfg["pool"]) < cfg["pool"] // 2
+    imgs[bad] = fm.corrupt(imgs[bad], rng.integers(0, 3, int(bad.sum())), rng)
+    te = rng.permutation(d["xte"].shape[0])
+    t_idx, ev_idx = te[: 2 * cfg["target"]], te[2 * cfg["target"]: 2 * cfg["target"] + 2000]
+    flat = imgs.reshape(imgs.shape[0], -1)
+    mu = flat.mean(axis=0)
+    _, _, vt = np.linalg.svd(flat - mu, full_matrices=False)
+    axes = vt[: cfg["pca"]].T
+
+    def emb(x: np.ndarray) -> np.ndarray:
+        return np.asarray((x.reshape(x.shape[0], -1).astype(np.float32) - mu) @ axes, dtype=np.float32)
+
+    tx = emb(d["xte"][t_idx].astype(np.float32) / 255.0)
+    half = tx.shape[0] // 2
+    return {"pool": emb(imgs), "target": tx[:half], "holdout": tx[half:], "positive": ~bad,
+            "labels": d["ytr"][idx], "eval_x": emb(d["xte"][ev_idx].astype(np.float32) / 255.0),
+            "eval_y": d["yte"][ev_idx]}
+
+
+def task_mixture(cfg: dict[str, Any], seed: int) -> dict[str, Any]:
+    rng = np.random.default_rng([seed, 3])
+    dim = cfg["d"]
+    centers = rng.normal(0.0, 1.0, (5, dim)) * 3.0
+    w_t = np.array([0.6, 0.3, 0.1])
+
+    def draw(n: int, comps: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lab = rng.choice(comps, size=n, p=w / w.sum())
+        return (centers[lab] + rng.normal(0.0, 1.0, (n, dim))).astype(np.float32), lab
+
+    n_pos = int(0.4 * cfg["pool"])
+    pos, _ = draw(n_pos, np.arange(3), w_t)
+    neg, _ = draw(cfg["pool"] - n_pos, np.array([3, 4]), np.array([0.5, 0.5]))
+    pool = np.vstack([pos, neg])
+    positive = np.arange(pool.shape[0]) < n_pos
+    perm = rng.permutation(pool.shape[0])
+    t, _ = draw(2 * cfg["target"], np.arange(3), w_t)
+    return {"pool": pool[perm], "target": t[: cfg["target"]], "holdout": t[cfg["target"]:],
+            "positive": positive[perm], "labels": None}
+
+
+# -- yardsticks --------------------------------------------------------------------------------------------
+def f1(positive: np.ndarray, ids: np.ndarray) -> float:
+    if ids.shape[0] == 0:
+        return 0.0
+    tp = float(positive[ids].sum())
+    prec, rec = tp / ids.shape[0], tp / max(1, int(positive.sum()))
+    return 0.0 if tp == 0 else 2 * prec * rec / (prec + rec)
+
+
+def accuracy_1nn(task: dict[str, Any], ids: np.ndarray) -> float:
+    if ids.shape[0] == 0:
+        return 0.0
+    tr = task["pool"][ids].astype(np.float64)
+    ex = task["eval_x"].astype(np.float64)
+    d2 = (ex * ex).sum(1)[:, None] - 2 * ex @ tr.T + (tr * tr).sum(1)[None, :]
+    pred = task["labels"][ids][np.argmin(d2, axis=1)]
+    return float((pred == task["eval_y"]).mean())
+
+
+def measures(task: dict[str, Any], ids: np.ndarray, seed: int) -> dict[str, float]:
+    out = {"size": float(ids.shape[0]), "f1": f1(task["positive"], ids),
+           "precision": float(task["positive"][ids].mean()) if ids.shape[0] else 0.0}
+    if ids.shape[0] >= 2:
+        out["energy"] = float(energy_distance(task["holdout"], task["pool"][ids], max_rows=1000, seed=seed))
+    if task.get("labels") is not None:
+        out["accuracy"] = accuracy_1nn(task, ids)
+    return out
+
+
+def grid(top: int, points: int) -> list[int]:
+    g = np.unique(np.round(np.geomspace(10, top, points)).astype(int))
+    return [int(s) for s in g if s >= 2]
+
+
+# -- one run -----------------------------------------------------------------------------------------------
+def run_case(task: dict[str, Any], seed: int, conf: dict[str, Any]) -> dict[str, Any]:
+    pool, target = task["pool"], task["target"]
+    n_pos = int(task["positive"].sum())
+    t0 = time.perf_counter()
+    est = estimate_target_rows(pool, target, seed=seed)
+    est_s = time.perf_counter() - t0
+    top = min(pool.shape[0], int(conf["curve_factor"] * max(n_pos, est.rows)))
+    sizes = sorted(set(grid(top, conf["points"])) | {max(2, min(est.rows, top))})
+    yard = "accuracy" if task.get("labels") is not None else "f1"
+    out: dict[str, Any] = {"true_rows": n_pos, "estimate": est.as_dict(), "estimate_seconds": est_s,
+                           "yardstick": yard, "modes": {}}
+    for mode in conf["modes"]:
+        params = MODES[mode]
+        t0 = time.perf_counter()
+        # The exact greedy's picks cost a full pass over the candidates once its picks cover the target (no
+        # candidate lowers the estimate, so lazy evaluation cannot skip any): its curve stops at 1.25x the
+        # automatic size.
+        mtop = top if mode != "exact" else min(top, max(20, int(1.25 * est.rows)))
+        sel = GIOSelector(seed=seed, budget=mtop, **params).fit(pool, target)
+        ids = sel.selected_indices_
+        curve = [measures(task, ids[:s], seed) for s in sizes if s <= ids.shape[0]]
+        secs = time.perf_counter() - t0
+        inc = GIOSelector(seed=seed, stop_criterion="increase", **params).fit(pool, target).selected_indices_
+        best = max(curve, key=lambda r: r[yard])
+        auto = measures(task, ids[: min(est.rows, ids.shape[0])], seed)
+        out["modes"][mode] = {"curve": curve, "best": best, "auto": auto,
+                              "increase": measures(task, inc, seed), "seconds": secs}
+        logger.info("  %s: best %s %.3f at %d; auto %.3f at %d; increase %.3f at %d (%.0fs)", mode, yard,
+                    best[yard], best["size"], auto[yard], auto["size"], out["modes"][mode]["increase"][yard],
+                    inc.shape[0], secs)
+    return out
+
+
+def summarize(values: Sequence[float]) -> str:
+    a = np.asarray([v for v in values if v == v], dtype=float)
+    if a.size == 0:
+        return "n/a"
+    return f"{a.mean():.3f} ± {a.std():.3f}" if a.size > 1 else f"{a.mean():.3f}"
+
+
+def size_summary(values: Sequence[float]) -> str:
+    a = np.asarray(values, dtype=float)
+    return f"{a.mean():.0f} ± {a.std():.0f}"
+
+
+def tables(results: dict[str, list[dict[str, Any]]]) -> str:
+    parts = []
+    rows = []
+    for case, runs in results.items():
+        e = [r["estimate"] for r in runs]
+        rows.append([case, size_summary([r["true_rows"] for r in runs]), size_summary([x["rows"] for x in e]),
+                     summarize([x["diagnostics"]["auc"] for x in e]), summarize([x["diagnostics"]["c"] for x in e]),
+                     f"{np.mean([r['estimate_seconds'] for r in runs]):.1f}"])
+    parts.append(markdown_table(["case", "target-like rows (truth)", "auto size (estimate)", "AUC", "c",
+                                 "seconds"], rows))
+    rows = []
+    for case, runs in results.items():
+        yard = runs[0]["yardstick"]
+        for mode in MODES:
+            if mode not in runs[0]["modes"]:
+                continue
+            ms = [r["modes"][mode] for r in runs]
+            def at(key: str, ms: list[dict[str, Any]] = ms, yard: str = yard) -> str:
+                return f"{summarize([m[key][yard] for m in ms])} @ {size_summary([m[key]['size'] for m in ms])}"
+
+            rows.append([case, mode, yard, at("best"), at("auto"),
+                         at("increase"),
+                         summarize([m["best"][yard] - m["auto"][yard] for m in ms]),
+                         summarize([m["auto"].get("energy", float("nan")) for m in ms]),
+                         f"{np.mean([m['seconds'] for m in ms]):.0f}"])
+    parts.append(markdown_table(["case", "mode", "yardstick", "best on curve @ size", "auto @ size",
+                                 "increase @ size", "best - auto", "energy @ auto", "curve s"], rows))
+    return "\n\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--size", choices=list(CONFIG), default="small")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tasks", default="bbc,fashion,mixture")
+    ap.add_argument("--modes", default=",".join(MODES), help="GIO modes to compare (default all)")
+    ap.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the size's)")
+    ap.add_argument("--tag", default="", help="suffix of the result files")
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(message)s")
+    logger.setLevel(logging.INFO)
+    conf = dict(CONFIG[args.size])
+    conf["modes"] = [m for m in args.modes.split(",") if m]
+    bad = [m for m in conf["modes"] if m not in MODES]
+    if bad:
+        ap.error(f"--modes: unknown {bad}; choose from {list(MODES)}")
+    seeds = [args.seed + i for i in range(conf["seeds"] if args.seeds is None else args.seeds)]
+    started = time.time()
+    results: dict[str, list[dict[str, Any]]] = {}
+    cache: dict[str, Any] = {}
+    for name in args.tasks.split(","):
+        cases: list[tuple[str, Any]] = []
+        if name == "bbc":
+            cases = [(f"bbc-{dom}", lambda s, dom=dom: task_bbc(conf["bbc"], dom, s, cache))
+                     for dom in conf["bbc"]["domains"]]
+        elif name == "fashion":
+            cases = [("fashion-quality", lambda s: task_fashion(conf["fashion"], s, cache))]
+        elif name == "mixture":
+            cases = [("mixture-60/30/10", lambda s: task_mixture(conf["mixture"], s))]
+        else:
+            ap.error(f"--tasks: unknown task {name!r}")
+        for case, make in cases:
+            for s in seeds:
+                logger.info("%s seed %d", case, s)
+                results.setdefault(case, []).append(run_case(make(s), s, conf))
+    text = tables(results)
+    print(f"stopping_study --size {args.size} --seed {args.seed} (seeds {seeds}), {time.time() - started:.0f} s")
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path, _ = result_paths(args.out, NAME + args.tag, args.size)
+    md_path = json_path.with_suffix(".md")
+    write_json(json_path, {"size": args.size, "seeds": seeds, "config": jsonable(conf), "results": jsonable(results)})
+    md_path.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

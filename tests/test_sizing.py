@@ -1,0 +1,172 @@
+"""The automatic size (stop_criterion="auto"), exact budgets and the scale-free start set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gioselect import GIOSelector
+from gioselect.cli import main
+from gioselect.errors import InvalidInputError
+from gioselect.selector import select_quantized
+from gioselect.sizing import estimate_target_rows
+
+
+def two_gaussians(share: float, n: int = 3000, d: int = 4, sep: float = 6.0, seed: int = 0,
+                  scale: float = 1.0, offset: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pool: ``share`` of rows from N(0, I), the rest from N(sep e_0, I); target: 300 rows of N(0, I)."""
+    rng = np.random.default_rng(seed)
+    n_pos = round(share * n)
+    shift = np.zeros(d)
+    shift[0] = sep
+    pool = np.vstack([rng.normal(0, 1, (n_pos, d)), rng.normal(0, 1, (n - n_pos, d)) + shift])
+    positive = np.arange(n) < n_pos
+    perm = rng.permutation(n)
+    target = rng.normal(0, 1, (300, d))
+    return ((pool[perm] * scale + offset).astype(np.float32), (target * scale + offset).astype(np.float32),
+            positive[perm])
+
+
+@pytest.mark.parametrize("share", [0.1, 0.3, 0.6])
+def test_estimate_recovers_a_known_share(share: float) -> None:
+    pool, target, _ = two_gaussians(share)
+    est = estimate_target_rows(pool, target, seed=0)
+    assert est.method == "pu-roc" and est.pool_rows == 3000
+    assert abs(est.share - share) < 0.05
+    assert est.rows == round(est.share * 3000)
+    assert est.diagnostics["auc"] > 0.6 and 0 < est.diagnostics["c"] < 1
+
+
+def test_estimate_is_scale_and_offset_free() -> None:
+    a = estimate_target_rows(*two_gaussians(0.3)[:2], seed=1)
+    b = estimate_target_rows(*two_gaussians(0.3, scale=40.0, offset=100.0)[:2], seed=1)
+    assert abs(a.share - b.share) < 1e-3
+
+
+def test_block_sources_give_the_array_answer() -> None:
+    pool, target, _ = two_gaussians(0.3)
+    ref = estimate_target_rows(pool, target, seed=2)
+    from_callable = estimate_target_rows(lambda: (pool[s:s + 700] for s in range(0, 3000, 700)), target, seed=2)
+    from_pairs = estimate_target_rows([(s, pool[s:s + 1000]) for s in range(0, 3000, 1000)], target, seed=2)
+    assert from_callable.rows == ref.rows == from_pairs.rows
+    assert from_callable.share == pytest.approx(ref.share)
+
+
+def test_reservoir_sample_of_a_large_pool() -> None:
+    pool, target, _ = two_gaussians(0.25, n=6000)
+    est = estimate_target_rows(lambda: (pool[s:s + 512] for s in range(0, 6000, 512)), target, seed=0,
+                               sample_rows=1500)
+    assert est.diagnostics["sample_rows"] == 1500 and est.pool_rows == 6000
+    assert abs(est.share - 0.25) < 0.06
+    assert est.diagnostics["share_se"] < 0.03
+
+
+def test_estimate_rejects_bad_input() -> None:
+    pool, target, _ = two_gaussians(0.3)
+    with pytest.raises(InvalidInputError, match="target"):
+        estimate_target_rows(pool, target[:6], seed=0)
+    with pytest.raises(InvalidInputError, match="dimension"):
+        estimate_target_rows(pool, target[:, :3], seed=0)
+    bad = pool.copy()
+    bad[17, 1] = np.nan
+    with pytest.raises(InvalidInputError, match="row 17"):
+        estimate_target_rows(bad, target, seed=0)
+    with pytest.raises(InvalidInputError, match="no rows"):
+        estimate_target_rows(np.zeros((0, 4), dtype=np.float32), target, seed=0)
+
+
+@pytest.mark.parametrize("objective", ["relaxed", "exact"])
+def test_auto_stop_selects_the_estimated_size(objective: str) -> None:
+    pool, target, positive = two_gaussians(0.2, n=1500)
+    sel = GIOSelector(seed=0, objective=objective).fit(pool, target)
+    est = sel.size_estimate_
+    assert est is not None and abs(est.share - 0.2) < 0.05
+    assert sel.stop_reason_ == "auto"
+    assert len(sel.selected_indices_) == est.rows
+    assert sel.result_.size_estimate == est.as_dict()
+    if objective == "relaxed":
+        assert positive[sel.selected_indices_].mean() > 0.95
+    # The exact greedy is not held to it: once its picks cover the target (about one per target row), no
+    # candidate lowers the estimate and ties go to the lowest index (docs/algorithm.md, "Defaults").
+
+
+@pytest.mark.parametrize("objective", ["relaxed", "exact"])
+@pytest.mark.parametrize("stop", ["increase", "auto", "min_kl", "min_difference"])
+def test_budget_is_exact_whatever_the_stop_rule(objective: str, stop: str) -> None:
+    pool, target, _ = two_gaussians(0.2, n=600)
+    sel = GIOSelector(seed=0, objective=objective, stop_criterion=stop, min_kl=1e9, min_difference=1e9,
+                      budget=333).fit(pool, target)
+    assert len(sel.selected_indices_) == 333 and len(np.unique(sel.selected_indices_)) == 333
+    assert sel.stop_reason_ == "budget" and sel.size_estimate_ is None
+
+
+def test_budget_larger_than_the_target_like_rows_on_a_far_pool() -> None:
+    # Every pick raises the objective, so 'increase' alone would stop at once; the budget still gets 25 rows.
+    rng = np.random.default_rng(0)
+    target = rng.normal([3, 4], 0.7, size=(40, 2))
+    pool = rng.normal([300, 400], 0.7, size=(50, 2))
+    alone = GIOSelector(seed=0, stop_criterion="increase").fit(pool, target)
+    assert len(alone.selected_indices_) < 25
+    assert len(GIOSelector(seed=0, stop_criterion="increase", budget=25).fit(pool, target).selected_indices_) == 25
+
+
+@pytest.mark.parametrize("budget", [1, 97, 250])
+def test_quantised_budget_is_exact(budget: int) -> None:
+    pool, target, _ = two_gaussians(0.2, n=1200)
+    qs = select_quantized(pool, target, clusters=60, budget=budget, seed=0, stop_criterion="increase")
+    assert qs.ids.shape[0] == budget and np.unique(qs.ids).shape[0] == budget
+
+
+def test_quantised_auto_size_counts_pool_rows_not_clusters() -> None:
+    pool, target, positive = two_gaussians(0.2, n=1200)
+    qs = select_quantized(pool, target, clusters=60, seed=0)
+    est = qs.result.size_estimate
+    assert est is not None and qs.ids.shape[0] == est["rows"] and abs(est["rows"] - 240) < 60
+    assert qs.result.stop_reason == "auto"
+    assert positive[qs.ids].mean() > 0.9
+
+
+@pytest.mark.parametrize("objective", ["relaxed", "exact"])
+def test_integer_vectors_around_100_select_sensibly(objective: str) -> None:
+    # A new user's data: integer counts around 100, far from the unit sphere the reference's start assumed.
+    rng = np.random.default_rng(5)
+    good = np.rint(rng.normal(100, 4, (400, 6)))
+    other = np.rint(rng.normal(100, 4, (1600, 6)) + np.array([25, 0, 0, 0, 0, 0]))
+    pool = np.vstack([good, other]).astype(np.float32)
+    target = np.rint(rng.normal(100, 4, (200, 6))).astype(np.float32)
+    sel = GIOSelector(seed=0, objective=objective).fit(pool, target)
+    idx = sel.selected_indices_
+    assert 300 <= len(idx) <= 500
+    assert (idx < 400).mean() > 0.95
+    if objective == "relaxed":
+        start = sel.result_.start_points
+        assert (start >= target.min(axis=0)).all() and (start <= target.max(axis=0)).all()
+        # With a budget and the reference's unit-norm start the run still fills the budget (no silent 0 rows).
+        ref = GIOSelector(seed=0, start="unit", budget=100).fit(pool, target)
+        assert len(ref.selected_indices_) == 100
+
+
+def _cli_data(tmp: Path) -> tuple[Path, Path, np.ndarray]:
+    pool, target, positive = two_gaussians(0.25, n=800, d=5)
+    np.save(tmp / "pool.npy", (pool * 10 + 100).astype(np.float32))
+    np.save(tmp / "target.npy", (target * 10 + 100).astype(np.float32))
+    return tmp / "pool.npy", tmp / "target.npy", positive
+
+
+def test_cli_auto_size_and_exact_budget(tmp_path: Path) -> None:
+    p, t, positive = _cli_data(tmp_path)
+    assert main(["select", "--pool", str(p), "--target", str(t), "--out", str(tmp_path / "auto"),
+                 "--clusters", "0", "-q"]) == 0
+    man = json.loads((tmp_path / "auto" / "manifest.json").read_text())
+    ids = np.load(tmp_path / "auto" / "selected_ids.npy")
+    assert man["stop_reason"] == "auto" and man["size_estimate"]["rows"] == ids.shape[0]
+    assert abs(ids.shape[0] - 200) < 50 and positive[ids].mean() > 0.9
+    assert man["warnings"] == []
+    assert main(["select", "--pool", str(p), "--target", str(t), "--out", str(tmp_path / "b"), "--clusters", "40",
+                 "--budget", "123", "--stop", "increase", "-q"]) == 0
+    man = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert np.load(tmp_path / "b" / "selected_ids.npy").shape[0] == 123
+    assert man["counts"]["selected_rows"] == 123 and man["size_estimate"] is None
