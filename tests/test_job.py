@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from gioselect.errors import OutputExistsError
-from gioselect.job import SelectConfig, Seeds
+from gioselect.job import Seeds, SelectConfig
 from gioselect.job.config import text_fields
 from gioselect.optimize import GIOParams, PickEvent
 from gioselect.pipeline import run_select
@@ -126,6 +126,6 @@ def test_select_quantized_cuts_the_last_cluster_as_the_file_job_does(inputs: Pat
         ids = np.load(tmp_path / f"s{seed}" / "selected_ids.npy")
         q = select_quantized(np.load(inputs / "pool.npy"), np.load(inputs / "target.npy"), budget=150, seed=seed,
                              stop_criterion="increase", max_iter=None, **kw)
-        np.testing.assert_array_equal(q.selected_ids, ids)
+        np.testing.assert_array_equal(q.ids, ids)
         cut += m["counts"]["selected_rows"] == 150
     assert cut == 3  # every run cut its last cluster, where the seed matters
