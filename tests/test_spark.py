@@ -614,6 +614,6 @@ def test_spark_resume_of_a_finished_run_removes_the_work_folder(
     first = run_select_spark(cfg, spark=spark)
     work = tmp_path / "spark.partial"  # as a run killed between publishing and cleaning up leaves it
     work.mkdir()
-    (work / "fingerprint.json").write_text("{}")
+    (work / "fingerprint.json").write_text('{"hash": "left by the killed run"}')
     again = run_select_spark(cfg, spark=spark, resume=True)
     assert again["created_utc"] == first["created_utc"] and not work.exists()

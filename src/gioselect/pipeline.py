@@ -32,35 +32,31 @@ import numpy as np
 
 from . import __version__
 from .engines import LocalEngine
-from .errors import GIOError, InvalidInputError, InvalidParameterError
+from .errors import InvalidInputError, InvalidParameterError
 from .io import EmbeddingSource, atomic_path, detect_format, file_sha256, open_table
 from .job.config import (
     Progress,
     SelectConfig,
     default_memory_budget,
-    no_progress,
     parse_budget,
     parse_memory,
     resolved_path,
-    run_inputs,
     text_fields,
 )
 from .job.record import (
     REPORT_POOL_ROWS,
     finite_or_none,
     report_sample_ids,
-    rounded,
     run_warnings,
     selection_warnings,
     versions,
     write_json,
     write_trace,
 )
+from .job.run import RunContext, run_job
 from .job.seeds import Seeds
 from .job.select import PickHook, run_gio
-from .job.workdir import CHECKPOINT_FORMAT, load_npz, open_work_dir, save_npz
-from .optimize import single_threaded_blas
-from .outdir import check_output_dir, publish_result, remove_result_dir, remove_work_dir, run_lock
+from .job.workdir import CHECKPOINT_FORMAT, load_npz, save_npz
 from .quantize import ClusterMembers, plan_clusters, quantize_array, quantized_rows, select_candidates
 from .selector import auto_budget
 from .validation import check_embeddings, check_input_path
@@ -100,42 +96,29 @@ def run_select(cfg: SelectConfig, *, resume: bool = False, force: bool = False, 
         Bad files or parameters (nothing is left behind then).
     """
     cfg = cfg.validate()
-    prog: Progress = progress or no_progress
-    t_start = time.monotonic()
-    timings: dict[str, float] = {}
     for p, what in ((cfg.pool, "pool"), (cfg.target, "target")):
         check_input_path(p, what)
         detect_format(p)
-    plan = check_output_dir(Path(cfg.out), run_inputs(cfg), force=force, resume=resume)  # before any work
-    out, work = plan.out, plan.work
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with run_lock(plan.lock, out, command):
-        plan = check_output_dir(Path(cfg.out), run_inputs(cfg), force=force, resume=resume)  # again, locked
-        if plan.state == "complete":
-            logger.info("%s is already complete; nothing to resume", out)
-            remove_work_dir(work)  # left by a run killed between publishing and cleaning up
-            return dict(json.loads((out / "manifest.json").read_text()))
-        t0 = time.monotonic()
-        with prog("hashing inputs", 2, "file") as upd:
-            pool_sha = file_sha256(cfg.pool)
-            upd(1)
-            target_sha = file_sha256(cfg.target)
-            upd(1)
-        fingerprint = {"config": cfg.fingerprint_dict(),
-                       "inputs": {"pool": {"path": resolved_path(cfg.pool), "bytes": Path(cfg.pool).stat().st_size,
-                                           "sha256": pool_sha},
-                                  "target": {"path": resolved_path(cfg.target),
-                                             "bytes": Path(cfg.target).stat().st_size, "sha256": target_sha}},
-                       "format": CHECKPOINT_FORMAT}
-        fresh = open_work_dir(work, fingerprint, resume)
-        timings["hash"] = time.monotonic() - t0
-        try:
-            return _run_phases(cfg, work, out, pool_sha, target_sha, timings, t_start, prog, force, command, on_pick)
-        except GIOError:
-            # Bad input found after set-up (a NaN deep in the pool, say): nothing worth resuming was made.
-            if fresh:
-                remove_work_dir(work)
-            raise
+    return run_job(cfg, _phases, resume=resume, force=force, progress=progress, command=command, on_pick=on_pick)
+
+
+def _phases(ctx: RunContext) -> dict[str, Any]:
+    """Hash the inputs (the resume fingerprint), then run the phases."""
+    cfg = ctx.cfg
+    t0 = time.monotonic()
+    with ctx.prog("hashing inputs", 2, "file") as upd:
+        pool_sha = file_sha256(cfg.pool)
+        upd(1)
+        target_sha = file_sha256(cfg.target)
+        upd(1)
+    ctx.open_work({"config": cfg.fingerprint_dict(),
+                   "inputs": {"pool": {"path": resolved_path(cfg.pool), "bytes": Path(cfg.pool).stat().st_size,
+                                       "sha256": pool_sha},
+                              "target": {"path": resolved_path(cfg.target),
+                                         "bytes": Path(cfg.target).stat().st_size, "sha256": target_sha}},
+                   "format": CHECKPOINT_FORMAT})
+    ctx.timings["hash"] = time.monotonic() - t0
+    return _run_phases(ctx, pool_sha, target_sha)
 
 
 def _embed_file(cfg: SelectConfig, which: str, field_: str, work: Path, prog: Progress) -> tuple[Path, dict[str, Any]]:
@@ -163,9 +146,8 @@ def _embed_file(cfg: SelectConfig, which: str, field_: str, work: Path, prog: Pr
     return dest, info
 
 
-def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_sha: str,
-                timings: dict[str, float], t_start: float, prog: Progress, force: bool,
-                command: list[str] | None, on_pick: PickHook | None = None) -> dict[str, Any]:
+def _run_phases(ctx: RunContext, pool_sha: str, target_sha: str) -> dict[str, Any]:
+    cfg, work, timings, prog, on_pick = ctx.cfg, ctx.work, ctx.timings, ctx.prog, ctx.on_pick
     engine = LocalEngine(cfg.memory_budget, cfg.threads)
     seeds = Seeds(cfg.seed)
 
@@ -315,10 +297,7 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
 
     # -- write ---------------------------------------------------------------------------------------------
     t0 = time.monotonic()
-    result = work / "result"
-    if result.exists():
-        remove_result_dir(result)
-    result.mkdir()
+    result = ctx.result_dir()
     np.save(result / "selected_ids.npy", selected_ids)
     sel_name = f"selected_rows{pool_rows.path.suffix.lower()}"
     with prog("writing selected rows", None, "file") as upd:
@@ -339,7 +318,7 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
     timings["write"] = time.monotonic() - t0
     manifest: dict[str, Any] = {
         "gioselect_version": __version__,
-        "command": command,
+        "command": ctx.command,
         "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "engine": engine.name,
         "seed": cfg.seed,
@@ -383,23 +362,13 @@ def _run_phases(cfg: SelectConfig, work: Path, out: Path, pool_sha: str, target_
     }
     manifest["warnings"] = run_warnings(cfg.clusters, pool.n_rows, int(selected_ids.shape[0]), candidates, quantized,
                                             target)
-    if cfg.report:
-        # The report shows the timings up to here; the manifest adds the report's own time.
-        t1 = time.monotonic()
-        manifest["timings_s"] = {**rounded(timings), "total": round(t1 - t_start, 4)}
-        with prog("writing report", None, "file") as upd, single_threaded_blas():
-            _write_report(result, manifest, engine, pool, target, selected_ids, st.kl_trace, search.initial_kl,
-                          seeds["report"], picks=pick_cols, pool_path=Path(cfg.pool), selected_path=result / sel_name,
-                          report_fields=cfg.report_fields, text_field=cfg.text_field)
-            upd(1)
-        timings["report"] = time.monotonic() - t1
-    timings["total"] = time.monotonic() - t_start
-    manifest["timings_s"] = rounded(timings)
-    write_json(result / "manifest.json", manifest)
 
-    publish_result(result, out, work, force=force)
-    remove_work_dir(work)
-    return manifest
+    def report() -> None:
+        _write_report(result, manifest, engine, pool, target, selected_ids, st.kl_trace, search.initial_kl,
+                      seeds["report"], picks=pick_cols, pool_path=Path(cfg.pool), selected_path=result / sel_name,
+                      report_fields=cfg.report_fields, text_field=cfg.text_field)
+
+    return ctx.finish(result, manifest, report if cfg.report else None)
 
 
 def _unquantized_candidates(pool: EmbeddingSource, engine: LocalEngine, cfg: SelectConfig,

@@ -19,7 +19,6 @@ DataFrame of texts on the executors.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from dataclasses import asdict, replace
@@ -43,24 +42,22 @@ from .engines.spark import (
     spark_path,
     spark_session,
 )
-from .errors import GIOError, InvalidInputError, InvalidParameterError
+from .errors import InvalidInputError, InvalidParameterError
 from .io import EmbeddingSource, atomic_path, file_sha256, open_embeddings
-from .job.config import Progress, SelectConfig, is_npy_path, no_progress, parse_budget, run_inputs, text_fields
+from .job.config import Progress, SelectConfig, is_npy_path, parse_budget, text_fields
 from .job.record import (
     REPORT_POOL_ROWS,
     finite_or_none,
     report_sample_ids,
-    rounded,
     run_warnings,
     versions,
-    write_json,
     write_trace,
 )
+from .job.run import RunContext, run_job
 from .job.seeds import Seeds
 from .job.select import PickHook, run_gio
-from .job.workdir import CHECKPOINT_FORMAT, load_npz, open_work_dir, save_npz
-from .optimize import GIOParams, single_threaded_blas
-from .outdir import check_output_dir, publish_result, remove_result_dir, remove_work_dir, run_lock
+from .job.workdir import CHECKPOINT_FORMAT, load_npz, save_npz
+from .optimize import GIOParams
 from .quantize import DEFAULT_CLUSTERS, quantize_array
 from .selector import make_search
 from .validation import check_embeddings, check_int
@@ -202,50 +199,33 @@ def run_select_spark(
     check_int(cfg.clusters, "clusters", low=1)
     if kmeans not in KMEANS_METHODS:
         raise InvalidParameterError(f"kmeans must be one of {KMEANS_METHODS}, got {kmeans!r}")
-    prog: Progress = progress or no_progress
-    t_start = time.monotonic()
     for p, what in ((cfg.pool, "pool"), (cfg.target, "target")):
         sp = spark_path(p)
         if is_local_path(sp) and not local_path(sp).exists():
             raise InvalidInputError(f"{what}: {p} does not exist")
-    # The same output rules, lock and publishing as the in-process job (gioselect.outdir).
-    plan = check_output_dir(Path(cfg.out), run_inputs(cfg), force=force, resume=resume)
-    out, work = plan.out, plan.work
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with run_lock(plan.lock, out, command):
-        plan = check_output_dir(Path(cfg.out), run_inputs(cfg), force=force, resume=resume)
-        if plan.state == "complete":
-            logger.info("%s is already complete; nothing to resume", out)
-            remove_work_dir(work)
-            return dict(json.loads((out / "manifest.json").read_text()))
+
+    def phases(ctx: RunContext) -> dict[str, Any]:
         session, created = (spark, False) if spark is not None else spark_session(spark_master, conf=spark_conf)
         try:
             engine = SparkEngine(session, kmeans=kmeans)
             engine.check_params()
-            return _run(cfg, engine, work, out, t_start, prog, resume, force, command, on_pick)
+            return _run(ctx, engine)
         finally:
             if created:
                 session.stop()
 
+    # The same output rules, lock, work folder and publishing as the in-process job (gioselect.job.run).
+    return run_job(cfg, phases, resume=resume, force=force, progress=progress, command=command, on_pick=on_pick)
 
-def _run(
-    cfg: SelectConfig,
-    engine: SparkEngine,
-    work: Path,
-    out: Path,
-    t_start: float,
-    prog: Progress,
-    resume: bool,
-    force: bool,
-    command: list[str] | None,
-    on_pick: PickHook | None = None,
-) -> dict[str, Any]:
+
+def _run(ctx: RunContext, engine: SparkEngine) -> dict[str, Any]:
+    cfg, work, prog = ctx.cfg, ctx.work, ctx.prog
     seeds = Seeds(cfg.seed)
     text_field = cfg.text_field
     target_is_npy = is_npy_path(cfg.target)
     target_text_field = text_fields(cfg)["target"]
     text_model = cfg.model
-    timings: dict[str, float] = {}
+    timings = ctx.timings
     k = cfg.params.k
 
     # -- read ----------------------------------------------------------------------------------------------
@@ -289,83 +269,52 @@ def _run(
         "engine": "spark",
         "kmeans": engine.kmeans_method,
     }
-    fresh = open_work_dir(work, fingerprint, resume)
+    ctx.open_work(fingerprint)
     timings["hash"] = time.monotonic() - t0
     t0 = time.monotonic()
-    try:
-        if pool.kind == "text":
-            with prog("embedding pool texts", None, "step") as upd:
-                pool = engine.embed_text(
-                    pool,
-                    model=text_model,
-                    batch_size=cfg.embed_batch_size,
-                    path=str(work / "pool_embedded.parquet"),
-                )
-                upd(1)
-        if target_spark is not None and target_spark.kind == "text":
-            with prog("embedding target texts", None, "step") as upd:
-                target_spark = engine.embed_text(
-                    target_spark,
-                    model=text_model,
-                    batch_size=cfg.embed_batch_size,
-                    path=str(work / "target_embedded.parquet"),
-                )
-                upd(1)
-        if pool.text_field is not None or (target_spark is not None and target_spark.text_field is not None):
-            timings["embed"] = time.monotonic() - t0
-        tdim = target_local.dim if target_local is not None else target_spark.dim  # type: ignore[union-attr]
-        if tdim != pool.dim:
-            raise InvalidInputError(
-                f"target: {cfg.target} has dimension {tdim} but the pool {cfg.pool} has {pool.dim}"
+    if pool.kind == "text":
+        with prog("embedding pool texts", None, "step") as upd:
+            pool = engine.embed_text(
+                pool,
+                model=text_model,
+                batch_size=cfg.embed_batch_size,
+                path=str(work / "pool_embedded.parquet"),
             )
-        return _phases(
-            cfg,
-            engine,
-            pool,
-            target_local,
-            target_spark,
-            n_target,
-            work,
-            out,
-            seeds,
-            budget_rows,
-            pool_fp,
-            target_fp,
-            timings,
-            t_start,
-            prog,
-            force,
-            command,
-            text_model,
-            on_pick,
+            upd(1)
+    if target_spark is not None and target_spark.kind == "text":
+        with prog("embedding target texts", None, "step") as upd:
+            target_spark = engine.embed_text(
+                target_spark,
+                model=text_model,
+                batch_size=cfg.embed_batch_size,
+                path=str(work / "target_embedded.parquet"),
+            )
+            upd(1)
+    if pool.text_field is not None or (target_spark is not None and target_spark.text_field is not None):
+        timings["embed"] = time.monotonic() - t0
+    tdim = target_local.dim if target_local is not None else target_spark.dim  # type: ignore[union-attr]
+    if tdim != pool.dim:
+        raise InvalidInputError(
+            f"target: {cfg.target} has dimension {tdim} but the pool {cfg.pool} has {pool.dim}"
         )
-    except GIOError:
-        if fresh:
-            remove_work_dir(work)
-        raise
+    return _phases(ctx, engine, pool, target_local, target_spark, n_target, seeds, budget_rows, pool_fp, target_fp,
+                   text_model)
 
 
 def _phases(
-    cfg: SelectConfig,
+    ctx: RunContext,
     engine: SparkEngine,
     pool: SparkSource,
     target_local: EmbeddingSource | None,
     target_spark: SparkSource | None,
     n_target: int,
-    work: Path,
-    out: Path,
     seeds: Seeds,
     budget_rows: int | None,
     pool_fp: dict[str, Any],
     target_fp: dict[str, Any],
-    timings: dict[str, float],
-    t_start: float,
-    prog: Progress,
-    force: bool,
-    command: list[str] | None,
     text_model: str | None,
-    on_pick: PickHook | None = None,
 ) -> dict[str, Any]:
+    cfg, work, timings, prog, on_pick = ctx.cfg, ctx.work, ctx.timings, ctx.prog, ctx.on_pick
     k = cfg.params.k
 
     # -- quantise the pool ---------------------------------------------------------------------------------
@@ -483,10 +432,7 @@ def _phases(
 
     # -- write ---------------------------------------------------------------------------------------------
     t0 = time.monotonic()
-    result = work / "result"
-    if result.exists():
-        remove_result_dir(result)
-    result.mkdir()
+    result = ctx.result_dir()
     with prog("writing selected ids", n_sel, "row") as upd:
         _write_ids(spath, result / "selected_ids.npy", n_sel, upd)
     with prog("writing selected rows (spark)", None, "file") as upd:
@@ -504,7 +450,7 @@ def _phases(
     )
     manifest: dict[str, Any] = {
         "gioselect_version": __version__,
-        "command": command,
+        "command": ctx.command,
         "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "engine": engine.name,
         "seed": cfg.seed,
@@ -574,33 +520,12 @@ def _phases(
         "versions": {**versions(), "pyspark": engine.spark.version},
     }
     manifest["warnings"] = run_warnings(cfg.clusters, pool.n_rows, int(n_sel), candidates, quantized, target_c)
-    if cfg.report:
-        t1 = time.monotonic()
-        manifest["timings_s"] = {**rounded(timings), "total": round(t1 - t_start, 4)}
-        with prog("writing report", None, "file") as upd, single_threaded_blas():
-            _report(
-                result,
-                manifest,
-                engine,
-                pool,
-                target_arr,
-                target_local,
-                target_spark,
-                n_target,
-                result / "selected_ids.npy",
-                st.kl_trace,
-                search.initial_kl,
-                seeds["report"],
-            )
-            upd(1)
-        timings["report"] = time.monotonic() - t1
-    timings["total"] = time.monotonic() - t_start
-    manifest["timings_s"] = rounded(timings)
-    write_json(result / "manifest.json", manifest)
 
-    publish_result(result, out, work, force=force)
-    remove_work_dir(work)
-    return manifest
+    def report() -> None:
+        _report(result, manifest, engine, pool, target_arr, target_local, target_spark, n_target,
+                result / "selected_ids.npy", st.kl_trace, search.initial_kl, seeds["report"])
+
+    return ctx.finish(result, manifest, report if cfg.report else None)
 
 
 def _target_points(

@@ -95,6 +95,8 @@ from ..quantize import (
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+    from .base import Engine
+
 __all__ = ["KMEANS_METHODS", "SparkEngine", "SparkSource", "spark_session"]
 
 logger = logging.getLogger(__name__)
@@ -1256,3 +1258,9 @@ def explode_plan(
         full.append((c, total))
         total += s
     return full, cut, total
+
+
+if TYPE_CHECKING:  # mypy checks that this engine implements the protocol
+
+    def _implements_engine(engine: SparkEngine) -> Engine:
+        return engine
