@@ -42,3 +42,27 @@ def test_spark_engine_cli_matches_local(tmp_path: Path, capsys: pytest.CaptureFi
     assert m["engine"] == "spark" and m["counts"]["selected_rows"] == len(spark_ids)
     assert main([*common, "--out", str(tmp_path / "x"), "--spark-master", "local[2]"]) == 2
     assert "--spark-master goes with --engine spark" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # a Spark session of its own (a JVM start)
+def test_spark_engine_reads_a_folder_of_parquet_shards_as_the_local_engine_does(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    centers = rng.normal(0, 5, size=(4, 8))
+    pool, _ = gaussian_mixture(900, 8, centers, seed=3)
+    target, _ = gaussian_mixture(150, 8, centers[:1], seed=4)
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for i, s in enumerate(range(0, 900, 250)):  # shard boundaries at 250, 500, 750: row ids run on across them
+        part = pool[s : s + 250]
+        pq.write_table(pa.table({"id": np.arange(s, s + len(part)),
+                                 "embedding": pa.array(part.tolist(), type=pa.list_(pa.float32()))}),
+                       shards / f"part-{i:05d}.parquet")
+    np.save(tmp_path / "target.npy", target.astype(np.float32))
+    common = ["select", "--pool", str(shards), "--target", str(tmp_path / "target.npy"), "--clusters", "30",
+              "--max-iter", "25", "--seed", "1", "-q", "--no-report"]
+    assert main([*common, "--out", str(tmp_path / "local")]) == 0
+    assert main([*common, "--out", str(tmp_path / "spark"), "--engine", "spark", "--spark-master", "local[2]"]) == 0
+    local_ids = np.load(tmp_path / "local" / "selected_ids.npy")
+    np.testing.assert_array_equal(np.load(tmp_path / "spark" / "selected_ids.npy"), local_ids)
+    local_rows = pq.read_table(tmp_path / "local" / "selected_rows.parquet")
+    assert local_rows.column("id").to_pylist() == sorted(local_ids.tolist())

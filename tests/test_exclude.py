@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -88,3 +91,43 @@ def test_cli_exclude_writes_manifest_and_keeps_rows_out(tmp_path: Path, data):
                  "--clusters", "20"]) == 0
     assert not np.isin(np.load(tmp_path / "exq" / "selected_ids.npy"), excluded).any()
     assert main([*base, "--out", str(tmp_path / "bad"), "--exclude", str(tmp_path / "missing.npy")]) == 2
+
+
+def _interrupting(desc: str, total: int | None, unit: str) -> Any:
+    """A progress factory that stops the run (as Ctrl-C would) at its first phase after hashing the inputs."""
+    if desc != "hashing inputs":
+        raise KeyboardInterrupt
+    return contextlib.nullcontext(lambda n: None)
+
+
+def test_exclusion_file_is_in_the_resume_fingerprint_by_content(tmp_path: Path, data):
+    from gioselect.errors import ResumeError
+    from gioselect.pipeline import SelectConfig, run_select
+
+    pool, target = data
+    np.save(tmp_path / "pool.npy", pool)
+    np.save(tmp_path / "target.npy", target)
+    np.save(tmp_path / "eval.npy", pool[:5])
+    out = tmp_path / "sel"
+
+    def cfg(exclude: Path) -> SelectConfig:
+        return SelectConfig(pool=tmp_path / "pool.npy", target=tmp_path / "target.npy", out=out, clusters=0,
+                            exclude=exclude, report=False)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_select(cfg(tmp_path / "eval.npy"), progress=_interrupting)
+    fp = json.loads((tmp_path / "sel.partial" / "fingerprint.json").read_text())["fingerprint"]
+    raw = (tmp_path / "eval.npy").read_bytes()
+    assert fp["inputs"]["exclude"] == {"bytes": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
+    assert "exclude" not in fp["config"] and fp["config"]["exclude_threshold"] == 0.95
+    # Moved, same content: the same run, so it resumes.
+    (tmp_path / "eval.npy").rename(tmp_path / "moved.npy")
+    m = run_select(cfg(tmp_path / "moved.npy"), resume=True)
+    assert m["exclusion"]["sha256"] == hashlib.sha256(raw).hexdigest() and m["exclusion"]["bytes"] == len(raw)
+    assert not np.isin(np.load(out / "selected_ids.npy"), np.arange(5)).any()
+    # Same path, other content: refused, and the message says what changed.
+    with pytest.raises(KeyboardInterrupt):
+        run_select(cfg(tmp_path / "moved.npy"), progress=_interrupting, force=True)
+    np.save(tmp_path / "moved.npy", pool[:6])
+    with pytest.raises(ResumeError, match="exclude"):
+        run_select(cfg(tmp_path / "moved.npy"), resume=True, force=True)

@@ -100,12 +100,27 @@ def test_select_quantized_frames_and_exclude(data, clusters):
     assert isinstance(q.frame, datasets.Dataset)
     assert list(q.frame["gio_row_id"]) == sorted(plain.ids.tolist())
     gains = np.asarray(q.frame["gio_gain"], dtype=np.float64)
-    assert np.isnan(gains).all() if clusters else np.isfinite(gains).all()
+    # Each row carries the gain of the pick that chose it: its own (clusters=0) or its cluster's.
+    oracle = pick_gains(plain.result.initial_kl, plain.result.kl_trace)
+    picks = plain.result.selected_indices.tolist()
+    rows = np.sort(plain.ids)
+    if clusters:
+        assert plain.labels is not None and plain.labels.shape == (pool.shape[0],)
+        assert q.labels is not None
+        np.testing.assert_array_equal(q.labels, plain.labels)
+        chosen = plain.labels[rows]
+        assert set(chosen.tolist()) == set(picks)  # every row belongs to a picked cluster
+    else:
+        assert plain.labels is None
+        chosen = rows
+    np.testing.assert_allclose(gains, [oracle[picks.index(int(c))] for c in chosen])
+    assert np.isfinite(gains).all() and gains.max() > 0
     ex = pool[plain.ids[:5]]
     qx = select_quantized(ds, target, clusters=clusters, seed=0, exclude=ex)
     assert qx.exclusion.n_excluded >= 5
     assert not np.isin(qx.ids, qx.exclusion.row_ids).any()
     assert list(qx.frame["gio_row_id"]) == sorted(qx.ids.tolist())
+    assert np.isfinite(np.asarray(qx.frame["gio_gain"], dtype=np.float64)).all()  # labels mapped past exclusion
 
 
 def test_errors_name_the_column():

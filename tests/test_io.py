@@ -110,7 +110,7 @@ def write_jsonl(path: Path, objs: list[dict]) -> Path:
 
 
 def test_detect_format() -> None:
-    assert FORMATS == ("npy", "parquet", "csv", "jsonl")
+    assert FORMATS == ("npy", "parquet", "csv", "jsonl", "folder")
     cases = {
         "a.npy": "npy",
         "a.PARQUET": "parquet",

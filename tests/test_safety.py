@@ -357,7 +357,7 @@ def _(env: Env) -> tuple[int, str]:
     return code, err
 
 
-@case("whole-pool", "a stop rule that never fires (`--stop min_kl` with its default) selects the whole pool", 0,
+@case("whole-pool", "a stop rule that never fires (`--stop min_kl` with its default) selects the whole pool", 3,
       "the whole pool was selected", untouched=False)
 def _(env: Env) -> tuple[int, str]:
     small = env.data / "small.npy"
@@ -369,7 +369,19 @@ def _(env: Env) -> tuple[int, str]:
     return code, err
 
 
-@case("identical-pool", "a pool of identical rows", 0, "are identical", untouched=False)
+@case("whole-pool-asked", "the whole pool selected because `--budget` asked for every row", 0, "",
+      untouched=False)
+def _(env: Env) -> tuple[int, str]:
+    small = env.data / "small.npy"
+    np.save(small, np.load(env.pool)[:12])
+    out = env.root / "sel"
+    code, err = env.select(out, "--budget", "12", "--max-iter", "none", pool=small)
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["counts"]["selected_rows"] == 12 and "whole pool" not in err
+    return code, err
+
+
+@case("identical-pool", "a pool of identical rows", 3, "are identical", untouched=False)
 def _(env: Env) -> tuple[int, str]:
     same = env.data / "same.npy"
     np.save(same, np.tile(np.load(env.target)[:1], (50, 1)))
@@ -379,7 +391,7 @@ def _(env: Env) -> tuple[int, str]:
     return code, err
 
 
-@case("identical-target", "a target of identical rows", 0, "target rows are identical", untouched=False)
+@case("identical-target", "a target of identical rows", 3, "target rows are identical", untouched=False)
 def _(env: Env) -> tuple[int, str]:
     same = env.data / "same_target.npy"
     np.save(same, np.tile(np.load(env.target)[:1], (20, 1)))
@@ -428,7 +440,7 @@ def _killed_run(env: Env, out: Path) -> None:
     """A checkpoint as a killed run leaves it (a real run interrupted after its first checkpoint)."""
     work = out.with_name(out.name + ".partial")
     proc = _cli("select", "--pool", env.pool, "--target", env.target, "--out", out, *BASE[:2], "--max-iter",
-                "none", "--stop", "data_size", "-q", "--checkpoint-every", "1",
+                "none", "--stop", "data_size", "--max-data-size", "0.5", "-q", "--checkpoint-every", "1",
                 pick_delay=0.2)
     _wait_for(work / "gio_state.npz", proc)
     proc.send_signal(signal.SIGKILL)
@@ -444,7 +456,8 @@ def _(env: Env) -> tuple[int, str]:
     os.chdir(env.root)
     try:
         return env.run("select", "--pool", "data/pool.npy", "--target", "./data/../data/target.npy", "--out", "sel",
-                       *BASE[:2], "--max-iter", "none", "--stop", "data_size", "-q", "--resume")
+                       *BASE[:2], "--max-iter", "none", "--stop", "data_size", "--max-data-size", "0.5", "-q",
+                       "--resume")
     finally:
         os.chdir(cwd)
 
@@ -457,7 +470,7 @@ def _(env: Env) -> tuple[int, str]:
     arr[0, 0] += 0.5
     np.save(env.pool, arr)
     return env.run("select", "--pool", env.pool, "--target", env.target, "--out", out, *BASE[:2], "--max-iter",
-                   "none", "--stop", "data_size", "-q", "--resume")
+                   "none", "--stop", "data_size", "--max-data-size", "0.5", "-q", "--resume")
 
 
 @case("resume-changed-parameter", "`--resume` with another `--k`", 2, "k: 5 in the checkpoint, 4 now")
@@ -465,7 +478,7 @@ def _(env: Env) -> tuple[int, str]:
     out = env.root / "sel"
     _killed_run(env, out)
     return env.run("select", "--pool", env.pool, "--target", env.target, "--out", out, *BASE[:2], "--max-iter",
-                   "none", "--stop", "data_size", "-q", "--resume", "--k", "4")
+                   "none", "--stop", "data_size", "--max-data-size", "0.5", "-q", "--resume", "--k", "4")
 
 
 @case("locked", "a second run on an `--out` whose lock is held", 2, "is writing this output")
@@ -522,7 +535,8 @@ def _(env: Env) -> tuple[int, str]:
     return env.select(env.root / "sel", pool=link)
 
 
-@case("pool-is-folder", "the pool is a folder", 2, "is a folder, not a file")
+@case("pool-is-folder", "the pool is a folder that is neither a datasets folder nor parquet shards", 2,
+      "a folder pool must be a datasets save_to_disk folder")
 def _(env: Env) -> tuple[int, str]:
     (env.data / "dir.npy").mkdir()
     return env.select(env.root / "sel", pool=env.data / "dir.npy")

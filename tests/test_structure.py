@@ -27,6 +27,7 @@ KNOWN_LONG_MODULES = {
     "gioselect.evaluate",
     "gioselect.exact",
     "gioselect.report",
+    "gioselect.selector",
     "gioselect.spark",
 }
 

@@ -73,6 +73,7 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed for the synthetic data and GIO (default 0)")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of one line")
     _add_gio_options(p, max_iter_default=None)
+    _add_verbosity(p.add_argument_group("run"))
     p.set_defaults(func=_cmd_check)
 
 
@@ -121,10 +122,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
             pool = _read_vectors(args.pool, args.embedding_field, "pool")
             target = _read_vectors(args.target, args.embedding_field, "target")
         res = negative_consistency(pool, target, max_share=args.max_share, seed=args.seed, **gio)
-    if args.json:
+    if args.json:  # asked for explicitly: printed with -q too
         print(json.dumps({"name": res.name, "passed": res.passed, "message": res.message,
                           "metrics": res.metrics}, indent=2))
-    else:
+    elif not args.quiet:  # -q: the exit code alone says PASS (0) or FAIL (1)
         print(res)
     return EXIT_OK if res.passed else EXIT_FAILURE
 
@@ -301,6 +302,13 @@ def _add_select(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--target-clusters", type=int, default=None,
                    help="target clusters when the target is larger (default: same as --clusters; 0 = never)")
     q.add_argument("--kmeans-iter", type=int, default=20, help="K-means iterations (default 20)")
+    q.add_argument("--candidates", choices=("auto", "centroid", "renormalized", "medoid"), default="auto",
+                   help="what stands for a cluster in GIO (auto: the medoid, the member row nearest its centroid)")
+    q.add_argument("--refine", choices=("knn", "share", "relaxed", "none"), default="knn",
+                   help="the row-level pass over the chosen clusters when the size is known (knn, default: their "
+                        "rows nearest the target; none: explode the chosen clusters whole, as in the paper)")
+    q.add_argument("--refine-over", type=float, default=1.5,
+                   help="the pass ranks the rows of clusters worth this many times the size (1.5)")
     b = p.add_argument_group("budget")
     b.add_argument("--budget", default=None, metavar="N|P%",
                    help="stop before the selection would exceed N rows or P%% of the pool")
@@ -387,16 +395,6 @@ def _resume_command(args: argparse.Namespace) -> str:
     return shlex.join(cmd)
 
 
-def _folder_pool(args: argparse.Namespace) -> Path | None:
-    """A folder --pool (save_to_disk, or parquet shards) is streamed into OUT.pool.parquet, which is the pool."""
-    if not Path(args.pool).is_dir():
-        return None
-    from .io_folders import consolidate
-
-    dest = Path(args.out).with_name(Path(args.out).name + ".pool.parquet")
-    consolidate(args.pool, dest)
-    args.pool = dest
-    return dest
 def _clusters_arg(text: str) -> int | str:
     """``--clusters``: ``auto`` or an integer K >= 0."""
     if text.strip().lower() == "auto":
@@ -411,19 +409,17 @@ def _clusters_arg(text: str) -> int | str:
 
 
 def _cmd_select(args: argparse.Namespace) -> int:
-    if args.engine == "spark" and (args.exclude is not None or args.report_field):
+    if args.engine == "spark":
         from .errors import InvalidParameterError
+        from .io.folder import SAVE_TO_DISK, folder_kind, is_folder_table
 
-        raise InvalidParameterError("--exclude and --report-field need --engine local (the default)")
-    folder_copy = _folder_pool(args)
-    try:
-        return _cmd_select_files(args)
-    finally:
-        if folder_copy is not None:
-            folder_copy.unlink(missing_ok=True)
-
-
-def _cmd_select_files(args: argparse.Namespace) -> int:
+        if args.exclude is not None or args.report_field:
+            raise InvalidParameterError("--exclude and --report-field need --engine local (the default)")
+        for path, opt in ((args.pool, "--pool"), (args.target, "--target")):
+            if is_folder_table(path) and folder_kind(path) == SAVE_TO_DISK:
+                raise InvalidParameterError(
+                    f"{opt} {path} is a datasets save_to_disk folder (Arrow stream files), which the spark engine "
+                    "cannot read; use --engine local, or write it as parquet shards (Dataset.to_parquet)")
     from .pipeline import SelectConfig, default_memory_budget, parse_memory, run_select
     from .report import render_summary_text
 
@@ -433,6 +429,7 @@ def _cmd_select_files(args: argparse.Namespace) -> int:
         pool=args.pool, target=args.target, out=args.out, params=_gio_params(args),
         embedding_field=args.embedding_field, target_embedding_field=args.target_embedding_field,
         clusters=args.clusters, target_clusters=args.target_clusters, kmeans_iter=args.kmeans_iter,
+        candidates=args.candidates, refine=args.refine, refine_over=args.refine_over,
         budget=args.budget, budget_exact=args.budget_exact, seed=args.seed,
         memory_budget=parse_memory(args.memory_budget) if args.memory_budget else default_memory_budget(),
         checkpoint_every=args.checkpoint_every, checkpoint_seconds=args.checkpoint_seconds, threads=args.threads,
@@ -461,8 +458,17 @@ def _cmd_select_files(args: argparse.Namespace) -> int:
     else:  # the library logged them; -q hides warnings, but a degenerate result is never silent
         for w in manifest.get("warnings") or []:
             print(f"gioselect: warning: {w}", file=sys.stderr)
-    if int(manifest.get("counts", {}).get("selected_rows", 1)) == 0:
+    counts = manifest.get("counts", {})
+    selected, pool_rows = int(counts.get("selected_rows", 1)), int(counts.get("pool_rows", 0))
+    if selected == 0:
         print(f"gioselect: nothing was selected; the result is in {args.out} (exit {EXIT_DEGENERATE})",
+              file=sys.stderr)
+        return EXIT_DEGENERATE
+    params = manifest.get("parameters", {})
+    asked_all = params.get("budget") is not None and params.get("budget_rows") == pool_rows
+    if pool_rows and selected >= pool_rows and not asked_all:
+        print(f"gioselect: the whole pool ({pool_rows} rows) was selected, which is no selection; the result is in "
+              f"{args.out} (exit {EXIT_DEGENERATE}); pass --budget {pool_rows} if that is what you want",
               file=sys.stderr)
         return EXIT_DEGENERATE
     return EXIT_OK
@@ -604,13 +610,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .errors import InvalidParameterError
     from .evaluate import METHODS, compare_methods, plot_comparison
     from .io import atomic_path, detect_format, read_column, read_texts
+    from .io.folder import is_folder_table
     from .outdir import check_output_dir
     from .pipeline import parse_budget
     from .validation import check_input_path
 
     out: Path = args.out
     for p, what in ((args.pool, "pool"), (args.target, "target")):
-        check_input_path(p, what)
+        check_input_path(p, what, allow_dir=is_folder_table(p))
     _refuse_conflicts(args)
     check_output_dir(out, [("pool", args.pool), ("target", args.target)], force=args.force, kind="evaluate")
     if args.random_seeds < 1:

@@ -21,8 +21,9 @@ ascending row order, with these columns added (an existing column of the same na
     the pick's place and are numbered in ascending row order).
 ``gio_gain``
     How much the pick that chose this row lowered the objective (previous value minus new value; positive is
-    good). NaN for rows of a quantised run in :func:`~gioselect.select_quantized` (one pick stands for a whole
-    cluster there; the CLI's ``picks.csv`` has the per-cluster value).
+    good). In a quantised run of :func:`~gioselect.select_quantized` one pick chooses a whole cluster, so every
+    row of the cluster carries that pick's gain (the per-cluster value of the CLI's ``picks.csv``); a cluster
+    picked again after a reset keeps the gain of its first pick.
 ``gio_nearest_target``
     The ids (0-based rows of the target) of the :data:`N_NEAREST_TARGETS` target rows nearest to this row: the
     part of the target this row stands for.
@@ -349,6 +350,15 @@ FIT_OPTIONS = ("vector_column", "text_column", "model", "exclude", "exclude_thre
 """Keyword options of :func:`gioselect.select` and :func:`gioselect.select_quantized` that this module handles."""
 
 
+def _first_pick_gains(picks: np.ndarray, gains: np.ndarray, picked_as: np.ndarray) -> np.ndarray:
+    """The gain of each row's pick: ``picked_as[j]`` is the candidate that stands for row ``j`` (itself, or its
+    cluster); a candidate picked again after a reset keeps the gain of its first pick."""
+    picks = np.asarray(picks, dtype=np.int64)
+    _, first = np.unique(picks, return_index=True)
+    gain_of = dict(zip(picks[first].tolist(), np.asarray(gains, dtype=np.float64)[first].tolist(), strict=True))
+    return np.array([gain_of[int(c)] for c in picked_as], dtype=np.float64)
+
+
 def select_quantized_frame(inner: Any, pool: Any, target: Any, **params: Any) -> Any:
     """:func:`gioselect.select_quantized` for frames and ``exclude=``: convert, select on arrays, convert back.
 
@@ -381,13 +391,9 @@ def select_quantized_frame(inner: Any, pool: Any, target: Any, **params: Any) ->
     frame = None
     if pv.kind is not None:
         ranks = np.arange(ids.shape[0], dtype=np.int64)
-        if qs.n_candidates == keep.size:  # unquantised: one pick per row, its own gain
-            gains = pick_gains(qs.result.initial_kl, qs.result.kl_trace)
-            sel = res.selected_indices
-            _, first = np.unique(sel, return_index=True)
-            gain_of = dict(zip(sel[np.sort(first)].tolist(), gains[np.sort(first)].tolist(), strict=True))
-            row_gains = np.array([gain_of[int(i)] for i in ids], dtype=np.float64)
-        else:
-            row_gains = np.full(ids.shape[0], np.nan)
+        gains = pick_gains(qs.result.initial_kl, qs.result.kl_trace)
+        # Unquantised, each pick is a row; quantised, a cluster, whose rows all carry its gain.
+        row_gains = _first_pick_gains(qs.result.selected_indices, gains,
+                                      qs.ids if qs.labels is None else np.asarray(qs.labels)[qs.ids])
         frame = subset_frame(pool, ids, ranks, row_gains, nearest_targets(pv.vectors[ids], tv.vectors))
     return replace(qs, ids=ids, result=res, frame=frame, exclusion=exclusion)

@@ -33,7 +33,8 @@ import numpy as np
 from . import __version__
 from .engines import LocalEngine
 from .errors import InvalidInputError, InvalidParameterError
-from .io import EmbeddingSource, atomic_path, detect_format, file_sha256, open_table
+from .io import EmbeddingSource, atomic_path, detect_format, input_fingerprint, open_table
+from .io.folder import is_folder_table
 from .job.config import (
     Progress,
     SelectConfig,
@@ -48,7 +49,6 @@ from .job.record import (
     finite_or_none,
     report_sample_ids,
     run_warnings,
-    selection_warnings,
     versions,
     write_json,
     write_trace,
@@ -74,6 +74,9 @@ def _input_record(path: Path, src: EmbeddingSource, sha: str, embedded: dict[str
     rec = {"path": str(path), "format": detect_format(path), "rows": src.n_rows, "dim": src.dim,
            "embedding_field": None if embedded else src.embedding_field, "bytes": path.stat().st_size,
            "sha256": sha}
+    if path.is_dir():  # a folder (gioselect.io.folder): its data files, with sizes and hashes, and their total
+        fp = input_fingerprint(path)
+        rec.update(bytes=fp["bytes"], kind=fp["kind"], files=fp["files"])
     if embedded:
         rec["text"] = embedded
     return rec
@@ -97,7 +100,7 @@ def run_select(cfg: SelectConfig, *, resume: bool = False, force: bool = False, 
     """
     cfg = cfg.validate()
     for p, what in ((cfg.pool, "pool"), (cfg.target, "target")):
-        check_input_path(p, what)
+        check_input_path(p, what, allow_dir=is_folder_table(p))
         detect_format(p)
     return run_job(cfg, _phases, resume=resume, force=force, progress=progress, command=command, on_pick=on_pick)
 
@@ -106,17 +109,17 @@ def _phases(ctx: RunContext) -> dict[str, Any]:
     """Hash the inputs (the resume fingerprint), then run the phases."""
     cfg = ctx.cfg
     t0 = time.monotonic()
-    with ctx.prog("hashing inputs", 2, "file") as upd:
-        pool_sha = file_sha256(cfg.pool)
-        upd(1)
-        target_sha = file_sha256(cfg.target)
-        upd(1)
-    ctx.open_work({"config": cfg.fingerprint_dict(),
-                   "inputs": {"pool": {"path": resolved_path(cfg.pool), "bytes": Path(cfg.pool).stat().st_size,
-                                       "sha256": pool_sha},
-                              "target": {"path": resolved_path(cfg.target),
-                                         "bytes": Path(cfg.target).stat().st_size, "sha256": target_sha}},
-                   "format": CHECKPOINT_FORMAT})
+    hashed = {"pool": cfg.pool, "target": cfg.target, **({"exclude": cfg.exclude} if cfg.exclude else {})}
+    fps: dict[str, dict[str, Any]] = {}
+    with ctx.prog("hashing inputs", len(hashed), "file") as upd:
+        for which, path in hashed.items():  # by content: size and SHA-256 (a folder: of its data files)
+            fp = input_fingerprint(path, which)
+            fps[which] = {"path": resolved_path(path), "bytes": fp["bytes"], "sha256": fp["sha256"]}
+            upd(1)
+    if "exclude" in fps:
+        del fps["exclude"]["path"]  # a moved or renamed exclusion file with the same content is the same run
+    pool_sha, target_sha = fps["pool"]["sha256"], fps["target"]["sha256"]
+    ctx.open_work({"config": cfg.fingerprint_dict(), "inputs": fps, "format": CHECKPOINT_FORMAT})
     ctx.timings["hash"] = time.monotonic() - t0
     return _run_phases(ctx, pool_sha, target_sha)
 
@@ -299,7 +302,7 @@ def _run_phases(ctx: RunContext, pool_sha: str, target_sha: str) -> dict[str, An
     t0 = time.monotonic()
     result = ctx.result_dir()
     np.save(result / "selected_ids.npy", selected_ids)
-    sel_name = f"selected_rows{pool_rows.path.suffix.lower()}"
+    sel_name = f"selected_rows{pool_rows.output_suffix}"  # a folder pool: parquet
     with prog("writing selected rows", None, "file") as upd:
         engine.write_selected(pool_rows, selected_ids, np.arange(selected_ids.shape[0], dtype=np.int64),
                               result / sel_name)
@@ -349,7 +352,6 @@ def _run_phases(ctx: RunContext, pool_sha: str, target_sha: str) -> dict[str, An
                          if quantized else None),
         "stop_reason": "auto" if size_est is not None and st.stop_reason == "budget" else st.stop_reason,
         "size_estimate": None if size_est is None else size_est.as_dict(),
-        "warnings": selection_warnings(int(selected_ids.shape[0]), pool.n_rows, cfg.budget is not None),
         "initial_kl": finite_or_none(search.initial_kl),
         "final_kl": finite_or_none(final_kl),
         "scale_factor": finite_or_none(search.scale),
@@ -357,10 +359,11 @@ def _run_phases(ctx: RunContext, pool_sha: str, target_sha: str) -> dict[str, An
                     **({"selected_row_ids": row_ids_name} if row_ids_name else {}), "picks": "picks.csv",
                     "manifest": "manifest.json",
                     "report": "report.html" if cfg.report else None},
-        "exclusion": exclusion.record(str(cfg.exclude)) if exclusion is not None else None,
+        "exclusion": {**exclusion.record(str(cfg.exclude)), **input_fingerprint(str(cfg.exclude), "exclude")}
+        if exclusion is not None else None,
         "versions": versions(),
     }
-    manifest["warnings"] = run_warnings(cfg.clusters, pool.n_rows, int(selected_ids.shape[0]), candidates, quantized,
+    manifest["warnings"] = run_warnings(cfg, pool.n_rows, int(selected_ids.shape[0]), candidates, quantized,
                                             target)
 
     def report() -> None:

@@ -464,6 +464,7 @@ class QuantizedSelection:
     candidates: str | None = None
     frame: Any = None  # the selected rows as the pool's kind of frame, when a frame came in (gioselect.frames)
     exclusion: Any = None  # gioselect.exclude.Exclusion, with exclude=
+    labels: np.ndarray | None = None  # quantised: each pool row's cluster, an index into the candidates
 
 
 def select_quantized(pool: Any, target: Any, *, clusters: int | str = "auto", target_clusters: int | None = None,

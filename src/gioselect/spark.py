@@ -519,7 +519,7 @@ def _phases(
         },
         "versions": {**versions(), "pyspark": engine.spark.version},
     }
-    manifest["warnings"] = run_warnings(cfg.clusters, pool.n_rows, int(n_sel), candidates, quantized, target_c)
+    manifest["warnings"] = run_warnings(cfg, pool.n_rows, int(n_sel), candidates, quantized, target_c)
 
     def report() -> None:
         _report(result, manifest, engine, pool, target_arr, target_local, target_spark, n_target,

@@ -213,7 +213,7 @@ def _all_rows_identical(arr: Any, block_rows: int = 65536) -> bool:
 
 
 def result_warnings(*, pool_rows: int, selected_rows: int, candidates: Any, target: Any, clusters: int,
-                    quantized: bool) -> list[str]:
+                    quantized: bool, asked_all: bool = False) -> list[str]:
     """Warnings about a degenerate selection, read from the result itself (whatever the stop rule was).
 
     Nothing selected, the whole pool selected, all candidates (rows or centroids) identical, all target rows
@@ -221,9 +221,10 @@ def result_warnings(*, pool_rows: int, selected_rows: int, candidates: Any, targ
     """
     out: list[str] = []
     if selected_rows == 0:
-        out.append("nothing was selected (0 rows): the start set already sits closer to the target than any "
-                   "pool row, or --max-iter/--budget allowed no pick; see the README's 'The start set'")
-    elif selected_rows >= pool_rows:
+        out.append("nothing was selected (0 rows): the automatic size found no target-like pool row, the start "
+                   "set already sits closer to the target than any pool row, or --max-iter/--budget allowed no "
+                   "pick (pass --budget N to select N rows anyway)")
+    elif selected_rows >= pool_rows and not asked_all:  # not when a budget asked for every row
         out.append(f"the whole pool was selected ({selected_rows} of {pool_rows} rows): the selection is no "
                    "selection; the stopping rule never fired (try --budget, --max-iter or another --stop)")
     if _all_rows_identical(candidates):

@@ -1,6 +1,7 @@
-"""Readers and writers for pools and targets of embeddings: ``.npy``, parquet, csv/tsv and jsonl.
+"""Readers and writers for pools and targets of embeddings: ``.npy``, parquet, csv/tsv, jsonl and folders.
 
-One module per format (:mod:`.npy`, :mod:`.parquet`, :mod:`.csv`, :mod:`.jsonl`), each with the same few
+One module per format (:mod:`.npy`, :mod:`.parquet`, :mod:`.csv`, :mod:`.jsonl`, and :mod:`.folder` for a
+datasets ``save_to_disk`` folder or a folder of parquet shards), each with the same few
 functions (``open_source``, ``count``, ``write_selected``; and ``open_rows``, ``read_values``, ``text_blocks``
 for the formats with named columns); :mod:`.api` checks arguments and picks the format module by the file's
 extension. Shared pieces: :mod:`.source` (the :class:`EmbeddingSource` base class and the columns the writers
@@ -12,6 +13,7 @@ from .api import (
     FORMATS,
     count_rows,
     detect_format,
+    input_fingerprint,
     iter_text_blocks,
     open_embeddings,
     open_table,
@@ -34,6 +36,7 @@ __all__ = [
     "count_rows",
     "detect_format",
     "file_sha256",
+    "input_fingerprint",
     "iter_text_blocks",
     "open_embeddings",
     "open_table",

@@ -26,6 +26,10 @@ csv / tsv
 jsonl / ndjson
     One JSON object per line, the embedding field a list of numbers. Blank lines are skipped and do not
     count as rows.
+folder
+    A Hugging Face ``save_to_disk`` folder (its Arrow files in ``state.json``'s order) or a folder of parquet
+    shards (file-name order), read as one table with row ids running on across the files; the selected rows
+    are written as parquet (:mod:`.folder`).
 """
 
 from __future__ import annotations
@@ -41,8 +45,8 @@ import numpy as np
 
 from ..errors import InvalidInputError, InvalidParameterError
 from ..validation import check_embeddings, check_int
-from . import csv, jsonl, npy, parquet
-from .files import check_file, describe_file
+from . import csv, folder, jsonl, npy, parquet
+from .files import check_file, describe_file, file_sha256
 from .source import EmbeddingSource
 from .vectors import check_indices
 
@@ -50,6 +54,7 @@ __all__ = [
     "FORMATS",
     "count_rows",
     "detect_format",
+    "input_fingerprint",
     "iter_text_blocks",
     "open_embeddings",
     "open_table",
@@ -61,7 +66,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("npy", "parquet", "csv", "jsonl")
+FORMATS = ("npy", "parquet", "csv", "jsonl", "folder")
 
 
 _EXTENSIONS = {
@@ -77,8 +82,16 @@ _EXTENSIONS = {
 
 _WRITE_BLOCK_ROWS = 8192
 # The module of each format, and of those that hold named columns (every one but npy).
-_MODULES: dict[str, ModuleType] = {"npy": npy, "parquet": parquet, "csv": csv, "jsonl": jsonl}
-_TABLE_MODULES: dict[str, ModuleType] = {"parquet": parquet, "csv": csv, "jsonl": jsonl}
+_MODULES: dict[str, ModuleType] = {"npy": npy, "parquet": parquet, "csv": csv, "jsonl": jsonl, "folder": folder}
+_TABLE_MODULES: dict[str, ModuleType] = {"parquet": parquet, "csv": csv, "jsonl": jsonl, "folder": folder}
+# The format the selected rows are written in, when it is not the input's own.
+_OUTPUT_FORMATS = {"folder": "parquet"}
+
+
+def _check_input(p: Path, fmt: str, name: str) -> None:
+    """The up-front check of an input: a non-empty file (a folder checks its own files when opened)."""
+    if fmt != "folder":
+        check_file(p, name)
 
 
 def _accepted() -> str:
@@ -93,19 +106,26 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     ----------
     path : str or path-like
         The file. Extensions are matched case-insensitively: ``.npy``; ``.parquet``, ``.pq``; ``.csv``,
-        ``.tsv``; ``.jsonl``, ``.ndjson``.
+        ``.tsv``; ``.jsonl``, ``.ndjson``. An existing folder that is a datasets ``save_to_disk`` folder (or
+        ``DatasetDict``) or holds ``*.parquet`` shards is ``"folder"`` (:mod:`gioselect.io.folder`).
 
     Returns
     -------
     str
-        One of :data:`FORMATS`: ``"npy"``, ``"parquet"``, ``"csv"`` or ``"jsonl"``.
+        One of :data:`FORMATS`: ``"npy"``, ``"parquet"``, ``"csv"``, ``"jsonl"`` or ``"folder"``.
 
     Raises
     ------
     InvalidInputError
-        The extension is not one of the accepted ones (the message names the file and lists them).
+        The extension is not one of the accepted ones (the message names the file and lists them), or a
+        folder without an accepted extension is not one of the folders above.
     """
     p = Path(path)
+    if p.is_dir():
+        if folder.is_folder_table(p):
+            return "folder"
+        if p.suffix.lower() not in _EXTENSIONS:
+            folder.folder_kind(p)  # raises, saying what a folder input must hold
     fmt = _EXTENSIONS.get(p.suffix.lower())
     if fmt is None:
         ext = f"extension '{p.suffix}'" if p.suffix else "no extension"
@@ -113,6 +133,21 @@ def detect_format(path: str | os.PathLike[str]) -> str:
             f"cannot tell the format of file '{p}' ({ext}); accepted extensions: {_accepted()}"
         )
     return fmt
+
+
+def input_fingerprint(path: str | os.PathLike[str], name: str = "input") -> dict[str, Any]:
+    """What identifies an input by content: ``{"bytes": ..., "sha256": ...}``.
+
+    For a file, its size and SHA-256. For a folder (``"folder"`` format) also ``"kind"`` and ``"files"``, each
+    data file's ``name``, ``bytes`` and ``sha256`` in row order; ``sha256`` then hashes those entries together
+    and ``bytes`` is their total (:func:`gioselect.io.folder.fingerprint`).
+    """
+    p = Path(path)
+    if p.is_dir() and detect_format(p) == "folder":
+        return folder.fingerprint(p, name)
+    if not p.is_file():
+        raise InvalidInputError(f"{describe_file(p, name)}: no such file")
+    return {"bytes": int(p.stat().st_size), "sha256": file_sha256(p)}
 
 
 def _check_field_arg(field: str | None, what: str) -> None:
@@ -129,8 +164,9 @@ def open_embeddings(
     Parameters
     ----------
     path : str or path-like
-        A ``.npy``, ``.parquet``/``.pq``, ``.csv``/``.tsv`` or ``.jsonl``/``.ndjson`` file (see the module
-        docstring for the layouts).
+        A ``.npy``, ``.parquet``/``.pq``, ``.csv``/``.tsv`` or ``.jsonl``/``.ndjson`` file, or a datasets
+        ``save_to_disk`` folder or a folder of parquet shards, read as one table (see the module docstring for
+        the layouts).
     embedding_field : str, optional
         The column or field holding the vectors. When omitted it is autodetected: the single column of
         lists of numbers (parquet, jsonl) or of strings like ``"[0.1, 0.2]"`` (csv); if several qualify, the
@@ -159,7 +195,7 @@ def open_embeddings(
     if not isinstance(name, str) or not name:
         raise InvalidParameterError(f"name must be a non-empty string, got {name!r}")
     fmt = detect_format(p)
-    check_file(p, name)
+    _check_input(p, fmt, name)
     src = _MODULES[fmt].open_source(p, embedding_field, name)
     logger.debug("opened %r", src)
     return src
@@ -173,7 +209,7 @@ def open_table(path: str | os.PathLike[str], *, name: str = "pool") -> Embedding
     """
     p = Path(path)
     fmt = detect_format(p)
-    check_file(p, name)
+    _check_input(p, fmt, name)
     where = describe_file(p, name)
     if fmt == "npy":
         raise InvalidInputError(f"{where}: a .npy file holds vectors, not text rows")
@@ -191,7 +227,7 @@ def read_column(path: str | os.PathLike[str], field: str, *, name: str = "input"
     """
     p = Path(path)
     fmt = detect_format(p)
-    check_file(p, name)
+    _check_input(p, fmt, name)
     where = describe_file(p, name)
     if fmt == "npy":
         raise InvalidInputError(f"{where}: a .npy file has no named columns (asked for {field!r})")
@@ -220,7 +256,8 @@ def read_texts(path: str | os.PathLike[str], text_field: str, *, name: str = "in
 
 
 def count_rows(path: str | os.PathLike[str]) -> int:
-    """Count the data rows of a file (header and blank lines excluded); a 0-byte file has 0 rows.
+    """Count the data rows of a file (header and blank lines excluded); a 0-byte file has 0 rows; a folder
+    (:mod:`.folder`) has the sum of its files' rows.
 
     A csv file is taken to have a header row unless a field of its first line parses as a vector (the
     headerless reference layout), as in :func:`open_embeddings`.
@@ -233,6 +270,8 @@ def count_rows(path: str | os.PathLike[str]) -> int:
     p = Path(path)
     fmt = detect_format(p)
     where = describe_file(p, "input")
+    if fmt == "folder":
+        return int(folder.count(p, f"input folder '{p}'"))
     if not p.is_file():
         raise InvalidInputError(f"{where}: no such file" if not p.exists() else f"{where}: is not a file")
     if p.stat().st_size == 0:
@@ -275,7 +314,7 @@ def iter_text_blocks(
     block_rows = check_int(block_rows, "block_rows", low=1)
     fmt = detect_format(p)
     name = "text"
-    check_file(p, name)
+    _check_input(p, fmt, name)
     where = describe_file(p, name)
     if fmt == "npy":
         raise InvalidInputError(f"{where}: a .npy file holds vectors, not text; use jsonl, csv or parquet")
@@ -357,7 +396,7 @@ def write_selected_rows(
         ``out_path``. Parquet gets int64 columns ``gio_row_id`` (and ``gio_rank``); jsonl objects get the
         keys; csv gets the columns (as trailing unnamed columns in the headerless reference layout, where
         the delimiter and quoting follow the input); ``.npy`` pools give a ``.npy`` of the selected vectors
-        in ascending id order, in the pool's dtype (ids are not stored in it). An existing
+        in ascending id order, in the pool's dtype (ids are not stored in it); a folder pool gives parquet. An existing
         ``gio_row_id``/``gio_rank`` column is overwritten.
     """
     src = source if isinstance(source, EmbeddingSource) else open_embeddings(source)
@@ -374,10 +413,11 @@ def write_selected_rows(
     block_rows = check_int(block_rows, "block_rows", low=1)
     out = Path(out_path)
     out_fmt = detect_format(out)
-    if out_fmt != src.format:
+    want = _OUTPUT_FORMATS.get(src.format, src.format)
+    if out_fmt != want:
         raise InvalidParameterError(
             f"out_path '{out}' is {out_fmt}, but the pool '{src.path}' is {src.format}; selected rows are "
-            f"written in the pool's format (give out_path a {src.format} extension)"
+            f"written in the pool's format (give out_path a {want} extension)"
         )
     if out.exists() and out.resolve() == src.path.resolve():
         raise InvalidParameterError(f"out_path '{out}' is the pool file itself; choose another path")

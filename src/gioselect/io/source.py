@@ -83,6 +83,11 @@ class EmbeddingSource:
         return describe_file(self.path, self.name)
 
     @property
+    def output_suffix(self) -> str:
+        """Extension of the file :func:`write_selected_rows` writes for this input: its own (a folder's: parquet)."""
+        return self.path.suffix.lower()
+
+    @property
     def _what(self) -> str:
         """How messages name the embedding column."""
         return f"column {self.embedding_field!r}" if self.embedding_field is not None else "vector"

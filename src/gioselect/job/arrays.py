@@ -87,7 +87,8 @@ def select_arrays(pool: Any, target: Any, *, clusters: int | str = "auto", targe
         ids = quantized_rows(res.selected_indices, ClusterMembers(labels, cand.shape[0]), lambda i: pool_[i],
                              target_, cand, budget, how=refine, k=gp.k, over=refine_over,
                              limit=budget if budget_exact else None, seed=seeds.explode)
-        return QuantizedSelection(ids, res, int(cand.shape[0]), int(target_c.shape[0]), plan.rule, mode)
+        return QuantizedSelection(ids, res, int(cand.shape[0]), int(target_c.shape[0]), plan.rule, mode,
+                                  labels=labels)
     search = make_search(pool_, target_c, gp, seed=s_gio, budget=fbudget, budget_exact=budget_exact)
     for _ in search.run():
         pass

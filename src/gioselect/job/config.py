@@ -186,7 +186,8 @@ class SelectConfig:
     def fingerprint_dict(self) -> dict[str, Any]:
         d = asdict(self)
         for key in ("out", "checkpoint_every", "checkpoint_seconds", "threads", "report", "memory_budget",
-                    "embed_batch_size", "embed_cache", "cache_dir", "embed_backend", "report_fields"):
+                    "embed_batch_size", "embed_cache", "cache_dir", "embed_backend", "report_fields",
+                    "exclude"):  # the exclusion set counts by content (run_select), not by path
             d.pop(key)
         d["pool"] = resolved_path(self.pool)
         d["target"] = resolved_path(self.target)

@@ -19,9 +19,10 @@ from .. import __version__
 from ..io import atomic_path
 from ..optimize import EVENT_ACCEPTED, EVENT_RESET, EVENT_STOP
 from ..validation import result_warnings
+from .config import SelectConfig, parse_budget
 
 __all__ = ["REPORT_POOL_ROWS", "REPORT_SELECTED_ROWS", "REPORT_TARGET_ROWS", "finite_or_none", "json_default",
-           "report_sample_ids", "rounded", "run_warnings", "selection_warnings", "versions", "write_json",
+           "report_sample_ids", "rounded", "run_warnings", "versions", "write_json",
            "write_trace"]
 
 logger = logging.getLogger(__name__)
@@ -71,27 +72,16 @@ def rounded(timings: dict[str, float]) -> dict[str, float]:
     return {k: round(v, 4) for k, v in timings.items()}
 
 
-def run_warnings(clusters: int | str, pool_rows: int, selected_rows: int, candidates: np.ndarray, quantized: bool,
+def run_warnings(cfg: SelectConfig, pool_rows: int, selected_rows: int, candidates: np.ndarray, quantized: bool,
                  target: np.ndarray) -> list[str]:
     """The degenerate-run warnings of a finished selection (logged, and kept in the manifest and report)."""
     warnings = result_warnings(
         pool_rows=pool_rows, selected_rows=selected_rows, candidates=candidates,
-        target=target, clusters=clusters if isinstance(clusters, int) else 0, quantized=quantized)
+        target=target, clusters=cfg.clusters if isinstance(cfg.clusters, int) else 0, quantized=quantized,
+        asked_all=cfg.budget is not None and parse_budget(cfg.budget, pool_rows) == pool_rows)
     for w in warnings:
         logger.warning("%s", w)
     return warnings
-
-
-def selection_warnings(selected: int, pool_rows: int, asked: bool) -> list[str]:
-    """Loud notes for a selection of nothing or of the whole pool (unless a budget asked for that size)."""
-    out = []
-    if selected == 0:
-        out.append("the selection is empty: no pool row was selected")
-    elif selected >= pool_rows and not asked:
-        out.append(f"the selection is the whole pool ({pool_rows} rows): nothing was filtered out")
-    for w in out:
-        logger.warning("%s", w)
-    return out
 
 
 def write_trace(path: Path, initial_kl: float, history: list[tuple[int, float, int]], sizes: np.ndarray,
