@@ -1,6 +1,6 @@
 """The greedy GIO loop: gradient search for the next point, projection to the nearest unused candidate.
 
-One iteration, as in grad-info-opt 0.1.2's ``GIOKL.fit`` (see ``shared/design/gio-algorithm.md``):
+One iteration, as in grad-info-opt 0.1.2's ``GIOKL.fit`` (see ``docs/algorithm.md`` in the repository):
 
 1. ``grad_desc_iter`` fixed-size gradient steps on v (three times as many on the first iteration, after a
    reset, and with probability ``random_restart_prob``), using the analytic O(n d) gradient;
