@@ -23,7 +23,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -264,16 +264,15 @@ def _run_phases(ctx: RunContext, pool_sha: str, target_sha: str) -> dict[str, An
         timings["size_estimate"] = time.monotonic() - t0
     # The row-level pass ranks the rows of clusters worth refine_over times the budget, then keeps the budget.
     refining = quantized and cfg.refine != "none" and budget_rows is not None
-    gio_budget = budget_rows
-    gio_cfg = cfg
+    gio_budget = budget_rows  # GIO fills any budget exactly by cluster sizes (gioselect.job.select.run_gio)
     if refining and budget_rows is not None:
         gio_budget = math.ceil(cfg.refine_over * budget_rows)
-        gio_cfg = replace(cfg, budget_exact=True)
 
     # -- select --------------------------------------------------------------------------------------------
     t0 = time.monotonic()
-    search = run_gio(gio_cfg, candidates, target_c, sizes, gio_budget, seeds["gio"], work, prog,
-                     blocked=exclusion.mask if exclusion is not None and labels is None else None, on_pick=on_pick)
+    search = run_gio(cfg.params, candidates, target_c, sizes, gio_budget, seeds["gio"], work, prog,
+                     blocked=exclusion.mask if exclusion is not None and labels is None else None, on_pick=on_pick,
+                     checkpoint_every=cfg.checkpoint_every, checkpoint_seconds=cfg.checkpoint_seconds)
     timings["select"] = time.monotonic() - t0
     st = search.state
     picks = np.asarray(st.selected, dtype=np.int64)

@@ -59,7 +59,6 @@ from .job.select import PickHook, run_gio
 from .job.workdir import CHECKPOINT_FORMAT, load_npz, save_npz
 from .optimize import GIOParams
 from .quantize import DEFAULT_CLUSTERS, quantize_array
-from .selector import make_search
 from .validation import check_embeddings, check_int
 
 if TYPE_CHECKING:
@@ -405,7 +404,8 @@ def _phases(
 
     # -- select (the GIO core, on the driver, exactly as in-process) ---------------------------------------
     t0 = time.monotonic()
-    search = run_gio(cfg, candidates, target_c, sizes, budget_rows, seeds["gio"], work, prog, on_pick=on_pick)
+    search = run_gio(cfg.params, candidates, target_c, sizes, budget_rows, seeds["gio"], work, prog,
+                     on_pick=on_pick, checkpoint_every=cfg.checkpoint_every, checkpoint_seconds=cfg.checkpoint_seconds)
     timings["select"] = time.monotonic() - t0
     st = search.state
     picks = np.asarray(st.selected, dtype=np.int64)
@@ -736,17 +736,7 @@ def select(
                 f"target_clusters: the target quantises to {target_c.shape[0]} clusters; "
                 f"more than k={k} needed"
             )
-        search = make_search(
-            candidates,
-            target_c,
-            gio,
-            seed=seeds["gio"],
-            weights=sizes if budget_rows is not None else None,
-            budget=float(budget_rows) if budget_rows is not None else None,
-            budget_exact=budget_exact,
-        )
-        while search.step() is not None:
-            pass
+        search = run_gio(gio, candidates, target_c, sizes, budget_rows, seeds["gio"], None)  # the job's phase
         picks = np.asarray(search.state.selected, dtype=np.int64)
         logger.info("GIO picked %d candidates (%s)", picks.shape[0], search.state.stop_reason)
         limit = budget_rows if budget_exact else None

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 from ..exclude import block_candidates
-from ..optimize import PickEvent, single_threaded_blas
+from ..optimize import GIOParams, PickEvent, single_threaded_blas
 from ..selector import auto_budget, make_search
-from .config import Progress, SelectConfig
+from .config import Progress, no_progress
 from .workdir import Checkpointer, load_gio_state
 
 __all__ = ["PickHook", "run_gio"]
@@ -24,17 +24,22 @@ PickHook = Callable[[PickEvent], None]
 """Called after every evaluated pick (accepted, reset or stop) with its event; progress bars and tests use it."""
 
 
-def run_gio(cfg: SelectConfig, candidates: np.ndarray, target: np.ndarray, sizes: np.ndarray,
-            budget_rows: int | None, seed: int, work: Path | None, prog: Progress,
-            blocked: np.ndarray | None = None, on_pick: PickHook | None = None) -> Any:
+def run_gio(params: GIOParams, candidates: np.ndarray, target: np.ndarray, sizes: np.ndarray,
+            budget_rows: int | None, seed: int, work: Path | None, prog: Progress = no_progress,
+            blocked: np.ndarray | None = None, on_pick: PickHook | None = None, checkpoint_every: int = 25,
+            checkpoint_seconds: float = 30.0) -> Any:
     """GIO on the candidates, resumed from and checkpointed to ``work`` (None: in memory, no checkpoints).
+
+    Every entry point runs its select phase here: the file jobs (checkpointed every ``checkpoint_every`` picks
+    or ``checkpoint_seconds`` seconds) and :func:`gioselect.spark.select` (in memory). A budget is always
+    filled exactly by GIO's sizes (the explode phase decides whether the last cluster is cut).
 
     Returns the finished search (``GIOSearch`` or ``ExactGreedySearch``). With ``stop_criterion="auto"`` and no
     ``budget_rows`` (a caller that did not size the run from the pool's rows, as the local job does), the size is
     estimated here from the candidates, each standing for its cluster's rows (``sizes``), and kept in
     ``search.size_estimate``.
     """
-    if budget_rows is None and cfg.params.stop_criterion == "auto":
+    if budget_rows is None and params.stop_criterion == "auto":
         sz = np.asarray(sizes, dtype=np.int64)
 
         def rows_as_centroids() -> Iterator[np.ndarray]:
@@ -43,13 +48,13 @@ def run_gio(cfg: SelectConfig, candidates: np.ndarray, target: np.ndarray, sizes
                 for s0 in range(0, int(sz[i]), 65536):
                     yield np.broadcast_to(row, (min(65536, int(sz[i]) - s0), row.shape[1]))
 
-        _, est = auto_budget(rows_as_centroids, target, cfg.params, None, seed)
+        _, est = auto_budget(rows_as_centroids, target, params, None, seed)
         assert est is not None
         budget_rows = est.rows
         sizes = sz
     else:
         est = None
-    search = make_search(candidates, target, cfg.params, seed=seed,
+    search = make_search(candidates, target, params, seed=seed,
                          weights=sizes if budget_rows is not None else None,
                          budget=float(budget_rows) if budget_rows is not None else None,
                          budget_exact=budget_rows is not None)
@@ -60,11 +65,11 @@ def run_gio(cfg: SelectConfig, candidates: np.ndarray, target: np.ndarray, sizes
         if sfile.exists():
             search.load_state_dict(load_gio_state(sfile))
             logger.info("resumed GIO after %d picks", len(search.state.selected))
-        ckpt = Checkpointer(sfile, cfg.checkpoint_every, cfg.checkpoint_seconds)
-    max_picks = cfg.params.max_iter if cfg.params.max_iter is not None else int(candidates.shape[0])
+        ckpt = Checkpointer(sfile, checkpoint_every, checkpoint_seconds)
+    max_picks = params.max_iter if params.max_iter is not None else int(candidates.shape[0])
     # The relaxed loop is small matrix-vector products (one BLAS thread is faster); the exact greedy scores
     # candidates in blocks, where BLAS threads help.
-    blas = single_threaded_blas() if cfg.params.objective == "relaxed" else contextlib.nullcontext()
+    blas = single_threaded_blas() if params.objective == "relaxed" else contextlib.nullcontext()
     with prog("selecting (GIO)", max_picks, "pick") as upd, blas:
         upd(len(search.state.selected))
         while (ev := search.step()) is not None:
