@@ -412,7 +412,7 @@ def _phases(
 
     # -- explode (a distributed join of the chosen clusters with the assignment) ----------------------------
     t0 = time.monotonic()
-    limit = budget_rows if cfg.budget_exact else None
+    limit = budget_rows  # a budget is exact, as in-process: the last cluster is cut to fill it
     if quantized:
         assert assignment is not None
         selection, n_sel = engine.explode(
@@ -739,7 +739,7 @@ def select(
         search = run_gio(gio, candidates, target_c, sizes, budget_rows, seeds["gio"], None)  # the job's phase
         picks = np.asarray(search.state.selected, dtype=np.int64)
         logger.info("GIO picked %d candidates (%s)", picks.shape[0], search.state.stop_reason)
-        limit = budget_rows if budget_exact else None
+        limit = budget_rows  # a budget is exact, as in the file job
         if quantized:
             selection, n_sel = engine.explode(
                 picks, sizes, cluster_ids, assignment, limit=limit, seed=seeds["explode"]
