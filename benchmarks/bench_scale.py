@@ -200,7 +200,7 @@ def _floor_main(argv: list[str]) -> int:
     import faiss
 
     from gioselect.engines import LocalEngine
-    from gioselect.pipeline import _seeds, default_memory_budget, parse_memory  # same sub-seed as the pipeline
+    from gioselect.job import Seeds, default_memory_budget, parse_memory  # same sub-seed as the pipeline
     from gioselect.quantize import kmeans_centroids, training_sample_indices
 
     t_import = time.perf_counter() - t_start
@@ -208,7 +208,7 @@ def _floor_main(argv: list[str]) -> int:
     n, d = mm.shape
     engine = LocalEngine(parse_memory(a.memory_budget) if a.memory_budget else default_memory_budget())
     ppc = engine.points_per_centroid(a.clusters, d)
-    seed = _seeds(a.seed)["pool_kmeans"]
+    seed = Seeds(a.seed).pool_kmeans
     t0 = time.perf_counter()
     if a.assign_only:
         rng = np.random.default_rng(seed)

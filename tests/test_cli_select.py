@@ -268,9 +268,15 @@ def test_help_is_complete(capsys: pytest.CaptureFixture[str]) -> None:
         assert opt in text, opt
 
 
-def _cli(*args: object, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "gioselect.cli", *map(str, args)],
-                            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+# The CLI in a child process, each GIO pick slowed down by ``pick_delay`` seconds (through main's on_pick hook)
+# so that a test can kill or interrupt it mid-run.
+_SLOW_CLI = "import sys, time; from gioselect.cli import main; d = float(sys.argv[1]); " \
+    "sys.exit(main(sys.argv[2:], on_pick=lambda ev: time.sleep(d)))"
+
+
+def _cli(*args: object, pick_delay: float = 0.0) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", _SLOW_CLI, str(pick_delay), *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 @pytest.mark.parametrize("kill_when", ["kmeans_done", "mid_selection"])
@@ -282,7 +288,7 @@ def test_resume_after_kill_9_gives_the_uninterrupted_selection(kill_when: str, d
     work = out.with_name("killed.partial")
     args = ["select", "--pool", d / "pool.npy", "--target", d / "target.npy", "--out", out, "--clusters", CLUSTERS,
             "--seed", 3, "--v-init", "jump", "-q", "--checkpoint-every", 1]
-    proc = _cli(*args, env={"GIOSELECT_DEBUG_PICK_DELAY": "0.3"})
+    proc = _cli(*args, pick_delay=0.3)
     marker = work / ("pool_quantization.npz" if kill_when == "kmeans_done" else "gio_state.npz")
     deadline = time.monotonic() + 120
     while not marker.exists():

@@ -441,7 +441,7 @@ def _killed_run(env: Env, out: Path) -> None:
     work = out.with_name(out.name + ".partial")
     proc = _cli("select", "--pool", env.pool, "--target", env.target, "--out", out, *BASE[:2], "--max-iter",
                 "none", "--stop", "data_size", "--max-data-size", "0.5", "-q", "--checkpoint-every", "1",
-                env={"GIOSELECT_DEBUG_PICK_DELAY": "0.2"})
+                pick_delay=0.2)
     _wait_for(work / "gio_state.npz", proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -624,9 +624,15 @@ def test_docs_table_matches_cases() -> None:
 
 # --- real processes: concurrency and signals ------------------------------------------------------------------
 
-def _cli(*args: object, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "gioselect.cli", *map(str, args)],
-                            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+# The CLI in a child process, each GIO pick slowed down by ``pick_delay`` seconds (through main's on_pick hook)
+# so that a test can kill or interrupt it mid-run.
+_SLOW_CLI = "import sys, time; from gioselect.cli import main; d = float(sys.argv[1]); " \
+    "sys.exit(main(sys.argv[2:], on_pick=lambda ev: time.sleep(d)))"
+
+
+def _cli(*args: object, pick_delay: float = 0.0) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", _SLOW_CLI, str(pick_delay), *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def _wait_for(path: Path, proc: subprocess.Popen[bytes]) -> None:
@@ -643,7 +649,7 @@ def test_second_concurrent_run_is_refused_at_once(tmp_path: Path) -> None:
     out = tmp_path / "sel"
     args = ["select", "--pool", d / "pool.npy", "--target", d / "target.npy", "--out", out, "--clusters", "0",
             "--max-iter", "8", "--no-report", "-q"]
-    first = _cli(*args, env={"GIOSELECT_DEBUG_PICK_DELAY": "0.3"})
+    first = _cli(*args, pick_delay=0.3)
     _wait_for(out.with_name("sel.partial") / "fingerprint.json", first)
     second = _cli(*args)
     _, err2 = second.communicate(timeout=120)
@@ -663,7 +669,7 @@ def test_interrupt_names_the_resume_command(sig: int, code: int, word: str, tmp_
     out = tmp_path / "sel"
     args = ["select", "--pool", d / "pool.npy", "--target", d / "target.npy", "--out", out, "--clusters", "0",
             "--max-iter", "12", "--no-report", "-q", "--checkpoint-every", "1"]
-    proc = _cli(*args, env={"GIOSELECT_DEBUG_PICK_DELAY": "0.2"})
+    proc = _cli(*args, pick_delay=0.2)
     _wait_for(out.with_name("sel.partial") / "gio_state.npz", proc)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)

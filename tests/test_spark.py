@@ -563,3 +563,57 @@ def test_import_starts_no_spark() -> None:
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
+
+
+# --- drift between the two jobs (one job, one engine protocol) ---------------------------------------------
+
+
+def _strict_json(path: Path) -> Any:
+    """JSON as the standard has it: NaN and Infinity are not valid."""
+
+    def refuse(name: str) -> None:
+        raise ValueError(f"{path.name}: {name} is not valid JSON")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_spark_manifest_is_valid_json_with_the_exact_objective(
+    spark: Any, data: dict[str, Any], tmp_path: Path
+) -> None:
+    params = GIOParams(objective="exact", max_iter=5, stop_criterion="increase")
+    m = run_select_spark(_cfg(data, tmp_path / "spark", "pool.parquet", params=params), spark=spark)
+    on_disk = _strict_json(tmp_path / "spark" / "manifest.json")  # was NaN: the exact search has no scale
+    assert on_disk["scale_factor"] is None and m["scale_factor"] is None
+    local = run_select(_cfg(data, tmp_path / "local", "pool.parquet", params=params))
+    assert m["scale_factor"] == local["scale_factor"] and m["initial_kl"] == local["initial_kl"]
+
+
+def test_spark_report_runs_on_one_blas_thread(
+    spark: Any, data: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from threadpoolctl import threadpool_info
+
+    import gioselect.report as report
+
+    seen: list[int] = []
+
+    def record(path: Path, **kw: Any) -> None:
+        seen.extend(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+        path.write_text("<html></html>")
+
+    monkeypatch.setattr(report, "write_report", record)
+    run_select_spark(_cfg(data, tmp_path / "spark", "pool.parquet", report=True,
+                          params=GIOParams(max_iter=5, stop_criterion="increase")), spark=spark)
+    assert seen and set(seen) == {1}
+
+
+def test_spark_resume_of_a_finished_run_removes_the_work_folder(
+    spark: Any, data: dict[str, Any], tmp_path: Path
+) -> None:
+    cfg = _cfg(data, tmp_path / "spark", "pool.parquet", params=GIOParams(max_iter=5, stop_criterion="increase"))
+    first = run_select_spark(cfg, spark=spark)
+    work = tmp_path / "spark.partial"  # as a run killed between publishing and cleaning up leaves it
+    work.mkdir()
+    (work / "fingerprint.json").write_text('{"hash": "left by the killed run"}')
+    again = run_select_spark(cfg, spark=spark, resume=True)
+    assert again["created_utc"] == first["created_utc"] and not work.exists()

@@ -15,30 +15,9 @@ import gioselect
 PACKAGE_DIR = Path(gioselect.__file__).parent
 MAX_LINES = 600
 
-# (importing module, module the name belongs to, name). The Engine-protocol work (one job, one engine
-# protocol) removes these: the job gets one home and the engines a public interface.
-KNOWN_PRIVATE_CROSSINGS = {
-    ("gioselect.compat", "gioselect.selector", "_validate_fit_inputs"),
-    ("gioselect.exact", "gioselect.optimize", "_LoopState"),
-    ("gioselect.spark", "gioselect.engines.spark", "_TextEmbedBatches"),
-    ("gioselect.spark", "gioselect.engines.spark", "_errors_from_spark"),
-    ("gioselect.spark", "gioselect.engines.spark", "_is_local"),
-    ("gioselect.spark", "gioselect.engines.spark", "_local"),
-    ("gioselect.spark", "gioselect.engines.spark", "_spark_path"),
-    ("gioselect.spark", "gioselect.pipeline", "_inputs"),
-    ("gioselect.spark", "gioselect.pipeline", "_load_npz"),
-    ("gioselect.spark", "gioselect.pipeline", "_no_progress"),
-    ("gioselect.spark", "gioselect.pipeline", "_open_work_dir"),
-    ("gioselect.spark", "gioselect.pipeline", "_publish"),
-    ("gioselect.spark", "gioselect.pipeline", "_result_warnings"),
-    ("gioselect.spark", "gioselect.pipeline", "_rounded"),
-    ("gioselect.spark", "gioselect.pipeline", "_run_gio"),
-    ("gioselect.spark", "gioselect.pipeline", "_save_npz"),
-    ("gioselect.spark", "gioselect.pipeline", "_seeds"),
-    ("gioselect.spark", "gioselect.pipeline", "_versions"),
-    ("gioselect.spark", "gioselect.pipeline", "_write_json"),
-    ("gioselect.spark", "gioselect.pipeline", "_write_trace"),
-}
+# (importing module, module the name belongs to, name). Empty: every name one module uses from another is
+# public where it lives.
+KNOWN_PRIVATE_CROSSINGS: set[tuple[str, str, str]] = set()
 
 # Modules over MAX_LINES lines today; splitting them is part of the same work.
 KNOWN_LONG_MODULES = {
@@ -47,9 +26,7 @@ KNOWN_LONG_MODULES = {
     "gioselect.engines.spark",
     "gioselect.evaluate",
     "gioselect.exact",
-    "gioselect.pipeline",
     "gioselect.report",
-    "gioselect.selector",
     "gioselect.spark",
 }
 

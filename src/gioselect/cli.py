@@ -26,6 +26,7 @@ from .errors import GIOError, MissingDependencyError
 
 if TYPE_CHECKING:
     from .optimize import GIOParams as GIOParamsT
+    from .optimize import PickEvent
 
 __all__ = ["main"]
 
@@ -443,13 +444,14 @@ def _cmd_select(args: argparse.Namespace) -> int:
         from .spark import run_select_spark
 
         manifest = run_select_spark(cfg, spark_master=args.spark_master, resume=args.resume, force=args.force,
-                                    progress=progress, command=command)
+                                    progress=progress, command=command, on_pick=getattr(args, "on_pick", None))
     else:
         if args.spark_master is not None:
             from .errors import InvalidParameterError
 
             raise InvalidParameterError("--spark-master goes with --engine spark")
-        manifest = run_select(cfg, resume=args.resume, force=args.force, progress=progress, command=command)
+        manifest = run_select(cfg, resume=args.resume, force=args.force, progress=progress, command=command,
+                              on_pick=getattr(args, "on_pick", None))
     if not args.quiet:
         print(render_summary_text(manifest))
         print(f"outputs in {args.out}")
@@ -782,11 +784,16 @@ _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_select, _a
                                                                   _add_plan]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (the console script exits with it)."""
+def main(argv: Sequence[str] | None = None, *, on_pick: Callable[[PickEvent], None] | None = None) -> int:
+    """Run the CLI; returns the exit code (the console script exits with it).
+
+    ``on_pick`` is passed to the selection job (:func:`gioselect.pipeline.run_select`): called after every
+    evaluated GIO pick, for a caller that embeds the CLI (the resume tests slow the picks down with it).
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        args.on_pick = on_pick
         args.command_line = None if argv is None else ["gioselect", *argv]
     except SystemExit as exc:  # --help, --version (0) and usage errors (2)
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE

@@ -34,7 +34,7 @@ import numpy as np
 from .divergence import DEFAULT_EPS, RelaxedKL, kl_relaxed
 from .errors import InvalidInputError
 from .optimize import GIOParams
-from .selector import _validate_fit_inputs, make_search
+from .selector import make_search, validate_fit_inputs
 from .validation import check_embeddings, check_int, check_pair, check_real
 
 __all__ = ["GIOKL"]
@@ -135,7 +135,7 @@ class GIOKL:
             reference_max_resets_bug=reference_max_resets_bug,
         ).validate(strict=False)
         check_pair(self.uniform_low, self.uniform_high, ("uniform_low", "uniform_high"))
-        pool, target, init = _validate_fit_inputs(train, X, D, params)
+        pool, target, init = validate_fit_inputs(train, X, D, params)
         if D is None and not random_init_pct:
             self.random_init = True
             if pool.shape[1] != self.dim:

@@ -1,6 +1,6 @@
 """k-nearest-neighbour estimators of KL(target || sample), their gradient, and an incremental state.
 
-Pure numpy. Two estimators (see ``shared/design/gio-algorithm.md``):
+Pure numpy. Two estimators (see ``docs/algorithm.md`` in the repository):
 
 * :func:`kl_knn` - the consistent estimator of Wang, Kulkarni and Verdu (2009)::
 

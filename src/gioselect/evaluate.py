@@ -4,8 +4,8 @@ Why more than one number
 ------------------------
 The k-NN estimate of KL(target || selection) is one-sided: in high dimensions a cluster centre is nearer to
 every target point than the target points are to each other, so a selection that hugs the target's cluster
-centres scores *better* than a random sample of the target itself (see "Measuring a selection" in
-``shared/design/gio-algorithm.md``). A selection is therefore judged two-sided:
+centres scores *better* than a random sample of the target itself (see ``docs/algorithm.md``,
+"What the relaxed objective does and does not reward"). A selection is therefore judged two-sided:
 
 * :func:`kl_both_ways` - KL(target || selection) and KL(selection || target), k-NN estimates;
 * :func:`mmd2_unbiased` and :func:`energy_distance` - kernel two-sample distances (unbiased U-statistics);

@@ -125,7 +125,7 @@ import numpy as np
 
 from .divergence import MAX_SQ_DIST, MIN_SQ_DIST, knn_distances
 from .errors import InvalidInputError, InvalidParameterError
-from .optimize import EVENT_ACCEPTED, EVENT_RESET, EVENT_STOP, GIOParams, PickEvent, _LoopState
+from .optimize import EVENT_ACCEPTED, EVENT_RESET, EVENT_STOP, GIOParams, LoopState, PickEvent
 from .stopping import StopContext
 
 __all__ = ["EXACT_OBJECTIVES", "RANK_SCHEDULES", "ExactGreedySearch", "balanced_rank"]
@@ -168,8 +168,8 @@ def balanced_rank(k: int, m: int, n: int) -> int:
 
 
 @dataclass
-class _ExactLoopState(_LoopState):
-    """:class:`gioselect.optimize._LoopState` plus what the exact search records."""
+class _ExactLoopState(LoopState):
+    """:class:`gioselect.optimize.LoopState` plus what the exact search records."""
 
     rank_trace: list[int] = field(default_factory=list)  # rank in force for each accepted pick
     prev_trace: list[float] = field(default_factory=list)  # same-rank value of the set before each accepted pick

@@ -1,6 +1,6 @@
 """The greedy GIO loop: gradient search for the next point, projection to the nearest unused candidate.
 
-One iteration, as in grad-info-opt 0.1.2's ``GIOKL.fit`` (see ``shared/design/gio-algorithm.md``):
+One iteration, as in grad-info-opt 0.1.2's ``GIOKL.fit`` (see ``docs/algorithm.md`` in the repository):
 
 1. ``grad_desc_iter`` fixed-size gradient steps on v (three times as many on the first iteration, after a
    reset, and with probability ``random_restart_prob``), using the analytic O(n d) gradient;
@@ -49,6 +49,7 @@ __all__ = [
     "CandidateSet",
     "GIOParams",
     "GIOSearch",
+    "LoopState",
     "PickEvent",
     "single_threaded_blas",
 ]
@@ -254,7 +255,9 @@ EVENT_ACCEPTED, EVENT_RESET, EVENT_STOP = 1, 2, 3
 
 
 @dataclass
-class _LoopState:
+class LoopState:
+    """The greedy loop's state (what a checkpoint holds); each search extends it with what it records."""
+
     v: np.ndarray
     kl_prev: float
     i: int = 0  # the reference's i: accepted picks, minus one per reset
@@ -330,7 +333,7 @@ class GIOSearch:
         self.initial_kl = self.objective.value()
         v = self._v_start()
         self.scale = self._scale(v)
-        self.state = _LoopState(v=v, kl_prev=self.initial_kl)
+        self.state = LoopState(v=v, kl_prev=self.initial_kl)
         logger.info("GIO start: %d start points, KL~ %.6g, scale %.6g", self.start_points.shape[0],
                     self.initial_kl, self.scale)
 
@@ -505,7 +508,7 @@ class GIOSearch:
         self.scale = float(sc["scale"])
         self.initial_kl = float(sc["initial_kl"])
         self.rng.bit_generator.state = sc["rng"]
-        self.state = _LoopState(
+        self.state = LoopState(
             v=np.asarray(sd["v"], dtype=np.float64).copy(), kl_prev=float(sc["kl_prev"]), i=int(sc["i"]),
             total_iter=int(sc["total_iter"]), n_iter=int(sc["n_iter"]), num_resets=int(sc["num_resets"]),
             increases=int(sc["increases"]), just_reset=bool(sc["just_reset"]),

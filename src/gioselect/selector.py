@@ -4,149 +4,29 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .errors import InvalidInputError, InvalidParameterError
 from .exclude import block_candidates
-from .optimize import GIOParams, GIOSearch, PickEvent
-from .sizing import SizeEstimate, estimate_target_rows
-from .validation import check_embeddings, check_int, check_real
+from .optimize import GIOParams, PickEvent
+from .search import (
+    GIOResult,
+    auto_budget,
+    make_search,
+    result_from_search,
+    validate_fit_inputs,
+    with_size_estimate,
+)
+from .validation import check_int, check_real
 
-__all__ = ["GIOResult", "GIOSelector", "QuantizedSelection", "auto_budget", "select", "select_quantized"]
+# GIOResult, make_search and the helpers around them live in gioselect.search; re-exported here.
+__all__ = ["GIOResult", "GIOSelector", "QuantizedSelection", "auto_budget", "make_search", "result_from_search",
+           "select", "select_quantized", "validate_fit_inputs", "with_size_estimate"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class GIOResult:
-    """The outcome of one GIO run.
-
-    Attributes
-    ----------
-    selected_indices : ndarray of int64, shape (s,)
-        Rows of the pool (or of the candidates, when quantised) in selection order; start points excluded.
-        A row can appear twice only after a reset (``resets_allowed``).
-    kl_trace : ndarray of float64, shape (s,)
-        The objective (relaxed k-NN KL of target vs start set + selection) after each accepted pick.
-    initial_kl : float
-        The objective of the start set alone.
-    stop_reason : str
-        The criterion that fired, or ``"max_iter"``, ``"budget"``, ``"pool_exhausted"``; ``"auto"`` when the
-        run filled the size estimated by ``stop_criterion="auto"``.
-    n_iter : int
-        Picks evaluated, including one rejected by the stopping rule and ones undone by a reset.
-    n_resets : int
-        Pool refills done (``resets_allowed``).
-    start_points : ndarray, shape (m0, d)
-        The start set the estimate included (uniform points, pool rows, or the given ``init``).
-    init_indices : ndarray of int64 or None
-        Pool rows used as start points with ``random_init_pct``.
-    scale_factor : float
-        The gradient scale used (computed once when ``scale_factor='auto'``).
-    """
-
-    selected_indices: np.ndarray
-    kl_trace: np.ndarray
-    initial_kl: float
-    stop_reason: str
-    n_iter: int
-    n_resets: int
-    start_points: np.ndarray
-    init_indices: np.ndarray | None
-    scale_factor: float
-    params: dict[str, Any] = field(default_factory=dict)
-    #: The automatic size (``stop_criterion="auto"`` without a budget): :meth:`SizeEstimate.as_dict`.
-    size_estimate: dict[str, Any] | None = None
-
-
-def _validate_fit_inputs(
-    pool: Any, target: Any, init: Any, params: GIOParams
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    pool_ = check_embeddings(pool, "pool")
-    target_ = check_embeddings(target, "target", dim=pool_.shape[1])
-    if target_.shape[0] <= params.k:
-        raise InvalidInputError(
-            f"target: has {target_.shape[0]} rows; the k-NN estimator needs more than k={params.k} "
-            f"(lower k or add target rows)"
-        )
-    init_ = None
-    if init is not None:
-        init_ = check_embeddings(init, "init", dim=pool_.shape[1], dtype=np.float64)
-    return pool_, target_, init_
-
-
-def auto_budget(pool: Any, target: np.ndarray, params: GIOParams, budget: float | None,
-                seed: int | np.random.Generator | None) -> tuple[float | None, SizeEstimate | None]:
-    """The run's row budget: ``budget`` when given; with ``stop_criterion="auto"`` and no budget, the
-    estimated number of target-like pool rows (:func:`gioselect.sizing.estimate_target_rows`).
-
-    ``pool`` is the pool's rows (an array or a block source), never the cluster centroids. The estimate draws
-    from its own generator (derived from ``seed``), so the GIO run's random choices are the same with or
-    without it.
-    """
-    if budget is not None or params.stop_criterion != "auto":
-        return budget, None
-    if isinstance(seed, np.random.Generator):
-        rng = np.random.default_rng(seed.bit_generator.seed_seq.spawn(1)[0])  # type: ignore[attr-defined]
-    else:
-        rng = np.random.default_rng(None if seed is None else [int(seed), 0x5153])
-    est = estimate_target_rows(pool, target, seed=rng)
-    if est.rows == 0:
-        logger.warning("stop_criterion='auto': no pool row looks like the target (estimated share %.4g); the "
-                       "selection is empty (pass a budget to select anyway)", est.share)
-    elif est.rows >= est.pool_rows:
-        logger.warning("stop_criterion='auto': every pool row looks like the target (estimated share %.4g); "
-                       "the selection is the whole pool", est.share)
-    return float(est.rows), est
-
-
-def _with_estimate(res: GIOResult, est: SizeEstimate | None) -> GIOResult:
-    if est is None:
-        return res
-    reason = "auto" if res.stop_reason == "budget" else res.stop_reason
-    return replace(res, stop_reason=reason, size_estimate=est.as_dict())
-
-
-def make_search(
-    pool: np.ndarray,
-    target: np.ndarray,
-    params: GIOParams,
-    *,
-    seed: int | np.random.Generator | None = None,
-    init: np.ndarray | None = None,
-    weights: np.ndarray | None = None,
-    budget: float | None = None,
-    budget_exact: bool = False,
-) -> GIOSearch:
-    """A :class:`GIOSearch` on validated inputs (for callers that drive the loop themselves)."""
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    if params.objective != "relaxed":
-        from .exact import ExactGreedySearch
-
-        return ExactGreedySearch(pool, target, params, rng, init=init, weights=weights,  # type: ignore[return-value]
-                                 budget=budget, budget_exact=budget_exact)
-    return GIOSearch(pool, target, params, rng, init=init, weights=weights, budget=budget,
-                     budget_exact=budget_exact)
-
-
-def result_from_search(search: GIOSearch) -> GIOResult:
-    """Freeze a finished (or interrupted) search into a :class:`GIOResult`."""
-    st = search.state
-    return GIOResult(
-        selected_indices=np.asarray(st.selected, dtype=np.int64),
-        kl_trace=np.asarray(st.kl_trace, dtype=np.float64),
-        initial_kl=float(search.initial_kl),
-        stop_reason=str(st.stop_reason),
-        n_iter=st.n_iter,
-        n_resets=st.num_resets,
-        start_points=search.start_points,
-        init_indices=search.init_indices,
-        scale_factor=float(search.scale),  # NaN for the exact objectives (no gradient)
-        params=dict(search.params.__dict__),
-    )
 
 
 class GIOSelector:
@@ -386,7 +266,7 @@ class GIOSelector:
             pool, target, init, vector_column=vector_column, text_column=text_column, model=model,
             exclude=exclude, exclude_threshold=exclude_threshold)
         params = self._params()
-        pool_, target_, init_ = _validate_fit_inputs(pool, target, init, params)
+        pool_, target_, init_ = validate_fit_inputs(pool, target, init, params)
         budget = None
         if self.budget is not None:
             budget = check_real(self.budget, "budget", low=0.0, low_open=True)
@@ -411,7 +291,7 @@ class GIOSelector:
         for event in search.run():
             if callback is not None:
                 callback(event)
-        self._set_result(_with_estimate(result_from_search(search), est))
+        self._set_result(with_size_estimate(result_from_search(search), est))
         self.size_estimate_ = est
         return self
 
@@ -619,70 +499,8 @@ def select_quantized(pool: Any, target: Any, *, clusters: int | str = "auto", ta
                                       target_clusters=target_clusters, budget=budget, budget_exact=budget_exact,
                                       seed=seed, candidates=candidates, refine=refine, refine_over=refine_over,
                                       **params)
-    import math
+    from .job.arrays import select_arrays
 
-    from .errors import InvalidParameterError
-    from .quantize import (
-        REFINE_MODES,
-        ClusterMembers,
-        assign_blocks,
-        drop_empty,
-        kmeans_centroids,
-        medoid_ids,
-        plan_clusters,
-        quantize_array,
-        quantized_rows,
-        select_candidates,
-        training_sample_indices,
-    )
-
-    gp = GIOParams(**params).validate()
-    pool_, target_, _ = _validate_fit_inputs(pool, target, None, gp)
-    check_int(seed, "seed", low=0)
-    if budget is not None:
-        check_int(budget, "budget", low=1)
-    if refine not in REFINE_MODES:
-        raise InvalidParameterError(f"refine: expected one of {', '.join(REFINE_MODES)}, got {refine!r}")
-    check_real(refine_over, "refine_over", low=1.0)
-    plan = plan_clusters(clusters, target_clusters, pool_.shape[0], target_.shape[0])
-    seeds = np.random.SeedSequence(seed).spawn(3)
-    s_pool, s_target, s_gio = (int(s.generate_state(1)[0]) for s in seeds)
-    # A budget is exact (the last cluster cut); "auto" without one sizes the run from the pool's rows.
-    fbudget, est = auto_budget(pool_, target_, gp, None if budget is None else float(budget), seed)
-    if est is not None:
-        budget = est.rows
-    budget_exact = budget_exact or budget is not None
-    target_c = target_
-    if plan.target_clusters > 0:
-        target_c = quantize_array(target_, plan.target_clusters, seed=s_target).centroids
-    if plan.pool_clusters > 0:
-        kp = plan.pool_clusters
-        idx = training_sample_indices(pool_.shape[0], kp, seed=s_pool)
-        raw = kmeans_centroids(pool_[idx], kp, seed=s_pool)
-        labels, sq = assign_blocks(((s, pool_[s : s + 65536]) for s in range(0, pool_.shape[0], 65536)), raw,
-                                   pool_.shape[0])
-        cents, sizes, labels = drop_empty(raw, labels)
-        rng = np.random.default_rng(s_pool)
-        sample = pool_[np.sort(rng.choice(pool_.shape[0], size=min(1000, pool_.shape[0]), replace=False))]
-        cand, mode = select_candidates(candidates, cents, medoid_ids(labels, sq, cents.shape[0]), sample,
-                                       lambda ids: pool_[ids])
-        refining = refine != "none" and budget is not None
-        gio_budget = None if budget is None else (math.ceil(refine_over * budget) if refining else budget)
-        search = make_search(cand, target_c, gp, seed=s_gio, weights=sizes,
-                             budget=None if gio_budget is None else float(gio_budget),
-                             budget_exact=budget_exact or refining)
-        for _ in search.run():
-            pass
-        res = _with_estimate(result_from_search(search), est)
-        ids = quantized_rows(res.selected_indices, ClusterMembers(labels, cand.shape[0]), lambda i: pool_[i],
-                             target_, cand, budget, how=refine, k=gp.k, over=refine_over,
-                             limit=budget if budget_exact else None, seed=s_gio)
-        return QuantizedSelection(ids, res, int(cand.shape[0]), int(target_c.shape[0]), plan.rule, mode,
-                                  labels=labels)
-    search = make_search(pool_, target_c, gp, seed=s_gio, budget=fbudget, budget_exact=budget_exact)
-    for _ in search.run():
-        pass
-    res = _with_estimate(result_from_search(search), est)
-    _, first = np.unique(res.selected_indices, return_index=True)
-    ids = res.selected_indices[np.sort(first)]
-    return QuantizedSelection(ids, res, int(pool_.shape[0]), int(target_c.shape[0]), plan.rule, None)
+    return select_arrays(pool, target, clusters=clusters, target_clusters=target_clusters, budget=budget,
+                         budget_exact=budget_exact, seed=seed, candidates=candidates, refine=refine,
+                         refine_over=refine_over, **params)

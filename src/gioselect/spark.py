@@ -19,7 +19,6 @@ DataFrame of texts on the executors.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from dataclasses import asdict, replace
@@ -36,41 +35,30 @@ from .engines.spark import (
     ROW,
     SparkEngine,
     SparkSource,
-    _errors_from_spark,
-    _is_local,
-    _local,
-    _spark_path,
-    _TextEmbedBatches,
+    TextEmbedBatches,
+    errors_from_spark,
+    is_local_path,
+    local_path,
+    spark_path,
     spark_session,
 )
-from .errors import GIOError, InvalidInputError, InvalidParameterError
+from .errors import InvalidInputError, InvalidParameterError
 from .io import EmbeddingSource, atomic_path, file_sha256, open_embeddings
-from .optimize import GIOParams
-from .outdir import check_output_dir, remove_result_dir, remove_work_dir, run_lock
-from .pipeline import (
-    CHECKPOINT_FORMAT,
+from .job.config import Progress, SelectConfig, is_npy_path, parse_budget, text_fields
+from .job.record import (
     REPORT_POOL_ROWS,
-    REPORT_SELECTED_ROWS,
-    REPORT_TARGET_ROWS,
-    Progress,
-    SelectConfig,
-    _inputs,
-    _load_npz,
-    _no_progress,
-    _open_work_dir,
-    _publish,
-    _result_warnings,
-    _rounded,
-    _run_gio,
-    _save_npz,
-    _seeds,
-    _versions,
-    _write_json,
-    _write_trace,
-    parse_budget,
+    finite_or_none,
+    report_sample_ids,
+    run_warnings,
+    versions,
+    write_trace,
 )
+from .job.run import RunContext, run_job
+from .job.seeds import Seeds
+from .job.select import PickHook, run_gio
+from .job.workdir import CHECKPOINT_FORMAT, load_npz, save_npz
+from .optimize import GIOParams
 from .quantize import DEFAULT_CLUSTERS, quantize_array
-from .selector import make_search
 from .validation import check_embeddings, check_int
 
 if TYPE_CHECKING:
@@ -91,8 +79,8 @@ def _fingerprint_input(src: SparkSource | EmbeddingSource) -> dict[str, Any]:
     """What identifies an input: the SHA-256 of a single local file, else its files' names, sizes, times."""
     if isinstance(src, EmbeddingSource):
         return {"sha256": file_sha256(src.path)}
-    if len(src.files) == 1 and _is_local(src.files[0]["path"]) and _local(src.path).is_file():
-        return {"sha256": file_sha256(_local(src.path))}
+    if len(src.files) == 1 and is_local_path(src.files[0]["path"]) and local_path(src.path).is_file():
+        return {"sha256": file_sha256(local_path(src.path))}
     return {"sha256": None, "files": [[f["path"], f["size"], f["mtime"]] for f in src.files]}
 
 
@@ -157,6 +145,7 @@ def run_select_spark(
     command: list[str] | None = None,
     kmeans: str = "auto",
     spark_conf: dict[str, str] | None = None,
+    on_pick: PickHook | None = None,
 ) -> dict[str, Any]:
     """Run the selection job with the pool-sized work on Spark; returns the manifest.
 
@@ -184,6 +173,8 @@ def run_select_spark(
         in-process K-means, same centroids) when the K-means sample is at most 256 MiB, else distributed.
     spark_conf : dict, optional
         Settings for a new session (e.g. ``{"spark.driver.memory": "2g"}``).
+    on_pick : callable, optional
+        As for :func:`gioselect.pipeline.run_select`.
 
     Returns
     -------
@@ -207,49 +198,33 @@ def run_select_spark(
     check_int(cfg.clusters, "clusters", low=1)
     if kmeans not in KMEANS_METHODS:
         raise InvalidParameterError(f"kmeans must be one of {KMEANS_METHODS}, got {kmeans!r}")
-    prog: Progress = progress or _no_progress
-    t_start = time.monotonic()
     for p, what in ((cfg.pool, "pool"), (cfg.target, "target")):
-        sp = _spark_path(p)
-        if _is_local(sp) and not _local(sp).exists():
+        sp = spark_path(p)
+        if is_local_path(sp) and not local_path(sp).exists():
             raise InvalidInputError(f"{what}: {p} does not exist")
-    # The same output rules, lock and publishing as the in-process job (gioselect.outdir).
-    plan = check_output_dir(Path(cfg.out), _inputs(cfg), force=force, resume=resume)
-    out, work = plan.out, plan.work
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with run_lock(plan.lock, out, command):
-        plan = check_output_dir(Path(cfg.out), _inputs(cfg), force=force, resume=resume)
-        if plan.state == "complete":
-            logger.info("%s is already complete; nothing to resume", out)
-            remove_work_dir(work)
-            return dict(json.loads((out / "manifest.json").read_text()))
+
+    def phases(ctx: RunContext) -> dict[str, Any]:
         session, created = (spark, False) if spark is not None else spark_session(spark_master, conf=spark_conf)
         try:
             engine = SparkEngine(session, kmeans=kmeans)
             engine.check_params()
-            return _run(cfg, engine, work, out, t_start, prog, resume, force, command)
+            return _run(ctx, engine)
         finally:
             if created:
                 session.stop()
 
+    # The same output rules, lock, work folder and publishing as the in-process job (gioselect.job.run).
+    return run_job(cfg, phases, resume=resume, force=force, progress=progress, command=command, on_pick=on_pick)
 
-def _run(
-    cfg: SelectConfig,
-    engine: SparkEngine,
-    work: Path,
-    out: Path,
-    t_start: float,
-    prog: Progress,
-    resume: bool,
-    force: bool,
-    command: list[str] | None,
-) -> dict[str, Any]:
-    seeds = _seeds(cfg.seed)
+
+def _run(ctx: RunContext, engine: SparkEngine) -> dict[str, Any]:
+    cfg, work, prog = ctx.cfg, ctx.work, ctx.prog
+    seeds = Seeds(cfg.seed)
     text_field = cfg.text_field
-    target_is_npy = Path(str(cfg.target)).suffix.lower() == ".npy"
-    target_text_field = None if target_is_npy else (cfg.target_text_field or cfg.text_field)
+    target_is_npy = is_npy_path(cfg.target)
+    target_text_field = text_fields(cfg)["target"]
     text_model = cfg.model
-    timings: dict[str, float] = {}
+    timings = ctx.timings
     k = cfg.params.k
 
     # -- read ----------------------------------------------------------------------------------------------
@@ -293,81 +268,52 @@ def _run(
         "engine": "spark",
         "kmeans": engine.kmeans_method,
     }
-    fresh = _open_work_dir(work, fingerprint, resume)
+    ctx.open_work(fingerprint)
     timings["hash"] = time.monotonic() - t0
     t0 = time.monotonic()
-    try:
-        if pool.kind == "text":
-            with prog("embedding pool texts", None, "step") as upd:
-                pool = engine.embed_text(
-                    pool,
-                    model=text_model,
-                    batch_size=cfg.embed_batch_size,
-                    path=str(work / "pool_embedded.parquet"),
-                )
-                upd(1)
-        if target_spark is not None and target_spark.kind == "text":
-            with prog("embedding target texts", None, "step") as upd:
-                target_spark = engine.embed_text(
-                    target_spark,
-                    model=text_model,
-                    batch_size=cfg.embed_batch_size,
-                    path=str(work / "target_embedded.parquet"),
-                )
-                upd(1)
-        if pool.text_field is not None or (target_spark is not None and target_spark.text_field is not None):
-            timings["embed"] = time.monotonic() - t0
-        tdim = target_local.dim if target_local is not None else target_spark.dim  # type: ignore[union-attr]
-        if tdim != pool.dim:
-            raise InvalidInputError(
-                f"target: {cfg.target} has dimension {tdim} but the pool {cfg.pool} has {pool.dim}"
+    if pool.kind == "text":
+        with prog("embedding pool texts", None, "step") as upd:
+            pool = engine.embed_text(
+                pool,
+                model=text_model,
+                batch_size=cfg.embed_batch_size,
+                path=str(work / "pool_embedded.parquet"),
             )
-        return _phases(
-            cfg,
-            engine,
-            pool,
-            target_local,
-            target_spark,
-            n_target,
-            work,
-            out,
-            seeds,
-            budget_rows,
-            pool_fp,
-            target_fp,
-            timings,
-            t_start,
-            prog,
-            force,
-            command,
-            text_model,
+            upd(1)
+    if target_spark is not None and target_spark.kind == "text":
+        with prog("embedding target texts", None, "step") as upd:
+            target_spark = engine.embed_text(
+                target_spark,
+                model=text_model,
+                batch_size=cfg.embed_batch_size,
+                path=str(work / "target_embedded.parquet"),
+            )
+            upd(1)
+    if pool.text_field is not None or (target_spark is not None and target_spark.text_field is not None):
+        timings["embed"] = time.monotonic() - t0
+    tdim = target_local.dim if target_local is not None else target_spark.dim  # type: ignore[union-attr]
+    if tdim != pool.dim:
+        raise InvalidInputError(
+            f"target: {cfg.target} has dimension {tdim} but the pool {cfg.pool} has {pool.dim}"
         )
-    except GIOError:
-        if fresh:
-            remove_work_dir(work)
-        raise
+    return _phases(ctx, engine, pool, target_local, target_spark, n_target, seeds, budget_rows, pool_fp, target_fp,
+                   text_model)
 
 
 def _phases(
-    cfg: SelectConfig,
+    ctx: RunContext,
     engine: SparkEngine,
     pool: SparkSource,
     target_local: EmbeddingSource | None,
     target_spark: SparkSource | None,
     n_target: int,
-    work: Path,
-    out: Path,
-    seeds: dict[str, int],
+    seeds: Seeds,
     budget_rows: int | None,
     pool_fp: dict[str, Any],
     target_fp: dict[str, Any],
-    timings: dict[str, float],
-    t_start: float,
-    prog: Progress,
-    force: bool,
-    command: list[str] | None,
     text_model: str | None,
 ) -> dict[str, Any]:
+    cfg, work, timings, prog, on_pick = ctx.cfg, ctx.work, ctx.timings, ctx.prog, ctx.on_pick
     k = cfg.params.k
 
     # -- quantise the pool ---------------------------------------------------------------------------------
@@ -381,7 +327,7 @@ def _phases(
     cluster_ids = np.zeros(0, dtype=np.int64)
     if quantized:
         if qfile.exists() and _has_parquet(apath):
-            q = _load_npz(qfile)
+            q = load_npz(qfile)
             candidates, sizes, cluster_ids = q["centroids"], q["sizes"], q["cluster_ids"]
             kmeans_sample = int(q["sample_rows"])
             engine.kmeans_used["pool"] = str(q["kmeans"])
@@ -397,7 +343,7 @@ def _phases(
                     pool, raw_centroids, path=str(apath)
                 )
                 upd(1)
-            _save_npz(
+            save_npz(
                 qfile,
                 centroids=candidates,
                 sizes=sizes,
@@ -419,7 +365,7 @@ def _phases(
     target_arr: np.ndarray | None = None
     tfile = work / "target_quantization.npz"
     if target_quantized and tfile.exists():
-        tq = _load_npz(tfile)
+        tq = load_npz(tfile)
         target_c = tq["centroids"]
         engine.kmeans_used["target"] = str(tq["kmeans"])
     elif target_local is not None:
@@ -448,7 +394,7 @@ def _phases(
             upd(1)
     if target_quantized:
         if not tfile.exists():
-            _save_npz(tfile, centroids=target_c, kmeans=np.array(engine.kmeans_used.get("target", "")))
+            save_npz(tfile, centroids=target_c, kmeans=np.array(engine.kmeans_used.get("target", "")))
         if target_c.shape[0] <= k:
             raise InvalidParameterError(
                 f"target_clusters: the target quantises to {target_c.shape[0]} clusters; "
@@ -458,14 +404,15 @@ def _phases(
 
     # -- select (the GIO core, on the driver, exactly as in-process) ---------------------------------------
     t0 = time.monotonic()
-    search = _run_gio(cfg, candidates, target_c, sizes, budget_rows, seeds["gio"], work, prog)
+    search = run_gio(cfg.params, candidates, target_c, sizes, budget_rows, seeds["gio"], work, prog,
+                     on_pick=on_pick, checkpoint_every=cfg.checkpoint_every, checkpoint_seconds=cfg.checkpoint_seconds)
     timings["select"] = time.monotonic() - t0
     st = search.state
     picks = np.asarray(st.selected, dtype=np.int64)
 
     # -- explode (a distributed join of the chosen clusters with the assignment) ----------------------------
     t0 = time.monotonic()
-    limit = budget_rows if cfg.budget_exact else None
+    limit = budget_rows  # a budget is exact, as in-process: the last cluster is cut to fill it
     if quantized:
         assert assignment is not None
         selection, n_sel = engine.explode(
@@ -478,23 +425,20 @@ def _phases(
             ids = ids[:limit]
         selection, n_sel = engine.selection_frame(ids), int(ids.shape[0])
     spath = work / "selection.parquet"
-    with _errors_from_spark(pool.where):
+    with errors_from_spark(pool.where):
         selection.write.mode("overwrite").parquet(str(spath))
     selection = engine.spark.read.parquet(str(spath))
     timings["explode"] = time.monotonic() - t0
 
     # -- write ---------------------------------------------------------------------------------------------
     t0 = time.monotonic()
-    result = work / "result"
-    if result.exists():
-        remove_result_dir(result)
-    result.mkdir()
+    result = ctx.result_dir()
     with prog("writing selected ids", n_sel, "row") as upd:
         _write_ids(spath, result / "selected_ids.npy", n_sel, upd)
     with prog("writing selected rows (spark)", None, "file") as upd:
         engine.write_selected(pool, selection, n_sel, str(result / SELECTED_ROWS_NAME))
         upd(1)
-    _write_trace(result / "kl_trace.csv", search.initial_kl, st.history, sizes, quantized)
+    write_trace(result / "kl_trace.csv", search.initial_kl, st.history, sizes, quantized)
     final_kl = float(st.kl_trace[-1]) if st.kl_trace else float(search.initial_kl)
     timings["write"] = time.monotonic() - t0
 
@@ -506,11 +450,11 @@ def _phases(
     )
     manifest: dict[str, Any] = {
         "gioselect_version": __version__,
-        "command": command,
+        "command": ctx.command,
         "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "engine": engine.name,
         "seed": cfg.seed,
-        "sub_seeds": seeds,
+        "sub_seeds": seeds.as_dict(),
         "parameters": {
             **asdict(cfg.params),
             "clusters": cfg.clusters,
@@ -527,7 +471,7 @@ def _phases(
                 else _need(target_spark).embedding_field
             ),
             "text_field": pool.text_field,
-            "target_text_field": target_spark.text_field if target_spark is not None else None,
+            "target_text_field": text_fields(cfg)["target"],
             "model": text_model,
         },
         "inputs": {"pool": _spark_record(pool, pool_fp, text_model), "target": target_record},
@@ -556,9 +500,9 @@ def _phases(
             else None
         ),
         "stop_reason": st.stop_reason,
-        "initial_kl": float(search.initial_kl),
-        "final_kl": final_kl,
-        "scale_factor": float(search.scale),
+        "initial_kl": finite_or_none(search.initial_kl),
+        "final_kl": finite_or_none(final_kl),
+        "scale_factor": finite_or_none(search.scale),
         "outputs": {
             "selected_ids": "selected_ids.npy",
             "selected_rows": SELECTED_ROWS_NAME,
@@ -573,36 +517,15 @@ def _phases(
             "default_parallelism": sc.defaultParallelism,
             "kmeans": engine.kmeans_method,
         },
-        "versions": {**_versions(), "pyspark": engine.spark.version},
+        "versions": {**versions(), "pyspark": engine.spark.version},
     }
-    manifest["warnings"] = _result_warnings(cfg, pool.n_rows, int(n_sel), candidates, quantized, target_c)
-    if cfg.report:
-        t1 = time.monotonic()
-        manifest["timings_s"] = {**_rounded(timings), "total": round(t1 - t_start, 4)}
-        with prog("writing report", None, "file") as upd:
-            _report(
-                result,
-                manifest,
-                engine,
-                pool,
-                target_arr,
-                target_local,
-                target_spark,
-                n_target,
-                result / "selected_ids.npy",
-                st.kl_trace,
-                search.initial_kl,
-                seeds["report"],
-            )
-            upd(1)
-        timings["report"] = time.monotonic() - t1
-    timings["total"] = time.monotonic() - t_start
-    manifest["timings_s"] = _rounded(timings)
-    _write_json(result / "manifest.json", manifest)
+    manifest["warnings"] = run_warnings(cfg, pool.n_rows, int(n_sel), candidates, quantized, target_c)
 
-    _publish(result, out, force)
-    remove_work_dir(work)
-    return manifest
+    def report() -> None:
+        _report(result, manifest, engine, pool, target_arr, target_local, target_spark, n_target,
+                result / "selected_ids.npy", st.kl_trace, search.initial_kl, seeds["report"])
+
+    return ctx.finish(result, manifest, report if cfg.report else None)
 
 
 def _target_points(
@@ -675,17 +598,9 @@ def _report(
     """The in-process report, with the same seeded samples; the pool rows are fetched in one pass."""
     from .report import write_report
 
-    rng = np.random.default_rng(seed)
-    t_idx = np.sort(rng.choice(n_target, size=min(REPORT_TARGET_ROWS, n_target), replace=False))
-    p_ids = engine.sample_ids(pool.n_rows, REPORT_POOL_ROWS, seed)
     selected_ids = np.load(ids_path, mmap_mode="r")
-    s_ids = (
-        np.sort(
-            rng.choice(selected_ids, size=min(REPORT_SELECTED_ROWS, selected_ids.shape[0]), replace=False)
-        )
-        if selected_ids.shape[0]
-        else np.zeros(0, dtype=np.int64)
-    )
+    t_idx, s_ids = report_sample_ids(n_target, selected_ids, seed)
+    p_ids = engine.sample_ids(pool.n_rows, REPORT_POOL_ROWS, seed)
     if target_arr is not None:
         t_sample = target_arr[t_idx]
     elif target_local is not None:
@@ -780,7 +695,7 @@ def select(
         raise InvalidParameterError("budget_exact needs a budget")
     engine = SparkEngine(pool_df.sparkSession, kmeans=kmeans)
     engine.check_params()
-    seeds = _seeds(seed)
+    seeds = Seeds(seed)
     k = gio.k
     pool = engine.from_dataframe(
         pool_df, embedding_col if text_col is None else None, "pool", text_col=text_col
@@ -821,20 +736,10 @@ def select(
                 f"target_clusters: the target quantises to {target_c.shape[0]} clusters; "
                 f"more than k={k} needed"
             )
-        search = make_search(
-            candidates,
-            target_c,
-            gio,
-            seed=seeds["gio"],
-            weights=sizes if budget_rows is not None else None,
-            budget=float(budget_rows) if budget_rows is not None else None,
-            budget_exact=budget_exact,
-        )
-        while search.step() is not None:
-            pass
+        search = run_gio(gio, candidates, target_c, sizes, budget_rows, seeds["gio"], None)  # the job's phase
         picks = np.asarray(search.state.selected, dtype=np.int64)
         logger.info("GIO picked %d candidates (%s)", picks.shape[0], search.state.stop_reason)
-        limit = budget_rows if budget_exact else None
+        limit = budget_rows  # a budget is exact, as in the file job
         if quantized:
             selection, n_sel = engine.explode(
                 picks, sizes, cluster_ids, assignment, limit=limit, seed=seeds["explode"]
@@ -844,7 +749,7 @@ def select(
             ids = picks[np.sort(first)]
             ids = ids[:limit] if limit is not None else ids
             selection, n_sel = engine.selection_frame(ids), int(ids.shape[0])
-        with _errors_from_spark(pool.where):
+        with errors_from_spark(pool.where):
             selection = selection.localCheckpoint(eager=True)
         return engine.selected_rows(pool, selection, n_sel)
     finally:
@@ -900,4 +805,4 @@ def embed_texts(
     if out_col in types:
         raise InvalidParameterError(f"{where}: already has a column {out_col!r}; choose another out_col")
     schema = StructType([*df.schema.fields, StructField(out_col, ArrayType(FloatType(), False), False)])
-    return df.mapInPandas(_TextEmbedBatches(text_col, out_col, model, int(batch_size), where), schema)
+    return df.mapInPandas(TextEmbedBatches(text_col, out_col, model, int(batch_size), where), schema)

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from .base import Engine
 from .local import LocalEngine
 
 ENGINES = ("local", "spark")
 
-__all__ = ["ENGINES", "LocalEngine"]
+__all__ = ["ENGINES", "Engine", "LocalEngine"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from ..quantize import (
     medoid_ids,
     training_sample_indices,
 )
+
+if TYPE_CHECKING:
+    from .base import Engine
 
 __all__ = ["LocalEngine"]
 
@@ -99,3 +103,9 @@ class LocalEngine:
     def write_selected(self, source: EmbeddingSource | Path, ids: np.ndarray, rank: np.ndarray,
                        out_path: Path) -> Path:
         return write_selected_rows(source, ids, out_path, rank=rank)
+
+
+if TYPE_CHECKING:  # mypy checks that this engine implements the protocol
+
+    def _implements_engine(engine: LocalEngine) -> Engine:
+        return engine

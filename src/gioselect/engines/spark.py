@@ -95,6 +95,8 @@ from ..quantize import (
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+    from .base import Engine
+
 __all__ = ["KMEANS_METHODS", "SparkEngine", "SparkSource", "spark_session"]
 
 logger = logging.getLogger(__name__)
@@ -187,18 +189,18 @@ def spark_session(
     return session, True
 
 
-def _spark_path(p: str | os.PathLike[str]) -> str:
+def spark_path(p: str | os.PathLike[str]) -> str:
     """A path for Spark: ``Path`` turns ``s3a://b/k`` into ``s3a:/b/k``; put the double slash back."""
     return _SCHEME_RE.sub(r"\1://", str(p))
 
 
-def _is_local(path: str) -> bool:
+def is_local_path(path: str) -> bool:
     """True for a plain path or a ``file:`` URI."""
     m = re.match(r"^([A-Za-z][\w+.-]*)://", path)
     return m is None or m.group(1).lower() == "file"
 
 
-def _local(path: str) -> Path:
+def local_path(path: str) -> Path:
     return Path(re.sub(r"^file://", "", path))
 
 
@@ -207,13 +209,13 @@ def _detect_spark_format(path: str, name: str) -> str:
     where = describe_file(Path(path), name)
     p = Path(path)
     if (
-        _is_local(path)
-        and _local(path).is_dir()
+        is_local_path(path)
+        and local_path(path).is_dir()
         and p.suffix.lower() not in (".parquet", ".pq", ".csv", ".tsv", ".jsonl", ".ndjson", ".json")
     ):
         found = sorted(
             q.suffix.lower()
-            for q in _local(path).iterdir()
+            for q in local_path(path).iterdir()
             if q.is_file() and not q.name.startswith(("_", "."))
         )
         if not found:
@@ -241,7 +243,7 @@ def _shipped(exc: GIOError) -> RuntimeError:
 
 
 @contextlib.contextmanager
-def _errors_from_spark(where: str | None = None) -> Iterator[None]:
+def errors_from_spark(where: str | None = None) -> Iterator[None]:
     """Re-raise input errors shipped from executors, and Spark's path errors, as gioselect errors."""
     try:
         yield
@@ -390,7 +392,7 @@ def _add_stats(
 
 
 @dataclass
-class _TextEmbedBatches:
+class TextEmbedBatches:
     """``mapInPandas`` body: embed a text column with TextEmbedder (model cached per Python worker)."""
 
     text_col: str
@@ -595,11 +597,11 @@ class SparkEngine:
         Checks the columns like :func:`gioselect.io.open_embeddings` (missing or ambiguous embedding column,
         wrong type, empty input) and numbers the rows; one counting pass over the input, plus row 0.
         """
-        spath = _spark_path(path)
-        where = describe_file(Path(spath), name) if _is_local(spath) else f"{name} file '{spath}'"
+        spath = spark_path(path)
+        where = describe_file(Path(spath), name) if is_local_path(spath) else f"{name} file '{spath}'"
         fmt = _detect_spark_format(spath, name)
-        if _is_local(spath):
-            lp = _local(spath)
+        if is_local_path(spath):
+            lp = local_path(spath)
             if not lp.exists():
                 raise InvalidInputError(f"{where}: no such file")
             if lp.is_file() and lp.stat().st_size == 0:
@@ -607,7 +609,7 @@ class SparkEngine:
         csv_opts: dict[str, Any] | None = None
         header_fields: list[str] | None = None
         key_order: list[str] | None = None
-        with _errors_from_spark(where):
+        with errors_from_spark(where):
             if fmt == "csv":
                 first = self._first_line(spath)
                 if first is None:
@@ -657,7 +659,7 @@ class SparkEngine:
             F_metadata("file_size").alias("__gio_fsize"),
             F_metadata("file_modification_time").cast("long").alias("__gio_mtime"),
         ]
-        with _errors_from_spark(where):
+        with errors_from_spark(where):
             frame, n_rows, stats = _number_rows(
                 self.spark, df, columns + ([_CORRUPT] if has_bad else []), keys, [_FILE, _BLK], extra
             )
@@ -696,7 +698,7 @@ class SparkEngine:
             files=sorted(files.values(), key=lambda v: v["path"]),
         )
         if kind != "text":
-            with _errors_from_spark(where):
+            with errors_from_spark(where):
                 row0 = (
                     self._reader(fmt, csv_opts).load(first_file).select(_col(field_name)).limit(1).collect()
                 )
@@ -743,7 +745,7 @@ class SparkEngine:
                 )
             return embedding_field, "list"
         if fmt == "csv":
-            with _errors_from_spark(where):
+            with errors_from_spark(where):
                 first = df.limit(1).collect()
             if not first:
                 raise InvalidInputError(f"{where}: is empty (0 rows; only a header row)")
@@ -848,12 +850,12 @@ class SparkEngine:
         from pyspark import StorageLevel
         from pyspark.sql import functions as F
 
-        if path is not None and _is_local(path) and (_local(path) / "_SUCCESS").exists():
+        if path is not None and is_local_path(path) and (local_path(path) / "_SUCCESS").exists():
             emb = self.spark.read.parquet(path)
         else:
-            fn = _TextEmbedBatches(RAW, FEAT, model, batch_size, src.where, row_col=ROW, keep=[ROW])
+            fn = TextEmbedBatches(RAW, FEAT, model, batch_size, src.where, row_col=ROW, keep=[ROW])
             emb = src.raw.select(ROW, RAW).mapInPandas(fn, f"`{ROW}` long, `{FEAT}` array<float>")
-            with _errors_from_spark(src.where):
+            with errors_from_spark(src.where):
                 if path is not None:
                     emb.write.mode("overwrite").parquet(path)
                     emb = self.spark.read.parquet(path)
@@ -901,7 +903,7 @@ class SparkEngine:
         if ids.size == 0:
             return np.zeros((0, src.dim), dtype=np.float32)
         uniq = np.unique(ids)
-        with _errors_from_spark(src.where):
+        with errors_from_spark(src.where):
             table = _collect_table(self.vectors(src, uniq))
         got = np.asarray(table.column(ROW).to_numpy(), dtype=np.int64)
         x = np.asarray(
@@ -917,7 +919,7 @@ class SparkEngine:
 
     def read_all(self, src: SparkSource) -> np.ndarray:
         """Every row, in row order: only what the driver holds anyway (the target, a pool of <= K rows)."""
-        with _errors_from_spark(src.where):
+        with errors_from_spark(src.where):
             table = _collect_table(self.vectors(src))
         got = np.asarray(table.column(ROW).to_numpy(), dtype=np.int64)
         x = np.asarray(
@@ -967,7 +969,7 @@ class SparkEngine:
                 StorageLevel.MEMORY_AND_DISK
             )
             try:
-                with _errors_from_spark(src.where):
+                with errors_from_spark(src.where):
                     train.count()
                     model = KMeans(
                         k=int(k),
@@ -984,7 +986,7 @@ class SparkEngine:
             return np.ascontiguousarray(cents), int(idx.shape[0])
         sample = sample.persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            with _errors_from_spark(src.where):
+            with errors_from_spark(src.where):
                 sample.count()
                 rng = np.random.default_rng(seed)
                 init_ids = idx[rng.choice(idx.shape[0], size=k, replace=False)]
@@ -1032,7 +1034,7 @@ class SparkEngine:
 
         cents = np.ascontiguousarray(centroids, dtype=np.float32)
         labels = src.raw.mapInArrow(src.converter(cents), f"`{ROW}` long, `{CLUSTER}` int")
-        with _errors_from_spark(src.where):
+        with errors_from_spark(src.where):
             if path is not None:
                 labels.write.mode("overwrite").parquet(path)
                 labels = self.spark.read.parquet(path)
@@ -1153,7 +1155,7 @@ class SparkEngine:
         from ..io import ROW_ID_COLUMN
 
         rows = self.selected_rows(src, selection, n_selected)
-        with _errors_from_spark(src.where):
+        with errors_from_spark(src.where):
             rows.orderBy(ROW_ID_COLUMN).write.mode("overwrite").parquet(out_path)
         return out_path
 
@@ -1256,3 +1258,9 @@ def explode_plan(
         full.append((c, total))
         total += s
     return full, cut, total
+
+
+if TYPE_CHECKING:  # mypy checks that this engine implements the protocol
+
+    def _implements_engine(engine: SparkEngine) -> Engine:
+        return engine

@@ -1,0 +1,131 @@
+"""The selection job in-process (gioselect.job): seeds, the one 'target is text' rule, runs on npy and parquet
+inputs, resume after an interruption, force, and the array entry point agreeing with the file job."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from gioselect.errors import OutputExistsError
+from gioselect.job import Seeds, SelectConfig
+from gioselect.job.config import text_fields
+from gioselect.optimize import GIOParams, PickEvent
+from gioselect.pipeline import run_select
+from gioselect.selector import select_quantized
+
+N, DIM = 1200, 6
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rng = np.random.default_rng(11)
+    centers = rng.normal(scale=4.0, size=(4, DIM))
+    comp = rng.integers(0, 4, size=N)
+    pool = (centers[comp] + rng.normal(size=(N, DIM))).astype(np.float32)
+    target = (centers[rng.integers(0, 2, size=200)] + rng.normal(size=(200, DIM))).astype(np.float32)
+    d = tmp_path_factory.mktemp("job")
+    np.save(d / "pool.npy", pool)
+    np.save(d / "target.npy", target)
+    pq.write_table(pa.table({"id": np.arange(N), "embedding": pa.array(list(pool), type=pa.list_(pa.float32()))}),
+                   d / "pool.parquet")
+    return d
+
+
+def _cfg(d: Path, out: Path, pool: str = "pool.npy", **kw: Any) -> SelectConfig:
+    base: dict[str, Any] = {"clusters": 30, "seed": 4, "report": False, "checkpoint_every": 1,
+                            "params": GIOParams(max_iter=12, stop_criterion="increase")}
+    base.update(kw)
+    return SelectConfig(pool=d / pool, target=d / "target.npy", out=out, **base)
+
+
+def _outputs(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.name not in ("manifest.json", "report.html")}
+
+
+def test_seeds_are_the_spawned_children_of_one_seed_sequence() -> None:
+    children = np.random.SeedSequence(7).spawn(5)
+    expected = [int(c.generate_state(1)[0]) for c in children]
+    s = Seeds(7)
+    assert list(s.values()) == expected
+    assert list(s) == ["pool_kmeans", "target_kmeans", "gio", "explode", "report"]
+    assert (s.pool_kmeans, s.target_kmeans, s.gio, s.explode, s.report) == tuple(expected)
+    assert s.as_dict() == dict(zip(s, expected, strict=True))
+    assert s.generator("gio").integers(1 << 30) == np.random.default_rng(expected[2]).integers(1 << 30)
+
+
+@pytest.mark.parametrize(("target", "text_field", "target_text_field", "want"), [
+    ("t.npy", "text", None, None),  # a .npy holds vectors, whatever the pool is
+    ("t.NPY", "text", "body", None),
+    ("t.parquet", "text", None, "text"),  # the target inherits the pool's text column
+    ("t.jsonl", "text", "body", "body"),
+    ("parts", "text", None, "text"),  # a Spark directory of part files: the old in-process rule raised here
+    ("t.parquet", None, None, None),
+])
+def test_one_rule_for_target_is_text(target: str, text_field: str | None, target_text_field: str | None,
+                                     want: str | None) -> None:
+    cfg = SelectConfig(pool=Path("p.parquet"), target=Path(target), out=Path("o"), text_field=text_field,
+                       target_text_field=target_text_field)
+    assert text_fields(cfg) == {"pool": text_field, "target": want}
+
+
+@pytest.mark.parametrize("pool", ["pool.npy", "pool.parquet"])
+@pytest.mark.parametrize("clusters", [30, 0])
+def test_job_runs_in_process_and_resumes_to_the_same_bytes(inputs: Path, tmp_path: Path, pool: str,
+                                                           clusters: int) -> None:
+    m = run_select(_cfg(inputs, tmp_path / "full", pool, clusters=clusters))
+    full = _outputs(tmp_path / "full")
+    assert m["counts"]["selected_candidates"] > 3 and (m["quantization"] is None) == (clusters == 0)
+    assert json.loads((tmp_path / "full" / "manifest.json").read_text())["sub_seeds"] == Seeds(4).as_dict()
+
+    class Stop(Exception):
+        pass
+
+    picks: list[PickEvent] = []
+
+    def interrupt(ev: PickEvent) -> None:  # an interruption after the third pick's checkpoint is due
+        picks.append(ev)
+        if len(picks) == 3:
+            raise Stop
+
+    cfg = _cfg(inputs, tmp_path / "cut", pool, clusters=clusters)
+    with pytest.raises(Stop):
+        run_select(cfg, on_pick=interrupt)
+    work = tmp_path / "cut.partial"
+    assert (work / "gio_state.npz").exists() and not (tmp_path / "cut").exists()
+    assert all(isinstance(ev, PickEvent) for ev in picks)
+    resumed = run_select(cfg, resume=True)
+    assert _outputs(tmp_path / "cut") == full and not work.exists()
+    assert resumed["counts"] == m["counts"]
+
+
+def test_force_replaces_a_previous_result_only_when_asked(inputs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sel"
+    run_select(_cfg(inputs, out))
+    before = _outputs(out)
+    with pytest.raises(OutputExistsError):
+        run_select(_cfg(inputs, out, seed=5))
+    assert _outputs(out) == before
+    run_select(_cfg(inputs, out, seed=5), force=True)
+    assert _outputs(out) != before and not out.with_name("sel.partial").exists()
+
+
+def test_select_quantized_cuts_the_last_cluster_as_the_file_job_does(inputs: Path, tmp_path: Path) -> None:
+    """Same seed, same quantisation, same budget: the array entry point and the file job select the same rows
+    (the last chosen cluster is cut with the job's explode sub-seed; it was cut with the GIO seed)."""
+    params = GIOParams(stop_criterion="increase", max_iter=None)
+    kw: dict[str, Any] = {"clusters": 30, "target_clusters": 0, "candidates": "centroid", "refine": "none"}
+    cut = 0
+    for seed in (1, 2, 3):
+        m = run_select(_cfg(inputs, tmp_path / f"s{seed}", budget="150", seed=seed, params=params, **kw))
+        ids = np.load(tmp_path / f"s{seed}" / "selected_ids.npy")
+        q = select_quantized(np.load(inputs / "pool.npy"), np.load(inputs / "target.npy"), budget=150, seed=seed,
+                             stop_criterion="increase", max_iter=None, **kw)
+        np.testing.assert_array_equal(q.ids, ids)
+        cut += m["counts"]["selected_rows"] == 150
+    assert cut == 3  # every run cut its last cluster, where the seed matters
