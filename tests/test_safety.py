@@ -536,7 +536,7 @@ def _(env: Env) -> tuple[int, str]:
 
 
 @case("pool-is-folder", "the pool is a folder that is neither a datasets folder nor parquet shards", 2,
-      "a folder pool must be a datasets save_to_disk folder")
+      "is a folder, not a file")
 def _(env: Env) -> tuple[int, str]:
     (env.data / "dir.npy").mkdir()
     return env.select(env.root / "sel", pool=env.data / "dir.npy")
