@@ -125,7 +125,7 @@ def _cfg(
     # The Spark job runs the paper's quantisation (centroid candidates, whole clusters): the in-process side of
     # every parity test is pinned to it.
     base: dict[str, Any] = {"clusters": K_CLUSTERS, "seed": 3, "report": False, "candidates": "centroid",
-                            "refine": "none"}
+                            "refine": "none", "params": GIOParams(stop_criterion="increase", max_iter=100)}
     base.update(kw)
     return SelectConfig(pool=d / pool, target=d / target, out=out, **base)
 

@@ -159,6 +159,11 @@ def _reservoir(pool: PoolLike, size: int, rng: np.random.Generator, block_rows: 
     return sample[: min(size, seen)], seen, dim
 
 
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-z)) without overflow for large |z| (exp of a non-positive number only)."""
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
 def _fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, max_iter: int = 50, tol: float = 1e-8
                   ) -> np.ndarray:
     """L2-regularised logistic regression by Newton's method; ``x`` has a trailing column of ones.
@@ -174,7 +179,7 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, max_iter: int = 50, t
     w[-1] = math.log(prior / (1 - prior))
     for _ in range(max_iter):
         z = x @ w
-        pr = 1.0 / (1.0 + np.exp(-z))
+        pr = _sigmoid(z)
         grad = x.T @ (pr - y) / n + reg * w
         h = (x * (pr * (1 - pr))[:, None]).T @ x / n
         h[np.diag_indices(p)] += reg + 1e-10
@@ -291,7 +296,7 @@ def estimate_target_rows(
         feats = np.hstack([proj / psd, np.ones((proj.shape[0], 1))])
         w = _fit_logistic(feats, y[tr], l2)
         te_feats = np.hstack([((x[te] - mu) / sd) @ axes / psd, np.ones((int(te.sum()), 1))])
-        scores[te] = 1.0 / (1.0 + np.exp(-(te_feats @ w)))
+        scores[te] = _sigmoid(te_feats @ w)
 
     g_t, g_u = scores[:n_t], scores[n_t:]
     c = float(np.clip(g_t.mean(), 1e-12, 1.0))

@@ -224,6 +224,8 @@ def _detect_spark_format(path: str, name: str) -> str:
     if p.suffix.lower() == ".json":  # Spark writes line-delimited json with this extension
         return "jsonl"
     fmt = detect_format(p)
+    if fmt == "folder":  # a directory of parquet part files (Spark's own output, or shards): Spark reads it
+        return "parquet"
     if fmt == "npy":
         raise InvalidInputError(
             f"{where}: the spark engine reads parquet, csv/tsv or jsonl, not .npy (executors cannot share "
