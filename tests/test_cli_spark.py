@@ -61,7 +61,9 @@ def test_spark_engine_reads_a_folder_of_parquet_shards_as_the_local_engine_does(
                        shards / f"part-{i:05d}.parquet")
     np.save(tmp_path / "target.npy", target.astype(np.float32))
     common = ["select", "--pool", str(shards), "--target", str(tmp_path / "target.npy"), "--clusters", "30",
-              "--max-iter", "25", "--seed", "1", "-q", "--no-report"]
+              "--max-iter", "25", "--seed", "1", "-q", "--no-report",
+              # the Spark job runs the paper's quantisation (centroids, whole clusters) and a stop rule on them
+              "--candidates", "centroid", "--refine", "none", "--stop", "increase"]
     assert main([*common, "--out", str(tmp_path / "local")]) == 0
     assert main([*common, "--out", str(tmp_path / "spark"), "--engine", "spark", "--spark-master", "local[2]"]) == 0
     local_ids = np.load(tmp_path / "local" / "selected_ids.npy")
