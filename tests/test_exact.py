@@ -17,7 +17,8 @@ from scipy.special import digamma
 
 from gioselect import kl_knn
 from gioselect.errors import InvalidInputError, InvalidParameterError
-from gioselect.exact import ExactGreedySearch, _ExactKL, balanced_rank
+from gioselect.exact import ExactGreedySearch, balanced_rank
+from gioselect.objectives.exact_kl import ExactKL
 from gioselect.optimize import EVENT_ACCEPTED, EVENT_RESET, EVENT_STOP, GIOParams
 from gioselect.selector import result_from_search
 
@@ -118,11 +119,11 @@ def test_brute_value_at_rank_k_is_kl_knn(tiny: dict[str, np.ndarray]) -> None:
 def test_objective_value_matches_brute_force_and_kl_knn(tiny: dict[str, np.ndarray]) -> None:
     x, w = tiny["target"], tiny["pool"][:10].astype(np.float64)
     for sym in (False, True):
-        o = _ExactKL(x, 3, offset=0, symmetric=sym, schedule="balanced")
+        o = ExactKL(x, 3, offset=0, symmetric=sym, schedule="balanced")
         o.reset(w, np.log(np.sort(_dist(w, x), axis=1)[:, 2]) if sym else None)
         for rank in (1, 2, 3):
             assert o.value(rank, 0) == pytest.approx(brute_value(x, w, 3, rank, 0, sym), rel=1e-9, abs=1e-9)
-    o = _ExactKL(x, 3, offset=0, symmetric=False, schedule="fixed")
+    o = ExactKL(x, 3, offset=0, symmetric=False, schedule="fixed")
     o.reset(w, None)
     assert o.value(3, 0) == pytest.approx(kl_knn(x, w, 3), rel=1e-9)
 
@@ -172,7 +173,7 @@ def test_first_pick_minimises_mean_log_distance(tiny: dict[str, np.ndarray]) -> 
 def test_gain_is_not_monotone_but_the_bound_is() -> None:
     """Why plain lazy greedy is wrong here: at rank 2 a candidate's gain can grow as the set grows."""
     x = np.array([[0.0], [20.0], [40.0], [60.0]])
-    o = _ExactKL(x, 2, offset=0, symmetric=False, schedule="fixed")
+    o = ExactKL(x, 2, offset=0, symmetric=False, schedule="fixed")
     o.reset(np.array([[10.0], [30.0]]), None)  # nu_2(x_0) = 30
     c = np.array([[1.0]])
     v0, u0, _ = o.evaluate(c, None, 2, 0)
@@ -195,7 +196,7 @@ def test_bounds_bound_every_later_gain(mix4: dict[str, np.ndarray]) -> None:
     rng = np.random.default_rng(0)
     for rank in (1, 2, 4):
         order = rng.permutation(pool.shape[0])
-        o = _ExactKL(x, 5, offset=0, symmetric=False, schedule="fixed")
+        o = ExactKL(x, 5, offset=0, symmetric=False, schedule="fixed")
         o.reset(pool[order[:10]], None)
         cand = pool[order[200:260]]
         _, u0, _ = o.evaluate(cand, None, rank, 0)
@@ -368,7 +369,7 @@ def test_bad_objective_or_schedule_is_refused(tiny: dict[str, np.ndarray]) -> No
 def test_rank_one_gains_only_shrink(mix4: dict[str, np.ndarray]) -> None:
     """At rank 1 the bound is the gain itself (facility location): stale gains bound the later ones."""
     pool, x = mix4["pool"].astype(np.float64), mix4["target"]
-    o = _ExactKL(x, 5, offset=0, symmetric=False)
+    o = ExactKL(x, 5, offset=0, symmetric=False)
     o.reset(pool[:3], None)
     cand = pool[100:160]
     v0, u0, _ = o.evaluate(cand, None, 1, 0)

@@ -25,7 +25,6 @@ KNOWN_LONG_MODULES = {
     "gioselect.embed",
     "gioselect.engines.spark",
     "gioselect.evaluate",
-    "gioselect.exact",
     "gioselect.report",
     "gioselect.spark",
 }

@@ -33,7 +33,7 @@ import numpy as np
 
 from .divergence import DEFAULT_EPS, RelaxedKL, kl_relaxed
 from .errors import InvalidInputError
-from .optimize import GIOParams
+from .optimize import GIOParams, GIOSearch
 from .selector import make_search, validate_fit_inputs
 from .validation import check_embeddings, check_int, check_pair, check_real
 
@@ -143,6 +143,7 @@ class GIOKL:
                     f"dim={self.dim} (the uniform start's dimension) does not match the data's {pool.shape[1]}"
                 )
         search = make_search(pool, target, params, seed=self._rng, init=init)
+        assert isinstance(search, GIOSearch)  # objective="relaxed"
         for _ in search.run():
             pass
         st = search.state

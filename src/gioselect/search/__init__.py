@@ -1,4 +1,9 @@
-"""Building a search and freezing its result: :func:`make_search`, :class:`GIOResult`, the automatic size.
+"""Searches: the :class:`Search` protocol, building one (:func:`make_search`) and freezing its result.
+
+Layout: :mod:`.base` (the :class:`Search` protocol), :mod:`.exact` (the exact greedy search),
+:mod:`.lazy_greedy` (the optimiser it uses, for any :class:`gioselect.objectives.BoundedObjective`); the
+relaxed gradient search is :class:`gioselect.optimize.GIOSearch`. This module: :func:`make_search`,
+:class:`GIOResult`, the automatic size.
 
 Shared by the estimator (:mod:`gioselect.selector`), the job (:mod:`gioselect.job`) and the reference shim
 (:mod:`gioselect.compat`); :mod:`gioselect.selector` re-exports these names.
@@ -12,12 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidInputError
-from .optimize import GIOParams, GIOSearch
-from .sizing import SizeEstimate, estimate_target_rows
-from .validation import check_embeddings
+from ..errors import InvalidInputError
+from ..optimize import GIOParams, GIOSearch
+from ..sizing import SizeEstimate, estimate_target_rows
+from ..validation import check_embeddings
+from .base import Search
+from .exact import ExactGreedySearch
 
-__all__ = ["GIOResult", "auto_budget", "make_search", "result_from_search", "validate_fit_inputs",
+__all__ = ["GIOResult", "Search", "auto_budget", "make_search", "result_from_search", "validate_fit_inputs",
            "with_size_estimate"]
 
 logger = logging.getLogger(__name__)
@@ -125,19 +132,19 @@ def make_search(
     weights: np.ndarray | None = None,
     budget: float | None = None,
     budget_exact: bool = False,
-) -> GIOSearch:
-    """A :class:`GIOSearch` on validated inputs (for callers that drive the loop themselves)."""
+) -> Search:
+    """The search ``params.objective`` names, on validated inputs (for callers that drive the loop themselves):
+    :class:`~gioselect.optimize.GIOSearch` for ``"relaxed"``, :class:`~gioselect.search.exact.ExactGreedySearch`
+    for the exact objectives."""
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     if params.objective != "relaxed":
-        from .exact import ExactGreedySearch
-
-        return ExactGreedySearch(pool, target, params, rng, init=init, weights=weights,  # type: ignore[return-value]
+        return ExactGreedySearch(pool, target, params, rng, init=init, weights=weights,
                                  budget=budget, budget_exact=budget_exact)
     return GIOSearch(pool, target, params, rng, init=init, weights=weights, budget=budget,
                      budget_exact=budget_exact)
 
 
-def result_from_search(search: GIOSearch) -> GIOResult:
+def result_from_search(search: Search) -> GIOResult:
     """Freeze a finished (or interrupted) search into a :class:`GIOResult`."""
     st = search.state
     return GIOResult(
