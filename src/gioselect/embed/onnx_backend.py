@@ -1,0 +1,266 @@
+"""The ONNX Runtime backend: the model's transformer exported once, locally, then run with ONNX Runtime and the
+model's own tokenizer, pooling and normalisation (see :mod:`gioselect.embed`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidParameterError, MissingDependencyError
+from .models import TEXT_INSTALL_HINT, import_text_stack, missing_text_dependency
+
+__all__ = ["OnnxModel", "load_onnx_model", "onnx_cache_dir"]
+
+logger = logging.getLogger(__name__)
+
+
+#: Version of the export recipe below; part of the exported model's folder name, so a changed recipe re-exports.
+_ONNX_EXPORT_VERSION = "v1"
+_ONNX_OPSET = 17
+_POOLING_MODES = {
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+}
+
+
+def onnx_cache_dir() -> Path:
+    """Folder of the exported ONNX models: ``$GIOSELECT_ONNX_DIR`` if set, else ``~/.cache/gioselect/onnx``.
+
+    Each model gets a sub-folder named by its :func:`resolve_model` id (and the export recipe's version) that
+    holds ``model.onnx`` (about the size of the model's weights: 90 MB for all-MiniLM-L6-v2). Deleting the
+    folder is safe: the next run exports again (seconds).
+    """
+    env = os.environ.get("GIOSELECT_ONNX_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "gioselect" / "onnx"
+
+
+class _OnnxSpec:
+    """What the ONNX backend needs to know about a sentence-transformers model directory."""
+
+    def __init__(self, transformer_dir: Path, pooling: str, normalize: bool, max_seq_length: int,
+                 lower_case: bool) -> None:
+        self.transformer_dir = transformer_dir
+        self.pooling = pooling
+        self.normalize = normalize
+        self.max_seq_length = max_seq_length
+        self.lower_case = lower_case
+
+
+def _read_json(path: Path) -> Any:
+    """Parse a JSON file of a model directory; InvalidParameterError naming it when it is not valid JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidParameterError(f"model file {str(path)!r} cannot be read as JSON: {exc}") from exc
+
+
+def _onnx_spec(path: Path) -> _OnnxSpec:
+    """Read a model directory's module list and configs; refuse layouts the ONNX backend does not implement."""
+    other = "use the 'sentence-transformers' embedding backend for this model (--embed-backend sentence-transformers)"
+    transformer_dir, pooling, normalize = path, "mean", False  # a bare transformers model: ST's defaults
+    if (path / "modules.json").is_file():
+        modules = _read_json(path / "modules.json")
+        kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules] if isinstance(modules, list) else []
+        if not kinds or kinds[0] != "Transformer" or any(k not in ("Pooling", "Normalize") for k in kinds[1:]) \
+                or kinds.count("Pooling") != 1 or kinds.index("Pooling") != 1 or kinds.count("Normalize") > 1:
+            raise InvalidParameterError(
+                f"model {str(path)!r} has the modules {kinds}; the ONNX backend supports Transformer, Pooling and "
+                f"an optional Normalize only: {other}"
+            )
+        transformer_dir = path / str(modules[0].get("path", ""))
+        pool_cfg = _read_json(path / str(modules[1].get("path", "")) / "config.json")
+        modes = [mode for key, mode in _POOLING_MODES.items() if pool_cfg.get(key)]
+        extra = [k for k, v in pool_cfg.items() if k.startswith("pooling_mode") and v and k not in _POOLING_MODES]
+        if len(modes) != 1 or extra or pool_cfg.get("include_prompt") is False:
+            raise InvalidParameterError(
+                f"model {str(path)!r} pools with {pool_cfg}; the ONNX backend supports exactly one of mean, CLS "
+                f"or max pooling: {other}"
+            )
+        pooling = modes[0]
+        normalize = "Normalize" in kinds
+    if not (transformer_dir / "tokenizer.json").is_file():
+        raise InvalidParameterError(
+            f"model {str(path)!r} has no tokenizer.json (a fast tokenizer), which the ONNX backend reads: {other}"
+        )
+    st_cfg = transformer_dir / "sentence_bert_config.json"
+    st = _read_json(st_cfg) if st_cfg.is_file() else {}
+    max_len = st.get("max_seq_length")
+    if max_len is None:  # as sentence-transformers: the tokenizer's and the position table's limit
+        cfg = _read_json(transformer_dir / "config.json") if (transformer_dir / "config.json").is_file() else {}
+        tok_cfg_path = transformer_dir / "tokenizer_config.json"
+        tok_cfg = _read_json(tok_cfg_path) if tok_cfg_path.is_file() else {}
+        limits = [int(v) for v in (cfg.get("max_position_embeddings"), tok_cfg.get("model_max_length"))
+                  if isinstance(v, int) and 0 < v < 1_000_000]
+        max_len = min(limits) if limits else 512
+    return _OnnxSpec(transformer_dir, pooling, normalize, int(max_len), bool(st.get("do_lower_case", False)))
+
+
+def _import_onnxruntime() -> Any:
+    """Import onnxruntime, or raise MissingDependencyError with the install hint."""
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"the 'onnx' text-embedding backend needs the optional dependency 'onnxruntime', which could not be "
+            f"imported ({exc}). Install the text extra with: {TEXT_INSTALL_HINT} (or choose the "
+            "'sentence-transformers' backend: --embed-backend sentence-transformers)"
+        ) from exc
+    return onnxruntime
+
+
+def _export_onnx(spec: _OnnxSpec, dest: Path) -> None:
+    """Export the transformer of ``spec`` (its last hidden state) to ``dest`` with torch.onnx, atomically.
+
+    A local computation from the model's own weights: nothing is downloaded.
+    """
+    torch, _ = import_text_stack()
+    try:
+        import onnx  # noqa: F401  (torch.onnx writes the file through it)
+        import transformers
+    except ImportError as exc:
+        raise missing_text_dependency(str(getattr(exc, "name", None) or "onnx"), exc) from exc
+    import inspect
+    import warnings
+
+    t0 = time.perf_counter()
+    hf_logging: Any = transformers.utils.logging
+    bars_were_on = bool(hf_logging.is_progress_bar_enabled())
+    hf_logging.disable_progress_bar()
+    try:
+        try:
+            hf_model = transformers.AutoModel.from_pretrained(str(spec.transformer_dir)).float()
+        except Exception as exc:  # any failure inside the library means the directory is not a usable model
+            raise InvalidParameterError(
+                f"could not load the transformer of {str(spec.transformer_dir)!r} for the ONNX export: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+    finally:
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
+    hf_model.eval()
+    names = ["input_ids", "attention_mask"]
+    if "token_type_ids" in inspect.signature(hf_model.forward).parameters:
+        names.append("token_type_ids")
+
+    class _Hidden(torch.nn.Module):  # type: ignore[name-defined]
+        """The transformer with positional inputs and one output, the last hidden state."""
+
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *inputs: Any) -> Any:
+            return self.inner(**dict(zip(names, inputs, strict=True))).last_hidden_state
+
+    dummy = tuple(torch.ones((2, 8), dtype=torch.int64) if n != "token_type_ids"
+                  else torch.zeros((2, 8), dtype=torch.int64) for n in names)
+    axes = {n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]}
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".onnx.tmp", dir=dest.parent)
+    os.close(fd)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer warnings about Python branches on shapes (all static here)
+            torch.onnx.export(_Hidden(hf_model), dummy, tmp, input_names=names, output_names=["last_hidden_state"],
+                              dynamic_axes=axes, opset_version=_ONNX_OPSET, dynamo=False)
+        os.replace(tmp, dest)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    logger.info("exported %s to ONNX (%s) in %.1f s", spec.transformer_dir, dest, time.perf_counter() - t0)
+
+
+class OnnxModel:
+    """An ONNX Runtime session on an exported model, with its tokenizer and pooling."""
+
+    def __init__(self, session: Any, tokenizer: Any, spec: _OnnxSpec) -> None:
+        self.session = session
+        self.tokenizer = tokenizer
+        self.spec = spec
+        self.input_names = [i.name for i in session.get_inputs()]
+        self.dim = int(session.get_outputs()[0].shape[-1])
+
+    def encode(self, texts: list[str], max_seq_length: int) -> np.ndarray:
+        """Pooled (and, when the model has a Normalize layer, unit) float32 vectors of one batch."""
+        tok = self.tokenizer
+        tok.enable_truncation(max_length=max_seq_length)
+        clean = [t.strip() for t in texts]
+        if self.spec.lower_case:
+            clean = [t.lower() for t in clean]
+        enc = tok.encode_batch(clean)
+        feed_all = {
+            "input_ids": np.array([e.ids for e in enc], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in enc], dtype=np.int64),
+        }
+        hidden = self.session.run(["last_hidden_state"], {n: feed_all[n] for n in self.input_names})[0]
+        mask = feed_all["attention_mask"].astype(np.float32)[:, :, None]
+        if self.spec.pooling == "mean":
+            pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), np.float32(1e-9))
+        elif self.spec.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:  # max over real tokens, as sentence-transformers (padding set to -1e9)
+            pooled = np.where(mask > 0, hidden, np.float32(-1e9)).max(axis=1)
+        pooled = np.asarray(pooled, dtype=np.float32)
+        if self.spec.normalize:  # torch.nn.functional.normalize: x / max(||x||, 1e-12)
+            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+            pooled = pooled / np.maximum(norms, np.float32(1e-12))
+        return pooled
+
+
+# Sessions open in this process, by (model id, threads).
+_ONNX_MODELS: dict[tuple[str, int], OnnxModel] = {}
+
+
+def load_onnx_model(model_id: str, path: Path, threads: int) -> OnnxModel:
+    """Open (once per process) the ONNX session of a model, exporting the model first if it is not cached."""
+    key = (model_id, threads)
+    if key in _ONNX_MODELS:
+        return _ONNX_MODELS[key]
+    spec = _onnx_spec(path)
+    ort = _import_onnxruntime()
+    try:
+        from tokenizers import Tokenizer
+    except ImportError as exc:
+        raise missing_text_dependency("tokenizers", exc) from exc
+    dest = onnx_cache_dir() / f"{model_id}-onnx{_ONNX_EXPORT_VERSION}" / "model.onnx"
+    if not dest.is_file():
+        _export_onnx(spec, dest)
+    t0 = time.perf_counter()
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3  # errors only: the library does not write to the terminal
+    # Idle worker threads sleep instead of spinning: on a loaded machine spinning steals the cores the other
+    # threads need (measured 25% faster under load, BENCHMARKS.md).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        session = ort.InferenceSession(str(dest), sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # a damaged file: say which one and how to recover
+        raise InvalidParameterError(
+            f"ONNX Runtime cannot load the exported model {str(dest)!r} ({type(exc).__name__}: {exc}); delete "
+            "that folder and run again to export it anew"
+        ) from exc
+    tokenizer = Tokenizer.from_file(str(spec.transformer_dir / "tokenizer.json"))
+    pad = tokenizer.padding or {}
+    tokenizer.no_padding()
+    tokenizer.enable_padding(pad_id=int(pad.get("pad_id", 0)), pad_token=str(pad.get("pad_token", "[PAD]")),
+                             pad_type_id=int(pad.get("pad_type_id", 0)))  # to the batch's longest text
+    model = OnnxModel(session, tokenizer, spec)
+    logger.info("loaded ONNX model %s in %.1f s (%d threads)", dest, time.perf_counter() - t0, threads)
+    _ONNX_MODELS[key] = model
+    return model
