@@ -158,7 +158,7 @@ def test_write_is_atomic(tmp_path: Path, samples: tuple, monkeypatch: pytest.Mon
     def boom(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(report.os, failing, boom)
+    monkeypatch.setattr(os, failing, boom)
     with pytest.raises(OSError, match="disk full"):
         _write(out, None)
     monkeypatch.undo()
@@ -166,7 +166,7 @@ def test_write_is_atomic(tmp_path: Path, samples: tuple, monkeypatch: pytest.Mon
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]  # no temp file left behind
 
     new = tmp_path / "new" / "report.html"
-    monkeypatch.setattr(report.os, failing, boom)
+    monkeypatch.setattr(os, failing, boom)
     with pytest.raises(OSError):
         _write(new, None)
     monkeypatch.undo()

@@ -24,7 +24,6 @@ KNOWN_LONG_MODULES = {
     "gioselect.cli",
     "gioselect.engines.spark",
     "gioselect.evaluate",
-    "gioselect.report",
     "gioselect.spark",
 }
 

@@ -1,0 +1,51 @@
+"""``picks.csv``: every selected row with its rank, the gain of the pick that chose it and its nearest target rows.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .format import atomic_write_bytes
+
+__all__ = ["write_picks"]
+
+logger = logging.getLogger(__name__)
+
+def write_picks(path: Path, selected_ids: np.ndarray, picks: np.ndarray, labels: np.ndarray | None,
+                initial_kl: float, kl_trace: Sequence[float], take: Any, target: np.ndarray,
+                block_rows: int = 16384) -> dict[str, np.ndarray]:
+    """Write ``picks.csv``: one line per selected row in rank order, with ``gio_row_id``, ``gio_rank``,
+    ``gio_gain`` (the objective decrease of the pick that chose the row: a quantised pick's rows share their
+    cluster's) and ``gio_nearest_target`` (the 3 nearest target rows, space-separated). Returns the columns.
+
+    ``take(ids)`` reads pool rows (float32); they are read in blocks of ``block_rows``.
+    """
+    from ..frames import N_NEAREST_TARGETS, nearest_targets, pick_gains
+
+    picks = np.asarray(picks, dtype=np.int64)
+    trace = np.asarray(kl_trace, dtype=np.float64)[: picks.shape[0]]
+    gains = pick_gains(initial_kl, trace)
+    first: dict[int, float] = {}
+    for c, g in zip(picks[: trace.shape[0]].tolist(), gains.tolist(), strict=True):
+        first.setdefault(c, g)
+    ids = np.asarray(selected_ids, dtype=np.int64)
+    cand = ids if labels is None else np.asarray(labels)[ids]
+    row_gain = np.array([first.get(int(c), math.nan) for c in cand], dtype=np.float64)
+    n_near = min(N_NEAREST_TARGETS, int(target.shape[0]))
+    near = np.empty((ids.shape[0], n_near), dtype=np.int64)
+    for s in range(0, ids.shape[0], block_rows):
+        near[s : s + block_rows] = nearest_targets(take(ids[s : s + block_rows]), target, n=n_near)
+    buf = io.StringIO()
+    buf.write("gio_row_id,gio_rank,gio_gain,gio_nearest_target\n")
+    for r, (i, g, nn) in enumerate(zip(ids.tolist(), row_gain.tolist(), near.tolist(), strict=True)):
+        buf.write(f"{i},{r},{g!r},{' '.join(map(str, nn))}\n")
+    atomic_write_bytes(Path(path), buf.getvalue().encode("utf-8"))
+    return {"gio_row_id": ids, "gio_rank": np.arange(ids.shape[0], dtype=np.int64), "gio_gain": row_gain,
+            "gio_nearest_target": near}
