@@ -370,12 +370,12 @@ def test_cli_run_report_lists_picks_and_breakdown(tmp_path: Path) -> None:
 
 
 def test_evaluate_table_marks_the_better_direction() -> None:
-    from gioselect.cli import _format_table
+    from gioselect.cli.evaluate import format_table
     from gioselect.evaluate import METRIC_DIRECTION, metric_header
 
     assert metric_header("mmd2") == "mmd2 ↓" and metric_header("coverage") == "coverage ↑"
     assert set(METRIC_DIRECTION) >= {"kl_target_sel", "coverage", "downstream_accuracy"}
     res = {"methods": {"gio": [{"size": 10, "mmd2": 0.1, "coverage": 0.8}]},
            "split": {"target_select": 5, "target_holdout": 5}, "gio": {"selected": 10, "stop_reason": "increase"}}
-    text = _format_table(res)
+    text = format_table(res)
     assert "mmd2 ↓" in text and "coverage ↑" in text and "lower is better" in text
