@@ -19,20 +19,19 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from ..errors import InvalidInputError, InvalidTypeError
+from .columns import resolve_field, text_table_blocks
 from .files import atomic_path, describe_file
 from .source import (
     RANK_COLUMN,
     ROW_ID_COLUMN,
     EmbeddingSource,
     added_columns,
-    check_texts,
     rebatch,
     warn_overwrite,
 )
 from .vectors import (
     PREFERRED_EMBEDDING_FIELDS,
     REFERENCE_CSV_FIELD,
-    choose_field,
     fmt_names,
     looks_like_vector,
     missing_field,
@@ -217,15 +216,10 @@ def open_source(path: Path, field: str | None, name: str) -> EmbeddingSource:
     first = layout.first_row(path, where)
     if first is None:
         raise InvalidInputError(f"{where}: is empty (0 rows; only a header row)")
-    if field is None:
-        candidates = [c for c in columns if looks_like_vector(first[c])]
-        preferred = PREFERRED_EMBEDDING_FIELDS if layout.has_header else (REFERENCE_CSV_FIELD,)
-        field = choose_field(candidates, columns, where, preferred)
-    elif field not in columns:
-        hint = ""
-        if not layout.has_header:
-            hint = " (the file has no header row, so columns are named _c0, _c1, ... by position)"
-        raise missing_field(field, columns, where, hint)
+    field = resolve_field(
+        field, columns, [c for c in columns if looks_like_vector(first[c])], where,
+        PREFERRED_EMBEDDING_FIELDS if layout.has_header else (REFERENCE_CSV_FIELD,),
+        "" if layout.has_header else " (the file has no header row, so columns are named _c0, _c1, ... by position)")
     try:
         dim = len(parse_vector_text(first[field]))
     except ValueError as exc:
@@ -260,15 +254,15 @@ def text_blocks(path: Path, field: str, block_rows: int, where: str) -> Iterator
         raise missing_field(field, layout.columns, where, " (the first line is read as the header row)")
 
     def gen() -> Iterator[tuple[int, list[str]]]:
-        row0 = 0
+        rows = 0
         try:
-            for table in rebatch(layout.reader(path, [field], where), block_rows):
-                texts = table.column(0).to_pylist()
-                yield row0, check_texts(texts, row0, field, where)
-                row0 += len(texts)
+            for row0, texts in text_table_blocks(rebatch(layout.reader(path, [field], where), block_rows), field,
+                                                 where):
+                rows += len(texts)
+                yield row0, texts
         except (pa.ArrowException, OSError) as exc:
             raise _csv_error(exc, where) from exc
-        if row0 == 0:
+        if rows == 0:
             raise InvalidInputError(f"{where}: is empty (0 rows; only a header row)")
 
     return gen()

@@ -30,23 +30,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import InvalidInputError, InvalidTypeError
+from ..errors import InvalidInputError
+from .columns import arrow_text_field, arrow_vector_dim, arrow_vector_field, text_table_blocks
 from .files import atomic_path, file_sha256
 from .source import (
     RANK_COLUMN,
     ROW_ID_COLUMN,
     EmbeddingSource,
     added_columns,
-    check_texts,
     rebatch,
     warn_overwrite,
 )
 from .vectors import (
-    PREFERRED_EMBEDDING_FIELDS,
-    choose_field,
-    is_vector_type,
     list_array_to_matrix,
-    list_lengths,
     missing_field,
     select_local,
 )
@@ -234,26 +230,11 @@ def open_source(path: Path, field: str | None, name: str) -> EmbeddingSource:
     if n == 0:
         raise InvalidInputError(f"{where}: is empty (0 rows in {len(files)} file(s))")
     columns = list(schema.names)
-    if field is None:
-        candidates = [c for c in columns if is_vector_type(schema.field(c).type)]
-        field = choose_field(candidates, columns, where, PREFERRED_EMBEDDING_FIELDS)
-    elif field not in columns:
-        raise missing_field(field, columns, where)
-    ftype = schema.field(field).type
-    if not is_vector_type(ftype):
-        raise InvalidTypeError(
-            f"{where}: column {field!r} has type {ftype}; expected a list of numbers"
-            + (f"; it holds text: embed it with --text-field {field}" if pa.types.is_string(ftype)
-               or pa.types.is_large_string(ftype) else ""))
+    field = arrow_vector_field(schema, field, where)
     src = _FolderSource(path, kind=kind, files=files, file_rows=rows, schema=schema, n_rows=n, dim=1,
                         embedding_field=field, columns=columns, name=name)
     first = next(t for _, t in src._tables(1, [field], np.zeros(1, dtype=np.int64))).column(0)
-    if first.null_count:
-        raise InvalidInputError(f"{where}: row 0 column {field!r} is null; expected a list of numbers")
-    dim = int(list_lengths(first.combine_chunks())[0])
-    if dim == 0:
-        raise InvalidInputError(f"{where}: row 0 column {field!r} is an empty list; vectors need a dimension")
-    src.dim = dim
+    src.dim = arrow_vector_dim(first.combine_chunks(), field, where)
     return src
 
 
@@ -285,20 +266,12 @@ def text_blocks(path: Path, field: str, block_rows: int, where: str) -> Iterator
     """Text blocks of a column (checked eagerly, read lazily)."""
     src = open_rows(path, 1, "text")
     assert isinstance(src, _FolderSource)
-    if field not in src.columns:
-        raise missing_field(field, src.columns, where)
-    ftype = src.schema.field(field).type
-    if pa.types.is_dictionary(ftype):
-        ftype = ftype.value_type
-    if not (pa.types.is_string(ftype) or pa.types.is_large_string(ftype)):
-        raise InvalidTypeError(f"{where}: row 0 column {field!r} has type {ftype}, expected a string")
+    arrow_text_field(src.schema, field, where)
     if sum(src.file_rows) == 0:
         raise InvalidInputError(f"{where}: is empty (0 rows)")
 
     def gen() -> Iterator[tuple[int, list[str]]]:
-        for row0, table in src._tables(block_rows, [field], None):
-            texts = table.column(0).to_pylist()
-            yield row0, check_texts(texts, row0, field, where)
+        yield from text_table_blocks((t for _, t in src._tables(block_rows, [field], None)), field, where)
 
     return gen()
 

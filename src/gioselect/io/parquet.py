@@ -15,22 +15,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import InvalidInputError, InvalidParameterError, InvalidTypeError
+from .columns import arrow_text_field, arrow_vector_dim, arrow_vector_field, text_table_blocks
 from .files import atomic_path, describe_file
 from .source import (
     RANK_COLUMN,
     ROW_ID_COLUMN,
     EmbeddingSource,
     added_columns,
-    check_texts,
     rebatch,
     warn_overwrite,
 )
 from .vectors import (
-    PREFERRED_EMBEDDING_FIELDS,
-    choose_field,
-    is_vector_type,
     list_array_to_matrix,
-    list_lengths,
     missing_field,
     select_local,
 )
@@ -100,30 +96,12 @@ def open_source(path: Path, field: str | None, name: str) -> EmbeddingSource:
     columns = list(schema.names)
     if n == 0:
         raise InvalidInputError(f"{where}: is empty (0 rows)")
-    if field is None:
-        candidates = [c for c in columns if is_vector_type(schema.field(c).type)]
-        field = choose_field(candidates, columns, where, PREFERRED_EMBEDDING_FIELDS)
-    elif field not in columns:
-        raise missing_field(field, columns, where)
-    if columns.count(field) > 1:
-        raise InvalidInputError(f"{where}: has several columns named {field!r}")
-    ftype = schema.field(field).type
-    if not is_vector_type(ftype):
-        raise InvalidTypeError(
-            f"{where}: column {field!r} has type {ftype}; expected a list of numbers "
-            "(list<float>, large_list<float> or fixed_size_list<float>)"
-            + (f"; it holds text: embed it with --text-field {field}" if pa.types.is_string(ftype)
-               or pa.types.is_large_string(ftype) else "")
-        )
+    field = arrow_vector_field(schema, field, where)
     try:
         first = next(pf.iter_batches(batch_size=1, columns=[field])).column(0)
     except (pa.ArrowException, OSError, StopIteration) as exc:
         raise InvalidInputError(f"{where}: cannot be read (corrupt parquet?): {exc}") from exc
-    if first.null_count:
-        raise InvalidInputError(f"{where}: row 0 column {field!r} is null; expected a list of numbers")
-    dim = int(list_lengths(first)[0])
-    if dim == 0:
-        raise InvalidInputError(f"{where}: row 0 column {field!r} is an empty list; vectors need a dimension")
+    dim = arrow_vector_dim(first, field, where)
     return _ParquetSource(path, n_rows=n, dim=dim, embedding_field=field, columns=columns, name=name)
 
 
@@ -136,23 +114,14 @@ def text_blocks(
         schema = pf.schema_arrow
     except (pa.ArrowException, OSError) as exc:
         raise InvalidInputError(f"{where}: cannot be read as parquet (corrupt or truncated?): {exc}") from exc
-    if field not in schema.names:
-        raise missing_field(field, list(schema.names), where)
-    ftype = schema.field(field).type
-    if pa.types.is_dictionary(ftype):
-        ftype = ftype.value_type
-    if not (pa.types.is_string(ftype) or pa.types.is_large_string(ftype)):
-        raise InvalidTypeError(f"{where}: row 0 column {field!r} has type {ftype}, expected a string")
+    arrow_text_field(schema, field, where)
     if pf.metadata.num_rows == 0:
         raise InvalidInputError(f"{where}: is empty (0 rows)")
 
     def gen() -> Iterator[tuple[int, list[str]]]:
-        row0 = 0
         try:
-            for table in rebatch(pf.iter_batches(batch_size=block_rows, columns=[field]), block_rows):
-                texts = table.column(0).to_pylist()
-                yield row0, check_texts(texts, row0, field, where)
-                row0 += len(texts)
+            yield from text_table_blocks(rebatch(pf.iter_batches(batch_size=block_rows, columns=[field]),
+                                                 block_rows), field, where)
         except (pa.ArrowException, OSError) as exc:
             raise InvalidInputError(f"{where}: cannot be read (corrupt parquet?): {exc}") from exc
 
