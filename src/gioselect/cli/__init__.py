@@ -57,6 +57,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``gioselect`` argument parser, with every command's subparser."""
     parser = _Parser(
         prog="gioselect",
         description=(

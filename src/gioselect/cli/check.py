@@ -16,6 +16,7 @@ from .options import EXIT_FAILURE, EXIT_OK, add_gio_options, add_verbosity, para
 logger = logging.getLogger("gioselect.cli")
 
 def add_check(sub: argparse._SubParsersAction) -> None:
+    """Add the ``check`` command's subparser."""
     p = sub.add_parser(
         "check",
         help="run one of the paper's consistency checks",

@@ -15,6 +15,7 @@ from .options import EXIT_OK, add_text_options, add_verbosity, tqdm_progress
 logger = logging.getLogger("gioselect.cli")
 
 def add_embed(sub: argparse._SubParsersAction) -> None:
+    """Add the ``embed`` command's subparser."""
     p = sub.add_parser(
         "embed",
         help="turn text or images into embedding vectors (.npy or .parquet)",

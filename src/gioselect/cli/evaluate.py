@@ -27,6 +27,7 @@ from .options import (
 logger = logging.getLogger("gioselect.cli")
 
 def add_evaluate(sub: argparse._SubParsersAction) -> None:
+    """Add the ``evaluate`` command's subparser."""
     from ..evaluate import METHODS
 
     p = sub.add_parser(
@@ -171,6 +172,7 @@ def _jsonable(o: Any) -> Any:
 
 
 def format_table(res: dict[str, Any]) -> str:
+    """The ``evaluate`` result as a plain-text table (one row per method and size), with its legend."""
     from ..evaluate import COMPARE_METRICS, metric_header
 
     cols = [m for m in COMPARE_METRICS if any(m in r for rows in res["methods"].values() for r in rows)]

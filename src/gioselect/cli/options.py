@@ -100,6 +100,7 @@ def add_gio_options(p: argparse.ArgumentParser, *, max_iter_default: int | None 
 
 
 def params_from_args(args: argparse.Namespace) -> GIOParamsT:
+    """The :class:`~gioselect.optimize.GIOParams` the GIO options of ``args`` name, validated."""
     from ..optimize import GIOParams
 
     return GIOParams(
@@ -115,6 +116,7 @@ def params_from_args(args: argparse.Namespace) -> GIOParamsT:
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
+    """Add the options of a selection run (budget, quantisation, memory, seed, resume ...)."""
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
     r.add_argument("--resume", action="store_true",
@@ -139,18 +141,21 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_pool_target_out(g: argparse._ArgumentGroup) -> None:
+    """Add ``--pool``, ``--target`` and ``--out``."""
     g.add_argument("--pool", required=True, type=Path, help="the candidate pool file")
     g.add_argument("--target", required=True, type=Path, help="examples of what you want")
     g.add_argument("--out", required=True, type=Path, help="output directory (new or empty; see --force)")
 
 
 def add_verbosity(g: argparse._ArgumentGroup) -> None:
+    """Add ``--verbose`` and ``--quiet``."""
     v = g.add_mutually_exclusive_group()
     v.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary, errors only")
     v.add_argument("-v", "--verbose", action="store_true", help="log each phase")
 
 
 def add_text_options(g: argparse._ArgumentGroup, *, target: bool = True) -> None:
+    """Add the text-embedding options (``--text-field``, the model, its backend and cache)."""
     g.add_argument("--text-field", default=None,
                    help="the inputs are raw text in this column (jsonl/csv/parquet): embed them first (needs the "
                         "'text' extra); embeddings are cached on disk")
@@ -172,6 +177,7 @@ def add_text_options(g: argparse._ArgumentGroup, *, target: bool = True) -> None
 
 
 def read_vectors(path: Path, embedding_field: str | None, name: str) -> Any:
+    """All vectors of an embeddings file (the named or detected column), as one array."""
     from ..io import open_embeddings
 
     return open_embeddings(path, embedding_field, name=name).read_all()
@@ -179,6 +185,7 @@ def read_vectors(path: Path, embedding_field: str | None, name: str) -> Any:
 
 @contextlib.contextmanager
 def tqdm_progress(quiet: bool, desc: str, total: int | None, unit: str) -> Iterator[Callable[[int], None]]:
+    """A tqdm progress bar on stderr (none with ``quiet``), yielding its ``update``."""
     from tqdm import tqdm
 
     bar = tqdm(total=total, desc=desc, unit=unit, disable=True if quiet else None, file=sys.stderr,

@@ -15,6 +15,7 @@ from .options import EXIT_OK, EXIT_PLAN_TOO_BIG, add_gio_options, add_verbosity,
 logger = logging.getLogger("gioselect.cli")
 
 def add_plan(sub: argparse._SubParsersAction) -> None:
+    """Add the ``plan`` command's subparser."""
     p = sub.add_parser(
         "plan",
         help="estimate a select run's phases, time and peak memory on this machine, before running it",

@@ -28,6 +28,7 @@ from .options import (
 logger = logging.getLogger("gioselect.cli")
 
 def add_select(sub: argparse._SubParsersAction) -> None:
+    """Add the ``select`` command's subparser."""
     p = sub.add_parser(
         "select",
         help="select the pool rows whose distribution is closest to the target",
@@ -85,6 +86,7 @@ def _add_curation_options(p: argparse.ArgumentParser) -> None:
 
 
 def resume_command(args: argparse.Namespace) -> str:
+    """The command line that continues an interrupted ``select`` run (the same one with ``--resume``)."""
     cmd = list(args.command_line or ["gioselect", *args.argv])
     if "--resume" not in cmd:
         cmd.append("--resume")

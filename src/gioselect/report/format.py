@@ -150,6 +150,7 @@ def quantization_text(manifest: Mapping[str, Any]) -> str:
 
 
 def run_warnings(m: Mapping[str, Any]) -> list[Any]:
+    """The run record's ``warnings`` list (empty when there is none)."""
     w = m.get("warnings")
     return list(w) if isinstance(w, (list, tuple)) else []
 
@@ -236,6 +237,7 @@ _STOP_TEXT = {
 
 
 def stop_text(reason: Any) -> str:
+    """A stop reason with its meaning in words (``n/a`` for none)."""
     if reason is None:
         return NA
     return f"{reason}: {_STOP_TEXT[reason]}" if reason in _STOP_TEXT else str(reason)
