@@ -38,7 +38,8 @@ def arrow_vector_field(schema: pa.Schema, field: str | None, where: str) -> str:
     """The embedding column of an Arrow schema (named, or the one list-of-numbers column), checked to be one
     column of a list-of-numbers type; a text column is named as such, with the option that embeds it."""
     columns = list(schema.names)
-    field = resolve_field(field, columns, [c for c in columns if is_vector_type(schema.field(c).type)], where)
+    vector_columns = [c for i, c in enumerate(columns) if is_vector_type(schema.field(i).type)]  # by position:
+    field = resolve_field(field, columns, vector_columns, where)  # a name may stand twice
     if columns.count(field) > 1:
         raise InvalidInputError(f"{where}: has several columns named {field!r}")
     ftype = schema.field(field).type
