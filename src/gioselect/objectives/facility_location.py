@@ -37,9 +37,14 @@ class FacilityLocation:
     Parameters
     ----------
     candidates : array of shape (M, d)
-        Read in blocks of rows.
+        Validated and held as float32; similarities to the target are computed a block of rows at a time.
     target : array of shape (n, d)
         The rows to cover.
+
+    Notes
+    -----
+    Small and in memory (a closed-form reference for the optimiser); the pool-sized baseline is
+    :func:`gioselect.peers.facility_location`.
     """
 
     def __init__(self, candidates: Any, target: Any) -> None:
