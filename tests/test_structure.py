@@ -27,7 +27,6 @@ KNOWN_LONG_MODULES = {
     "gioselect.evaluate",
     "gioselect.exact",
     "gioselect.report",
-    "gioselect.spark",
 }
 
 

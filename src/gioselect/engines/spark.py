@@ -53,7 +53,7 @@ import os
 import pickle
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,8 +89,11 @@ from ..quantize import (
     assign_blocks,
     explode,
     kmeans_centroids,
+    quantize_array,
     training_sample_indices,
 )
+from ..validation import check_embeddings
+from .base import Assignment, RowSampler
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -113,6 +116,8 @@ BAD = "__gio_bad"
 FEAT = "__gio_features"
 CLUSTER = "__gio_cluster"
 RANK = "__gio_rank"
+DIST = "__gio_sq_dist"
+ASSIGNMENT_NAME = "pool_assignment.parquet"  # the assignment checkpoint in the work folder
 _MID = "__gio_mid"
 _FILE = "__gio_file"
 _BLK = "__gio_blk"
@@ -343,9 +348,10 @@ class _Converter:
                 )
             else:
                 _faiss_threads(threads)
-                labels, _ = assign_blocks([(0, x)], self.centroids, x.shape[0])
+                labels, sq = assign_blocks([(0, x)], self.centroids, x.shape[0])
                 yield pa.RecordBatch.from_arrays(
-                    [pa.array(rows, pa.int64()), pa.array(labels, pa.int32())], names=[ROW, CLUSTER]
+                    [pa.array(rows, pa.int64()), pa.array(labels, pa.int32()), pa.array(sq, pa.float32())],
+                    names=[ROW, CLUSTER, DIST],
                 )
 
 
@@ -567,6 +573,7 @@ class SparkEngine:
         self.broadcast_rows = broadcast_rows
         self.driver_kmeans_bytes = driver_kmeans_bytes
         self.kmeans_used: dict[str, str] = {}
+        self.cached: list[Any] = []  # frames persisted for an in-memory run (gioselect.spark.select unpersists)
 
     def check_params(self) -> None:
         if self.kmeans_method not in KMEANS_METHODS:
@@ -1035,7 +1042,7 @@ class SparkEngine:
         from pyspark.sql import functions as F
 
         cents = np.ascontiguousarray(centroids, dtype=np.float32)
-        labels = src.raw.mapInArrow(src.converter(cents), f"`{ROW}` long, `{CLUSTER}` int")
+        labels = src.raw.mapInArrow(src.converter(cents), f"`{ROW}` long, `{CLUSTER}` int, `{DIST}` float")
         with errors_from_spark(src.where):
             if path is not None:
                 labels.write.mode("overwrite").parquet(path)
@@ -1056,20 +1063,81 @@ class SparkEngine:
             logger.info("dropping %d empty cluster(s) of %d", cents.shape[0] - keep.shape[0], cents.shape[0])
         return cents[keep], sizes[keep], keep.astype(np.int64), labels
 
+    def medoids(self, labels: DataFrame, cluster_ids: np.ndarray) -> np.ndarray:
+        """Each kept cluster's member row nearest its centroid (ties: the lowest row), as
+        :func:`gioselect.quantize.medoid_ids`: one aggregation of the assignment, K rows to the driver."""
+        from pyspark.sql import functions as F
+
+        best = labels.groupBy(CLUSTER).agg(F.min(F.struct(_col(DIST), _col(ROW))).alias("m"))
+        table = _collect_table(best.select(_col(CLUSTER), F.col(f"m.{ROW}").alias(ROW)))
+        got = np.asarray(table.column(CLUSTER).to_numpy(), dtype=np.int64)
+        rows = np.asarray(table.column(ROW).to_numpy(), dtype=np.int64)
+        by_cluster = np.full(int(cluster_ids.max()) + 1 if cluster_ids.size else 0, -1, dtype=np.int64)
+        by_cluster[got] = rows
+        return by_cluster[cluster_ids]
+
+    # -- the phases' operations (gioselect.engines.base.Engine) ---------------------------------------------
+
+    def assign_pool(self, src: SparkSource, centroids: np.ndarray, *, work: Path | None = None,
+                    progress: Callable[[int], None] | None = None) -> Assignment:
+        """:meth:`assign` with the medoids, the labels kept in ``work/pool_assignment.parquet`` (else cached)."""
+        path = str(work / ASSIGNMENT_NAME) if work is not None else None
+        cents, sizes, cluster_ids, labels = self.assign(src, centroids, path=path)
+        if path is None:
+            self.cached.append(labels)
+        with errors_from_spark(src.where):
+            medoids = self.medoids(labels, cluster_ids)
+        if progress is not None:
+            progress(src.n_rows)
+        return Assignment(cents, sizes, medoids, (labels, cluster_ids))
+
+    def assignment_state(self, assignment: Assignment) -> dict[str, np.ndarray]:
+        return {"cluster_ids": np.asarray(assignment.labels[1], dtype=np.int64)}
+
+    def restore_assignment(self, saved: dict[str, np.ndarray], work: Path) -> Any | None:
+        path = work / ASSIGNMENT_NAME
+        if "cluster_ids" not in saved or not (path / "_SUCCESS").exists():
+            return None
+        return self.load_assignment(str(path)), saved["cluster_ids"]
+
+    def pool_vectors(self, src: SparkSource, memory_budget: int, progress: Callable[[int], None]) -> np.ndarray:
+        """Every pool row on the driver (an unquantised pool: at most ``AUTO_MAX_DIRECT_ROWS`` under "auto")."""
+        out = check_embeddings(self.read_all(src), src.where)
+        progress(src.n_rows)
+        return out
+
+    def quantize_target(self, target: np.ndarray, src: SparkSource | None, k: int, *, seed: int,
+                        niter: int) -> np.ndarray:
+        """The target's centroids: on the driver exactly as in-process when the target is within the driver
+        K-means limit (``kmeans="auto"``) or was read from a ``.npy``, else on the executors."""
+        method = self.kmeans_method
+        small = target.shape[0] * target.shape[1] * 4 <= self.driver_kmeans_bytes
+        if src is None or method == "driver" or (method == "auto" and small):
+            self.kmeans_used["target"] = "driver"
+            return quantize_array(target, k, seed=seed, niter=niter).centroids
+        raw, _ = self.kmeans(src, k, seed=seed, niter=niter)
+        cents, _, _, labels = self.assign(src, raw)
+        labels.unpersist()
+        return cents
+
+    def size_pool(self, src: SparkSource) -> RowSampler:
+        """The pool for the size estimate: its reservoir sample drawn by id, only those rows fetched."""
+        return RowSampler(src.n_rows, src.dim, lambda ids: self.take(src, ids))
+
+    def members(self, assignment: Assignment) -> SparkMembers:
+        labels, cluster_ids = assignment.labels
+        return SparkMembers(labels, cluster_ids, assignment.sizes)
+
+    def quantization_record(self) -> dict[str, Any]:
+        return {"kmeans": self.kmeans_used.get("pool"), "target_kmeans": self.kmeans_used.get("target")}
+
     def load_assignment(self, path: str) -> DataFrame:
         return self.spark.read.parquet(path)
 
     # -- explode and write ---------------------------------------------------------------------------------
 
     def explode(
-        self,
-        picks: np.ndarray,
-        sizes: np.ndarray,
-        cluster_ids: np.ndarray,
-        assignment: DataFrame,
-        *,
-        limit: int | None,
-        seed: int,
+        self, picks: np.ndarray, assignment: Assignment, *, limit: int | None, seed: int
     ) -> tuple[DataFrame, int]:
         """The selected rows ``(row id, rank)`` of the chosen clusters, as :func:`gioselect.quantize.explode`.
 
@@ -1082,7 +1150,8 @@ class SparkEngine:
         from pyspark.sql import Window
         from pyspark.sql import functions as F
 
-        full, cut, total = explode_plan(picks, sizes, limit)
+        frame, cluster_ids = assignment.labels
+        full, cut, total = explode_plan(picks, assignment.sizes, limit)
         parts: list[DataFrame] = []
         if full:
             chosen = self.spark.createDataFrame(
@@ -1095,13 +1164,13 @@ class SparkEngine:
             )
             w = Window.partitionBy(CLUSTER).orderBy(ROW)
             parts.append(
-                assignment.join(F.broadcast(chosen), CLUSTER).select(
+                frame.join(F.broadcast(chosen), CLUSTER).select(
                     _col(ROW), (F.col("__gio_offset") + F.row_number().over(w) - 1).alias(RANK)
                 )
             )
         if cut is not None:
             c, room, offset = cut
-            members = assignment.where(F.col(CLUSTER) == int(cluster_ids[c])).select(ROW)
+            members = frame.where(F.col(CLUSTER) == int(cluster_ids[c])).select(ROW)
             rows = np.sort(np.asarray(_collect_table(members).column(ROW).to_numpy(), dtype=np.int64))
             # explode() on a one-cluster membership draws the same positions as on the real row ids
             pos = explode(
@@ -1128,6 +1197,10 @@ class SparkEngine:
         for p in parts[1:]:
             sel = sel.unionByName(p)
         return sel, total
+
+    def selection(self, ids: np.ndarray) -> tuple[DataFrame, int]:
+        """The selection ``(row id, rank)`` of rows the driver holds, and its size."""
+        return self.selection_frame(ids), int(np.asarray(ids).shape[0])
 
     def selection_frame(self, ids: np.ndarray) -> DataFrame:
         """``(row id, rank)`` for a selection the driver holds (a pool of <= K rows)."""
@@ -1231,6 +1304,36 @@ def _warn_if_shuffled(df: DataFrame, where: str) -> None:
             "checkpoint it, or give it a gio_row_id column, for stable gio_row_id values",
             where,
         )
+
+
+class SparkMembers(ClusterMembers):
+    """The cluster membership on Spark for the row-level pass: sizes on the driver, rows fetched on demand.
+
+    :meth:`rows_of` collects the rows of the clusters asked for in one pass over the assignment (the pass asks
+    for clusters worth about ``refine_over`` times the selection, so what reaches the driver is bounded by it).
+    """
+
+    def __init__(self, labels: DataFrame, cluster_ids: np.ndarray, sizes: np.ndarray) -> None:
+        self.labels, self.cluster_ids = labels, np.asarray(cluster_ids, dtype=np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(np.asarray(sizes, dtype=np.int64))]).astype(np.int64)
+
+    def members(self, c: int) -> np.ndarray:
+        return self.rows_of([c])
+
+    def rows_of(self, clusters: Any) -> np.ndarray:
+        from pyspark.sql import functions as F
+
+        cl = np.asarray(clusters, dtype=np.int64)
+        if cl.size == 0:
+            return np.empty(0, dtype=np.int64)
+        raw = self.cluster_ids[cl]
+        table = _collect_table(self.labels.where(F.col(CLUSTER).isin([int(c) for c in raw])).select(ROW, CLUSTER))
+        rows = np.asarray(table.column(ROW).to_numpy(), dtype=np.int64)
+        got = np.asarray(table.column(CLUSTER).to_numpy(), dtype=np.int64)
+        position = np.full(int(raw.max()) + 1, -1, dtype=np.int64)
+        position[raw] = np.arange(raw.shape[0])
+        order = np.lexsort((rows, position[got]))
+        return rows[order]
 
 
 def explode_plan(
