@@ -23,7 +23,6 @@ KNOWN_PRIVATE_CROSSINGS: set[tuple[str, str, str]] = set()
 KNOWN_LONG_MODULES = {
     "gioselect.cli",
     "gioselect.embed",
-    "gioselect.engines.spark",
     "gioselect.evaluate",
     "gioselect.exact",
     "gioselect.report",

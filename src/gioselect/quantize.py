@@ -195,7 +195,7 @@ class ClusterMembers:
         return int(self.starts[c + 1] - self.starts[c])
 
     def rows_of(self, clusters: Sequence[int] | np.ndarray) -> np.ndarray:
-        """The rows of ``clusters`` (in the order given; rows of one cluster ascending), one array."""
+        """The rows of distinct ``clusters`` (in the order given; rows of one cluster ascending), one array."""
         parts = [self.members(int(c)) for c in clusters]
         return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, dtype=np.int64)
 

@@ -2,11 +2,13 @@
 
 Importing this module imports neither pyspark nor creates a SparkSession; both happen inside the functions.
 
-:func:`run_select_spark` is :func:`gioselect.pipeline.run_select` with the pool-sized phases on Spark (see
-:mod:`gioselect.engines.spark` for what runs where): same configuration, same sub-seeds, the same GIO core on
-the driver, the same outputs in ``cfg.out`` (``selected_ids.npy``, ``kl_trace.csv``, ``manifest.json``,
-``report.html``) except that the selected rows are a parquet directory ``selected_rows.parquet/`` of part
-files (all original columns plus ``gio_row_id`` and ``gio_rank``, in ascending ``gio_row_id``). It is built in
+:func:`run_select_spark` is :func:`gioselect.pipeline.run_select` with the pool-sized phases on Spark: the same
+phase list (:mod:`gioselect.job.phases`) on the Spark engine (see :mod:`gioselect.engines.spark` for what runs
+where), so the same configuration, sub-seeds, ``clusters="auto"`` rule, candidates, automatic size and row-level
+pass, the same outputs in ``cfg.out`` (``selected_ids.npy``, ``kl_trace.csv``, ``manifest.json``,
+``report.html``; not ``picks.csv``) except that the selected rows are a parquet directory
+``selected_rows.parquet/`` of part files (all original columns plus ``gio_row_id`` and ``gio_rank``, in
+ascending ``gio_row_id``). It is built in
 ``<out>.partial/`` and renamed into place when complete. ``cfg.out`` must be on a file system that the driver
 and the executors share (local mode, or NFS on a cluster): executors write the parquet parts, the driver the
 other files.
