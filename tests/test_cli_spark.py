@@ -27,9 +27,7 @@ def test_spark_engine_cli_matches_local(tmp_path: Path, capsys: pytest.CaptureFi
     pq.write_table(pa.table({"embedding": pa.array(target.tolist(), type=pa.list_(pa.float32()))}),
                    tmp_path / "target.parquet")
     common = ["select", "--pool", str(tmp_path / "pool.parquet"), "--target", str(tmp_path / "target.parquet"),
-              "--clusters", "40", "--seed", "1", "-q",
-              # the Spark job runs the paper's quantisation (centroids, whole clusters) and a stop rule on them
-              "--candidates", "centroid", "--refine", "none", "--stop", "increase", "--max-iter", "100"]
+              "--clusters", "40", "--seed", "1", "-q"]  # the defaults otherwise: the same phases on both engines
     assert main([*common, "--out", str(tmp_path / "local")]) == 0
     assert main([*common, "--out", str(tmp_path / "spark"), "--engine", "spark", "--spark-master", "local[2]"]) == 0
     local_ids = np.load(tmp_path / "local" / "selected_ids.npy")
@@ -61,9 +59,7 @@ def test_spark_engine_reads_a_folder_of_parquet_shards_as_the_local_engine_does(
                        shards / f"part-{i:05d}.parquet")
     np.save(tmp_path / "target.npy", target.astype(np.float32))
     common = ["select", "--pool", str(shards), "--target", str(tmp_path / "target.npy"), "--clusters", "30",
-              "--max-iter", "25", "--seed", "1", "-q", "--no-report",
-              # the Spark job runs the paper's quantisation (centroids, whole clusters) and a stop rule on them
-              "--candidates", "centroid", "--refine", "none", "--stop", "increase"]
+              "--seed", "1", "-q", "--no-report"]  # the defaults otherwise: the same phases on both engines
     assert main([*common, "--out", str(tmp_path / "local")]) == 0
     assert main([*common, "--out", str(tmp_path / "spark"), "--engine", "spark", "--spark-master", "local[2]"]) == 0
     local_ids = np.load(tmp_path / "local" / "selected_ids.npy")

@@ -109,7 +109,7 @@ def test_select_quantized_frames_and_exclude(data, clusters):
         assert q.labels is not None
         np.testing.assert_array_equal(q.labels, plain.labels)
         chosen = plain.labels[rows]
-        assert set(chosen.tolist()) == set(picks)  # every row belongs to a picked cluster
+        assert set(chosen.tolist()) <= set(picks)  # every row belongs to a picked cluster
     else:
         assert plain.labels is None
         chosen = rows

@@ -129,3 +129,49 @@ def test_select_quantized_cuts_the_last_cluster_as_the_file_job_does(inputs: Pat
         np.testing.assert_array_equal(q.ids, ids)
         cut += m["counts"]["selected_rows"] == 150
     assert cut == 3  # every run cut its last cluster, where the seed matters
+
+
+# --- one phase list (gioselect.job.phases) ------------------------------------------------------------------
+
+
+def test_size_estimate_by_id_equals_the_streamed_one() -> None:
+    """The Spark engine sizes a run by drawing the reservoir sample's row ids and fetching only those rows
+    (gioselect.engines.base.RowSampler): the same estimate as a streamed pass over every row."""
+    from gioselect.engines.base import RowSampler, reservoir_ids
+    from gioselect.sizing import estimate_target_rows
+
+    rng = np.random.default_rng(5)
+    pool = rng.normal(size=(7000, 4)).astype(np.float32)
+    pool[:1500] += 3.0
+    target = (rng.normal(size=(300, 4)) + 3.0).astype(np.float32)
+    fetched: list[int] = []
+
+    def take(ids: np.ndarray) -> np.ndarray:
+        fetched.append(int(ids.shape[0]))
+        return pool[ids]
+
+    for sample_rows, block_rows in ((2000, 65536), (2000, 999), (9000, 512)):
+        want = estimate_target_rows(pool, target, seed=3, sample_rows=sample_rows, block_rows=block_rows)
+        got = estimate_target_rows(RowSampler(7000, 4, take), target, seed=3, sample_rows=sample_rows,
+                                   block_rows=block_rows)
+        assert got == want
+        assert fetched[-1] == min(sample_rows, 7000)
+    ids = reservoir_ids(7000, 2000, np.random.default_rng(0), 100)
+    assert np.unique(ids).shape[0] == 2000 and ids.min() >= 0 and ids.max() < 7000
+    assert 1000 < int((ids >= 2000).sum()) < 1700  # about 5/7 of the slots hold rows past the first 2000
+
+
+def test_select_phases_in_memory_equals_the_file_job(inputs: Path, tmp_path: Path) -> None:
+    """The phases without a work folder (what gioselect.spark.select runs) choose the file job's rows."""
+    from gioselect.engines import LocalEngine
+    from gioselect.io import open_embeddings
+    from gioselect.job.phases import PhaseSettings, select_phases
+
+    cfg = _cfg(inputs, tmp_path / "out", clusters=30, budget="150")
+    run_select(cfg)
+    engine = LocalEngine(cfg.memory_budget)
+    pool = open_embeddings(inputs / "pool.npy", None, name="pool")
+    target = np.load(inputs / "target.npy")
+    sel = select_phases(engine, pool, target, None, PhaseSettings.of(cfg), 150, Seeds(cfg.seed))
+    np.testing.assert_array_equal(sel.selection, np.load(tmp_path / "out" / "selected_ids.npy"))
+    assert sel.refining and sel.candidates_mode == "medoid" and sel.selection.shape[0] == 150

@@ -194,6 +194,11 @@ class ClusterMembers:
     def size(self, c: int) -> int:
         return int(self.starts[c + 1] - self.starts[c])
 
+    def rows_of(self, clusters: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The rows of distinct ``clusters`` (in the order given; rows of one cluster ascending), one array."""
+        parts = [self.members(int(c)) for c in clusters]
+        return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, dtype=np.int64)
+
 
 def explode(chosen: Sequence[int] | np.ndarray, members: ClusterMembers, *, limit: int | None = None,
             seed: int = 0) -> np.ndarray:
@@ -462,8 +467,7 @@ def refine(chosen: Sequence[int] | np.ndarray, members: ClusterMembers, read_row
     clusters = cover_clusters(chosen, sizes, need, fallback=None)
     if int(sizes[clusters].sum()) < n_rows:
         clusters = cover_clusters(chosen, sizes, n_rows, fallback=fallback)
-    parts = [members.members(int(c)) for c in clusters]
-    ids = np.concatenate(parts).astype(np.int64) if parts else np.empty(0, dtype=np.int64)
+    ids = members.rows_of(clusters)  # an engine fetches them in one pass (gioselect.engines.base.Engine.members)
     if ids.shape[0] <= n_rows or how == "none":
         return ids[:n_rows]
     if how == "share":

@@ -127,6 +127,8 @@ def _reservoir(pool: PoolLike, size: int, rng: np.random.Generator, block_rows: 
 
     Returns the sample (float32, in pool order of arrival), the pool's row count and its dimension.
     """
+    if hasattr(pool, "reservoir_sample"):  # a pool read by id (gioselect.engines.base.RowSampler): same draws
+        return tuple(pool.reservoir_sample(size, rng, block_rows))
     sample: np.ndarray | None = None
     seen = 0
     dim = -1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import numpy as np
 
 from ..exclude import block_candidates
 from ..optimize import GIOParams, PickEvent, single_threaded_blas
-from ..selector import auto_budget, make_search
+from ..selector import make_search
 from .config import Progress, no_progress
 from .workdir import Checkpointer, load_gio_state
 
@@ -30,30 +30,15 @@ def run_gio(params: GIOParams, candidates: np.ndarray, target: np.ndarray, sizes
             checkpoint_seconds: float = 30.0) -> Any:
     """GIO on the candidates, resumed from and checkpointed to ``work`` (None: in memory, no checkpoints).
 
-    Every entry point runs its select phase here: the file jobs (checkpointed every ``checkpoint_every`` picks
-    or ``checkpoint_seconds`` seconds) and :func:`gioselect.spark.select` (in memory). A budget is always
+    Every entry point runs its select phase here (:func:`gioselect.job.phases.select_phases`): the file jobs
+    (checkpointed every ``checkpoint_every`` picks or ``checkpoint_seconds`` seconds), :func:`gioselect.spark.select`
+    and :func:`gioselect.selector.select_quantized` (in memory). A budget is always
     filled exactly by GIO's sizes (the explode phase decides whether the last cluster is cut).
 
-    Returns the finished search (``GIOSearch`` or ``ExactGreedySearch``). With ``stop_criterion="auto"`` and no
-    ``budget_rows`` (a caller that did not size the run from the pool's rows, as the local job does), the size is
-    estimated here from the candidates, each standing for its cluster's rows (``sizes``), and kept in
-    ``search.size_estimate``.
+    Returns the finished search (``GIOSearch`` or ``ExactGreedySearch``). The automatic size
+    (``stop_criterion="auto"``) is decided before, from the pool's rows (:func:`gioselect.job.phases.select_phases`);
+    without a budget the search runs to its own stop rule.
     """
-    if budget_rows is None and params.stop_criterion == "auto":
-        sz = np.asarray(sizes, dtype=np.int64)
-
-        def rows_as_centroids() -> Iterator[np.ndarray]:
-            for i in range(candidates.shape[0]):
-                row = np.asarray(candidates[i], dtype=np.float32)[None, :]
-                for s0 in range(0, int(sz[i]), 65536):
-                    yield np.broadcast_to(row, (min(65536, int(sz[i]) - s0), row.shape[1]))
-
-        _, est = auto_budget(rows_as_centroids, target, params, None, seed)
-        assert est is not None
-        budget_rows = est.rows
-        sizes = sz
-    else:
-        est = None
     search = make_search(candidates, target, params, seed=seed,
                          weights=sizes if budget_rows is not None else None,
                          budget=float(budget_rows) if budget_rows is not None else None,
@@ -79,5 +64,4 @@ def run_gio(params: GIOParams, candidates: np.ndarray, target: np.ndarray, sizes
                 on_pick(ev)
             if ckpt is not None:
                 ckpt.maybe(search, force=search.done)
-    search.size_estimate = est  # type: ignore[attr-defined]
     return search
