@@ -143,12 +143,12 @@ def _max_iter(text: str) -> int | None:
 
 
 def _scale(text: str) -> float | str:
-    if text == "auto":
-        return "auto"
+    if text in ("auto", "spread"):
+        return text
     try:
         return float(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or a positive number, got {text!r}") from exc
+        raise argparse.ArgumentTypeError(f"expected 'spread', 'auto' or a positive number, got {text!r}") from exc
 
 
 def _add_gio_options(p: argparse.ArgumentParser, *, max_iter_default: int | None = None) -> None:
@@ -184,8 +184,9 @@ def _add_gio_options(p: argparse.ArgumentParser, *, max_iter_default: int | None
     g.add_argument("--grad-desc-iter", type=int, default=d.grad_desc_iter,
                    help=f"gradient steps per pick, x3 on the first (default {d.grad_desc_iter})")
     g.add_argument("--lr", type=float, default=d.lr, help=f"gradient step size (default {d.lr})")
-    g.add_argument("--scale-factor", type=_scale, default=d.scale_factor, metavar="auto|X",
-                   help="gradient scale; auto = |v0|/|grad(v0)| (default auto)")
+    g.add_argument("--scale-factor", type=_scale, default=d.scale_factor, metavar="spread|auto|X",
+                   help="gradient scale; spread = target RMS radius/|grad(v0)|, auto = |v0|/|grad(v0)| "
+                   f"(default {d.scale_factor})")
     g.add_argument("--random-restart-prob", type=float, default=d.random_restart_prob,
                    help="probability of a 3x longer gradient search at a pick (default 0)")
     g.add_argument("--random-init-pct", type=float, default=d.random_init_pct,
