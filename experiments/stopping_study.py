@@ -24,6 +24,13 @@ the same curve. Reported: mean +- std over seeds of each yardstick at the best s
 
 Usage: ``python experiments/stopping_study.py --size full [--seed 0] [--out experiments/results]``;
 ``--size small`` runs in seconds (the tests use it); ``--tasks bbc,mixture`` picks tasks.
+
+The suite's tasks: ``--suite bbc-business,mixture,...`` builds each with ``experiments/suite/tasks.py`` and, per
+seed, estimates the size, keeps the classifier's out-of-fold score of every pool row and runs GIO (the library's
+defaults) once, forced to 2x the larger of the estimate and the true count; it appends one JSON line per task and
+seed to ``<out>/stopping_suite_<size>.jsonl`` (a rerun skips what is there). ``--summarize FILE[,FILE]`` prints the
+size rules on those curves: the best size, the estimate, the true count and the F1-along-GIO's-order rule
+(:func:`f1_along_order`).
 """
 
 from __future__ import annotations
