@@ -24,6 +24,13 @@ the same curve. Reported: mean +- std over seeds of each yardstick at the best s
 
 Usage: ``python experiments/stopping_study.py --size full [--seed 0] [--out experiments/results]``;
 ``--size small`` runs in seconds (the tests use it); ``--tasks bbc,mixture`` picks tasks.
+
+The suite's tasks: ``--suite bbc-business,mixture,...`` builds each with ``experiments/suite/tasks.py`` and, per
+seed, estimates the size, keeps the classifier's out-of-fold score of every pool row and runs GIO (the library's
+defaults) once, forced to 2x the larger of the estimate and the true count; it appends one JSON line per task and
+seed to ``<out>/stopping_suite_<size>.jsonl`` (a rerun skips what is there). ``--summarize FILE[,FILE]`` prints the
+size rules on those curves: the best size, the estimate, the true count and the F1-along-GIO's-order rule
+(:func:`f1_along_order`).
 """
 
 from __future__ import annotations
@@ -204,6 +211,134 @@ def run_case(task: dict[str, Any], seed: int, conf: dict[str, Any]) -> dict[str,
     return out
 
 
+# -- the suite's tasks: one long run per (task, seed), every prefix scored --------------------------------------
+def suite_case(name: str, size: str, seed: int, points: int = 24) -> dict[str, Any]:
+    """One suite task (experiments/suite/tasks.py) at one seed: the size estimate, the classifier's scores and
+    one GIO run (the library's defaults) forced to 2x the larger of the estimate and the true count.
+
+    Mask tasks keep, per pick, whether it is target-like (F1 at every prefix is then exact); test-accuracy
+    tasks score ``points`` geometric prefix sizes plus the estimate (a logistic regression per size)."""
+    from suite.core import TASKS, run_gio, score
+
+    from gioselect.sizing import _estimate
+
+    task = TASKS[name].build(size, seed)
+    pool, target = task.pool, task.target
+    t0 = time.perf_counter()
+    est, g_t, g_u = _estimate(pool, target, seed=seed, sample_rows=20000, folds=5, n_components=64, l2=1e-3,
+                              block_rows=65536, pool_rows=None)
+    est_s = time.perf_counter() - t0
+    n_pos = int(task.mask.sum()) if task.mask is not None else -1
+    top = min(pool.shape[0], int(2 * max(n_pos, est.rows)))
+    t0 = time.perf_counter()
+    ids, info = run_gio(task, {}, top, seed)
+    secs = time.perf_counter() - t0
+    out: dict[str, Any] = {"task": name, "seed": seed, "metric": task.metric, "pool_rows": int(pool.shape[0]),
+                           "true_rows": n_pos, "estimate": est.as_dict(), "estimate_seconds": est_s,
+                           "run_seconds": secs, "top": top, "ids": ids.tolist(),
+                           "scored_pool": bool(g_u.shape[0] == pool.shape[0]),
+                           "n_target": int(g_t.shape[0]), "candidates": info.get("candidates")}
+    if out["scored_pool"]:
+        out["pool_scores"] = g_u.tolist()
+    if task.mask is not None:
+        out["hits"] = task.mask[ids].astype(int).tolist()
+    if task.metric == "test accuracy":
+        sizes = sorted(set(grid(ids.shape[0], points)) | {max(2, min(est.rows, ids.shape[0]))})
+        out["accuracy_curve"] = [{"size": s, "accuracy": score(task, ids[:s], seed)["accuracy"]} for s in sizes]
+    logger.info("%s seed %d: estimate %d (truth %d), run to %d in %.0f s", name, seed, est.rows, n_pos, top, secs)
+    return out
+
+
+def run_suite_curves(names: Sequence[str], size: str, seeds: Sequence[int], path: Path) -> None:
+    """:func:`suite_case` for every task and seed, one JSON line each appended to ``path`` (a partial run keeps
+    what finished)."""
+    import json
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    done = set()
+    if path.exists():
+        for line in path.read_text().splitlines():
+            r = json.loads(line)
+            done.add((r["task"], r["seed"]))
+    for name in names:
+        for s in seeds:
+            if (name, s) in done:
+                continue
+            rec = suite_case(name, size, s)
+            with path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(jsonable(rec)) + "\n")
+
+
+def _f1_prefixes(hits: np.ndarray, n_pos: int) -> np.ndarray:
+    """F1 of retrieving the ``n_pos`` target-like rows with each prefix of the picks (``hits[i]``: pick i is one)."""
+    tp = np.cumsum(hits)
+    return 2.0 * tp / (np.arange(1, hits.shape[0] + 1) + n_pos)
+
+
+def f1_along_order(rec: dict[str, Any]) -> int:
+    """The size that maximises the plug-in F1 along GIO's order: each pick counted as target-like with the
+    classifier's posterior (Elkan & Noto's ``(1 - c) / c * g / (1 - g)``, clipped to [0, 1]), the target-like
+    total as the posteriors' pool sum. Needs the pool's out-of-fold scores (pools up to 20,000 rows)."""
+    g = np.clip(np.asarray(rec["pool_scores"], dtype=float), 0.0, 1.0 - 1e-12)
+    c = rec["estimate"]["diagnostics"]["c"]
+    w = np.clip((1.0 - c) / c * g / (1.0 - g), 0.0, 1.0)
+    ids = np.asarray(rec["ids"], dtype=np.int64)
+    f = 2.0 * np.cumsum(w[ids]) / (np.arange(1, ids.shape[0] + 1) + w.sum())
+    return int(np.argmax(f)) + 1
+
+
+def suite_table(path: Path) -> str:
+    """The size rules on every (task, seed) curve in ``path`` (a ``--suite`` run): the yardstick's best on the
+    curve, and at the automatic size (``estimate``), at the true count (mask tasks), and at the F1-along-order
+    size (:func:`f1_along_order`); mean +- std over seeds."""
+    import json
+
+    recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    by: dict[str, list[dict[str, Any]]] = {}
+    for r in recs:
+        by.setdefault(r["task"], []).append(r)
+    rows = []
+    for task, rs in by.items():
+        cells: dict[str, list[tuple[float, float]]] = {"best": [], "estimate": [], "truth": [], "f1-order": []}
+        yard = "accuracy" if rs[0]["metric"] == "test accuracy" else "f1"
+        for r in rs:
+            if yard == "f1":
+                f = _f1_prefixes(np.asarray(r["hits"], dtype=float), r["true_rows"])
+                b = int(np.argmax(f))
+                cells["best"].append((b + 1, f[b]))
+                for key, n in (("estimate", r["estimate"]["rows"]), ("truth", r["true_rows"]),
+                               ("f1-order", f1_along_order(r) if r.get("pool_scores") else -1)):
+                    if n > 0:
+                        k = min(n, f.shape[0])
+                        cells[key].append((k, f[k - 1]))
+            else:
+                pts = r["accuracy_curve"]
+                best = max(pts, key=lambda q: q["accuracy"])
+                cells["best"].append((best["size"], best["accuracy"]))
+                n = min(r["estimate"]["rows"], len(r["ids"]))
+                at = [q for q in pts if q["size"] == max(2, n)]
+                if at:
+                    cells["estimate"].append((at[0]["size"], at[0]["accuracy"]))
+        best_v = [v for _, v in cells["best"]]
+
+        def cell(key: str, cells: dict[str, list[tuple[float, float]]] = cells, best_v: list[float] = best_v
+                 ) -> str:
+            c = cells[key]
+            if not c:
+                return "n/a"
+            gaps = [b - v for b, (_, v) in zip(best_v, c, strict=False)]
+            return (f"{summarize([v for _, v in c])} @ {size_summary([s for s, _ in c])} "
+                    f"(gap {summarize(gaps)})")
+
+        truth = size_summary([r["true_rows"] for r in rs]) if yard == "f1" else "n/a"
+        rows.append([task, yard, str(len(rs)), str(rs[0]["pool_rows"]), truth,
+                     f"{summarize([v for _, v in cells['best']])} @ {size_summary([s for s, _ in cells['best']])}",
+                     cell("estimate"), cell("truth"), cell("f1-order")])
+    return markdown_table(["task", "yardstick", "seeds", "pool", "target-like rows", "best on curve @ size",
+                           "auto (estimate) @ size (gap)", "true count @ size (gap)",
+                           "F1 along GIO's order @ size (gap)"], rows)
+
+
 def summarize(values: Sequence[float]) -> str:
     a = np.asarray([v for v in values if v == v], dtype=float)
     if a.size == 0:
@@ -256,10 +391,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tag", default="", help="suffix of the result files")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--suite", default="", help="comma-separated suite tasks: write their curves (one JSON line "
+                    "per task and seed) to <out>/stopping_suite_<size>.jsonl instead of the study above")
+    ap.add_argument("--summarize", default="", help="comma-separated .jsonl files of --suite runs: print their table")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(message)s")
     logger.setLevel(logging.INFO)
+    if args.summarize:
+        print("\n\n".join(suite_table(Path(p)) for p in args.summarize.split(",")))
+        return 0
+    if args.suite:
+        n_seeds = CONFIG[args.size]["seeds"] if args.seeds is None else args.seeds
+        args.out.mkdir(parents=True, exist_ok=True)
+        run_suite_curves([t for t in args.suite.split(",") if t], args.size,
+                         [args.seed + i for i in range(n_seeds)], args.out / f"stopping_suite_{args.size}.jsonl")
+        return 0
     conf = dict(CONFIG[args.size])
     conf["modes"] = [m for m in args.modes.split(",") if m]
     bad = [m for m in conf["modes"] if m not in MODES]

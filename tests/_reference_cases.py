@@ -29,7 +29,7 @@ from gioselect.selector import make_search
 
 #: grad-info-opt's fit() defaults where gioselect's differ (v_init, the stop rule, max_iter, the start set).
 REFERENCE_DEFAULTS: dict[str, Any] = {"v_init": "mean", "stop_criterion": "increase", "max_iter": 100,
-                                      "start": "unit"}
+                                      "start": "unit", "scale_factor": "auto"}
 
 N_POOL = 150
 N_TARGET = 60

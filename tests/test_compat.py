@@ -53,7 +53,8 @@ def test_given_D_is_kept_first_and_matches_selector(mixture8: dict[str, np.ndarr
     D = np.random.default_rng(0).uniform(-1, 1, size=(10, 8)).astype(np.float32)
     W, kl_divs, _ = GIOKL(dim=8).fit(pool, target, D=D, max_iter=7)
     np.testing.assert_array_equal(W[:10], D)
-    sel = GIOSelector(max_iter=7, reference_max_iter=True, v_init="mean").fit(pool, target, init=D)
+    sel = GIOSelector(max_iter=7, reference_max_iter=True, v_init="mean", scale_factor="auto").fit(
+        pool, target, init=D)
     np.testing.assert_array_equal(W[10:], pool[sel.selected_indices_])
     np.testing.assert_allclose(kl_divs, sel.kl_trace_)
 

@@ -310,3 +310,28 @@ def test_stopping_study_small(tmp_path: Path) -> None:
     m = res["modes"]["relaxed-jump"]
     assert m["auto"]["size"] == res["estimate"]["rows"] and m["best"]["f1"] >= m["auto"]["f1"] - 1e-12
     assert (tmp_path / "stopping_study_small.md").read_text().startswith("| case |")
+
+
+def test_stopping_study_suite_curves(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    study = importlib.import_module("stopping_study")
+    assert study.main(["--size", "small", "--suite", "mixture", "--seeds", "1", "--out", str(tmp_path)]) == 0
+    path = tmp_path / "stopping_suite_small.jsonl"
+    rec = json.loads(path.read_text().splitlines()[0])
+    ids, hits = np.asarray(rec["ids"]), np.asarray(rec["hits"])
+    # one run to 2x the larger of the estimate and the truth, every pick recorded once
+    assert ids.size == min(rec["pool_rows"], 2 * max(rec["true_rows"], rec["estimate"]["rows"]))
+    assert np.unique(ids).size == ids.size and hits.sum() <= rec["true_rows"]
+    assert rec["scored_pool"] and len(rec["pool_scores"]) == rec["pool_rows"]
+    # the F1 curve at every prefix is the closed form 2 TP / (size + positives)
+    f = study._f1_prefixes(hits.astype(float), rec["true_rows"])
+    k = 37
+    assert f[k - 1] == pytest.approx(2 * hits[:k].sum() / (k + rec["true_rows"]))
+    n = study.f1_along_order(rec)
+    assert 1 <= n <= ids.size
+    # a second call skips what is done; the summary has one row for the task
+    assert study.main(["--size", "small", "--suite", "mixture", "--seeds", "1", "--out", str(tmp_path)]) == 0
+    assert len(path.read_text().splitlines()) == 1
+    capsys.readouterr()
+    assert study.main(["--summarize", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("| task |") and "| mixture | f1 | 1 |" in out

@@ -19,8 +19,9 @@ from .validation import check_fraction, check_int
 
 __all__ = ["CheckResult", "negative_consistency", "readme_gaussians", "self_consistency"]
 
-# The reference README's start set: 100 uniform points in [0, 8]^2, not normalised.
-_README_START = {"uniform_low": 0.0, "uniform_high": 8.0, "uniform_start_size": 100, "normalize": False}
+# The reference README's start set: 100 uniform points in [0, 8]^2, not normalised (and its step scale).
+_README_START = {"start": "unit", "uniform_low": 0.0, "uniform_high": 8.0, "uniform_start_size": 100,
+                 "normalize": False, "scale_factor": "auto"}
 
 
 @dataclass(frozen=True)

@@ -57,9 +57,17 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 V_INITS = ("mean", "prev_opt", "jump")
-#: The uniform start set: ``"box"`` uniform in the target's bounding box (scale- and offset-free, the
-#: default); ``"unit"`` the reference's, uniform in [uniform_low, uniform_high]^d (unit norm with ``normalize``).
-START_SETS = ("box", "unit")
+#: The start set ``D`` (``uniform_start_size`` points; they enter the objective, never the selection):
+#: ``"sample"`` (the default) candidates drawn at random, so the start objective is a random subset's, in the
+#: data's own units (scale-, offset- and sphere-free; see ``GIOSearch._sample_start``); ``"box"`` uniform in the
+#: target's bounding box; ``"unit"`` the reference's, uniform in [uniform_low, uniform_high]^d (unit norm with
+#: ``normalize``).
+START_SETS = ("sample", "box", "unit")
+#: ``scale_factor`` by name: ``"spread"`` (the default) ``r / |grad(v0)|`` with ``r`` the target's RMS distance
+#: from its mean, so the first step is ``lr * r`` in the data's units at any offset; ``"auto"`` the reference's
+#: ``|v0| / |grad(v0)|`` (a step of ``lr * |v0|``: right on unit-norm data, far too long on data away from the
+#: origin, e.g. features around 300 with a spread of 0.01).
+SCALE_FACTORS = ("spread", "auto")
 #: ``relaxed``: the paper's gradient search on the relaxed estimator (this module). ``exact``: greedy on the
 #: exact k-NN estimate (:mod:`gioselect.exact`; its two-sided variant ``exact-sym`` stays in that module: the
 #: comparison in EXPERIMENTS.md did not favour it).
@@ -96,7 +104,7 @@ class GIOParams:
     """Every option of the GIO loop, with grad-info-opt's names.
 
     The defaults are this project's (:class:`gioselect.GIOSelector` says why each differs from the reference:
-    ``stop_criterion="auto"``, ``max_iter=None``, ``start="box"``; :class:`gioselect.compat.GIOKL` passes the
+    ``stop_criterion="auto"``, ``max_iter=None``, ``start="sample"``; :class:`gioselect.compat.GIOKL` passes the
     reference's). See :class:`gioselect.GIOSelector` for the meaning of each. :meth:`validate` checks them all and
     returns the same object (parameters that only matter in some configurations are checked only there).
     """
@@ -112,7 +120,7 @@ class GIOParams:
     max_sequential_increases: int = 3
     random_init_pct: float = 0.0
     random_restart_prob: float = 0.0
-    scale_factor: float | str = "auto"
+    scale_factor: float | str = "spread"
     v_init: str = "jump"  # the reference's fit() defaults to "mean"; see GIOSelector and EXPERIMENTS.md
     grad_desc_iter: int = 50
     discard_nearest_for_xy: bool = False
@@ -121,7 +129,7 @@ class GIOParams:
     uniform_low: float = -1.0
     uniform_high: float = 1.0
     uniform_start_size: int = 20
-    start: str = "box"
+    start: str = "sample"
     eps: float = DEFAULT_EPS
     objective: str = "relaxed"
     reference_max_iter: bool = False
@@ -146,10 +154,10 @@ class GIOParams:
         check_int(self.max_sequential_increases, "max_sequential_increases", low=0)
         check_real(self.random_init_pct, "random_init_pct", low=0.0, high=1.0)
         check_fraction(self.random_restart_prob, "random_restart_prob")
-        if self.scale_factor != "auto":
+        if self.scale_factor not in SCALE_FACTORS:
             if isinstance(self.scale_factor, str):
                 raise InvalidParameterError(
-                    f"scale_factor must be 'auto' or a positive number, got {self.scale_factor!r}"
+                    f"scale_factor must be 'auto', 'spread' or a positive number, got {self.scale_factor!r}"
                 )
             check_real(self.scale_factor, "scale_factor", low=0.0, low_open=True)
         check_choice(self.v_init, "v_init", V_INITS)
@@ -349,8 +357,12 @@ class GIOSearch:
             idx = np.asarray(self.rng.choice(self.cands.size, size=amount, replace=False), dtype=np.int64)
             self.init_indices = idx
             return np.asarray(self.cands.points[idx], dtype=np.float64).reshape(amount, d)
+        if p.start == "sample":
+            return self._sample_start()
         if p.start == "box":
-            # Scale- and offset-free: uniform in the target's bounding box, whatever the data's units.
+            # Uniform in the target's bounding box, whatever the data's units. When the target is tighter than
+            # the pool these points are nearer the target than every candidate: the objective then rises at
+            # every pick and the older stop rules select nothing ("sample" does not have that failure).
             t = np.asarray(self.target, dtype=np.float64)
             lo, hi = t.min(axis=0), t.max(axis=0)
             return np.asarray(self.rng.uniform(lo, hi, size=(p.uniform_start_size, d)), dtype=np.float64)
@@ -360,6 +372,24 @@ class GIOSearch:
             pts = np.divide(pts, norms, out=pts.copy(), where=norms != 0)
         return pts
 
+    def _sample_start(self) -> np.ndarray:
+        """``uniform_start_size`` candidates drawn without replacement (all of them when fewer); they stay
+        candidates, as ``random_init_pct``'s rows do.
+
+        The start set enters the relaxed objective (its points' log-distances to the target are part of the mean
+        over the sample) but not its gradient, so where it lies changes no pick: it decides only what the picks
+        are compared with, and so when the stop rules on the objective fire. Drawn from the candidates, its value
+        is that of a random subset of the pool, in the data's own units: a pick lowers the objective when it is
+        nearer the target than that, at any scale or offset and on the sphere. Any fixed region fails somewhere:
+        the target's bounding box (``"box"``) lies nearer a tight target than every candidate, so every pick
+        raises the objective and ``increase`` selects nothing; the reference's unit-norm points (``"unit"``) do
+        the same for data far from the unit sphere; points beyond every candidate make every pick lower it, and
+        ``increase`` selects the whole pool.
+        """
+        n = min(self.params.uniform_start_size, self.cands.size)
+        idx = np.sort(np.asarray(self.rng.choice(self.cands.size, size=n, replace=False), dtype=np.int64))
+        return np.asarray(self.cands.points[idx], dtype=np.float64).reshape(n, self.target.shape[1])
+
     def _v_start(self) -> np.ndarray:
         if self.params.v_init == "jump":
             return np.array(self.target[int(self.rng.integers(self.target.shape[0]))], dtype=np.float64)
@@ -367,10 +397,14 @@ class GIOSearch:
 
     def _scale(self, v: np.ndarray) -> float:
         sf = self.params.scale_factor
-        if sf != "auto":
+        if sf not in SCALE_FACTORS:
             return float(sf)
         g = float(np.linalg.norm(self.objective.gradient(v)))
-        vn = float(np.linalg.norm(v))
+        if sf == "spread":
+            t = np.asarray(self.target, dtype=np.float64) - self.target_mean
+            vn = float(np.sqrt(np.einsum("ij,ij->i", t, t).mean()))
+        else:
+            vn = float(np.linalg.norm(v))
         if g == 0.0 or vn == 0.0:
             # The reference would divide by zero (or never move v); fall back to a unit-length first step.
             logger.warning("scale_factor='auto' is degenerate here (|v|=%g, |grad|=%g); using %s", vn, g,

@@ -72,16 +72,21 @@ class GIOSelector:
         Gradient steps per pick (x3 on the first pick, after a reset, and with ``random_restart_prob``).
     lr : float, default 0.01
         Step size; each step moves v by ``lr * scale * gradient``.
-    scale_factor : "auto" or float, default "auto"
-        Gradient scale; ``"auto"`` is ``|v0| / |grad(v0)|``, computed once per run.
+    scale_factor : "spread", "auto" or float, default "spread"
+        Gradient scale, computed once per run: ``"spread"`` is ``r / |grad(v0)|`` with ``r`` the target rows' RMS
+        distance from their mean (steps in the data's units at any offset); ``"auto"`` is the reference's
+        ``|v0| / |grad(v0)|``, whose steps grow with the data's distance from the origin.
     random_restart_prob : float in [0, 1], default 0
         Probability of a 3x-long gradient search at each pick.
-    start : {"box", "unit"}, default "box"
-        The start set when neither ``init`` nor ``random_init_pct`` is given (relaxed objective only):
-        ``uniform_start_size`` points uniform in the target's bounding box (``"box"``: the same at any scale
-        and offset of the data), or the reference's uniform points in [low, high]^d, scaled to unit norm when
-        ``normalize`` (``"unit"``: sensible only for unit-norm embeddings; on a pool of vectors around 100 its
-        start points lie far from everything). They stay in the estimate.
+    start : {"sample", "box", "unit"}, default "sample"
+        The start set when neither ``init`` nor ``random_init_pct`` is given (relaxed objective only), which
+        the objective includes but its gradient does not (it decides when the stop rules fire, not which rows
+        are picked): ``uniform_start_size`` pool rows drawn at random (``"sample"``: the start value is a random
+        subset's, in the data's units, at any scale and offset and on the sphere); points uniform in the
+        target's bounding box (``"box"``: when the target is tighter than the pool they lie nearer it than every
+        candidate, every pick raises the objective and ``increase`` selects nothing); or the reference's uniform
+        points in [low, high]^d, scaled to unit norm when ``normalize`` (``"unit"``: sensible only for unit-norm
+        embeddings).
     uniform_low, uniform_high, uniform_start_size, normalize : default -1, 1, 20, True
         ``start="unit"``'s range and normalisation; ``uniform_start_size`` applies to both.
     random_init_pct : float in [0, 1], default 0
@@ -155,7 +160,7 @@ class GIOSelector:
         max_sequential_increases: int = 3,
         random_init_pct: float = 0.0,
         random_restart_prob: float = 0.0,
-        scale_factor: float | str = "auto",
+        scale_factor: float | str = "spread",
         v_init: str = "jump",
         grad_desc_iter: int = 50,
         discard_nearest_for_xy: bool = False,
@@ -164,7 +169,7 @@ class GIOSelector:
         uniform_low: float = -1.0,
         uniform_high: float = 1.0,
         uniform_start_size: int = 20,
-        start: str = "box",
+        start: str = "sample",
         eps: float = 1e-8,
         objective: str = "relaxed",
         budget: int | None = None,

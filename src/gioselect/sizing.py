@@ -261,6 +261,26 @@ def estimate_target_rows(
     ``share`` is the ranking estimate (the smallest ratio of pool to target share above a threshold); see the
     module docstring for why, and for the Elkan-Noto estimates recorded in ``diagnostics``.
     """
+    return _estimate(pool, target, seed=seed, sample_rows=sample_rows, folds=folds, n_components=n_components,
+                     l2=l2, block_rows=block_rows, pool_rows=pool_rows)[0]
+
+
+def _estimate(
+    pool: PoolLike,
+    target: Any,
+    *,
+    seed: int | np.random.Generator,
+    sample_rows: int,
+    folds: int,
+    n_components: int,
+    l2: float,
+    block_rows: int,
+    pool_rows: int | None,
+) -> tuple[SizeEstimate, np.ndarray, np.ndarray]:
+    """:func:`estimate_target_rows` and its out-of-fold scores: (estimate, target scores, pool-sample scores).
+
+    When the pool has at most ``sample_rows`` rows the sample is the whole pool in order, so the pool scores
+    are row for row (the study in ``experiments/stopping_study.py`` reads them)."""
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(check_int(seed, "seed", low=0))
     check_int(sample_rows, "sample_rows", low=2)
     check_int(folds, "folds", low=2)
@@ -330,7 +350,7 @@ def estimate_target_rows(
             "target_rows": n_t, "folds": folds, "n_components": r, "l2": float(l2)}
     logger.info("size estimate: %d of %d pool rows (share %.4f +- %.4f, c %.3f, AUC %.3f)", rows, n_pool, share,
                 se, c, diag["auc"])
-    return SizeEstimate(rows=rows, share=share, method=METHOD, pool_rows=n_pool, diagnostics=diag)
+    return SizeEstimate(rows=rows, share=share, method=METHOD, pool_rows=n_pool, diagnostics=diag), g_t, g_u
 
 
 # Type of what estimate_target_rows accepts as a pool, for callers' annotations.

@@ -39,12 +39,12 @@ def _max_iter(text: str) -> int | None:
 
 
 def _scale(text: str) -> float | str:
-    if text == "auto":
-        return "auto"
+    if text in ("auto", "spread"):
+        return text
     try:
         return float(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or a positive number, got {text!r}") from exc
+        raise argparse.ArgumentTypeError(f"expected 'spread', 'auto' or a positive number, got {text!r}") from exc
 
 
 def add_gio_options(p: argparse.ArgumentParser, *, max_iter_default: int | None = None) -> None:
@@ -80,14 +80,16 @@ def add_gio_options(p: argparse.ArgumentParser, *, max_iter_default: int | None 
     g.add_argument("--grad-desc-iter", type=int, default=d.grad_desc_iter,
                    help=f"gradient steps per pick, x3 on the first (default {d.grad_desc_iter})")
     g.add_argument("--lr", type=float, default=d.lr, help=f"gradient step size (default {d.lr})")
-    g.add_argument("--scale-factor", type=_scale, default=d.scale_factor, metavar="auto|X",
-                   help="gradient scale; auto = |v0|/|grad(v0)| (default auto)")
+    g.add_argument("--scale-factor", type=_scale, default=d.scale_factor, metavar="spread|auto|X",
+                   help="gradient scale; spread = target RMS radius/|grad(v0)|, auto = |v0|/|grad(v0)| "
+                   f"(default {d.scale_factor})")
     g.add_argument("--random-restart-prob", type=float, default=d.random_restart_prob,
                    help="probability of a 3x longer gradient search at a pick (default 0)")
     g.add_argument("--random-init-pct", type=float, default=d.random_init_pct,
                    help="start from this fraction of the candidates instead of uniform points (default 0)")
     g.add_argument("--start", choices=list(START_SETS), default=d.start,
-                   help="relaxed objective's start set: box = uniform in the target's bounding box (any scale), "
+                   help="relaxed objective's start set: sample = random pool rows (any scale or offset), "
+                        "box = uniform in the target's bounding box, "
                         "unit = the reference's uniform points in [low, high]^d (default %(default)s)")
     g.add_argument("--uniform-low", type=float, default=d.uniform_low, help="uniform start range low (default -1)")
     g.add_argument("--uniform-high", type=float, default=d.uniform_high, help="uniform start range high (default 1)")
