@@ -36,9 +36,12 @@ O(n d) per gradient step and per added point.
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -51,6 +54,7 @@ __all__ = [
     "MIN_SQ_DIST",
     "RelaxedKL",
     "RelaxedKLState",
+    "fast_path_available",
     "iter_sq_dist_blocks",
     "kl_knn",
     "kl_relaxed",
@@ -67,6 +71,8 @@ MIN_DIST = math.sqrt(MIN_SQ_DIST)
 DEFAULT_EPS = 1e-8
 
 # Elements (float64) in one distance block: 4 Mi elements = 32 MiB; columns of the right operand per block.
+logger = logging.getLogger(__name__)
+
 _BLOCK_ELEMS = 1 << 22
 _MAX_BLOCK_COLS = 8192
 
@@ -287,6 +293,10 @@ class RelaxedKL:
         self.m = 0
         self.log_dist_sum = 0.0
         self.nearest_sq = np.full(self.n, np.inf)
+        #: None: the compiled gradient loop when numba is installed; False: always numpy (tests compare both).
+        self.use_fast: bool | None = None
+        self._xt: np.ndarray | None = None
+        self._last_log_sum: tuple[np.ndarray, float] | None = None
 
     # -- state -------------------------------------------------------------------------------------------
     def reset(self, sample: np.ndarray) -> None:
@@ -333,18 +343,32 @@ class RelaxedKL:
             return math.nan
         return self._value(self.m, self.log_dist_sum, self.nearest_sq)
 
+    def _log_sum(self, sq: np.ndarray) -> float:
+        """``sum_i log(r_i + eps)`` of the clipped squared distances ``sq``; the last one is remembered (by
+        identity), so that :meth:`add` after :meth:`value_if_added` on the same array does not redo it."""
+        last = self._last_log_sum
+        if last is not None and last[0] is sq:
+            return last[1]
+        total = float(_log_dist(sq, self.eps).sum())
+        self._last_log_sum = (sq, total)
+        return total
+
     def value_if_added(self, p: np.ndarray, sq: np.ndarray | None = None) -> float:
-        """KL~ after appending ``p``, without changing the state. O(n d)."""
+        """KL~ after appending ``p``, without changing the state. O(n d).
+
+        ``sq`` (from :meth:`sq_dists`, not modified afterwards) saves recomputing the distances.
+        """
         if sq is None:
             sq = self.sq_dists(p)
-        lds = self.log_dist_sum + float(_log_dist(sq, self.eps).sum())
+        lds = self.log_dist_sum + self._log_sum(sq)
         return self._value(self.m + 1, lds, np.minimum(self.nearest_sq, sq))
 
     def add(self, p: np.ndarray, sq: np.ndarray | None = None) -> float:
         """Append ``p`` to the sample; returns the new value. O(n d)."""
         if sq is None:
             sq = self.sq_dists(p)
-        self.log_dist_sum += float(_log_dist(sq, self.eps).sum())
+        self.log_dist_sum += self._log_sum(sq)
+        self._last_log_sum = None
         np.minimum(self.nearest_sq, sq, out=self.nearest_sq)
         self.m += 1
         return self.value()
@@ -375,9 +399,12 @@ class RelaxedKL:
     def descend(self, v: np.ndarray, steps: int, lr: float, scale: float) -> np.ndarray:
         """``steps`` fixed-size gradient steps ``v <- v - lr * scale * grad(v)`` from ``v``; returns the end.
 
-        The arithmetic of :meth:`gradient` with fewer numpy calls per step: two matrix-vector products and a
-        few in-place vector operations (this loop is where GIO spends its time). Agrees with repeated
-        :meth:`gradient` steps to rounding.
+        The arithmetic of :meth:`gradient` with fewer calls per step (this loop is where GIO spends its time).
+        Without ``discard_nearest_for_xy`` the whole loop runs in one compiled kernel when numba is installed
+        (the ``fast`` extra; :func:`fast_path_available`), else in numpy with two matrix-vector products and a
+        few in-place vector operations per step. Both agree with repeated :meth:`gradient` steps to rounding
+        (the compiled kernel sums in a different order than BLAS: the last bits differ, the picks do not on
+        well-conditioned data; ``tests/test_divergence.py`` checks both paths against each other).
         """
         v = np.array(v, dtype=np.float64)
         if self.discard or steps == 0:
@@ -385,9 +412,19 @@ class RelaxedKL:
             for _ in range(steps):
                 v -= step * self.gradient(v)
             return v
+        factor = lr * scale * self.d / (self.n * (self.m + 1))
+        kernel = _fast_kernel() if self.use_fast is not False else None
+        if kernel is not None:
+            if self._xt is None:
+                self._xt = np.ascontiguousarray(self.x.T)
+            kernel(self.x, self._xt, self.x_sq, v, int(steps), float(factor), self.eps, MIN_SQ_DIST, MAX_SQ_DIST)
+            return v
+        return self._descend_numpy(v, steps, factor)
+
+    def _descend_numpy(self, v: np.ndarray, steps: int, factor: float) -> np.ndarray:
+        """The pure-numpy loop of :meth:`descend` (no discard); updates and returns ``v``."""
         x, x_sq, eps = self.x, self.x_sq, self.eps
         xt = x.T
-        factor = lr * scale * self.d / (self.n * (self.m + 1))
         for _ in range(steps):
             s = x @ v
             s *= -2.0
@@ -409,3 +446,106 @@ class RelaxedKL:
             # grad = factor' * (v * sum(coef) - X^T coef)
             v -= factor * (v * float(r.sum()) - xt @ r)
         return v
+
+
+# -- the compiled gradient loop (optional: numba) ------------------------------------------------------------
+_KERNEL: list[Any] = []  # [descend kernel or None, nearest kernel or None] once looked up
+
+
+def _descend_kernel_py(x: np.ndarray, xt: np.ndarray, x_sq: np.ndarray, v: np.ndarray, steps: int,
+                       factor: float, eps: float, lo: float, hi: float) -> None:  # pragma: no cover - compiled
+    """``steps`` gradient steps on ``v`` in place (no discard), as :meth:`RelaxedKL._descend_numpy`.
+
+    Loops ordered so that every inner loop runs over contiguous memory without a reduction (the compiler
+    vectorises them without reassociating sums): ``x @ v`` as ``d`` axpy's over the columns (rows of
+    ``xt``), ``x^T c`` as ``n`` axpy's over the rows of ``x``. Scratch: two vectors, allocated once.
+    """
+    n, d = x.shape
+    s = np.empty(n)
+    g = np.empty(d)
+    for _ in range(steps):
+        vv = 0.0
+        for j in range(d):
+            vv += v[j] * v[j]
+        for i in range(n):
+            s[i] = 0.0
+        for j in range(d):
+            vj = v[j]
+            for i in range(n):
+                s[i] += xt[j, i] * vj
+        tot = 0.0
+        for i in range(n):
+            si = x_sq[i] - 2.0 * s[i] + vv
+            # clipped distances have zero derivative (as the clip in RelaxedKL.gradient)
+            c = 1.0 / (si + eps * math.sqrt(si)) if lo < si < hi else 0.0
+            s[i] = c
+            tot += c
+        for j in range(d):
+            g[j] = 0.0
+        for i in range(n):
+            ci = s[i]
+            if ci != 0.0:
+                for j in range(d):
+                    g[j] += x[i, j] * ci
+        for j in range(d):
+            v[j] -= factor * (v[j] * tot - g[j])
+
+
+def _nearest_kernel_py(points: np.ndarray, sq_norms: np.ndarray, used: np.ndarray,
+                       v: np.ndarray) -> tuple[int, float]:  # pragma: no cover - compiled
+    """``(i, d)``: the unused row of ``points`` nearest to ``v`` by ``|p|^2 - 2 p.v + |v|^2`` (float64 sums;
+    the lowest index on ties), ``(-1, inf)`` when every row is used. One pass, no temporary."""
+    n, d = points.shape
+    vv = 0.0
+    for j in range(d):
+        vv += v[j] * v[j]
+    best_i, best_d = -1, np.inf
+    for i in range(n):
+        if used[i]:
+            continue
+        a = 0.0
+        for j in range(d):
+            a += np.float64(points[i, j]) * v[j]
+        di = sq_norms[i] - 2.0 * a + vv
+        if di < best_d:
+            best_i, best_d = i, di
+    return best_i, best_d
+
+
+def _fast_kernel() -> Any:
+    """The numba-compiled :func:`_descend_kernel_py`, or None when numba is not installed (or disabled with
+    ``GIOSELECT_NO_NUMBA=1``). Compiled on first use (about a second; cached on disk by numba when it can)."""
+    if not _KERNEL:
+        kernel = None
+        if os.environ.get("GIOSELECT_NO_NUMBA", "") in ("", "0"):
+            try:
+                import numba
+            except ImportError:
+                logger.debug("numba not installed: GIO's gradient loop runs in numpy (pip install 'gioselect[fast]')")
+            else:
+                kernel = _jit(numba, _descend_kernel_py)
+                # reassociated sums (vectorised dot products), like BLAS's: the last bits of a distance may
+                # differ from numpy's, an exact tie between two candidates may then break the other way
+                _KERNEL.append(_jit(numba, _nearest_kernel_py, fastmath={"reassoc"}))
+        _KERNEL.insert(0, kernel)
+        if len(_KERNEL) == 1:
+            _KERNEL.append(None)
+    return _KERNEL[0]
+
+
+def _jit(numba: Any, func: Any, **options: Any) -> Any:
+    try:
+        return numba.njit(cache=True, nogil=True, **options)(func)
+    except RuntimeError:  # no writable cache location: compile in every process instead
+        return numba.njit(nogil=True, **options)(func)
+
+
+def fast_nearest_kernel() -> Any:
+    """The compiled :func:`_nearest_kernel_py` (for :class:`gioselect.optimize.CandidateSet`), or None."""
+    _fast_kernel()
+    return _KERNEL[1]
+
+
+def fast_path_available() -> bool:
+    """True when GIO's gradient loop runs compiled (numba importable and not disabled)."""
+    return _fast_kernel() is not None
