@@ -54,6 +54,7 @@ __all__ = [
     "MIN_SQ_DIST",
     "RelaxedKL",
     "RelaxedKLState",
+    "RepelledKL",
     "fast_path_available",
     "iter_sq_dist_blocks",
     "kl_knn",
@@ -296,6 +297,7 @@ class RelaxedKL:
         #: None: the compiled gradient loop when numba is installed; False: always numpy (tests compare both).
         self.use_fast: bool | None = None
         self._last_log_sum: tuple[np.ndarray, float] | None = None
+        self._row_w = np.ones(0)
 
     # -- state -------------------------------------------------------------------------------------------
     def reset(self, sample: np.ndarray) -> None:
@@ -403,7 +405,7 @@ class RelaxedKL:
         (the ``fast`` extra; :func:`fast_path_available`), else in numpy with two matrix-vector products and a
         few in-place vector operations per step. Both agree with repeated :meth:`gradient` steps to rounding
         (the compiled kernel sums in its own order, as BLAS does in another: the last bits differ, the picks do
-        not on well-conditioned data; ``tests/test_divergence.py`` checks both paths against each other).
+        not on well-conditioned data; ``tests/test_fastpath.py`` checks both paths against each other).
         """
         v = np.array(v, dtype=np.float64)
         if self.discard or steps == 0:
@@ -412,15 +414,24 @@ class RelaxedKL:
                 v -= step * self.gradient(v)
             return v
         factor = lr * scale * self.d / (self.n * (self.m + 1))
+        x, x_sq, row_w = self._descend_rows()
         kernel = _fast_kernel() if self.use_fast is not False else None
         if kernel is not None:
-            kernel(self.x, self.x_sq, v, int(steps), float(factor), self.eps, MIN_SQ_DIST, MAX_SQ_DIST)
+            if self._row_w.shape[0] != self.n:
+                self._row_w = np.ones(self.n)
+            kernel(x, x_sq, self._row_w if row_w is None else row_w, v, int(steps), float(factor), self.eps,
+                   MIN_SQ_DIST, MAX_SQ_DIST)
             return v
-        return self._descend_numpy(v, steps, factor)
+        return self._descend_numpy(v, steps, factor, x, x_sq, row_w)
 
-    def _descend_numpy(self, v: np.ndarray, steps: int, factor: float) -> np.ndarray:
+    def _descend_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The rows the gradient sums over, their squared norms and weights (None: all 1)."""
+        return self.x, self.x_sq, None
+
+    def _descend_numpy(self, v: np.ndarray, steps: int, factor: float, x: np.ndarray, x_sq: np.ndarray,
+                       row_w: np.ndarray | None) -> np.ndarray:
         """The pure-numpy loop of :meth:`descend` (no discard); updates and returns ``v``."""
-        x, x_sq, eps = self.x, self.x_sq, self.eps
+        eps = self.eps
         xt = x.T
         for _ in range(steps):
             s = x @ v
@@ -440,23 +451,89 @@ class RelaxedKL:
             np.reciprocal(r, out=r)
             if active is not None:
                 r[~active] = 0.0
+            if row_w is not None:
+                r *= row_w
             # grad = factor' * (v * sum(coef) - X^T coef)
             v -= factor * (v * float(r.sum()) - xt @ r)
         return v
+
+
+class RepelledKL(RelaxedKL):
+    """``KL~(target || S) - weight * KL~(exclusion || S)``: GIO's objective pushed away from an exclusion set.
+
+    Both terms are the relaxed estimator of :class:`RelaxedKL` on the same sample ``S``; a point near the
+    exclusion set lowers ``KL~(exclusion || S)`` and so raises the objective. ``weight >= 0``; 0 is the plain
+    objective (callers use :class:`RelaxedKL` then). The gradient with respect to an appended ``v`` is the
+    difference of the two gradients, so the gradient loop sums over the stacked rows ``[target; exclusion]``
+    with per-row weights ``1`` and ``-weight * n / n_E`` (one pass, the same compiled kernel).
+
+    ``discard_nearest_for_xy`` is not supported here. The state (:meth:`get_state`) packs both terms: the
+    target's nearest distances, then the exclusion set's, then the exclusion set's log-distance sum.
+    """
+
+    def __init__(self, target: np.ndarray, exclusion: np.ndarray, weight: float, k: int, *,
+                 eps: float = DEFAULT_EPS) -> None:
+        super().__init__(target, k, eps=eps)
+        self.repel = RelaxedKL(exclusion, k, eps=eps)
+        self.weight = float(weight)
+        self._xs = np.ascontiguousarray(np.vstack([self.x, self.repel.x]))
+        self._xs_sq = np.concatenate([self.x_sq, self.repel.x_sq])
+        self._ws = np.concatenate([np.ones(self.n), np.full(self.repel.n, -self.weight * self.n / self.repel.n)])
+
+    def reset(self, sample: np.ndarray) -> None:
+        super().reset(sample)
+        self.repel.reset(sample)
+
+    def get_state(self) -> RelaxedKLState:
+        r = self.repel
+        packed = np.concatenate([self.nearest_sq, r.nearest_sq, [r.log_dist_sum]])
+        return RelaxedKLState(self.m, self.log_dist_sum, packed)
+
+    def set_state(self, state: RelaxedKLState) -> None:
+        packed = np.asarray(state.nearest_sq, dtype=np.float64)
+        super().set_state(RelaxedKLState(state.m, state.log_dist_sum, packed[: self.n]))
+        self.repel.set_state(RelaxedKLState(state.m, float(packed[-1]), packed[self.n : -1]))
+
+    def sq_dists(self, p: np.ndarray) -> np.ndarray:
+        """The target's clipped squared distances to ``p``, then the exclusion set's (shape (n + n_E,))."""
+        return np.concatenate([super().sq_dists(p), self.repel.sq_dists(p)])
+
+    def value(self) -> float:
+        return super().value() - self.weight * self.repel.value()
+
+    def value_if_added(self, p: np.ndarray, sq: np.ndarray | None = None) -> float:
+        if sq is None:
+            sq = self.sq_dists(p)
+        return super().value_if_added(p, sq[: self.n]) - self.weight * self.repel.value_if_added(p, sq[self.n :])
+
+    def add(self, p: np.ndarray, sq: np.ndarray | None = None) -> float:
+        if sq is None:
+            sq = self.sq_dists(p)
+        super().add(p, sq[: self.n])
+        self.repel.add(p, sq[self.n :])
+        return self.value()
+
+    def gradient(self, v: np.ndarray) -> np.ndarray:
+        return super().gradient(v) - self.weight * self.repel.gradient(v)
+
+    def _descend_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        return self._xs, self._xs_sq, self._ws
 
 
 # -- the compiled gradient loop (optional: numba) ------------------------------------------------------------
 _KERNEL: list[Any] = []  # [descend kernel or None, nearest kernel or None] once looked up
 
 
-def _descend_kernel_py(x: np.ndarray, x_sq: np.ndarray, v: np.ndarray, steps: int, factor: float, eps: float,
-                       lo: float, hi: float) -> None:  # pragma: no cover - compiled
+def _descend_kernel_py(x: np.ndarray, x_sq: np.ndarray, row_w: np.ndarray, v: np.ndarray, steps: int,
+                       factor: float, eps: float, lo: float, hi: float) -> None:  # pragma: no cover - compiled
     """``steps`` gradient steps on ``v`` in place (no discard), as :meth:`RelaxedKL._descend_numpy`.
 
     One pass over the rows of ``x`` per step: the row's dot product with ``v`` gives its squared distance,
     then the same row (still in the L1 cache) is added into ``X^T c`` with its coefficient; so the target is
     read once per step, not twice (it is memory-bound at text sizes: 860 x 384 float64 is 2.6 MB). Compiled
-    with reassociated sums (vectorised dot products, as BLAS's): the last bits differ from numpy's.
+    with reassociated sums (vectorised dot products, as BLAS's): the last bits differ from numpy's. Row i's
+    coefficient is ``row_w[i] / (r_i (r_i + eps))`` (all ones for the plain objective: the same arithmetic;
+    negative for the rows of an exclusion set, :class:`RepelledKL`).
     """
     n, d = x.shape
     g = np.empty(d)
@@ -473,7 +550,7 @@ def _descend_kernel_py(x: np.ndarray, x_sq: np.ndarray, v: np.ndarray, steps: in
                 a += x[i, j] * v[j]
             si = x_sq[i] - 2.0 * a + vv
             if lo < si < hi:  # clipped distances have zero derivative (as the clip in RelaxedKL.gradient)
-                c = 1.0 / (si + eps * math.sqrt(si))
+                c = row_w[i] / (si + eps * math.sqrt(si))
                 tot += c
                 for j in range(d):
                     g[j] += x[i, j] * c

@@ -272,6 +272,7 @@ def _run_phases(ctx: RunContext, pool_sha: str, target_sha: str) -> dict[str, An
     t0 = time.monotonic()
     search = run_gio(cfg.params, candidates, target_c, sizes, gio_budget, seeds["gio"], work, prog,
                      blocked=exclusion.mask if exclusion is not None and labels is None else None, on_pick=on_pick,
+                     repel=(exclusion.vectors, cfg.exclude_repel) if exclusion is not None else None,
                      checkpoint_every=cfg.checkpoint_every, checkpoint_seconds=cfg.checkpoint_seconds)
     timings["select"] = time.monotonic() - t0
     st = search.state
@@ -358,7 +359,8 @@ def _run_phases(ctx: RunContext, pool_sha: str, target_sha: str) -> dict[str, An
                     **({"selected_row_ids": row_ids_name} if row_ids_name else {}), "picks": "picks.csv",
                     "manifest": "manifest.json",
                     "report": "report.html" if cfg.report else None},
-        "exclusion": {**exclusion.record(str(cfg.exclude)), **input_fingerprint(str(cfg.exclude), "exclude")}
+        "exclusion": {**exclusion.record(str(cfg.exclude)), "repel": cfg.exclude_repel,
+                      **input_fingerprint(str(cfg.exclude), "exclude")}
         if exclusion is not None else None,
         "versions": versions(),
     }
