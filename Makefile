@@ -22,7 +22,7 @@ $(BIN)/python:
 # Stamp files so repeated runs do not reinstall; they are rebuilt when pyproject.toml changes.
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	$(PIP) install $(TORCH)
-	$(PIP) install -e ".[test,dev,text,spark,demo,experiments,reference,peers,frames]"
+	$(PIP) install -e ".[test,dev,text,spark,demo,experiments,reference,peers,frames,fast]"
 	$(PIP) install --no-deps $(REFERENCE)
 	touch $@
 

@@ -370,14 +370,15 @@ def _cli() -> str:
     return str(exe) if exe.exists() else "gioselect"
 
 
-def _end_to_end(pool: Path, target: Path, out: Path, args: argparse.Namespace) -> dict[str, Any]:
+def _end_to_end(pool: Path, target: Path, out: Path, args: argparse.Namespace,
+                extra: tuple[str, ...] = ()) -> dict[str, Any]:
     cmd = [_cli(), "select", "--pool", str(pool), "--target", str(target), "--out", str(out), "--clusters",
            str(args.clusters), "--kmeans-iter", str(args.kmeans_iter), "--seed", str(args.seed), "--quiet"]
     if args.no_report:
         cmd.append("--no-report")
     if args.memory_budget:
         cmd += ["--memory-budget", args.memory_budget]
-    cmd += args.cli_arg
+    cmd += [*args.cli_arg, *extra]
     res = run_child(cmd, pool, args.sample_interval, ok=(0, 3))  # 3: ran to the end, selected nothing
     res.pop("stdout")
     res["exit_code"] = res.get("exit_code", 0)
@@ -484,11 +485,41 @@ def bench_size(n: int, args: argparse.Namespace, workdir: Path, target: Path) ->
             loads.append(os.getloadavg()[0])
     summary = _summarise(n, floors, e2es)
     summary["load_average_1min_after_each_run"] = loads
+    nonrefined: list[dict[str, Any]] = []
+    if args.compare_refine:
+        # The same selection with the quantised row-level pass off (``--refine none``: whole clusters, the
+        # paper's explode), right after the default runs, on the same files.
+        for rep in range(args.repeats):
+            out = workdir / f"out_{n}_{rep}_refine_none"
+            shutil.rmtree(out, ignore_errors=True)
+            nonrefined.append(_end_to_end(pool, target, out, args, ("--refine", "none")))
+            e = nonrefined[-1]
+            _log(f"[{n:>9,}] rep {rep} e2e --refine none: {e['wall_s']:.1f} s wall, phases {e['timings_s']}, "
+                 f"counts {e['counts']}")
+            loads.append(os.getloadavg()[0])
+        summary["refine_compare"] = _refine_compare(e2es, nonrefined)
     if not args.keep_data:
         for p in (pool, pool.with_name(pool.name + ".json")):
             p.unlink(missing_ok=True)
     return {"rows": n, "pool_bytes": n * args.dim * 4, "generate_s": gen_s, "summary": summary, "floor_runs": floors,
-            "e2e_runs": e2es}
+            "e2e_runs": e2es, "e2e_refine_none_runs": nonrefined}
+
+
+def _refine_compare(refined: list[dict[str, Any]], plain: list[dict[str, Any]]) -> dict[str, Any]:
+    """The default (row-level pass) against ``--refine none``: totals, CPU seconds, phases, picks, GIO shares."""
+    def side(runs: list[dict[str, Any]]) -> dict[str, Any]:
+        phases = sorted({k for e in runs for k in e["timings_s"]})
+        return {"total_s": _median([e["timings_s"]["total"] for e in runs]),
+                "cpu_s": _median([e["cpu_s"] for e in runs]),
+                "phases_s": {k: _median([e["timings_s"].get(k, 0.0) for e in runs]) for k in phases},
+                "picks": [e["counts"].get("selected_candidates") for e in runs],
+                "gio_share": _median([e["timings_s"].get("select", 0.0) / e["timings_s"]["total"] for e in runs])}
+
+    a, b = side(refined), side(plain)
+    return {"refine_default": a, "refine_none": b, "total_ratio": a["total_s"] / b["total_s"],
+            "cpu_ratio": a["cpu_s"] / b["cpu_s"], "goal_added_max": 0.10,
+            "goal_met_total": bool(a["total_s"] <= 1.10 * b["total_s"]),
+            "goal_met_cpu": bool(a["cpu_s"] <= 1.10 * b["cpu_s"])}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -595,6 +626,15 @@ def goals_text(results: list[dict[str, Any]]) -> str:
             f"{_gib(s['e2e_beyond_mapped_peak_bytes'])} GiB (<= 2.5 GB: {yn(g['rss_beyond_mapped_le_2.5GB'])}); "
             f"GIO share {100 * s['gio_share']:.1f} % (<= 10 %: {yn(g['gio_share_le_10pct'])})"
         )
+        rc = s.get("refine_compare")
+        if rc:
+            a, b = rc["refine_default"], rc["refine_none"]
+            lines.append(
+                f"  - row-level pass: total {a['total_s']:.1f} s (picks {a['picks']}, GIO share "
+                f"{100 * a['gio_share']:.1f} %) vs --refine none {b['total_s']:.1f} s (picks {b['picks']}, GIO "
+                f"share {100 * b['gio_share']:.1f} %): x{rc['total_ratio']:.3f} wall, x{rc['cpu_ratio']:.3f} CPU s "
+                f"(adds <= 10 %: {yn(rc['goal_met_total'])} wall, {yn(rc['goal_met_cpu'])} CPU s)"
+            )
     return "\n".join(lines)
 
 
@@ -756,6 +796,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="the floor child: K-means + assignment pass (default), the assignment pass alone (to K "
                         "seeded pool rows), or none (end to end only)")
     p.add_argument("--memory-budget", default=None, help="--memory-budget for gioselect select and the floor")
+    p.add_argument("--compare-refine", action="store_true",
+                   help="also run every end-to-end selection with --refine none (the row-level pass's cost)")
     return p.parse_args(argv)
 
 

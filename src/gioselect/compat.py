@@ -33,7 +33,7 @@ import numpy as np
 
 from .divergence import DEFAULT_EPS, RelaxedKL, kl_relaxed
 from .errors import InvalidInputError
-from .optimize import GIOParams, GIOSearch
+from .optimize import GIOParams, GIOSearch, single_threaded_blas
 from .selector import make_search, validate_fit_inputs
 from .validation import check_embeddings, check_int, check_pair, check_real
 
@@ -142,10 +142,11 @@ class GIOKL:
                 raise InvalidInputError(
                     f"dim={self.dim} (the uniform start's dimension) does not match the data's {pool.shape[1]}"
                 )
-        search = make_search(pool, target, params, seed=self._rng, init=init)
-        assert isinstance(search, GIOSearch)  # objective="relaxed"
-        for _ in search.run():
-            pass
+        with single_threaded_blas():  # the set-up's small products too (BLAS threads only contend here)
+            search = make_search(pool, target, params, seed=self._rng, init=init)
+            assert isinstance(search, GIOSearch)  # objective="relaxed"
+            for _ in search.run():
+                pass
         st = search.state
         picks = np.asarray(pool[np.asarray(st.selected, dtype=np.int64)], dtype=pool.dtype)
         W = np.concatenate([search.start_points.astype(pool.dtype, copy=False), picks.reshape(-1, pool.shape[1])])

@@ -11,6 +11,11 @@ pool rows that the search applies to its candidate set before the first pick
 (:func:`block_candidates`): an excluded row can never be the nearest unused candidate, also not after a reset.
 With quantisation the mask is applied to the rows when the chosen clusters are exploded (a centroid stands for
 rows that are not excluded too).
+
+Optionally the objective also pushes away from the exclusion set E (``exclude_repel=w``, ``--exclude-repel W``,
+:func:`repel_from`): GIO then minimises ``KL~(X || S) - w KL~(E || S)`` (the relaxed k-NN estimator for both
+terms), so that picks near E, which lower ``KL~(E || S)``, are penalised. ``w = 0`` (the default) is the plain
+objective.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ import numpy as np
 from .errors import InvalidInputError, InvalidParameterError
 from .validation import check_embeddings, check_real
 
-__all__ = ["DEFAULT_THRESHOLD", "DUPLICATE_COSINE", "Exclusion", "block_candidates", "find_near_duplicates"]
+__all__ = ["DEFAULT_THRESHOLD", "DUPLICATE_COSINE", "Exclusion", "block_candidates", "find_near_duplicates",
+           "repel_from"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +70,8 @@ class Exclusion:
     nearest: np.ndarray
     threshold: float
     n_exclude_rows: int
+    #: The exclusion set's vectors (float32), for the objective that pushes away from it (:func:`repel_from`).
+    vectors: np.ndarray | None = None
 
     @property
     def n_excluded(self) -> int:
@@ -149,7 +157,41 @@ def find_near_duplicates(
     nearest = np.concatenate(near_all) if near_all else np.zeros(0, dtype=np.int64)
     logger.info("exclusion set of %d rows: %d pool rows at cosine >= %.3g are excluded", ex.shape[0],
                 row_ids.shape[0], thr)
-    return Exclusion(mask, row_ids, cosine, nearest, float(thr), int(ex.shape[0]))
+    return Exclusion(mask, row_ids, cosine, nearest, float(thr), int(ex.shape[0]), np.asarray(ex, dtype=np.float32))
+
+
+def repel_from(search: Any, exclusion: np.ndarray | None, weight: float) -> None:
+    """Make ``search`` minimise ``KL~(target || S) - weight * KL~(exclusion || S)`` instead of its objective.
+
+    A pick near the exclusion set lowers ``KL~(exclusion || S)``, so the second term penalises it
+    (:class:`gioselect.divergence.RepelledKL`). ``weight=0`` (or no exclusion set) leaves the search as it is:
+    the same picks, byte for byte. Call it right after the search is built, before the first step: the start
+    value and the automatic step scale are recomputed with the new objective. Only the relaxed objective
+    (:class:`gioselect.optimize.GIOSearch`, without ``discard_nearest_for_xy``) has this term.
+    """
+    w = check_real(weight, "exclude_repel", low=0.0)
+    if w == 0.0 or exclusion is None:
+        return
+    from .divergence import RepelledKL
+    from .optimize import GIOSearch
+
+    if not isinstance(search, GIOSearch):
+        raise InvalidParameterError("exclude_repel: needs objective='relaxed' (the gradient search)")
+    p = search.params
+    if p.discard_nearest_for_xy:
+        raise InvalidParameterError("exclude_repel: not available with discard_nearest_for_xy")
+    ex = check_embeddings(exclusion, "exclude", dim=search.target.shape[1])
+    if ex.shape[0] <= p.k:
+        raise InvalidInputError(f"exclude: has {ex.shape[0]} rows; pushing away from it (exclude_repel > 0) needs "
+                                f"more than k={p.k}")
+    obj = RepelledKL(search.target, ex, w, p.k, eps=p.eps)
+    obj.reset(search.start_points)
+    search.objective = obj
+    search.initial_kl = obj.value()
+    search.state.kl_prev = search.initial_kl
+    search.scale = search._scale(search.state.v)
+    logger.info("objective pushed away from %d exclusion rows (weight %g): start value %.6g, scale %.6g",
+                ex.shape[0], w, search.initial_kl, search.scale)
 
 
 def block_candidates(search: Any, mask: np.ndarray | None) -> None:

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from .divergence import DEFAULT_EPS, RelaxedKL, RelaxedKLState
+from .divergence import DEFAULT_EPS, RelaxedKL, RelaxedKLState, fast_nearest_kernel
 from .errors import InvalidInputError, InvalidParameterError
 from .stopping import CRITERIA, StopContext, StoppingCriterion, make_criterion
 from .validation import check_choice, check_fraction, check_int, check_pair, check_real
@@ -84,13 +84,24 @@ def single_threaded_blas() -> Iterator[None]:
     save there, 9-24x per pick on a loaded 2-core machine (benchmarks/results/bench_scale.md), with the same
     picks. faiss's K-means, outside the loop, keeps its threads.
     """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - a core dependency
+    if not _CONTROLLER:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - a core dependency
+            _CONTROLLER.append(None)
+        else:
+            # Finding the loaded BLAS libraries costs milliseconds: once per process (numpy's BLAS is loaded
+            # before this module runs, so the list is complete).
+            _CONTROLLER.append(ThreadpoolController())
+    ctl = _CONTROLLER[0]
+    if ctl is None:  # pragma: no cover
         yield
         return
-    with threadpool_limits(limits=1, user_api="blas"):
+    with ctl.limit(limits=1, user_api="blas"):
         yield
+
+
+_CONTROLLER: list[Any] = []
 
 
 def _check_bool(value: Any, name: str) -> bool:
@@ -189,6 +200,10 @@ class GIOParams:
         return tuple(f.name for f in fields(cls))
 
 
+#: Candidate sets up to this size (as float64) are converted once instead of per query.
+_F64_CACHE_BYTES = 64 << 20
+
+
 class CandidateSet:
     """The candidates with a "used" mask: nearest unused candidate to a point, in blocks, no copies.
 
@@ -206,6 +221,12 @@ class CandidateSet:
         for s in range(0, self.size, self.block_rows):
             b = np.asarray(points[s : s + self.block_rows], dtype=np.float64)
             self.sq_norms[s : s + b.shape[0]] = np.einsum("ij,ij->i", b, b)
+        #: None: the compiled nearest-candidate pass when numba is installed; False: always numpy.
+        self.use_fast: bool | None = None
+        # A small candidate set (centroids, a test-sized pool) is kept as float64 once, so that each query is
+        # one BLAS product instead of a conversion per block; larger ones are converted block by block.
+        small = points.ndim == 2 and self.size * points.shape[1] * 8 <= _F64_CACHE_BYTES
+        self._f64: np.ndarray | None = np.ascontiguousarray(points, dtype=np.float64) if small else None
 
     @property
     def n_free(self) -> int:
@@ -216,6 +237,11 @@ class CandidateSet:
         if self.n_free == 0:
             return -1
         v = np.asarray(v, dtype=np.float64)
+        if self.use_fast is not False and type(self.points) is np.ndarray and self.points.flags.c_contiguous \
+                and self.points.dtype in (np.float32, np.float64) and self.size <= self.block_rows * 8:
+            kernel = fast_nearest_kernel()
+            if kernel is not None:  # one compiled pass over the candidates, used rows skipped
+                return int(kernel(self.points, self.sq_norms, self.used, v)[0])
         vv = float(v @ v)
         best_i, best_d = -1, math.inf
         for s in range(0, self.size, self.block_rows):
@@ -223,7 +249,8 @@ class CandidateSet:
             used = self.used[s:e]
             if used.all():
                 continue
-            d = self.sq_norms[s:e] - 2.0 * (np.asarray(self.points[s:e], dtype=np.float64) @ v) + vv
+            block = self._f64[s:e] if self._f64 is not None else np.asarray(self.points[s:e], dtype=np.float64)
+            d = self.sq_norms[s:e] - 2.0 * (block @ v) + vv
             d[used] = np.inf
             j = int(np.argmin(d))
             if d[j] < best_d:

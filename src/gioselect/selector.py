@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InvalidInputError, InvalidParameterError
-from .exclude import block_candidates
+from .exclude import block_candidates, repel_from
 from .optimize import GIOParams, PickEvent
 from .search import (
     GIOResult,
@@ -239,6 +239,7 @@ class GIOSelector:
         model: str | None = None,
         exclude: Any = None,
         exclude_threshold: float = 0.95,
+        exclude_repel: float = 0.0,
     ) -> GIOSelector:
         """Run GIO.
 
@@ -262,6 +263,9 @@ class GIOSelector:
             An evaluation set to keep out: pool rows at cosine ``>= exclude_threshold`` to one of its rows are
             never selected (:mod:`gioselect.exclude`; ``exclusion_`` records them).
         exclude_threshold : float, default 0.95
+        exclude_repel : float, default 0
+            Push the selection away from ``exclude`` too: minimise ``KL~(target || S) - exclude_repel *
+            KL~(exclude || S)`` (:func:`gioselect.exclude.repel_from`); 0 is the plain objective.
 
         Returns
         -------
@@ -293,6 +297,10 @@ class GIOSelector:
             budget, est = auto_budget(pool_, target_, params, budget, seed)
         search = make_search(pool_, target_, params, seed=seed, init=init_, weights=w, budget=budget)
         block_candidates(search, blocked)
+        if exclude_repel:
+            if exclude is None:
+                raise InvalidParameterError("exclude_repel: needs exclude= (the set to push away from)")
+            repel_from(search, self.exclusion_.vectors if self.exclusion_ is not None else None, exclude_repel)
         for event in search.run():
             if callback is not None:
                 callback(event)

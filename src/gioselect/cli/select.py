@@ -81,6 +81,9 @@ def _add_curation_options(p: argparse.ArgumentParser) -> None:
                         "manifest lists them")
     c.add_argument("--exclude-threshold", type=float, default=0.95,
                    help="cosine similarity from which a pool row is a near-duplicate (default 0.95)")
+    c.add_argument("--exclude-repel", type=float, default=0.0, metavar="W",
+                   help="also push the selection away from --exclude: minimise KL(target||S) - W KL(exclude||S) "
+                        "(default 0: off)")
     c.add_argument("--report-field", action="append", default=[], metavar="COLUMN",
                    help="break the selection down by this pool column in report.html (repeatable)")
 
@@ -135,6 +138,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
         model=args.model, embed_batch_size=args.embed_batch_size, embed_cache=args.embed_cache,
         cache_dir=args.cache_dir, embed_backend=args.embed_backend,
         exclude=args.exclude, exclude_threshold=args.exclude_threshold, report_fields=tuple(args.report_field),
+        exclude_repel=args.exclude_repel,
     )
     command = ["gioselect", *sys.argv[1:]] if args.command_line is None else args.command_line
     progress = functools.partial(tqdm_progress, args.quiet)

@@ -237,7 +237,8 @@ class LocalEngine:
         return exclusion
 
     def exclusion_record(self, exclusion: Any, cfg: SelectConfig) -> dict[str, Any]:
-        return {**exclusion.record(str(cfg.exclude)), **input_fingerprint(str(cfg.exclude), "exclude")}
+        return {**exclusion.record(str(cfg.exclude)), "repel": cfg.exclude_repel,
+                **input_fingerprint(str(cfg.exclude), "exclude")}
 
     def write_selection(self, selection: np.ndarray, inputs: JobInputs, result: Path, prog: Progress
                         ) -> tuple[np.ndarray, dict[str, str]]:

@@ -138,6 +138,7 @@ class SelectConfig:
     embed_backend: str = "onnx"
     exclude: Path | None = None  # an evaluation set to keep out (gioselect.exclude)
     exclude_threshold: float = 0.95
+    exclude_repel: float = 0.0  # weight of -KL~(exclude || S) in the objective (gioselect.exclude.repel_from)
     report_fields: tuple[str, ...] = ()  # pool columns the report breaks the selection down by
 
     def validate(self) -> SelectConfig:
@@ -181,6 +182,10 @@ class SelectConfig:
                 f"needs more than k={self.params.k}; use more clusters, or --target-clusters 0 to keep the "
                 "target's rows"
             )
+        if not (self.exclude_repel >= 0.0):  # also NaN
+            raise InvalidParameterError(f"exclude_repel (--exclude-repel) must be >= 0, got {self.exclude_repel}")
+        if self.exclude_repel and self.exclude is None:
+            raise InvalidParameterError("--exclude-repel needs --exclude (the set to push away from)")
         return self
 
     def fingerprint_dict(self) -> dict[str, Any]:
@@ -189,6 +194,8 @@ class SelectConfig:
                     "embed_batch_size", "embed_cache", "cache_dir", "embed_backend", "report_fields",
                     "exclude"):  # the exclusion set counts by content (run_select), not by path
             d.pop(key)
+        if not self.exclude_repel:  # off: the same fingerprint as before the option existed
+            d.pop("exclude_repel")
         d["pool"] = resolved_path(self.pool)
         d["target"] = resolved_path(self.target)
         if self.model is not None and Path(self.model).exists():

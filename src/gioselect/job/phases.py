@@ -96,13 +96,14 @@ class Selected:
 def select_phases(engine: Engine, pool: Any, target: np.ndarray, target_source: Any, settings: PhaseSettings,
                   budget_rows: int | None, seeds: Seeds, *, work: Path | None = None,
                   prog: Progress = no_progress, timings: dict[str, float] | None = None,
-                  on_pick: PickHook | None = None, blocked: np.ndarray | None = None) -> Selected:
+                  on_pick: PickHook | None = None, blocked: np.ndarray | None = None,
+                  repel: tuple[np.ndarray | None, float] | None = None) -> Selected:
     """Quantise, choose candidates, size, run GIO and choose the rows, on ``engine``.
 
     ``target`` is the whole target (on the driver; ``target_source`` is the engine's handle on it, for a
     distributed K-means), ``budget_rows`` the row budget (None: sized by the stop rule), ``work`` the folder
     for checkpoints (None: nothing is written), ``blocked`` a mask of pool rows GIO may not pick (unquantised
-    runs only).
+    runs only), ``repel`` (the exclusion set's vectors, the weight of the objective's push away from them).
     """
     timings = {} if timings is None else timings
     k = settings.params.k
@@ -172,7 +173,8 @@ def select_phases(engine: Engine, pool: Any, target: np.ndarray, target_source: 
     t0 = time.monotonic()
     search = run_gio(settings.params, candidates, target_c, sizes, gio_budget, seeds["gio"], work, prog,
                      blocked=blocked if asg is None else None, on_pick=on_pick,
-                     checkpoint_every=settings.checkpoint_every, checkpoint_seconds=settings.checkpoint_seconds)
+                     checkpoint_every=settings.checkpoint_every, checkpoint_seconds=settings.checkpoint_seconds,
+                     repel=repel)
     timings["select"] = time.monotonic() - t0
     picks = np.asarray(search.state.selected, dtype=np.int64)
 
@@ -251,7 +253,8 @@ def run_phases(ctx: RunContext, engine: JobEngine) -> dict[str, Any]:
 
     sel = select_phases(engine, pool, target, inp.state.get("target_source"), PhaseSettings.of(cfg), budget_rows,
                         seeds, work=work, prog=prog, timings=timings, on_pick=ctx.on_pick,
-                        blocked=exclusion.mask if exclusion is not None else None)
+                        blocked=exclusion.mask if exclusion is not None else None,
+                        repel=(exclusion.vectors, cfg.exclude_repel) if exclusion is not None else None)
     selection = sel.selection
     if exclusion is not None:  # a chosen cluster's excluded rows are left out when it is exploded
         selection = selection[~exclusion.mask[selection]]

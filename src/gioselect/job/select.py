@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..exclude import block_candidates
+from ..exclude import block_candidates, repel_from
 from ..optimize import GIOParams, PickEvent, single_threaded_blas
 from ..selector import make_search
 from .config import Progress, no_progress
@@ -27,7 +27,7 @@ PickHook = Callable[[PickEvent], None]
 def run_gio(params: GIOParams, candidates: np.ndarray, target: np.ndarray, sizes: np.ndarray,
             budget_rows: int | None, seed: int, work: Path | None, prog: Progress = no_progress,
             blocked: np.ndarray | None = None, on_pick: PickHook | None = None, checkpoint_every: int = 25,
-            checkpoint_seconds: float = 30.0) -> Any:
+            checkpoint_seconds: float = 30.0, repel: tuple[np.ndarray | None, float] | None = None) -> Any:
     """GIO on the candidates, resumed from and checkpointed to ``work`` (None: in memory, no checkpoints).
 
     Every entry point runs its select phase here (:func:`gioselect.job.phases.select_phases`): the file jobs
@@ -44,6 +44,8 @@ def run_gio(params: GIOParams, candidates: np.ndarray, target: np.ndarray, sizes
                          budget=float(budget_rows) if budget_rows is not None else None,
                          budget_exact=budget_rows is not None)
     block_candidates(search, blocked)  # the exclusion set's rows (gioselect.exclude)
+    if repel is not None:  # and the objective's push away from it (a no-op at weight 0)
+        repel_from(search, *repel)
     ckpt = None
     if work is not None:
         sfile = work / "gio_state.npz"

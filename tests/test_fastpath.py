@@ -1,0 +1,98 @@
+"""The compiled (numba) gradient loop and nearest-candidate pass against the pure-numpy ones.
+
+Without numba installed these tests are skipped: the numpy path is then the only one and every other test
+runs it. With numba, the rest of the suite runs the compiled path; here both run side by side.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gioselect.divergence import RelaxedKL, fast_nearest_kernel, fast_path_available
+from gioselect.optimize import CandidateSet, GIOParams
+from gioselect.search import make_search
+
+pytestmark = pytest.mark.skipif(not fast_path_available(), reason="numba not installed (the 'fast' extra)")
+
+
+@pytest.mark.parametrize("start", ["random", "on_target", "far"])
+def test_compiled_descent_equals_numpy_descent(start: str) -> None:
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(130, 19))
+    obj = RelaxedKL(x, 5)
+    obj.reset(rng.normal(size=(11, 19)))
+    # on a target point: that term is clipped (zero derivative) in the first step; far: huge distances
+    v0 = {"random": rng.normal(size=19), "on_target": x[7].copy(), "far": np.full(19, 1e6)}[start]
+    obj.use_fast = None
+    fast = obj.descend(v0, 60, 0.01, 2.5)
+    obj.use_fast = False
+    slow = obj.descend(v0, 60, 0.01, 2.5)
+    assert not np.shares_memory(fast, v0)
+    # starting on a target point amplifies rounding over the steps (as in test_divergence)
+    np.testing.assert_allclose(fast, slow, rtol=1e-6 if start == "on_target" else 1e-10, atol=1e-12)
+
+
+def test_compiled_nearest_equals_numpy_nearest() -> None:
+    rng = np.random.default_rng(9)
+    for dtype in (np.float32, np.float64):
+        pts = rng.normal(size=(500, 23)).astype(dtype)
+        fast, slow = CandidateSet(pts), CandidateSet(pts)
+        slow.use_fast = False
+        for i in rng.choice(500, size=200, replace=False):
+            v = rng.normal(size=23)
+            assert fast.nearest_unused(v) == slow.nearest_unused(v)
+            fast.mark_used(int(i))
+            slow.mark_used(int(i))
+    assert fast_nearest_kernel() is not None
+
+
+def test_compiled_nearest_breaks_exact_ties_to_the_lowest_index() -> None:
+    pts = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [-1.0, 0.0]], dtype=np.float32)
+    cs = CandidateSet(pts)
+    assert cs.nearest_unused(np.array([2.0, 0.0])) == 0
+    cs.mark_used(0)
+    assert cs.nearest_unused(np.array([2.0, 0.0])) == 2
+    for i in (1, 2, 3):
+        cs.mark_used(i)
+    assert cs.nearest_unused(np.zeros(2)) == -1
+
+
+def _picks(pool: np.ndarray, target: np.ndarray, init: np.ndarray, params: GIOParams, fast: bool,
+           seed: int = 0) -> tuple[list[int], list[float]]:
+    search = make_search(pool, target, params, seed=seed, init=init)
+    if not fast:
+        search.objective.use_fast = False
+        search.cands.use_fast = False
+    for _ in search.run():
+        pass
+    return search.state.selected, search.state.kl_trace
+
+
+def test_benchmark_case_mixture64_same_picks_both_paths() -> None:
+    """The benchmark's ``mixture64`` case (96 picks, identical to grad-info-opt's): the same rows, same order."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from bench_vs_reference import mixture64_case
+
+    case = mixture64_case()
+    params = GIOParams(max_iter=100, stop_criterion="increase", v_init="mean", start="unit",
+                       reference_max_iter=True).validate(strict=False)
+    init = case.D.astype(np.float64)
+    fast_rows, fast_kl = _picks(case.pool, case.target, init, params, fast=True)
+    slow_rows, slow_kl = _picks(case.pool, case.target, init, params, fast=False)
+    assert len(fast_rows) == 96
+    assert fast_rows == slow_rows
+    np.testing.assert_allclose(fast_kl, slow_kl, rtol=1e-12)
+
+
+@pytest.mark.parametrize("v_init", ["jump", "prev_opt"])
+def test_project_defaults_same_picks_both_paths(mixture8: dict[str, np.ndarray], v_init: str) -> None:
+    params = GIOParams(max_iter=40, v_init=v_init, random_restart_prob=0.2).validate()
+    init = mixture8["target"][:6].astype(np.float64) + 0.5
+    a = _picks(mixture8["pool"], mixture8["target"], init, params, fast=True, seed=3)
+    b = _picks(mixture8["pool"], mixture8["target"], init, params, fast=False, seed=3)
+    assert a[0] == b[0] and len(a[0]) > 5
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-12)
