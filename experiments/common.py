@@ -1,29 +1,11 @@
-"""Shared helpers of the experiments: arguments, the GIO settings, equal-budget comparisons, results on disk.
+"""Shared helpers of the experiments: arguments, logging, numbers and tables, results on disk, the BBC corpus.
 
-Every experiment script compares the same methods at one budget, the size of GIO's own selection (GIO
-chooses it by its stopping rule):
-
-* ``gio`` under two settings (the tables' "GIO setting" column), both :class:`gioselect.GIOSelector` with
-  k=5, 50 gradient steps, lr 0.01, ``scale_factor="auto"``, no ``max_iter``:
-
-  - ``gio-mean``: the reference's (grad-info-opt's) defaults, ``v_init="mean"`` and
-    ``stop_criterion="increase"`` (every gradient search starts at the target's mean);
-  - ``gio-jump``: ``v_init="jump"`` (each search starts at a random target point; gioselect's default since
-    this was written) and a stopping rule that tolerates noise, more than 10 increases of the objective in a
-    row (``stop_criterion="sequential_increase_tolerance"``, ``max_sequential_increases=10``): with ``jump``
-    the plain ``increase`` rule stops after a few dozen picks;
-* ``random`` (several seeds: mean and std), ``knn`` (round-robin nearest-neighbour retrieval, the embedding
-  analogue of the paper's BM25), ``herding`` (kernel herding = greedy MMD), at the same budget;
-* ``oracle`` (several seeds) - random subsets, of the same size, of target-like data (each script says which);
-* ``full`` - the whole pool.
-
-Start set: the reference's default is 20 uniform points scaled to unit norm. On features that are not of unit
-scale (pixels, PCA coordinates) those points can sit nearer the target than any pool row and GIO then picks
-nothing, so for such features the start set is 1% of the pool's rows (``random_init_pct=0.01``; they stay
-candidates and are not counted in the selection). Unit-norm text embeddings keep the default start.
-
-Run a script as ``python experiments/<name>.py --size small|full [--seed S] [--out DIR]``; it writes
-``<out>/<name>_<size>.json`` and ``<out>/<name>_<size>.png`` and prints a markdown table.
+The methods, their comparison at equal budgets, the metrics and the tables of the experiments are the
+benchmark suite's (``experiments/suite``: its task builders, ``run_task``, ``score`` and ``markdown``); the
+experiment scripts ``bbc_domains.py``, ``fashion_mnist.py`` and ``speller.py`` are front ends of it. This
+module keeps what every script shares besides: ``make_parser`` / ``setup_logging``, ``summarize`` / ``fmt`` /
+``markdown_table``, ``jsonable`` / ``write_json`` / ``result_paths``, figures, and the BBC News corpus with
+its one cached embedding (``bbc_corpus``, ``bbc_corpus_embeddings``).
 """
 
 from __future__ import annotations
@@ -36,15 +18,11 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from gioselect import GIOSelector
-from gioselect.evaluate import kernel_herding, knn_retrieval, random_baseline
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SIZES = ("small", "full")
@@ -73,60 +51,8 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# GIO settings
+# numbers and tables
 # ---------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class GIOVariant:
-    """A named GIO configuration: the keyword arguments of :class:`gioselect.GIOSelector` (seed excluded)."""
-
-    name: str
-    params: dict[str, Any] = field(default_factory=dict)
-    description: str = ""
-
-
-def gio_variants(unit_norm: bool) -> list[GIOVariant]:
-    """The GIO settings every experiment runs; ``unit_norm`` says whether the features have unit norm."""
-    start: dict[str, Any] = {"start": "unit"} if unit_norm else {"random_init_pct": 0.01}
-    start_txt = ("start: 20 uniform points scaled to unit norm (the reference's default)" if unit_norm
-                 else "start: 1% of the pool's rows (random_init_pct=0.01)")
-    base = {"k": 5, "max_iter": None, **start}
-    return [
-        GIOVariant("gio-mean", {**base, "v_init": "mean", "stop_criterion": "increase"},
-                   f"reference defaults: v_init=mean, stop_criterion=increase, k=5, no max_iter; {start_txt}"),
-        GIOVariant("gio-jump", {**base, "v_init": "jump", "stop_criterion": "sequential_increase_tolerance",
-                                "max_sequential_increases": 10},
-                   "v_init=jump (each search starts at a random target point), stop after more than 10 "
-                   f"increases in a row (sequential_increase_tolerance), k=5, no max_iter; {start_txt}"),
-        GIOVariant("gio-exact", {"k": 5, "max_iter": None, "objective": "exact",
-                                 "stop_criterion": "sequential_increase_tolerance", "max_sequential_increases": 10},
-                   "objective=exact (greedy on the exact k-NN KL estimate, selection side at rank 1, no start "
-                   "points), stop after more than 10 increases in a row, k=5, no max_iter"),
-    ]
-
-
-def run_gio(pool: np.ndarray, target: np.ndarray, variant: GIOVariant, seed: int) -> tuple[np.ndarray, dict]:
-    """Fit GIO; returns the distinct selected pool rows (selection order) and a record of the run."""
-    t0 = time.monotonic()
-    sel = GIOSelector(**variant.params, seed=seed).fit(pool, target)
-    idx = np.asarray(sel.selected_indices_, dtype=np.int64)
-    _, first = np.unique(idx, return_index=True)
-    idx = idx[np.sort(first)]
-    info = {
-        "variant": variant.name, "params": variant.params, "seed": seed, "size": len(idx),
-        "stop_reason": sel.stop_reason_, "n_iter": int(sel.n_iter_), "initial_kl": float(sel.initial_kl_),
-        "final_kl": float(sel.kl_trace_[-1]) if len(sel.kl_trace_) else float(sel.initial_kl_),
-        "seconds": round(time.monotonic() - t0, 2),
-    }
-    logger.info("%s: %d picks (stop: %s) in %.1f s", variant.name, len(idx), sel.stop_reason_, info["seconds"])
-    return idx, info
-
-
-# ---------------------------------------------------------------------------------------------------------
-# equal-budget comparison
-# ---------------------------------------------------------------------------------------------------------
-Measure = Callable[[np.ndarray, np.ndarray], dict[str, Any]]
-
-
 def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Mean, std (ddof=0) and values of each numeric key over several seeded runs.
 
@@ -158,47 +84,6 @@ def _is_number_list(v: Any) -> bool:
         isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) for x in v)
 
 
-def compare_at_budget(
-    pool: np.ndarray,
-    target: np.ndarray,
-    budget: int,
-    measure: Measure,
-    *,
-    seeds: Sequence[int],
-    oracle: Callable[[int, int], tuple[np.ndarray, np.ndarray]] | None = None,
-    oracle_measure: Measure | None = None,
-    herding: bool = True,
-) -> dict[str, Any]:
-    """Run the baselines at ``budget`` and measure each one.
-
-    ``measure(features, indices)`` gets the pool and the picked rows. ``oracle(budget, seed)`` returns
-    ``(features, indices)``: a random subset of target-like data of size ``budget`` (one per seed), measured
-    by ``oracle_measure`` (default ``measure``). Random and oracle results are summarised over the seeds.
-    """
-    res: dict[str, Any] = {}
-    runs = [measure(pool, random_baseline(pool.shape[0], budget, seed=s)) for s in seeds]
-    res["random"] = summarize(runs)
-    t0 = time.monotonic()
-    res["knn"] = measure(pool, knn_retrieval(pool, target, budget))
-    logger.info("knn at budget %d: %.1f s", budget, time.monotonic() - t0)
-    if herding:
-        t0 = time.monotonic()
-        res["herding"] = measure(pool, kernel_herding(pool, target, budget, seed=seeds[0]))
-        logger.info("herding at budget %d: %.1f s", budget, time.monotonic() - t0)
-    if oracle is not None:
-        om = oracle_measure or measure
-        res["oracle"] = summarize([om(*oracle(budget, s)) for s in seeds])
-    return res
-
-
-def seeds_for(base: int, n: int) -> list[int]:
-    """``n`` seeds for the random baselines, derived from the base seed."""
-    return [base * 1000 + i + 1 for i in range(n)]
-
-
-# ---------------------------------------------------------------------------------------------------------
-# numbers and tables
-# ---------------------------------------------------------------------------------------------------------
 def value_of(entry: Any, key: str) -> tuple[float, float | None]:
     """``(mean, std)`` of ``entry[key]`` for a summarised entry, ``(value, None)`` for a single run."""
     v = entry.get(key, math.nan) if isinstance(entry, Mapping) else math.nan

@@ -186,21 +186,21 @@ def aggregate(runs: list[dict[str, Any]], size: dict[str, Any]) -> dict[str, Any
 
 
 def rank_table(runs: list[dict[str, Any]], size: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
-    """Mean rank (1 = best) of each method per metric and budget, over every case and seed (oracle excluded)."""
+    """Mean rank (1 = best) of each method per metric and budget, over every case and seed (oracle excluded):
+    the suite's ranking (``suite.rank_values``: ties share their average rank, NaN after every number)."""
+    from suite import rank_values
+
     methods = [m for m in METHODS if m != "oracle"]
     out: dict[str, dict[str, dict[str, float]]] = {}
     for b in [str(b) for b in size["budgets"]]:
         out[b] = {}
         for metric in ("mmd2", "energy", "kl_sel_target", "label_tv", "coverage"):
-            ranks = {m: [] for m in methods}  # type: dict[str, list[float]]
+            ranks: dict[str, list[float]] = {m: [] for m in methods}
             for r in runs:
-                v = np.array([r["metrics"][m][b][metric] for m in methods])
-                v = np.where(np.isnan(v), np.inf, v)
-                order = np.argsort(-v if metric == "coverage" else v, kind="stable")
-                rk = np.empty(len(methods))
-                rk[order] = np.arange(1, len(methods) + 1)
-                for m, x in zip(methods, rk, strict=True):
-                    ranks[m].append(float(x))
+                rk = rank_values({m: float(r["metrics"][m][b][metric]) for m in methods},
+                                 higher=metric == "coverage")
+                for m in methods:
+                    ranks[m].append(rk[m])
             out[b][metric] = {m: float(np.mean(v)) for m, v in ranks.items()}
     return out
 

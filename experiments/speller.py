@@ -24,10 +24,13 @@ on the pool to 32 dimensions, 16 in small):
 * ``ngram``: character 1-3-grams of the misspelled word and of the correct word (two halves): a generic
   string representation that knows nothing about edits (the robustness check).
 
-Reported per representation and GIO setting: the share of high-quality pairs among the picks, the mix of edit
-kinds, and the KL both ways / MMD to the held-out real misspellings. Methods: see ``experiments/common.py``.
+This script is a front end of the benchmark suite (``experiments/suite``): it runs the suite's tasks ``speller``
+(the ``edit`` representation) and ``speller-ngram`` (the ``ngram`` one), built from the pieces above
+(:func:`build_pool`, :func:`featurize`, :class:`PCAProjection`; sizes in ``experiments/suite/tasks.py``), with
+every suite method at the fixed size and at GIO's own size, and writes the suite's JSON and markdown table
+(``<out>/speller_<size>.json`` and ``.md``). Task number: the share of high-quality pairs among the picks.
 
-Usage: ``python experiments/speller.py --size full [--seed 0] [--out experiments/results]``
+Usage: ``python experiments/speller.py --size full [--seed 0] [--seeds 3] [--out experiments/results]``
 """
 
 from __future__ import annotations
@@ -35,31 +38,12 @@ from __future__ import annotations
 import difflib
 import logging
 import sys
-import time
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import (
-    compare_at_budget,
-    fmt,
-    gio_variants,
-    make_parser,
-    markdown_table,
-    pyplot,
-    result_paths,
-    run_gio,
-    run_header,
-    save_figure,
-    seeds_for,
-    setup_logging,
-    value_of,
-    write_json,
-)
-
-from gioselect.evaluate import evaluate_selection, full_pool
 
 NAME = "speller"
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -70,10 +54,6 @@ KINDS = GOOD_KINDS + BAD_KINDS
 REPRESENTATIONS = ("edit", "ngram")
 HASH_DIM = 256
 NGRAM_WEIGHT_IN_EDIT = 0.3
-CONFIG = {
-    "small": {"pool": 600, "target": 100, "holdout": 100, "oracle": 600, "dim": 16, "seeds": 2},
-    "full": {"pool": 20000, "target": 1000, "holdout": 1000, "oracle": 20000, "dim": 32, "seeds": 5},
-}
 logger = logging.getLogger("experiments.speller")
 
 
@@ -252,156 +232,23 @@ class PCAProjection:
 # ---------------------------------------------------------------------------------------------------------
 # the comparison
 # ---------------------------------------------------------------------------------------------------------
-def run_representation(rep: str, pool_pairs: list[dict[str, Any]], target: list[tuple[str, str]],
-                       holdout: list[tuple[str, str]], oracle_pairs: list[tuple[str, str]], dim: int, seed: int,
-                       seeds: Sequence[int]) -> dict[str, Any]:
-    """Embed everything in one representation and compare the methods at each GIO variant's budget."""
-    t0 = time.monotonic()
-    raw_pool = featurize([(p["mis"], p["cor"]) for p in pool_pairs], rep)
-    proj = PCAProjection(dim, seed).fit(raw_pool)
-    pool = proj.transform(raw_pool)
-    tgt = proj.transform(featurize(target, rep))
-    hold = proj.transform(featurize(holdout, rep))
-    orc = proj.transform(featurize(oracle_pairs, rep))
-    hq = np.array([p["hq"] for p in pool_pairs], dtype=bool)
-    kind_id = np.array([KINDS.index(p["kind"]) for p in pool_pairs])
-
-    def distribution(feats: np.ndarray, idx: np.ndarray) -> dict[str, Any]:
-        r = evaluate_selection(feats, idx, hold, seed=seed)
-        return {key: r[key] for key in ("size", "kl_target_sel", "kl_sel_target", "mmd2", "energy", "coverage")}
-
-    def measure(feats: np.ndarray, idx: np.ndarray) -> dict[str, Any]:
-        out = distribution(feats, idx)
-        out["hq_share"] = float(hq[idx].mean()) if idx.size else float("nan")
-        out["kind_shares"] = (np.bincount(kind_id[idx], minlength=len(KINDS)) / max(idx.size, 1)).tolist()
-        return out
-
-    def oracle(budget: int, s: int) -> tuple[np.ndarray, np.ndarray]:
-        g = np.random.default_rng(20_000 + s)
-        return orc, np.sort(g.choice(orc.shape[0], size=min(budget, orc.shape[0]), replace=False))
-
-    res: dict[str, Any] = {"representation": rep, "dim": dim, "variants": {}}
-    for variant in gio_variants(unit_norm=False):
-        idx, info = run_gio(pool, tgt, variant, seed)
-        block = {"budget": int(idx.size), "gio": {**measure(pool, idx), "run": info},
-                 **compare_at_budget(pool, tgt, int(idx.size), measure, seeds=seeds, oracle=oracle,
-                                     oracle_measure=distribution)}
-        block["gio"]["examples"] = [f"{pool_pairs[i]['cor']}->{pool_pairs[i]['mis']}" for i in idx[:12]]
-        res["variants"][variant.name] = block
-        logger.info("%s / %s: budget %d, high-quality share gio %s random %s knn %s", rep, variant.name, idx.size,
-                    fmt(block["gio"], "hq_share"), fmt(block["random"], "hq_share"), fmt(block["knn"], "hq_share"))
-    res["full"] = measure(pool, full_pool(pool.shape[0]))
-    res["seconds"] = round(time.monotonic() - t0, 1)
-    return res
-
-
-METHODS = ("gio", "random", "knn", "herding", "oracle")
-
-
-def table(rep: dict[str, Any]) -> str:
-    """Markdown table for one representation."""
-    head = ["GIO setting", "method", "size", "high-quality share", "KL(target‖sel)", "KL(sel‖target)", "MMD²",
-            "coverage"]
-    rows = []
-    for vname, block in rep["variants"].items():
-        for m in METHODS:
-            e = block.get(m)
-            if e is not None:
-                rows.append([vname, m, fmt(e, "size", 0), fmt(e, "hq_share", pct=True), fmt(e, "kl_target_sel", 2),
-                             fmt(e, "kl_sel_target", 2), fmt(e, "mmd2", 4), fmt(e, "coverage", 3)])
-    f = rep["full"]
-    rows.append(["-", "full", fmt(f, "size", 0), fmt(f, "hq_share", pct=True), fmt(f, "kl_target_sel", 2),
-                 fmt(f, "kl_sel_target", 2), fmt(f, "mmd2", 4), fmt(f, "coverage", 3)])
-    return markdown_table(head, rows)
-
-
-def plot(results: dict[str, Any], path: Path) -> Path:
-    """High-quality share per method, and the mix of edit kinds picked, per representation."""
-    plt = pyplot()
-    reps = results["representations"]
-    fig, axes = plt.subplots(len(reps), 2, figsize=(14, 4 * len(reps)), squeeze=False)
-    colors = {"gio": "tab:red", "random": "tab:gray", "knn": "tab:blue", "herding": "tab:green"}
-    for r, (rname, rep) in enumerate(reps.items()):
-        ax = axes[r][0]
-        labels, vals, errs, cols = [], [], [], []
-        for vname, block in rep["variants"].items():
-            for m in ("gio", "random", "knn", "herding"):
-                mean, std = value_of(block[m], "hq_share")
-                labels.append(f"{vname}\n(n={block['budget']})" if m == "gio" else f"{m}\n@{vname}")
-                vals.append(mean)
-                errs.append(std or 0.0)
-                cols.append(colors[m])
-        ax.bar(labels, vals, yerr=errs, color=cols, capsize=3)
-        ax.axhline(0.5, color="black", ls="--", lw=1, label="pool (50%)")
-        ax.set_ylim(0, 1.05)
-        ax.set_ylabel("share of high-quality pairs picked")
-        ax.tick_params(axis="x", labelsize=7)
-        ax.legend(fontsize=8)
-        ax.set_title(f"representation '{rname}': high-quality share", fontsize=10)
-        ax = axes[r][1]
-        series = []
-        for vname, block in rep["variants"].items():
-            series.append((f"gio ({vname})", block["gio"]["kind_shares"]))
-            series.append((f"knn @{vname}", block["knn"]["kind_shares"]))
-        series.append(("pool", rep["full"]["kind_shares"]))
-        bottom = np.zeros(len(series))
-        cmap = plt.get_cmap("tab10")
-        for k, kind in enumerate(KINDS):
-            h = np.array([s[1][k] for s in series])
-            ax.bar([s[0] for s in series], h, bottom=bottom, color=cmap(k), label=kind,
-                   hatch="//" if kind in BAD_KINDS else None)
-            bottom += h
-        ax.set_ylim(0, 1)
-        ax.tick_params(axis="x", labelsize=7)
-        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-        ax.set_title(f"representation '{rname}': edit kinds picked (hatched: garbage)", fontsize=10)
-    fig.suptitle(f"Spelling pairs, size {results['size']}, seed {results['seed']}")
-    fig.tight_layout()
-    return save_figure(fig, path)
+TASKS = {"small": ("speller", "speller-ngram"), "full": ("speller", "speller-ngram")}
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = make_parser(__doc__.split("\n\n")[0])
-    args = ap.parse_args(argv)
-    setup_logging(args.verbose)
-    started = time.monotonic()
-    cfg = CONFIG[args.size]
-    seeds = seeds_for(args.seed, cfg["seeds"])
-    rng = np.random.default_rng(args.seed)
-    try:
-        words = load_words()
-        real = codespell_pairs()
-    except ImportError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
-    pool_pairs = build_pool(words, cfg["pool"], rng)
-    perm = rng.permutation(len(real))
-    n_t, n_h, n_o = cfg["target"], cfg["holdout"], cfg["oracle"]
-    target = [real[i] for i in perm[:n_t]]
-    holdout = [real[i] for i in perm[n_t:n_t + n_h]]
-    oracle_pairs = [real[i] for i in perm[n_t + n_h:n_t + n_h + n_o]]
-    reps = {rep: run_representation(rep, pool_pairs, target, holdout, oracle_pairs, cfg["dim"], args.seed, seeds)
-            for rep in REPRESENTATIONS}
-    results = {
-        **run_header(NAME, args, started),
-        "words": len(words), "codespell_pairs": len(real), "pool_size": len(pool_pairs),
-        "target_size": len(target), "holdout_size": len(holdout), "oracle_source_size": len(oracle_pairs),
-        "pool_hq_share": float(np.mean([p["hq"] for p in pool_pairs])), "kinds": list(KINDS),
-        "good_kinds": list(GOOD_KINDS), "garbage_kinds": list(BAD_KINDS), "random_seeds": seeds,
-        "gio_variants": {v.name: v.description for v in gio_variants(unit_norm=False)},
-        "pool_examples": [f"{p['cor']}->{p['mis']} ({p['kind']})" for p in pool_pairs[:10]],
-        "target_examples": [f"{c}->{m}" for m, c in target[:10]], "paper": {"gio": 0.73, "baselines": [0.50, 0.59]},
-        "representations": reps,
-    }
-    results["wall_time_s"] = round(time.monotonic() - started, 1)
-    json_path, png_path = result_paths(args.out, NAME, args.size)
-    write_json(json_path, results)
-    plot(results, png_path)
-    for rname, rep in reps.items():
-        print(f"\n### representation: {rname}\n")
-        print(table(rep))
-    print(f"\nwrote {json_path} and {png_path} ({results['wall_time_s']} s)")
-    return 0
+    """The suite's spelling tasks (``speller``: edit features; ``speller-ngram``: character n-grams)."""
+    from suite.cli import run_experiment
+
+    def check(args: Any) -> int | None:
+        try:
+            load_words()
+            codespell_pairs()
+        except ImportError as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
+        return None
+
+    return run_experiment(NAME, __doc__.split("\n\n")[0], TASKS, argv, check=check)
 
 
 if __name__ == "__main__":

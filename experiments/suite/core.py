@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from common import gio_variants
 
 from gioselect.evaluate import BASELINES, downstream_accuracy, evaluate_selection
 from gioselect.selector import select_quantized
@@ -46,6 +45,12 @@ REFERENCES = ("full",)
 #: 255 s against 12 s for 100. The suite runs it where the pool and the size are at most these.
 EXACT_MAX_POOL = 6000
 EXACT_MAX_SIZE = 150
+#: Energy distance and MMD² cost (n + m)² kernel values: each side is subsampled (seeded, without replacement,
+#: by gioselect.evaluate's ``max_rows``) to at most this many rows. Measured on the loaded machine, scoring one
+#: 6,000-row Fashion-MNIST selection took about 30 s before (the library's cap of 5,000 and the logistic
+#: regression of the accuracy on a task whose number is not the accuracy); both are cut here. The held-out
+#: splits have at most 2,000 rows, so only large selections are subsampled. KL is computed on every row.
+METRIC_MAX_ROWS = 2000
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -140,6 +145,8 @@ class Method:
 
     ``size`` None asks for the method's own size (only GIO methods have one). ``needs_text`` methods are not
     applicable to tasks without raw text; ``max_pool`` skips pools larger than that (too slow to run there).
+    ``params`` (GIO methods only) are the keyword arguments the method adds to the library's defaults: two GIO
+    methods whose settings at a forced size are equal (:func:`forced_settings`) are one method, run once.
     """
 
     name: str
@@ -149,6 +156,7 @@ class Method:
     needs_text: bool = False
     max_pool: int | None = None
     max_size: int | None = None
+    params: Mapping[str, Any] | None = None
 
     def applicable(self, task: Task, size: int | None = None) -> str | None:
         """None when the method runs on ``task`` (at ``size``), else why not."""
@@ -169,6 +177,24 @@ def register_method(method: Method) -> Method:
     return method
 
 
+#: The suite's GIO modes: each changes one setting of the library's defaults (read at run time, so a change of
+#: the defaults changes the modes with them). A mode that then equals the defaults (``gio-jump`` while the
+#: default ``v_init`` is ``"jump"``) is not run a second time: :func:`run_task` lists it under ``same_as``.
+GIO_MODES: tuple[tuple[str, dict[str, Any], str], ...] = (
+    ("gio-mean", {"v_init": "mean"}, "the library's defaults but v_init='mean' (the reference's: every gradient "
+     "search starts at the target's mean)"),
+    ("gio-jump", {"v_init": "jump"}, "the library's defaults but v_init='jump' (each gradient search starts at "
+     "a random target point)"),
+    ("gio-exact", {"objective": "exact"}, "the library's defaults but objective='exact' (greedy on the exact "
+     "k-NN KL estimate, selection side at rank 1, no start points)"),
+)
+#: GIO settings that only decide when a run stops: at a forced size (``stop_criterion="data_size"``) they change
+#: nothing, so :func:`forced_settings` leaves them out.
+STOP_ONLY = ("stop_criterion", "min_difference", "min_kl", "max_sequential_increases", "max_iter",
+             "max_data_size", "reference_sequential_bug", "reference_max_resets_bug", "reference_max_iter",
+             "budget", "seed")
+
+
 def start_params(task: Task, params: Mapping[str, Any]) -> dict[str, Any]:
     """GIO's start set for the task's feature scale: on features that are not unit-norm the relaxed objective
     starts from 1% of the pool (``random_init_pct=0.01``; see experiments/common.py), unless ``params`` says."""
@@ -178,12 +204,24 @@ def start_params(task: Task, params: Mapping[str, Any]) -> dict[str, Any]:
     return {"random_init_pct": 0.01}
 
 
+FORCED = {"max_iter": None, "stop_criterion": "data_size", "max_data_size": 1.0}
+
+
+def forced_settings(task: Task, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Every GIO setting a run of ``params`` on ``task`` forced to a size uses, the library's defaults filled
+    in, without the settings that only decide when to stop (:data:`STOP_ONLY`). Equal dicts: equal runs."""
+    from gioselect import GIOSelector
+
+    full = GIOSelector(**{**start_params(task, params), **params, **FORCED}).get_params()
+    return {k: v for k, v in full.items() if k not in STOP_ONLY}
+
+
 def run_gio(task: Task, params: Mapping[str, Any], size: int | None, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
     """GIO on the task (quantised when ``task.clusters``): at its own stop rule (``size`` None) or forced to
     exactly ``size`` rows (``stop_criterion="data_size"``, no ``max_iter``, ``budget=size``, ``budget_exact``)."""
     p = {**start_params(task, params), **params}
     if size is not None:
-        p.update(max_iter=None, stop_criterion="data_size", max_data_size=1.0)
+        p.update(FORCED)
     qs = select_quantized(task.pool, task.target, clusters=task.clusters, seed=seed,
                           budget=size, budget_exact=size is not None, **p)
     ids = np.asarray(qs.ids, dtype=np.int64)
@@ -201,7 +239,7 @@ def gio_method(name: str, params: Mapping[str, Any], description: str) -> Method
 
     exact = frozen.get("objective") == "exact"
     return Method(name, run, description, kind="gio", max_pool=EXACT_MAX_POOL if exact else None,
-                  max_size=EXACT_MAX_SIZE if exact else None)
+                  max_size=EXACT_MAX_SIZE if exact else None, params=frozen)
 
 
 def _baseline(name: str) -> Runner:
@@ -232,12 +270,12 @@ def _facility(task: Task, size: int | None, seed: int) -> tuple[np.ndarray, dict
 
 
 def register_default_methods() -> None:
-    """random, knn, herding, full; gio (library defaults) and the named variants; dsir/facility if importable."""
+    """random, knn, herding, full; gio (library defaults) and its modes (:data:`GIO_MODES`); dsir/facility if
+    importable."""
     METHODS.clear()
-    register_method(Method("gio", lambda t, s, seed: run_gio(t, {}, s, seed),
-                           "gioselect.GIOSelector with the library's defaults at run time", kind="gio"))
-    for v in gio_variants(unit_norm=True):  # the start set follows each task's feature scale (start_params)
-        register_method(gio_method(v.name, v.params, v.description))
+    register_method(gio_method("gio", {}, "gioselect.GIOSelector with the library's defaults at run time"))
+    for name, params, desc in GIO_MODES:  # the start set follows each task's feature scale (start_params)
+        register_method(gio_method(name, params, desc))
     for name, desc in (("random", "uniform pool rows (seeded)"),
                        ("knn", "round-robin nearest-neighbour retrieval (gioselect.evaluate.knn_retrieval)"),
                        ("herding", "kernel herding, greedy MMD (gioselect.evaluate.kernel_herding)"),
@@ -270,15 +308,19 @@ def mask_f1(mask: np.ndarray, idx: np.ndarray) -> tuple[float, float, float]:
 
 def score(task: Task, idx: np.ndarray, seed: int) -> dict[str, Any]:
     """Every number of one selection: the task number, F1 (mask tasks), energy distance and unbiased MMD² to
-    the held-out split, KL both ways, size; label TV and accuracy where the task has labels."""
+    the held-out split (each side subsampled, seeded, to at most :data:`METRIC_MAX_ROWS` rows), KL both ways
+    (on every distinct pick), size; label TV where the task has labels; the downstream accuracy on
+    ``"test accuracy"`` tasks (their task number; it is the costliest number on a large selection)."""
     labels = task.train_labels
     r = evaluate_selection(task.pool, idx, task.holdout, seed=seed, labels=labels,
-                           target_labels=task.holdout_labels if labels is not None else None)
+                           target_labels=task.holdout_labels if labels is not None else None,
+                           max_rows=METRIC_MAX_ROWS)
     out: dict[str, Any] = {k: r[k] for k in ("size", "energy", "mmd2", "kl_target_sel", "kl_sel_target",
                                               "coverage")}
     if "label_tv" in r:
         out["label_tv"] = r["label_tv"]
-    if labels is not None and task.test_x is not None and task.test_y is not None:
+    if task.metric == "test accuracy" and labels is not None and task.test_x is not None \
+            and task.test_y is not None:
         out["accuracy"] = (downstream_accuracy(task.pool[idx], labels[idx], task.test_x, task.test_y, seed=seed)
                            if idx.size else math.nan)
     if task.mask is not None:
@@ -290,58 +332,136 @@ def score(task: Task, idx: np.ndarray, seed: int) -> dict[str, Any]:
     return out
 
 
-def run_one(task: Task, method: Method, size: int | None, seed: int) -> dict[str, Any]:
-    """Run ``method`` on ``task`` at ``size`` (None: its own) and score it; the record of one run."""
-    t0 = time.perf_counter()
+@dataclass
+class Run:
+    """One run of a method: its picks (pool rows, in selection order), its info, and what it cost."""
+
+    ids: np.ndarray
+    info: dict[str, Any]
+    seconds: float
+    cpu_seconds: float
+
+
+def execute(task: Task, method: Method, size: int | None, seed: int) -> Run:
+    """Run ``method`` on ``task`` at ``size`` (None: its own), timed (wall and this process's CPU time)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     idx, info = method.run(task, size, seed)
-    seconds = time.perf_counter() - t0
+    return Run(np.asarray(idx, dtype=np.int64), info, time.perf_counter() - t0, time.process_time() - c0)
+
+
+def record(task: Task, method: Method, size: int | None, seed: int, run: Run, n: int | None = None,
+           **extra: Any) -> dict[str, Any]:
+    """Score the first ``n`` picks of ``run`` (all of them when ``n`` is None): the record of one table row.
+
+    ``seconds``/``cpu_seconds`` are the run's; ``score_seconds`` the scoring's (metrics)."""
+    idx = run.ids if n is None else run.ids[:n]
+    t0 = time.perf_counter()
+    scored = score(task, idx, seed)
     rec: dict[str, Any] = {"task": task.name, "method": method.name, "seed": seed, "requested": size,
-                           **score(task, idx, seed), "seconds": seconds, "info": info}
+                           **scored, "seconds": run.seconds, "cpu_seconds": run.cpu_seconds,
+                           "score_seconds": time.perf_counter() - t0, "info": run.info, **extra}
     rec["task_number"] = rec.pop("task")
     logger.info("%s / %s / seed %d: size %d, %s %.3f, %.1f s", task.name, method.name, seed, rec["size"],
-                task.metric, rec["task_number"], seconds)
+                task.metric, rec["task_number"], run.seconds)
     return rec
 
 
+def run_one(task: Task, method: Method, size: int | None, seed: int) -> dict[str, Any]:
+    """Run ``method`` on ``task`` at ``size`` (None: its own) and score it; the record of one run."""
+    return record(task, method, size, seed, execute(task, method, size, seed))
+
+
 BUDGET_NAMES = {"fixed": "fixed size", "own": "GIO's own size"}
+
+
+def prefix_consistent(task: Task, method: Method) -> bool:
+    """Whether the first N picks of ``method`` forced to a larger size are its picks at size N.
+
+    True for GIO on the rows themselves: its greedy never revisits a pick and a forced size only decides when
+    it stops (tests/test_suite.py checks this on the code). Not for a quantised task (``clusters`` > 0): the
+    row-level pass after the clusters depends on the size."""
+    return method.kind == "gio" and task.clusters == 0
 
 
 def run_task(task: Task, methods: Sequence[str], seed: int) -> dict[str, Any]:
     """Every method on one task instance at its fixed size and at GIO's own size.
 
     GIO (``gio``, the library's defaults) runs first at its own stop rule: the size it chooses is the second
-    budget, at which every other method (GIO variants included, forced to that size) runs too. Methods not
-    applicable to the task are listed with the reason. ``full`` runs once (its size is the pool's).
+    budget, at which every other method (GIO modes included, forced to that size) runs too. A GIO method runs
+    once, to the larger budget, and the smaller budget's row scores the prefix of that run
+    (:func:`prefix_consistent`; ``gio`` itself needs no second run when its own size is at least the fixed
+    size); its ``seconds`` are then the one run's, shared by both rows (``prefix_of`` says of which size). A
+    GIO mode whose forced settings equal an earlier GIO method's (:func:`forced_settings`) is not run: it is
+    listed under ``same_as``. Methods not applicable to the task are listed with the reason. ``full`` runs
+    once (its size is the pool's). ``phase_seconds`` sums the selection runs and the scoring.
     """
-    natural = run_one(task, METHODS["gio"], None, seed)
+    gio = METHODS["gio"]
+    natural_run = execute(task, gio, None, seed)
+    natural = record(task, gio, None, seed, natural_run)
     own = int(natural["size"])
     budgets: dict[str, int] = {"fixed": min(task.fixed_size, task.pool.shape[0])}
     if own > 0:
         budgets["own"] = own
     runs: dict[str, dict[str, dict[str, Any]]] = {b: {} for b in budgets}
     skipped: dict[str, str] = {}
-    for name in methods:
+    same_as: dict[str, str] = {}
+    seen: list[tuple[dict[str, Any], str]] = []
+    select_s, select_cpu = natural_run.seconds, natural_run.cpu_seconds
+    order = ["gio", *(m for m in methods if m != "gio")]  # gio first: the modes are compared with it
+    for name in order:
         m = METHODS[name]
         why = m.applicable(task)
         if why is not None:
             skipped[name] = why
             continue
+        if m.params is not None:
+            settings = forced_settings(task, m.params)
+            dup = next((other for st, other in seen if st == settings), None)
+            if dup is not None:
+                same_as[name] = dup
+                logger.info("%s: the same settings as %s at a forced size; not run again", name, dup)
+                continue
+            seen.append((settings, name))
         if name == "full":
-            rec = run_one(task, m, None, seed)
+            one = execute(task, m, None, seed)
+            select_s, select_cpu = select_s + one.seconds, select_cpu + one.cpu_seconds
+            rec = record(task, m, None, seed, one)
             for b in budgets:
                 runs[b][name] = rec
             continue
+        sizes: dict[str, int] = {}
         for b, n in budgets.items():
             why = m.applicable(task, n)
             if why is not None:
                 skipped[f"{name} ({BUDGET_NAMES[b]})"] = why
-                continue
+            else:
+                sizes[b] = n
+        if not sizes:
+            continue
+        if prefix_consistent(task, m):
+            longest = max(sizes.values())
+            if name == "gio" and own >= longest:
+                one = natural_run
+            else:
+                one = execute(task, m, longest, seed)
+                select_s, select_cpu = select_s + one.seconds, select_cpu + one.cpu_seconds
+            for b, n in sizes.items():
+                if name == "gio" and b == "own":
+                    runs[b][name] = natural
+                else:
+                    runs[b][name] = record(task, m, n, seed, one, n, prefix_of=int(one.ids.size))
+            continue
+        for b, n in sizes.items():
             if name == "gio" and b == "own":
                 runs[b][name] = natural
-            else:
-                runs[b][name] = run_one(task, m, n, seed)
+                continue
+            one = execute(task, m, n, seed)
+            select_s, select_cpu = select_s + one.seconds, select_cpu + one.cpu_seconds
+            runs[b][name] = record(task, m, n, seed, one)
+    score_s = sum(r["score_seconds"] for r in {id(r): r for by in runs.values() for r in by.values()}.values())
     return {"task": task.name, "seed": seed, "metric": task.metric, "budgets": budgets, "own_size": own,
             "gio_stop_reason": natural["info"].get("stop_reason"), "runs": runs, "skipped": skipped,
+            "same_as": same_as, "phase_seconds": {"select": select_s, "select_cpu": select_cpu, "score": score_s},
             "pool_rows": int(task.pool.shape[0]), "info": task.info}
 
 

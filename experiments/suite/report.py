@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -29,7 +30,8 @@ def run_suite(size: str, tasks: Sequence[str], methods: Sequence[str], seeds: Se
 
     ``progress`` gets the output so far (as :func:`summarise` makes it) after every finished task instance
     (task and seed), so a long run can be written out as it goes."""
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
+    load_start = load_average()
     results: list[dict[str, Any]] = []
     skipped_tasks: dict[str, str] = {}
     for name in tasks:
@@ -40,45 +42,68 @@ def run_suite(size: str, tasks: Sequence[str], methods: Sequence[str], seeds: Se
             logger.warning("task %s skipped: needs %s", name, ", ".join(miss))
             continue
         for seed in seeds:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             try:
                 task = spec.build(size, seed)
             except (ImportError, FileNotFoundError) as exc:
                 skipped_tasks[name] = str(exc)
                 logger.warning("task %s skipped: %s", name, exc)
                 break
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             res = run_task(task, methods, seed)
-            res["build_seconds"] = t1 - t0
-            res["seconds"] = time.perf_counter() - t0
+            res["build_seconds"], res["build_cpu_seconds"] = t1 - t0, c1 - c0
+            res["seconds"], res["cpu_seconds"] = time.perf_counter() - t0, time.process_time() - c0
+            res["load_end"] = load_average()
             results.append(res)
             logger.info("task %s seed %d done in %.1f s (build %.1f s, GIO's own size %d)", name, seed,
                         res["seconds"], t1 - t0, res["own_size"])
             if progress is not None:
                 progress(summarise(size, tasks, methods, seeds, results, skipped_tasks,
-                                   time.perf_counter() - started))
-    return summarise(size, tasks, methods, seeds, results, skipped_tasks, time.perf_counter() - started)
+                                   time.perf_counter() - started, time.process_time() - cpu_started,
+                                   (load_start, load_average())))
+    return summarise(size, tasks, methods, seeds, results, skipped_tasks, time.perf_counter() - started,
+                     time.process_time() - cpu_started, (load_start, load_average()))
+
+
+def load_average() -> list[float] | None:
+    """The machine's 1-, 5- and 15-minute load averages (None where the platform has none)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 def summarise(size: str, tasks: Sequence[str], methods: Sequence[str], seeds: Sequence[int],
-              results: Sequence[Mapping[str, Any]], skipped_tasks: Mapping[str, str], wall_time_s: float
-              ) -> dict[str, Any]:
-    """The suite's output from its runs: the runs, the aggregate, the winners, the mean ranks, the timings."""
+              results: Sequence[Mapping[str, Any]], skipped_tasks: Mapping[str, str], wall_time_s: float,
+              cpu_time_s: float | None = None, load: tuple[Any, Any] | None = None) -> dict[str, Any]:
+    """The suite's output from its runs: the runs, the aggregate, the winners, the mean ranks, the timings
+    (wall and CPU time of the whole run and of each task instance, the load average at its start and end)."""
     agg = aggregate(results)
     budgets = sorted({b for res in results for b in res["runs"]})
     ranks = {b: mean_ranks({t: agg[t][b] for t in agg if b in agg[t]}) for b in budgets}
     wins = {t: {b: winners(agg[t][b]) for b in agg[t]} for t in agg}
     task_seconds: dict[str, list[float]] = {}
     build_seconds: dict[str, list[float]] = {}
+    task_cpu: dict[str, list[float]] = {}
+    phases: dict[str, dict[str, list[float]]] = {}
+    same_as: dict[str, str] = {}
     for res in results:
         task_seconds.setdefault(res["task"], []).append(float(res["seconds"]))
         build_seconds.setdefault(res["task"], []).append(float(res["build_seconds"]))
+        task_cpu.setdefault(res["task"], []).append(float(res.get("cpu_seconds", math.nan)))
+        ph = phases.setdefault(res["task"], {"build": [], "select": [], "score": []})
+        ph["build"].append(float(res["build_seconds"]))
+        for key in ("select", "score"):
+            ph[key].append(float(res.get("phase_seconds", {}).get(key, math.nan)))
+        same_as.update(res.get("same_as", {}))
     return {"size": size, "seeds": list(seeds), "tasks": list(tasks), "methods": list(methods),
             "method_descriptions": {m: METHODS[m].description for m in methods if m in METHODS},
             "task_descriptions": {t: TASKS[t].description for t in tasks if t in TASKS},
             "skipped_tasks": dict(skipped_tasks), "task_seconds": task_seconds, "build_seconds": build_seconds,
-            "wall_time_s": wall_time_s, "results": list(results), "aggregate": agg, "winners": wins,
-            "mean_ranks": ranks}
+            "task_cpu_seconds": task_cpu, "phase_seconds": phases, "same_as": same_as,
+            "wall_time_s": wall_time_s, "cpu_time_s": cpu_time_s,
+            "load_start": load[0] if load else None, "load_end": load[1] if load else None,
+            "results": list(results), "aggregate": agg, "winners": wins, "mean_ranks": ranks}
 
 
 def merge(outputs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -95,8 +120,11 @@ def merge(outputs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     seeds = sorted({s for o in outputs for s in o["seeds"]})
     skipped = {t: why for o in outputs for t, why in o["skipped_tasks"].items()}
     results = [r for o in outputs for r in o["results"]]
+    cpu = [o.get("cpu_time_s") for o in outputs]
     return summarise(sizes.pop(), list(dict.fromkeys(tasks)), methods, seeds, results, skipped,
-                     sum(float(o["wall_time_s"]) for o in outputs))
+                     sum(float(o["wall_time_s"]) for o in outputs),
+                     sum(float(c) for c in cpu) if all(c is not None for c in cpu) else None,
+                     (outputs[0].get("load_start"), outputs[-1].get("load_end")))
 
 
 def _cell(cell: Mapping[str, Any] | None, key: str) -> str:
@@ -118,16 +146,39 @@ def _cell(cell: Mapping[str, Any] | None, key: str) -> str:
 BUDGET_TITLE = {"fixed": "fixed size", "own": "GIO's own size"}
 
 
+def _avg(vals: Sequence[float]) -> float:
+    fin = [v for v in vals if math.isfinite(v)]
+    return sum(fin) / len(fin) if fin else math.nan
+
+
+def _load(load: Any) -> str:
+    return "n/a" if not load else "/".join(f"{float(v):.2f}" for v in load)
+
+
 def markdown(out: Mapping[str, Any], command: str) -> str:
     """The suite's tables: per task and budget, one row per method (winners in bold), then mean ranks."""
     agg, wins = out["aggregate"], out["winners"]
     runs = out.get("commands")
     head = (f"Runs: {'; '.join(f'`{c}`' for c in runs)}, merged by `{command}`" if runs
             else f"Command: `{command}`")
-    lines = [f"{head}; seeds {out['seeds']}; wall time {out['wall_time_s'] / 60:.1f} min.",
+    cpu = out.get("cpu_time_s")
+    timing = f"wall time {out['wall_time_s'] / 60:.1f} min"
+    if cpu is not None:
+        timing += f", CPU time {cpu / 60:.1f} min"
+    if out.get("load_start") is not None:
+        timing += f"; load average (1/5/15 min) {_load(out['load_start'])} at the start, " \
+                  f"{_load(out.get('load_end'))} at the end"
+    lines = [f"{head}; seeds {out['seeds']}; {timing}.",
              "", "Task numbers and F1 are percentages; mean ± std over the seeds (std ddof=0). Bold: the best "
              "mean of the column (`full` is the whole pool, a reference, never bold nor ranked). Energy, MMD² "
-             "and the KLs are measured against the held-out target split.", ""]
+             "and the KLs are measured against the held-out target split. Each GIO method runs once per task "
+             "and seed, to the larger of the two sizes; the smaller size's row scores the first picks of that "
+             "run (GIO's greedy is prefix-consistent), so both rows show that one run's time.", ""]
+    same = out.get("same_as") or {}
+    if same:
+        lines += ["Not run twice: " + "; ".join(
+            f"`{m}` has the same settings as `{o}` at a forced size (with the library's defaults of this run)"
+            f", so its rows are `{o}`'s" for m, o in same.items()) + ".", ""]
     for t in out["tasks"]:
         if t not in agg:
             lines += [f"### {t}", "", f"not in this output: {out['skipped_tasks'].get(t, 'not run (yet)')}", ""]
@@ -158,16 +209,23 @@ def markdown(out: Mapping[str, Any], command: str) -> str:
                     row.append(txt)
                 rows.append(row)
             lines += [markdown_table(["method"] + [c[1] for c in COLUMNS], rows), ""]
-    lines += ["### Time per task", "", "Wall time of one task instance (one seed): building it (data, features, "
-              "embeddings from the cache) and running and scoring every method at both sizes.", ""]
+    lines += ["### Time per task", "", "One task instance (one seed): building it (data, features, embeddings "
+              "from the cache), the selection runs of every method, and scoring them (the metrics); wall time "
+              "(the machine is shared: see the load) and this process's CPU time (load-independent; it counts "
+              "both cores when the linear algebra uses both).", ""]
     trows = []
+    phases = out.get("phase_seconds", {})
+    cpus = out.get("task_cpu_seconds", {})
     for t in out["tasks"]:
         if t in out["task_seconds"]:
             tot, bld = out["task_seconds"][t], out["build_seconds"][t]
-            trows.append([t, str(len(tot)), f"{sum(bld) / len(bld):.0f}", f"{sum(tot) / len(tot):.0f}",
-                          f"{sum(tot):.0f}"])
-    lines += [markdown_table(["task", "seeds", "build (s, mean)", "per seed (s, mean)", "all seeds (s)"], trows),
-              ""]
+            ph = phases.get(t, {})
+            cp = cpus.get(t, [])
+            trows.append([t, str(len(tot)), f"{_avg(bld):.1f}", f"{_avg(ph.get('select', [])):.1f}",
+                          f"{_avg(ph.get('score', [])):.1f}", f"{_avg(tot):.1f}", f"{sum(tot):.0f}",
+                          f"{sum(cp):.0f}" if cp and all(math.isfinite(c) for c in cp) else "n/a"])
+    lines += [markdown_table(["task", "seeds", "build (s, mean)", "selection (s, mean)", "metrics (s, mean)",
+                              "per seed (s, mean)", "all seeds, wall (s)", "all seeds, CPU (s)"], trows), ""]
     lines += ["### Mean rank across tasks", "",
               "Rank 1 = best in a task (ties share the average rank); averaged over the tasks a method ran on "
               "(the count after the rank when it is not every task).", ""]

@@ -9,10 +9,11 @@
   (a fixed sample of the corpus, corrupted with a fixed seed), embedded once through the on-disk cache.
 * ``speller``: (misspelling, correction) pairs, half realistic one-edit typos and half garbage, against real
   misspellings (codespell), edit features (experiments/speller.py). Task number: high-quality share.
+  ``speller-ngram``: the same pairs with character n-gram features (not in the default lists).
 * ``fashion-test`` / ``fashion-tops`` / ``fashion-quality``: Fashion-MNIST, PCA features of the pixels
   (experiments/fashion_mnist.py): a test-like target, a class-skewed target (80% tops), and a clean target over
   a half-corrupted pool. Task number: test accuracy of a logistic regression trained on the selection
-  (``fashion-quality``: the clean share; the accuracy is in the JSON).
+  (``fashion-quality``: the clean share).
 * ``mixture``: 16-D Gaussian mixture of 8 components, the target from 3 of them at 60/30/10
   (experiments/compare_objectives.py). Task number: share of picks from the target's components; the
   component total variation is in the JSON.
@@ -237,9 +238,7 @@ def _speller_data() -> tuple[list[str], list[tuple[str, str]]]:
     return speller.load_words(), speller.codespell_pairs()
 
 
-@register_task("speller", "spelling pairs (wordfreq words, half realistic typos) vs codespell's real "
-               "misspellings, edit features", needs=("wordfreq", "codespell_lib"))
-def speller_task(size: str, seed: int) -> Task:
+def speller_task(size: str, seed: int, *, representation: str = "edit") -> Task:
     import speller
 
     cfg = SPELLER[size]
@@ -249,12 +248,22 @@ def speller_task(size: str, seed: int) -> Task:
     perm = rng.permutation(len(real))
     target = [real[i] for i in perm[: cfg["target"]]]
     hold = [real[i] for i in perm[cfg["target"]: cfg["target"] + cfg["holdout"]]]
-    raw = speller.featurize([(p["mis"], p["cor"]) for p in pairs], "edit")
+    raw = speller.featurize([(p["mis"], p["cor"]) for p in pairs], representation)
     proj = speller.PCAProjection(cfg["dim"], seed).fit(raw)
-    return Task("speller", proj.transform(raw), proj.transform(speller.featurize(target, "edit")),
-                proj.transform(speller.featurize(hold, "edit")), "high-quality share", cfg["fixed"],
+    name = "speller" if representation == "edit" else f"speller-{representation}"
+    kinds = np.array([speller.KINDS.index(p["kind"]) for p in pairs])
+    return Task(name, proj.transform(raw), proj.transform(speller.featurize(target, representation)),
+                proj.transform(speller.featurize(hold, representation)), "high-quality share", cfg["fixed"],
                 mask=np.array([p["hq"] for p in pairs]), unit_norm=False,
-                info={"representation": "edit", "dim": cfg["dim"]})
+                info={"representation": representation, "dim": cfg["dim"],
+                      "kind_counts": np.bincount(kinds, minlength=len(speller.KINDS)).tolist(),
+                      "kinds": list(speller.KINDS)})
+
+
+register_task("speller", "spelling pairs (wordfreq words, half realistic typos) vs codespell's real "
+              "misspellings, edit features", needs=("wordfreq", "codespell_lib"))(speller_task)
+register_task("speller-ngram", "the same spelling pairs, character 1-3-gram features (knows nothing about edits)",
+              needs=("wordfreq", "codespell_lib"))(functools.partial(speller_task, representation="ngram"))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -264,11 +273,20 @@ FASHION = {"small": {"pool": 600, "mix_pool": 600, "pca": 10, "target": 80, "eva
            "full": {"pool": 10000, "mix_pool": 10000, "pca": 50, "target": 500, "eval": 2000, "fixed": 500}}
 
 
-@functools.lru_cache(maxsize=1)
+#: Where the Fashion-MNIST IDX files are (None: fashion_mnist.DEFAULT_DATA_DIR); experiments/fashion_mnist.py
+#: sets it from its --data-dir.
+FASHION_DATA_DIR: Any = None
+
+
 def _fashion_data() -> dict[str, np.ndarray]:
+    return _fashion_data_in(FASHION_DATA_DIR)
+
+
+@functools.lru_cache(maxsize=1)
+def _fashion_data_in(data_dir: Any) -> dict[str, np.ndarray]:
     import fashion_mnist as fm
 
-    d = fm.find_data()
+    d = fm.find_data(data_dir)
     if d is None:
         raise FileNotFoundError(f"Fashion-MNIST not found; install it with `{fm.INSTALL_HINT}`")
     return fm.load_data(d)
@@ -277,7 +295,7 @@ def _fashion_data() -> dict[str, np.ndarray]:
 def fashion_available() -> bool:
     import fashion_mnist as fm
 
-    return fm.find_data() is not None
+    return fm.find_data(FASHION_DATA_DIR) is not None
 
 
 def fashion_task(size: str, seed: int, *, setting: str) -> Task:
