@@ -20,6 +20,7 @@ from .validation import check_choice, check_fraction, check_int, check_real
 
 __all__ = [
     "CRITERIA",
+    "F1",
     "Auto",
     "DataSize",
     "Increase",
@@ -163,9 +164,24 @@ class Auto:
         return False
 
 
+@dataclass(frozen=True)
+class F1:
+    """Never fires by itself: the caller follows the plug-in F1 of the picks (:class:`gioselect.sizing.F1Prefix`)
+    and cuts the selection to its argmax prefix (``stop_criterion="f1"``).
+
+    A search built directly with ``stop_criterion="f1"`` runs to ``max_iter`` or the end of the pool.
+    """
+
+    name: ClassVar[str] = "f1"
+
+    def triggered(self, ctx: StopContext) -> bool:
+        return False
+
+
 #: Registry: criterion name -> (class, name of its one parameter or None).
 CRITERIA: dict[str, tuple[type, str | None]] = {
     "auto": (Auto, None),
+    "f1": (F1, None),
     "increase": (Increase, None),
     "max_resets": (MaxResets, "max_resets"),
     "min_difference": (MinDifference, "min_difference"),
