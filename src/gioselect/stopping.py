@@ -3,7 +3,9 @@
 Six criteria are those of grad-info-opt 0.1.2 (``stop_criterion=...``); the seventh, ``"auto"`` (the
 default), never fires by itself: the size comes from :func:`gioselect.sizing.estimate_target_rows` (how many
 pool rows are drawn like the target), which the selector, ``select_quantized`` and the pipeline turn into the
-run's row budget before it starts. Each is asked, after the
+run's row budget before it starts. The eighth, ``"f1"``, never fires by itself either: the caller follows the
+plug-in F1 of the picks (:class:`gioselect.search.F1Sizer`), ends the run when it stops improving and cuts the
+selection to its best prefix. Each is asked, after the
 candidate pick has been evaluated and before it is accepted, whether the loop should stop. What happens then
 (stop, or with ``resets_allowed`` refill the pool and go on) is the loop's business, not the criterion's.
 ``max_iter`` and a row budget are not criteria here: they always apply, whatever the criterion. A budget
