@@ -249,6 +249,29 @@ def suite_case(name: str, size: str, seed: int, points: int = 24) -> dict[str, A
     return out
 
 
+def implemented_case(name: str, size: str, seed: int) -> dict[str, Any]:
+    """The F1 rule through the library (``stop_criterion="f1"``, the suite's ``select_quantized`` call), against
+    the best prefix of one GIO run (the library's defaults) forced to 2x the larger of the rule's run length and
+    the true count (mask tasks only): the rule's gap, computed from what the implemented code selected."""
+    from suite.core import TASKS, run_gio
+
+    task = TASKS[name].build(size, seed)
+    if task.mask is None:
+        raise ValueError(f"{name}: --implemented needs a mask task (F1 yardstick)")
+    t0 = time.perf_counter()
+    ids, info = run_gio(task, {"stop_criterion": "f1"}, None, seed)
+    secs = time.perf_counter() - t0
+    n_pos = int(task.mask.sum())
+    top = min(task.pool.shape[0], int(2 * max(n_pos, ids.shape[0])))
+    curve, _ = run_gio(task, {}, top, seed)
+    f = _f1_prefixes(task.mask[curve].astype(float), n_pos)
+    got = 2.0 * float(task.mask[ids].sum()) / (ids.shape[0] + n_pos)
+    b = int(np.argmax(f))
+    return {"task": name, "seed": seed, "true_rows": n_pos, "rule_rows": int(ids.shape[0]), "rule_f1": got,
+            "best_rows": b + 1, "best_f1": float(f[b]), "gap": float(f[b]) - got, "stop_reason": info["stop_reason"],
+            "same_prefix": bool(np.array_equal(np.sort(curve[: ids.shape[0]]), np.sort(ids))), "rule_seconds": secs}
+
+
 def run_suite_curves(names: Sequence[str], size: str, seeds: Sequence[int], path: Path) -> None:
     """:func:`suite_case` for every task and seed, one JSON line each appended to ``path`` (a partial run keeps
     what finished)."""
@@ -393,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-v", "--verbose", action="store_true")
     ap.add_argument("--suite", default="", help="comma-separated suite tasks: write their curves (one JSON line "
                     "per task and seed) to <out>/stopping_suite_<size>.jsonl instead of the study above")
+    ap.add_argument("--implemented", default="", help="comma-separated suite mask tasks: the F1 rule through the "
+                    "library (stop_criterion='f1') against the best size on GIO's curve, one JSON line per task and "
+                    "seed in <out>/stopping_implemented_<size>.jsonl")
     ap.add_argument("--summarize", default="", help="comma-separated .jsonl files of --suite runs: print their table")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
@@ -400,6 +426,20 @@ def main(argv: list[str] | None = None) -> int:
     logger.setLevel(logging.INFO)
     if args.summarize:
         print("\n\n".join(suite_table(Path(p)) for p in args.summarize.split(",")))
+        return 0
+    if args.implemented:
+        import json
+
+        n_seeds = CONFIG[args.size]["seeds"] if args.seeds is None else args.seeds
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        args.out.mkdir(parents=True, exist_ok=True)
+        with (args.out / f"stopping_implemented_{args.size}.jsonl").open("a", encoding="utf-8") as fh:
+            for name in [t for t in args.implemented.split(",") if t]:
+                for s in [args.seed + i for i in range(n_seeds)]:
+                    rec = implemented_case(name, args.size, s)
+                    print(json.dumps(rec), flush=True)
+                    fh.write(json.dumps(rec) + "\n")
+                    fh.flush()
         return 0
     if args.suite:
         n_seeds = CONFIG[args.size]["seeds"] if args.seeds is None else args.seeds

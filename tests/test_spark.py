@@ -672,3 +672,18 @@ def test_spark_resume_of_a_finished_run_removes_the_work_folder(
     (work / "fingerprint.json").write_text('{"hash": "left by the killed run"}')
     again = run_select_spark(cfg, spark=spark, resume=True)
     assert again["created_utc"] == first["created_utc"] and not work.exists()
+
+
+def test_f1_size_rule_same_on_both_engines(
+    spark: Any, data: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stop_criterion="f1" on the quantised path: the same classifier, the same argmax prefix, the same rows."""
+    _inject(monkeypatch, data["centroids"])
+    kw: dict[str, Any] = {"target_clusters": 0, "params": GIOParams(stop_criterion="f1")}
+    m_local = run_select(_cfg(data, tmp_path / "local", "pool.parquet", **kw))
+    m_spark = run_select_spark(_cfg(data, tmp_path / "spark", "pool.parquet", **kw), spark=spark)
+    ids = np.load(tmp_path / "spark" / "selected_ids.npy")
+    np.testing.assert_array_equal(ids, np.load(tmp_path / "local" / "selected_ids.npy"))
+    assert m_local["stop_reason"] == m_spark["stop_reason"] == "auto-f1"
+    assert m_local["size_reason"] == m_spark["size_reason"]
+    assert m_spark["size_estimate"]["f1"]["best_rows"] == ids.shape[0] > 0

@@ -13,6 +13,7 @@ from .errors import InvalidInputError, InvalidParameterError
 from .exclude import block_candidates, repel_from
 from .optimize import GIOParams, PickEvent
 from .search import (
+    F1Sizer,
     GIOResult,
     auto_budget,
     make_search,
@@ -23,8 +24,19 @@ from .search import (
 from .validation import check_int, check_real
 
 # GIOResult, make_search and the helpers around them live in gioselect.search; re-exported here.
-__all__ = ["GIOResult", "GIOSelector", "QuantizedSelection", "auto_budget", "make_search", "result_from_search",
-           "select", "select_quantized", "validate_fit_inputs", "with_size_estimate"]
+__all__ = [
+    "GIOResult",
+    "GIOSelector",
+    "QuantizedSelection",
+    "auto_budget",
+    "cut_to_picks",
+    "make_search",
+    "result_from_search",
+    "select",
+    "select_quantized",
+    "validate_fit_inputs",
+    "with_size_estimate",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +58,12 @@ class GIOSelector:
     stop_criterion : str, default "auto"
         ``"auto"``: select as many rows as the pool is estimated to hold rows drawn like the target
         (:func:`gioselect.sizing.estimate_target_rows`: positive-unlabeled learning, Elkan & Noto 2008), i.e.
-        the run's budget is that estimate; ``size_estimate_`` records it. The criteria of grad-info-opt, which
+        the run's budget is that estimate; ``size_estimate_`` records it. ``"f1"``: GIO runs past that size
+        and keeps the prefix of its picks that maximises the plug-in F1 of retrieving the target-like rows
+        (each pick weighted by the same classifier's posterior; :mod:`gioselect.sizing`, "F1 along GIO's
+        order"); it runs until the F1 has not improved for max(50, 25% of the best prefix) picks, and
+        ``result_.size_estimate["f1"]`` records the argmax, how far it ran and why (stop reason
+        ``"auto-f1"``). The criteria of grad-info-opt, which
         watch the objective's trace and stop where it rises or flattens: ``"increase"`` (the objective went
         up; the reference's default, which stops 1-2 orders of magnitude before the best size in
         EXPERIMENTS.md, "Automatic size and defaults"), ``"max_resets"`` (went up again after ``max_resets`` resets,
@@ -301,10 +318,21 @@ class GIOSelector:
             if exclude is None:
                 raise InvalidParameterError("exclude_repel: needs exclude= (the set to push away from)")
             repel_from(search, self.exclusion_.vectors if self.exclusion_ is not None else None, exclude_repel)
+        sizer = F1Sizer(est, pool_) if est is not None and params.stop_criterion == "f1" else None
         for event in search.run():
             if callback is not None:
                 callback(event)
-        self._set_result(with_size_estimate(result_from_search(search), est))
+            if sizer is not None and event.accepted:
+                sizer.add(event.candidate)
+                if sizer.done:
+                    break
+        res = result_from_search(search)
+        if sizer is not None:
+            est = sizer.finished()
+            res = f1_cut(res, sizer)
+        else:
+            res = with_size_estimate(res, est)
+        self._set_result(res)
         self.size_estimate_ = est
         return self
 
@@ -517,3 +545,20 @@ def select_quantized(pool: Any, target: Any, *, clusters: int | str = "auto", ta
     return select_arrays(pool, target, clusters=clusters, target_clusters=target_clusters, budget=budget,
                          budget_exact=budget_exact, seed=seed, candidates=candidates, refine=refine,
                          refine_over=refine_over, **params)
+
+
+def f1_cut(res: GIOResult, sizer: F1Sizer) -> GIOResult:
+    """``res`` cut to the argmax prefix of the plug-in F1 (``stop_criterion="f1"``), its reason recorded."""
+    return cut_to_picks(res, sizer.cut(res.selected_indices), sizer.finished().as_dict())
+
+
+def cut_to_picks(res: GIOResult, keep: np.ndarray, record: dict[str, Any]) -> GIOResult:
+    """``res`` up to (and with) the pick where the distinct picks ``keep`` end; stop reason ``"auto-f1"``."""
+    from dataclasses import replace
+
+    sel = np.asarray(res.selected_indices, dtype=np.int64)
+    _, first = np.unique(sel, return_index=True)
+    pos = {int(sel[i]): int(i) for i in first}
+    last = pos[int(keep[-1])] + 1 if keep.shape[0] else 0
+    return replace(res, selected_indices=sel[:last], kl_trace=np.asarray(res.kl_trace)[:last],
+                   stop_reason="auto-f1", size_estimate=record)

@@ -42,6 +42,22 @@ kept by reservoir sampling, and the share is measured on that sample; ``diagnost
 delta-method standard error. When target-like and other rows are not told apart (``diagnostics["auc"]``
 near 0.5) no estimate can be good: the ratio then tends to 1 (the whole pool). The estimate is a size for
 GIO, which then fills exactly ``rows`` with its best-matching rows (``stop_criterion="auto"``).
+
+F1 along GIO's order (``stop_criterion="f1"``)
+----------------------------------------------
+The same classifier also sizes a run without trusting ``share``: each pool row gets Elkan & Noto's posterior
+``w = clip((1 - c) / c * g / (1 - g), 0, 1)`` (how likely it is target-like), the target-like total is
+``W = sum of w`` over the pool (the pool sample's out-of-fold posteriors, scaled to the pool's row count), and
+after GIO's first ``n`` picks ``i_1..i_n`` the plug-in F1 of retrieving the target-like rows is::
+
+    F1(n) = 2 * (w_i1 + ... + w_in) / (n + W)
+
+(precision ``sum w / n``, recall ``sum w / W``). The run keeps picking until ``F1`` has not improved for
+``max(50, ceil(0.25 * n_best))`` picks (capped at the pool and ``max_iter``), then keeps the argmax prefix
+(:class:`F1Prefix`). Picks of a pool no larger than the sample are weighted with their out-of-fold posteriors
+(row for row); other rows by the model refitted once on all training rows (:class:`PosteriorScorer`). On
+the quantised path a candidate (a cluster centroid) counts its posterior times its cluster's row count, and
+``n`` counts rows. Measured in EXPERIMENTS.md ("Automatic size and defaults").
 """
 
 from __future__ import annotations
@@ -57,7 +73,7 @@ import numpy as np
 from .errors import InvalidInputError
 from .validation import check_embeddings, check_int, check_real
 
-__all__ = ["SizeEstimate", "estimate_target_rows"]
+__all__ = ["F1Prefix", "PosteriorScorer", "SizeEstimate", "estimate_target_rows", "f1_curve"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,11 +109,119 @@ class SizeEstimate:
     method: str
     pool_rows: int
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    #: The classifier refitted on all training rows (scores any row; ``stop_criterion="f1"``).
+    scorer: PosteriorScorer | None = field(default=None, repr=False, compare=False)
+    #: Out-of-fold posteriors of the pool rows, row for row, when the sample is the whole pool (else None).
+    pool_posteriors: np.ndarray | None = field(default=None, repr=False, compare=False)
+    #: The F1 rule's outcome (:meth:`F1Prefix.as_dict` and ``reason``), once a ``stop_criterion="f1"`` run ended.
+    f1: dict[str, Any] | None = field(default=None, compare=False)
+
+    @property
+    def target_like_total(self) -> float:
+        """``W``: the pool sample's out-of-fold posteriors summed and scaled to the pool's row count."""
+        return float(self.diagnostics.get("target_like_total", float("nan")))
+
+    def posteriors(self, rows: np.ndarray, ids: np.ndarray | None = None) -> np.ndarray:
+        """Posteriors ``w`` of pool rows ``rows`` (shape (b, d)); ``ids`` (their pool row numbers) picks the
+        out-of-fold posteriors when the sample is the whole pool."""
+        if ids is not None and self.pool_posteriors is not None:
+            return np.asarray(self.pool_posteriors[np.asarray(ids, dtype=np.int64)], dtype=np.float64)
+        if self.scorer is None:
+            raise InvalidInputError("size estimate: no fitted classifier to score rows with")
+        return self.scorer.posterior(rows)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able record (manifests, reports)."""
-        return {"rows": self.rows, "share": self.share, "method": self.method, "pool_rows": self.pool_rows,
-                "diagnostics": dict(self.diagnostics)}
+        d: dict[str, Any] = {"rows": self.rows, "share": self.share, "method": self.method,
+                             "pool_rows": self.pool_rows, "diagnostics": dict(self.diagnostics)}
+        if self.f1 is not None:
+            d["f1"] = dict(self.f1)
+        return d
+
+
+@dataclass(frozen=True)
+class PosteriorScorer:
+    """The size estimate's classifier refitted once on all training rows: scores any row.
+
+    ``g(x) = sigmoid(((x - mu) / sd) @ axes / psd @ w[:-1] + w[-1])``; :meth:`posterior` is Elkan & Noto's
+    ``clip((1 - c) / c * g / (1 - g), 0, 1)`` with ``c`` the mean out-of-fold target score.
+    """
+
+    mu: np.ndarray
+    sd: np.ndarray
+    axes: np.ndarray
+    psd: np.ndarray
+    w: np.ndarray
+    c: float
+
+    def score(self, rows: np.ndarray) -> np.ndarray:
+        """``g``: the classifier's probability that each row is a target row."""
+        x = np.asarray(rows, dtype=np.float64)
+        if x.ndim == 1:
+            x = x[None, :]
+        z = (((x - self.mu) / self.sd) @ self.axes / self.psd) @ self.w[:-1] + self.w[-1]
+        return np.asarray(_sigmoid(z), dtype=np.float64)
+
+    def posterior(self, rows: np.ndarray) -> np.ndarray:
+        """``w`` in [0, 1]: how likely each row is drawn like the target."""
+        return _posterior(self.score(rows), self.c)
+
+
+def _posterior(g: np.ndarray, c: float) -> np.ndarray:
+    g = np.clip(np.asarray(g, dtype=np.float64), 0.0, 1.0 - 1e-12)
+    return np.asarray(np.clip((1.0 - c) / c * g / (1.0 - g), 0.0, 1.0), dtype=np.float64)
+
+
+def f1_curve(weights: np.ndarray, total: float, rows: np.ndarray | None = None) -> np.ndarray:
+    """Plug-in F1 after each prefix of picks: ``2 * cumsum(weights) / (cumsum(rows) + total)``.
+
+    ``weights`` are the picks' target-like counts (posteriors, times cluster sizes when quantised), ``rows``
+    the rows each pick stands for (ones by default), ``total`` the pool's target-like total ``W``.
+    """
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    n = np.cumsum(np.ones_like(w) if rows is None else np.asarray(rows, dtype=np.float64).reshape(-1))
+    return np.asarray(2.0 * np.cumsum(w) / np.maximum(n + float(total), 1e-300), dtype=np.float64)
+
+
+class F1Prefix:
+    """Follows the plug-in F1 (:func:`f1_curve`) pick by pick and says when to stop.
+
+    Stop rule: the F1 has not improved for ``max(min_patience, ceil(patience * n_best))`` picks, where
+    ``n_best`` is the argmax prefix's number of picks. ``best_picks`` / ``best_rows`` / ``best_f1`` describe the
+    argmax prefix; the selection is cut to it.
+    """
+
+    def __init__(self, total: float, *, min_patience: int = 50, patience: float = 0.25) -> None:
+        self.total = float(total)
+        self.min_patience = int(check_int(min_patience, "min_patience", low=1))
+        self.patience = float(check_real(patience, "patience", low=0.0))
+        self.picks = 0
+        self.rows = 0.0
+        self.hits = 0.0
+        self.best_f1 = 0.0
+        self.best_picks = 0
+        self.best_rows = 0.0
+
+    def add(self, weight: float, rows: float = 1.0) -> None:
+        """Count one pick worth ``weight`` target-like rows out of ``rows`` rows."""
+        self.picks += 1
+        self.rows += float(rows)
+        self.hits += float(weight)
+        f = 2.0 * self.hits / max(self.rows + self.total, 1e-300)
+        if f > self.best_f1:
+            self.best_f1, self.best_picks, self.best_rows = f, self.picks, self.rows
+
+    @property
+    def done(self) -> bool:
+        """True once the F1 has not improved for the patience window."""
+        wait = max(self.min_patience, math.ceil(self.patience * self.best_picks))
+        return self.picks - self.best_picks >= wait
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able record: the argmax and how far the run went."""
+        return {"rule": "f1_along_order", "best_picks": self.best_picks, "best_rows": round(self.best_rows),
+                "best_f1": self.best_f1, "ran_picks": self.picks, "ran_rows": round(self.rows),
+                "target_like_total": self.total, "min_patience": self.min_patience, "patience": self.patience}
 
 
 PoolLike = Any  # ndarray, an object with iter_blocks(), or a callable returning blocks
@@ -345,12 +469,35 @@ def _estimate(
     rows = round(share * n_pool)
     if share > 0 and rows == 0:
         rows = 1
-    diag = {"c": c, "share_se": se, "share_elkan_noto": share_en, "share_prior": share_prior,
+    # The classifier refitted once on every training row, to score any row (stop_criterion="f1"); the pool
+    # sample's posteriors stay out-of-fold, and their sum, scaled to the pool, is the target-like total.
+    scorer = _fit_scorer(x, y, r, l2, c)
+    post_u = _posterior(g_u, c)
+    total = float(post_u.sum()) * n_pool / n_u
+    diag = {"c": c, "target_like_total": total,
+            "share_se": se, "share_elkan_noto": share_en, "share_prior": share_prior,
             "threshold_target_share": b, "auc": _auc(g_t, g_u), "sample_rows": n_u,
             "target_rows": n_t, "folds": folds, "n_components": r, "l2": float(l2)}
     logger.info("size estimate: %d of %d pool rows (share %.4f +- %.4f, c %.3f, AUC %.3f)", rows, n_pool, share,
                 se, c, diag["auc"])
-    return SizeEstimate(rows=rows, share=share, method=METHOD, pool_rows=n_pool, diagnostics=diag), g_t, g_u
+    est = SizeEstimate(rows=rows, share=share, method=METHOD, pool_rows=n_pool, diagnostics=diag, scorer=scorer,
+                       pool_posteriors=post_u if n_u == n_pool else None)
+    return est, g_t, g_u
+
+
+def _fit_scorer(x: np.ndarray, y: np.ndarray, r: int, l2: float, c: float) -> PosteriorScorer:
+    """The fold models' recipe (standardise, principal axes, logistic regression) on all training rows."""
+    mu = x.mean(axis=0)
+    sd = x.std(axis=0)
+    sd[sd == 0] = 1.0
+    xs = (x - mu) / sd
+    _evals, evecs = np.linalg.eigh(xs.T @ xs / xs.shape[0])
+    axes = evecs[:, ::-1][:, :r]
+    proj = xs @ axes
+    psd = proj.std(axis=0)
+    psd[psd == 0] = 1.0
+    w = _fit_logistic(np.hstack([proj / psd, np.ones((proj.shape[0], 1))]), y, l2)
+    return PosteriorScorer(mu=mu, sd=sd, axes=axes, psd=psd, w=w, c=c)
 
 
 # Type of what estimate_target_rows accepts as a pool, for callers' annotations.

@@ -3,7 +3,9 @@
 Six criteria are those of grad-info-opt 0.1.2 (``stop_criterion=...``); the seventh, ``"auto"`` (the
 default), never fires by itself: the size comes from :func:`gioselect.sizing.estimate_target_rows` (how many
 pool rows are drawn like the target), which the selector, ``select_quantized`` and the pipeline turn into the
-run's row budget before it starts. Each is asked, after the
+run's row budget before it starts. The eighth, ``"f1"``, never fires by itself either: the caller follows the
+plug-in F1 of the picks (:class:`gioselect.search.F1Sizer`), ends the run when it stops improving and cuts the
+selection to its best prefix. Each is asked, after the
 candidate pick has been evaluated and before it is accepted, whether the loop should stop. What happens then
 (stop, or with ``resets_allowed`` refill the pool and go on) is the loop's business, not the criterion's.
 ``max_iter`` and a row budget are not criteria here: they always apply, whatever the criterion. A budget
@@ -20,6 +22,7 @@ from .validation import check_choice, check_fraction, check_int, check_real
 
 __all__ = [
     "CRITERIA",
+    "F1",
     "Auto",
     "DataSize",
     "Increase",
@@ -163,9 +166,24 @@ class Auto:
         return False
 
 
+@dataclass(frozen=True)
+class F1:
+    """Never fires by itself: the caller follows the plug-in F1 of the picks (:class:`gioselect.sizing.F1Prefix`)
+    and cuts the selection to its argmax prefix (``stop_criterion="f1"``).
+
+    A search built directly with ``stop_criterion="f1"`` runs to ``max_iter`` or the end of the pool.
+    """
+
+    name: ClassVar[str] = "f1"
+
+    def triggered(self, ctx: StopContext) -> bool:
+        return False
+
+
 #: Registry: criterion name -> (class, name of its one parameter or None).
 CRITERIA: dict[str, tuple[type, str | None]] = {
     "auto": (Auto, None),
+    "f1": (F1, None),
     "increase": (Increase, None),
     "max_resets": (MaxResets, "max_resets"),
     "min_difference": (MinDifference, "min_difference"),

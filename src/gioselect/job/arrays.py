@@ -17,7 +17,7 @@ from ..engines.local import LocalEngine
 from ..errors import InvalidParameterError
 from ..optimize import GIOParams
 from ..quantize import REFINE_MODES
-from ..selector import QuantizedSelection, result_from_search, validate_fit_inputs, with_size_estimate
+from ..selector import QuantizedSelection, cut_to_picks, result_from_search, validate_fit_inputs, with_size_estimate
 from ..validation import check_int, check_real
 from .phases import PhaseSettings, select_phases
 from .seeds import Seeds
@@ -71,6 +71,8 @@ def select_arrays(pool: Any, target: Any, *, clusters: int | str = "auto", targe
     sel = select_phases(engine, ArraySource(pool_), np.ascontiguousarray(target_, dtype=np.float32), None,
                         settings, budget, Seeds(seed))
     res = with_size_estimate(result_from_search(sel.search), sel.size_estimate)
+    if sel.size_estimate is not None and sel.size_estimate.f1 is not None:  # stop_criterion="f1": the cut picks
+        res = cut_to_picks(res, sel.picks, sel.size_estimate.as_dict())
     ids = np.asarray(sel.selection, dtype=np.int64)
     if sel.assignment is None:
         return QuantizedSelection(ids, res, int(pool_.shape[0]), int(sel.target_points.shape[0]), sel.plan.rule,

@@ -10,7 +10,9 @@ report. The phases, in order:
    sizes); K-means on a seeded sample of the pool, every row assigned to its nearest centroid, the medoid of each
    cluster found in the same pass; the candidates (medoids by default) chosen; the target quantised when large;
 2. size: with ``stop_criterion="auto"`` and no budget, the estimated number of target-like pool rows (a seeded
-   reservoir sample of pool rows, never the centroids);
+   reservoir sample of pool rows, never the centroids); with ``stop_criterion="f1"`` the same classifier, and
+   GIO's picks are cut to the prefix that maximises the plug-in F1 (:class:`gioselect.search.F1Sizer`; a
+   candidate counts its posterior times its cluster's row count when quantised);
 3. select: GIO on the candidates (:func:`gioselect.job.select.run_gio`), to ``refine_over`` times the size when
    the row-level pass follows;
 4. choose rows: the row-level pass inside the chosen clusters (:func:`gioselect.quantize.quantized_rows`), or the
@@ -34,7 +36,7 @@ from ..engines.base import Assignment, Engine, JobEngine
 from ..errors import InvalidInputError, InvalidParameterError
 from ..optimize import GIOParams
 from ..quantize import ClusterPlan, plan_clusters, quantized_rows, select_candidates
-from ..selector import auto_budget
+from ..selector import F1Sizer, auto_budget
 from ..sizing import SizeEstimate
 from .config import Progress, SelectConfig, no_progress, parse_budget, text_fields
 from .record import REPORT_POOL_ROWS, finite_or_none, report_sample_ids, run_warnings, versions, write_trace
@@ -153,7 +155,8 @@ def select_phases(engine: Engine, pool: Any, target: np.ndarray, target_source: 
 
     # -- size ----------------------------------------------------------------------------------------------
     size_est = None
-    if budget_rows is None and settings.params.stop_criterion == "auto":
+    f1_rule = budget_rows is None and settings.params.stop_criterion == "f1"
+    if budget_rows is None and settings.params.stop_criterion in ("auto", "f1"):
         # How many pool rows look like the target (a sample of the pool rows, never the centroids); the run
         # then fills exactly that many rows.
         t0 = time.monotonic()
@@ -161,7 +164,8 @@ def select_phases(engine: Engine, pool: Any, target: np.ndarray, target_source: 
             _, size_est = auto_budget(engine.size_pool(pool), target, settings.params, None, seeds["gio"])
             upd(1)
         assert size_est is not None
-        budget_rows = size_est.rows
+        if not f1_rule:
+            budget_rows = size_est.rows
         timings["size_estimate"] = time.monotonic() - t0
     # The row-level pass ranks the rows of clusters worth refine_over times the budget, then keeps the budget.
     refining = asg is not None and settings.refine != "none" and budget_rows is not None
@@ -171,12 +175,20 @@ def select_phases(engine: Engine, pool: Any, target: np.ndarray, target_source: 
 
     # -- select --------------------------------------------------------------------------------------------
     t0 = time.monotonic()
+    sizer = None
+    if f1_rule:
+        assert size_est is not None
+        sizer = F1Sizer(size_est, candidates, sizes if asg is not None else None)
     search = run_gio(settings.params, candidates, target_c, sizes, gio_budget, seeds["gio"], work, prog,
                      blocked=blocked if asg is None else None, on_pick=on_pick,
                      checkpoint_every=settings.checkpoint_every, checkpoint_seconds=settings.checkpoint_seconds,
-                     repel=repel)
+                     repel=repel, sizer=sizer)
     timings["select"] = time.monotonic() - t0
     picks = np.asarray(search.state.selected, dtype=np.int64)
+    if sizer is not None:  # the argmax prefix of the plug-in F1: its picks, exactly its rows
+        picks = sizer.cut(picks)
+        budget_rows = sizer.best_rows
+        size_est = sizer.finished()
 
     # -- choose the rows -----------------------------------------------------------------------------------
     t0 = time.monotonic()
@@ -325,8 +337,12 @@ def _manifest(ctx: RunContext, engine: JobEngine, inp: Any, sel: Selected, seeds
                           "weighting": "none (each candidate is one point; sizes count only for --budget)",
                           **engine.quantization_record()}
                          if quantized else None),
-        "stop_reason": "auto" if sel.size_estimate is not None and st.stop_reason == "budget" else st.stop_reason,
+        "stop_reason": ("auto-f1" if sel.size_estimate is not None and sel.size_estimate.f1 is not None
+                        else "auto" if sel.size_estimate is not None and st.stop_reason == "budget"
+                        else st.stop_reason),
         "size_estimate": None if sel.size_estimate is None else sel.size_estimate.as_dict(),
+        "size_reason": (None if sel.size_estimate is None or sel.size_estimate.f1 is None
+                        else sel.size_estimate.f1["reason"]),
         "initial_kl": finite_or_none(search.initial_kl),
         "final_kl": finite_or_none(final_kl),
         "scale_factor": finite_or_none(search.scale),

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..exclude import block_candidates, repel_from
 from ..optimize import GIOParams, PickEvent, single_threaded_blas
-from ..selector import make_search
+from ..selector import F1Sizer, make_search
 from .config import Progress, no_progress
 from .workdir import Checkpointer, load_gio_state
 
@@ -27,7 +27,8 @@ PickHook = Callable[[PickEvent], None]
 def run_gio(params: GIOParams, candidates: np.ndarray, target: np.ndarray, sizes: np.ndarray,
             budget_rows: int | None, seed: int, work: Path | None, prog: Progress = no_progress,
             blocked: np.ndarray | None = None, on_pick: PickHook | None = None, checkpoint_every: int = 25,
-            checkpoint_seconds: float = 30.0, repel: tuple[np.ndarray | None, float] | None = None) -> Any:
+            checkpoint_seconds: float = 30.0, repel: tuple[np.ndarray | None, float] | None = None,
+            sizer: F1Sizer | None = None) -> Any:
     """GIO on the candidates, resumed from and checkpointed to ``work`` (None: in memory, no checkpoints).
 
     Every entry point runs its select phase here (:func:`gioselect.job.phases.select_phases`): the file jobs
@@ -37,7 +38,9 @@ def run_gio(params: GIOParams, candidates: np.ndarray, target: np.ndarray, sizes
 
     Returns the finished search (``GIOSearch`` or ``ExactGreedySearch``). The automatic size
     (``stop_criterion="auto"``) is decided before, from the pool's rows (:func:`gioselect.job.phases.select_phases`);
-    without a budget the search runs to its own stop rule.
+    without a budget the search runs to its own stop rule. With ``sizer`` (``stop_criterion="f1"``) every
+    accepted pick is fed to it and the run ends (stop reason ``"auto-f1"``) once its F1 has stopped improving; a
+    resumed run feeds it the picks already made first, so it ends where the uninterrupted run would.
     """
     search = make_search(candidates, target, params, seed=seed,
                          weights=sizes if budget_rows is not None else None,
@@ -53,6 +56,8 @@ def run_gio(params: GIOParams, candidates: np.ndarray, target: np.ndarray, sizes
             search.load_state_dict(load_gio_state(sfile))
             logger.info("resumed GIO after %d picks", len(search.state.selected))
         ckpt = Checkpointer(sfile, checkpoint_every, checkpoint_seconds)
+    if sizer is not None:
+        sizer.add_all(search.state.selected)
     max_picks = params.max_iter if params.max_iter is not None else int(candidates.shape[0])
     # The relaxed loop is small matrix-vector products (one BLAS thread is faster); the exact greedy scores
     # candidates in blocks, where BLAS threads help.
@@ -64,6 +69,12 @@ def run_gio(params: GIOParams, candidates: np.ndarray, target: np.ndarray, sizes
                 upd(1)
             if on_pick is not None:
                 on_pick(ev)
+            if sizer is not None and ev.accepted:
+                sizer.add(ev.candidate)
+                if sizer.done:
+                    search.state.stop_reason = "auto-f1"
             if ckpt is not None:
                 ckpt.maybe(search, force=search.done)
+            if search.done:
+                break
     return search

@@ -190,6 +190,8 @@ def render_summary_text(manifest: dict) -> str:
     if dig(m, "quantization") is not None or dig(m, "clusters_decision") is not None:
         lines.append(f"quantisation: {quantization_text(m)}")
     lines.append(f"stop reason: {fmt_value(dig(m, 'stop_reason'))}")
+    if dig(m, "size_reason") is not None:
+        lines.append(f"size: {fmt_value(dig(m, 'size_reason'))}")
     lines.extend(f"WARNING: {fmt_value(w)}" for w in run_warnings(m))
     lines.append(f"objective (k-NN KL): {fmt_value(dig(m, 'initial_kl'))} -> {fmt_value(dig(m, 'final_kl'))}")
     wall = f"wall time: {fmt_seconds(wall_time(m))}"
@@ -233,6 +235,7 @@ _STOP_TEXT = {
     "max_iter": "the most picks allowed (max_iter) were made",
     "budget": "the next pick would exceed the row budget (--budget)",
     "pool_exhausted": "every candidate was used",
+    "auto-f1": "GIO ran past the best prefix of the estimated F1 and was cut to it (stop_criterion 'f1')",
 }
 
 

@@ -242,6 +242,7 @@ def write_report(
         ("candidates", escape(dig(m, "counts", "candidates"))),
         ("quantisation", html.escape(quantization_text(m))),
         ("stop reason", html.escape(stop_text(dig(m, "stop_reason")))),
+        *([("size", escape(dig(m, "size_reason")))] if dig(m, "size_reason") is not None else []),
         ("initial objective", escape(init_val)),
         ("final objective", escape(final_objective(m, trace))),
         ("wall time", html.escape(fmt_seconds(wall_time(m)))),

@@ -19,12 +19,12 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..optimize import GIOParams, GIOSearch
-from ..sizing import SizeEstimate, estimate_target_rows
+from ..sizing import F1Prefix, SizeEstimate, estimate_target_rows
 from ..validation import check_embeddings
 from .base import Search
 from .exact import ExactGreedySearch
 
-__all__ = ["GIOResult", "Search", "auto_budget", "make_search", "result_from_search", "validate_fit_inputs",
+__all__ = ["F1Sizer", "GIOResult", "Search", "auto_budget", "make_search", "result_from_search", "validate_fit_inputs",
            "with_size_estimate"]
 
 logger = logging.getLogger(__name__)
@@ -98,13 +98,15 @@ def auto_budget(pool: Any, target: np.ndarray, params: GIOParams, budget: float 
     from its own generator (derived from ``seed``), so the GIO run's random choices are the same with or
     without it.
     """
-    if budget is not None or params.stop_criterion != "auto":
+    if budget is not None or params.stop_criterion not in ("auto", "f1"):
         return budget, None
     if isinstance(seed, np.random.Generator):
         rng = np.random.default_rng(seed.bit_generator.seed_seq.spawn(1)[0])  # type: ignore[attr-defined]
     else:
         rng = np.random.default_rng(None if seed is None else [int(seed), 0x5153])
     est = estimate_target_rows(pool, target, seed=rng)
+    if params.stop_criterion == "f1":  # no budget: the run follows the plug-in F1 (F1Sizer) instead
+        return None, est
     if est.rows == 0:
         logger.warning("stop_criterion='auto': no pool row looks like the target (estimated share %.4g); the "
                        "selection is empty (pass a budget to select anyway)", est.share)
@@ -112,6 +114,71 @@ def auto_budget(pool: Any, target: np.ndarray, params: GIOParams, budget: float 
         logger.warning("stop_criterion='auto': every pool row looks like the target (estimated share %.4g); "
                        "the selection is the whole pool", est.share)
     return float(est.rows), est
+
+
+class F1Sizer:
+    """The ``stop_criterion="f1"`` size, shared by :class:`gioselect.selector.GIOSelector` and the job's select
+    phase (:func:`gioselect.job.select.run_gio`): feed it GIO's accepted picks, stop when :attr:`done`, keep
+    the first :attr:`best_picks` distinct picks.
+
+    Each candidate counts its posterior (:meth:`gioselect.sizing.SizeEstimate.posteriors`) times the rows it
+    stands for (``sizes``: cluster row counts when quantised, else one); the target-like total is the size
+    estimate's ``target_like_total``. Picked again after a reset, a candidate counts nothing.
+    """
+
+    def __init__(self, est: SizeEstimate, candidates: np.ndarray, sizes: np.ndarray | None = None) -> None:
+        self.est = est
+        self.candidates = candidates
+        self.sizes = None if sizes is None else np.asarray(sizes, dtype=np.float64)
+        self.prefix = F1Prefix(est.target_like_total)
+        self.seen: set[int] = set()
+        self.order: list[int] = []
+
+    def add(self, candidate: int) -> None:
+        """Count one accepted pick."""
+        c = int(candidate)
+        if c < 0 or c in self.seen:
+            return
+        self.seen.add(c)
+        self.order.append(c)
+        if self.sizes is None:
+            w = float(self.est.posteriors(self.candidates[c : c + 1], np.array([c]))[0])
+            self.prefix.add(w, 1.0)
+        else:
+            assert self.est.scorer is not None
+            w = float(self.est.scorer.posterior(self.candidates[c : c + 1])[0])
+            self.prefix.add(w * self.sizes[c], self.sizes[c])
+
+    def add_all(self, picks: Any) -> None:
+        """Count picks already made (a resumed run)."""
+        for c in np.asarray(picks, dtype=np.int64).reshape(-1):
+            self.add(int(c))
+
+    @property
+    def done(self) -> bool:
+        return self.prefix.done
+
+    @property
+    def best_picks(self) -> int:
+        return self.prefix.best_picks
+
+    def cut(self, picks: np.ndarray) -> np.ndarray:
+        """The first ``best_picks`` distinct picks of ``picks`` (in order)."""
+        return np.asarray(self.order[: self.best_picks], dtype=np.int64)
+
+    @property
+    def best_rows(self) -> int:
+        """Rows of the argmax prefix (its picks' sizes summed)."""
+        return round(self.prefix.best_rows)
+
+    def finished(self) -> SizeEstimate:
+        """The size estimate with the F1 rule's outcome (``f1``: argmax, how far the run went, ``reason``)."""
+        f = self.prefix.as_dict()
+        why = (f"F1 had not improved for {f['ran_picks'] - f['best_picks']} picks" if self.done
+               else "the pool, max_iter or the exclusion set ended the run first")
+        f["reason"] = (f"auto: prefix maximising the estimated F1 at n={f['best_rows']} (F1 {f['best_f1']:.3f}, "
+                       f"target-like total {f['target_like_total']:.1f}); ran to {f['ran_rows']} ({why})")
+        return replace(self.est, f1=f)
 
 
 def with_size_estimate(res: GIOResult, est: SizeEstimate | None) -> GIOResult:
