@@ -78,7 +78,7 @@ def test_benchmark_case_mixture64_same_picks_both_paths() -> None:
     from bench_vs_reference import mixture64_case
 
     case = mixture64_case()
-    params = GIOParams(max_iter=100, stop_criterion="increase", v_init="mean", start="unit",
+    params = GIOParams(max_iter=100, stop_criterion="increase", v_init="mean", start="unit", scale_factor="auto",
                        reference_max_iter=True).validate(strict=False)
     init = case.D.astype(np.float64)
     fast_rows, fast_kl = _picks(case.pool, case.target, init, params, fast=True)
