@@ -691,7 +691,7 @@ def test_verbose_shows_the_traceback(env: Env, monkeypatch: pytest.MonkeyPatch) 
     def boom(*a: object, **k: object) -> None:
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr(pipeline, "_run_phases", boom)
+    monkeypatch.setattr(pipeline, "run_phases", boom)
     code, err = env.select(env.root / "sel")
     assert code == 1 and "kaboom" in err and "-v" in err and "Traceback" not in err
     code, err = env.run("select", "--pool", env.pool, "--target", env.target, "--out", env.root / "sel2",

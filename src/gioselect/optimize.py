@@ -84,24 +84,15 @@ def single_threaded_blas() -> Iterator[None]:
     save there, 9-24x per pick on a loaded 2-core machine (benchmarks/results/bench_scale.md), with the same
     picks. faiss's K-means, outside the loop, keeps its threads.
     """
-    if not _CONTROLLER:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:  # pragma: no cover - a core dependency
-            _CONTROLLER.append(None)
-        else:
-            # Finding the loaded BLAS libraries costs milliseconds: once per process (numpy's BLAS is loaded
-            # before this module runs, so the list is complete).
-            _CONTROLLER.append(ThreadpoolController())
-    ctl = _CONTROLLER[0]
-    if ctl is None:  # pragma: no cover
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a core dependency
         yield
         return
-    with ctl.limit(limits=1, user_api="blas"):
+    # Looked up on every call (milliseconds): a BLAS library loaded after the first call (scipy's, faiss's, a
+    # Spark report's) must be limited too, so the list of loaded libraries is not cached.
+    with threadpool_limits(limits=1, user_api="blas"):
         yield
-
-
-_CONTROLLER: list[Any] = []
 
 
 def _check_bool(value: Any, name: str) -> bool:

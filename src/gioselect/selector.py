@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -333,7 +333,8 @@ class GIOSelector:
         else:
             res = with_size_estimate(res, est)
         self._set_result(res)
-        self.size_estimate_ = est
+        # The pool-sized posteriors served the run only: the fitted state does not carry the pool.
+        self.size_estimate_ = est if est is None else replace(est, pool_posteriors=None)
         return self
 
     def _set_result(self, res: GIOResult) -> None:
