@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -333,8 +333,7 @@ class GIOSelector:
         else:
             res = with_size_estimate(res, est)
         self._set_result(res)
-        # The pool-sized posteriors served the run only: the fitted state does not carry the pool.
-        self.size_estimate_ = est if est is None else replace(est, pool_posteriors=None)
+        self.size_estimate_ = est
         return self
 
     def _set_result(self, res: GIOResult) -> None:

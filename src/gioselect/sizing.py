@@ -116,6 +116,10 @@ class SizeEstimate:
     #: The F1 rule's outcome (:meth:`F1Prefix.as_dict` and ``reason``), once a ``stop_criterion="f1"`` run ended.
     f1: dict[str, Any] | None = field(default=None, compare=False)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the pool-sized posteriors (they serve the run only)."""
+        return {**self.__dict__, "pool_posteriors": None}
+
     @property
     def target_like_total(self) -> float:
         """``W``: the pool sample's out-of-fold posteriors summed and scaled to the pool's row count."""
