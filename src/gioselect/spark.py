@@ -43,7 +43,7 @@ from .job.run import RunContext, run_job
 from .job.seeds import Seeds
 from .job.select import PickHook
 from .optimize import GIOParams
-from .validation import check_embeddings, check_int
+from .validation import check_embeddings, check_int, check_target_fits
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -238,10 +238,7 @@ def select(
         if target.kind == "text":
             target = engine.embed_text(target, model=text_model)
             engine.cached.append(target.raw)
-        if target.dim != pool.dim:
-            raise InvalidInputError(f"target DataFrame has dimension {target.dim} but the pool has {pool.dim}")
-        if target.n_rows <= k:
-            raise InvalidInputError(f"target DataFrame has {target.n_rows} rows; more than k={k} are needed")
+        check_target_fits(target.n_rows, target.dim, pool.dim, k, target="target DataFrame")
         target_arr = check_embeddings(engine.read_all(target), "target DataFrame")
         sel = select_phases(engine, pool, target_arr, target, settings, parse_budget(budget, pool.n_rows),
                             Seeds(seed))

@@ -113,6 +113,16 @@ def check_embeddings(
     return out
 
 
+def check_target_fits(target_rows: int, target_dim: int, pool_dim: int, k: int, *, target: str = "target",
+                      pool: str = "the pool") -> None:
+    """The target has the pool's dimension and more than ``k`` rows (the k-NN estimate needs them); ``target`` and
+    ``pool`` name them in the message (e.g. ``"target: t.npy"``, ``"the pool p.npy"``)."""
+    if target_dim != pool_dim:
+        raise InvalidInputError(f"{target} has dimension {target_dim} but {pool} has {pool_dim}")
+    if target_rows <= k:
+        raise InvalidInputError(f"{target} has {target_rows} rows; more than k={k} are needed")
+
+
 def check_int(value: Any, name: str, *, low: int | None = None, high: int | None = None) -> int:
     """Check an integer parameter lies in ``[low, high]`` (either bound optional)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

@@ -169,7 +169,8 @@ class JobEngine(Engine, Protocol):
         ...
 
     def open_inputs(self, inputs: JobInputs, cfg: Any, work: Path, prog: Any, timings: dict[str, float]) -> None:
-        """Embed text, open the pool, read the whole target; fills ``inputs``."""
+        """Embed text, open the pool, check the target (:func:`gioselect.validation.check_target_fits`, before
+        reading it), read the whole target; fills ``inputs``."""
         ...
 
     def exclusion(self, inputs: JobInputs, cfg: Any, prog: Any) -> Any | None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import InvalidInputError, InvalidParameterError
+from ..errors import InvalidParameterError
 from ..io import (
     EmbeddingSource,
     atomic_path,
@@ -38,7 +38,7 @@ from ..quantize import (
     quantize_array,
     training_sample_indices,
 )
-from ..validation import check_embeddings
+from ..validation import check_embeddings, check_target_fits
 from .base import Assignment, JobInputs
 
 if TYPE_CHECKING:
@@ -202,13 +202,8 @@ class LocalEngine:
         pool = self.open(paths["pool"], None if "pool" in embedded else cfg.embedding_field, "pool")
         target_src = self.open(paths["target"], None if "target" in embedded else
                                (cfg.target_embedding_field or cfg.embedding_field), "target")
-        if target_src.dim != pool.dim:
-            raise InvalidInputError(
-                f"target: {cfg.target} has dimension {target_src.dim} but the pool {cfg.pool} has {pool.dim}"
-            )
-        k = cfg.params.k
-        if target_src.n_rows <= k:
-            raise InvalidInputError(f"target: {cfg.target} has {target_src.n_rows} rows; more than k={k} are needed")
+        check_target_fits(target_src.n_rows, target_src.dim, pool.dim, cfg.params.k, target=f"target: {cfg.target}",
+                          pool=f"the pool {cfg.pool}")
         with prog("reading target", target_src.n_rows, "row") as upd:
             target = check_embeddings(target_src.read_all(), f"target {cfg.target}")
             upd(target.shape[0])

@@ -20,7 +20,7 @@ from ..errors import InvalidInputError
 from ..io import EmbeddingSource, atomic_path, file_sha256, open_embeddings
 from ..job.config import Progress, SelectConfig, is_npy_path, text_fields
 from ..job.record import versions
-from ..validation import check_embeddings
+from ..validation import check_embeddings, check_target_fits
 from .base import Assignment, JobInputs
 from .spark import RANK, ROW, SparkEngine, SparkSource, errors_from_spark, is_local_path, local_path
 
@@ -135,13 +135,8 @@ class SparkJobEngine(SparkEngine):
         if embedded:
             timings["embed"] = time.monotonic() - t0
         t0 = time.monotonic()
-        if target.dim != pool.dim:
-            raise InvalidInputError(
-                f"target: {cfg.target} has dimension {target.dim} but the pool {cfg.pool} has {pool.dim}"
-            )
-        k = cfg.params.k
-        if target.n_rows <= k:
-            raise InvalidInputError(f"target: {cfg.target} has {target.n_rows} rows; more than k={k} are needed")
+        check_target_fits(target.n_rows, target.dim, pool.dim, cfg.params.k, target=f"target: {cfg.target}",
+                          pool=f"the pool {cfg.pool}")
         with prog("reading target", target.n_rows, "row") as upd:
             raw = target.read_all() if isinstance(target, EmbeddingSource) else self.read_all(target)
             inputs.target = check_embeddings(raw, f"target {cfg.target}")

@@ -33,7 +33,7 @@ import numpy as np
 
 from .. import __version__
 from ..engines.base import Assignment, Engine, JobEngine
-from ..errors import InvalidInputError, InvalidParameterError
+from ..errors import InvalidParameterError
 from ..optimize import GIOParams
 from ..quantize import ClusterPlan, plan_clusters, quantized_rows, select_candidates
 from ..selector import F1Sizer, auto_budget
@@ -252,14 +252,7 @@ def run_phases(ctx: RunContext, engine: JobEngine) -> dict[str, Any]:
     timings["hash"] = time.monotonic() - t0
     engine.open_inputs(inp, cfg, work, prog, timings)
     pool, target = inp.pool, inp.target
-    assert target is not None
-    if target.shape[1] != pool.dim:
-        raise InvalidInputError(
-            f"target: {cfg.target} has dimension {target.shape[1]} but the pool {cfg.pool} has {pool.dim}"
-        )
-    k = cfg.params.k
-    if target.shape[0] <= k:
-        raise InvalidInputError(f"target: {cfg.target} has {target.shape[0]} rows; more than k={k} are needed")
+    assert target is not None  # open_inputs checked its dimension and rows (validation.check_target_fits)
     budget_rows = parse_budget(cfg.budget, pool.n_rows)
     exclusion = engine.exclusion(inp, cfg, prog)
 
