@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidParameterError, MissingDependencyError
+from ..io.files import atomic_path
 from .models import TEXT_INSTALL_HINT, import_text_stack, missing_text_dependency
 
 __all__ = ["OnnxModel", "load_onnx_model", "onnx_cache_dir"]
@@ -164,21 +164,10 @@ def _export_onnx(spec: _OnnxSpec, dest: Path) -> None:
     dummy = tuple(torch.ones((2, 8), dtype=torch.int64) if n != "token_type_ids"
                   else torch.zeros((2, 8), dtype=torch.int64) for n in names)
     axes = {n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]}
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".onnx.tmp", dir=dest.parent)
-    os.close(fd)
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # tracer warnings about Python branches on shapes (all static here)
-            torch.onnx.export(_Hidden(hf_model), dummy, tmp, input_names=names, output_names=["last_hidden_state"],
-                              dynamic_axes=axes, opset_version=_ONNX_OPSET, dynamo=False)
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_path(dest) as tmp, warnings.catch_warnings(), torch.no_grad():  # renamed into place when whole
+        warnings.simplefilter("ignore")  # tracer warnings about Python branches on shapes (all static here)
+        torch.onnx.export(_Hidden(hf_model), dummy, str(tmp), input_names=names, output_names=["last_hidden_state"],
+                          dynamic_axes=axes, opset_version=_ONNX_OPSET, dynamo=False)
     logger.info("exported %s to ONNX (%s) in %.1f s", spec.transformer_dir, dest, time.perf_counter() - t0)
 
 

@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import struct
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, InvalidParameterError, InvalidTypeError
+from ..io.files import atomic_path
 from ..validation import check_int
 from .models import DEFAULT_EMBED_BACKEND, EMBED_BACKENDS, import_text_stack, load_model, resolve_model
 from .onnx_backend import OnnxModel, load_onnx_model
@@ -321,20 +321,9 @@ class EmbeddingCache:
     def put(self, key: str, array: np.ndarray) -> Path:
         """Store ``array`` under ``key`` atomically and return the file path."""
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
+        with atomic_path(path) as tmp:  # fsynced, renamed into place, removed on failure
+            with open(tmp, "wb") as f:
                 np.save(f, np.ascontiguousarray(array), allow_pickle=False)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
         return path
 
 
