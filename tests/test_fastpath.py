@@ -96,3 +96,20 @@ def test_project_defaults_same_picks_both_paths(mixture8: dict[str, np.ndarray],
     b = _picks(mixture8["pool"], mixture8["target"], init, params, fast=False, seed=3)
     assert a[0] == b[0] and len(a[0]) > 5
     np.testing.assert_allclose(a[1], b[1], rtol=1e-12)
+
+
+def test_single_threaded_blas_nests_and_restores() -> None:
+    """BLAS runs on one thread inside the block, also after a nested block ends, and the limits come back after it."""
+    from threadpoolctl import threadpool_info
+
+    from gioselect.optimize import single_threaded_blas
+
+    def threads() -> list[int]:
+        return sorted(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+
+    before = threads()
+    with single_threaded_blas():
+        with single_threaded_blas():
+            assert set(threads()) <= {1}
+        assert set(threads()) <= {1}
+    assert threads() == before

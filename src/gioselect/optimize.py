@@ -84,15 +84,26 @@ def single_threaded_blas() -> Iterator[None]:
     save there, 9-24x per pick on a loaded 2-core machine (benchmarks/results/bench_scale.md), with the same
     picks. faiss's K-means, outside the loop, keeps its threads.
     """
+    if _BLAS_DEPTH[0]:  # nested (compat's fit around GIOSearch.run): the outer block already limits BLAS
+        yield
+        return
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - a core dependency
         yield
         return
-    # Looked up on every call (milliseconds): a BLAS library loaded after the first call (scipy's, faiss's, a
-    # Spark report's) must be limited too, so the list of loaded libraries is not cached.
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+    # Looked up on every outermost call (milliseconds): a BLAS library loaded after an earlier call (scipy's,
+    # faiss's, a Spark report's) must be limited too, so the list of loaded libraries is not cached.
+    _BLAS_DEPTH[0] += 1
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+    finally:
+        _BLAS_DEPTH[0] -= 1
+
+
+#: How many single_threaded_blas blocks are open (the limits are process-wide, so one counter).
+_BLAS_DEPTH = [0]
 
 
 def _check_bool(value: Any, name: str) -> bool:
