@@ -43,7 +43,7 @@ name is importable from ``gioselect.divergence``.
 
 from __future__ import annotations
 
-from .kernels import fast_descend_kernel, fast_nearest_kernel, fast_path_available
+from .kernels import fast_descend_kernel, fast_nearest_kernel, fast_path_available, fast_point_kernel
 from .knn import (
     DEFAULT_EPS,
     MAX_SQ_DIST,
@@ -68,6 +68,7 @@ __all__ = [
     "fast_descend_kernel",
     "fast_nearest_kernel",
     "fast_path_available",
+    "fast_point_kernel",
     "iter_sq_dist_blocks",
     "kl_knn",
     "kl_relaxed",

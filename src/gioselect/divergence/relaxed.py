@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..validation import check_embeddings, check_real
-from .kernels import fast_descend_kernel
+from .kernels import fast_descend_kernel, fast_point_kernel
 from .knn import DEFAULT_EPS, MAX_SQ_DIST, MIN_SQ_DIST, check_estimator_inputs, iter_sq_dist_blocks, knn_distances
 
 
@@ -148,6 +148,12 @@ class RelaxedKL:
     def sq_dists(self, p: np.ndarray) -> np.ndarray:
         """Clipped squared distances from every target point to ``p`` (shape (n,)), O(n d)."""
         p = np.asarray(p, dtype=np.float64)
+        kernel = fast_point_kernel() if self.use_fast is not False and p.ndim == 1 else None
+        if kernel is not None:  # one compiled pass that also sums the log-distances (kept for _log_sum)
+            out = np.empty(self.n)
+            total = kernel(self.x, self.x_sq, p, self.eps, MIN_SQ_DIST, MAX_SQ_DIST, out)
+            self._last_log_sum = (out, float(total))
+            return out
         s = self.x_sq - 2.0 * (self.x @ p) + float(p @ p)
         return np.clip(s, MIN_SQ_DIST, MAX_SQ_DIST)
 
@@ -185,7 +191,8 @@ class RelaxedKL:
         if sq is None:
             sq = self.sq_dists(p)
         lds = self.log_dist_sum + self._log_sum(sq)
-        return self._value(self.m + 1, lds, np.minimum(self.nearest_sq, sq))
+        # the nearest distances enter the value only with discard_nearest_for_xy
+        return self._value(self.m + 1, lds, np.minimum(self.nearest_sq, sq) if self.discard else self.nearest_sq)
 
     def add(self, p: np.ndarray, sq: np.ndarray | None = None) -> float:
         """Append ``p`` to the sample; returns the new value. O(n d)."""
