@@ -113,3 +113,36 @@ def test_single_threaded_blas_nests_and_restores() -> None:
             assert set(threads()) <= {1}
         assert set(threads()) <= {1}
     assert threads() == before
+
+
+def test_compiled_point_pass_equals_numpy() -> None:
+    """A pick's squared distances and log-distance sum: compiled pass against numpy, clipped terms included."""
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(37, 13))  # 37 = 4 * 9 + 1: the four-row blocks and the remainder row
+    fast, slow = RelaxedKL(x, 3), RelaxedKL(x, 3)
+    slow.use_fast = False
+    for p in (rng.normal(size=13), x[5].copy(), np.full(13, 1e12)):  # a target row (clipped at 1e-10), far away
+        a, b = fast.sq_dists(p), slow.sq_dists(p)
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=0)
+        assert fast.value_if_added(p, a) == pytest.approx(slow.value_if_added(p, b), rel=1e-12)
+    assert a.min() >= 1e-10 and b.max() <= 1e20
+
+
+def test_single_threaded_blas_looks_libraries_up_again_after_an_import() -> None:
+    import types
+
+    from gioselect import optimize
+
+    with optimize.single_threaded_blas():
+        pass
+    first = optimize._BLAS_CONTROLLER[0]
+    with optimize.single_threaded_blas():
+        pass
+    assert optimize._BLAS_CONTROLLER[0] is first  # nothing imported in between: the lookup is reused
+    sys.modules["_gioselect_test_new_module"] = types.ModuleType("_gioselect_test_new_module")
+    try:
+        with optimize.single_threaded_blas():
+            pass
+        assert optimize._BLAS_CONTROLLER[0] is not first  # a module was imported: looked up again
+    finally:
+        del sys.modules["_gioselect_test_new_module"]

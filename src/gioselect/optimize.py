@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -88,15 +89,20 @@ def single_threaded_blas() -> Iterator[None]:
         yield
         return
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import ThreadpoolController
     except ImportError:  # pragma: no cover - a core dependency
         yield
         return
-    # Looked up on every outermost call (milliseconds): a BLAS library loaded after an earlier call (scipy's,
-    # faiss's, a Spark report's) must be limited too, so the list of loaded libraries is not cached.
+    # The loaded libraries are looked up again (a few milliseconds) whenever a module has been imported since
+    # the last lookup: a BLAS library loaded after an earlier call (scipy's, faiss's, a Spark report's) comes
+    # with an import and must be limited too. Repeated fits with no import in between reuse the lookup.
+    key = len(sys.modules)
+    if _BLAS_CONTROLLER[0] is None or _BLAS_CONTROLLER[1] != key:
+        _BLAS_CONTROLLER[:] = [ThreadpoolController(), key]
+    controller = _BLAS_CONTROLLER[0]
     _BLAS_DEPTH[0] += 1
     try:
-        with threadpool_limits(limits=1, user_api="blas"):
+        with controller.limit(limits=1, user_api="blas"):
             yield
     finally:
         _BLAS_DEPTH[0] -= 1
@@ -104,6 +110,8 @@ def single_threaded_blas() -> Iterator[None]:
 
 #: How many single_threaded_blas blocks are open (the limits are process-wide, so one counter).
 _BLAS_DEPTH = [0]
+#: [threadpoolctl controller, len(sys.modules) when it looked the libraries up] (None before the first block).
+_BLAS_CONTROLLER: list[Any] = [None, -1]
 
 
 def _check_bool(value: Any, name: str) -> bool:
@@ -225,10 +233,14 @@ class CandidateSet:
             self.sq_norms[s : s + b.shape[0]] = np.einsum("ij,ij->i", b, b)
         #: None: the compiled nearest-candidate pass when numba is installed; False: always numpy.
         self.use_fast: bool | None = None
-        # A small candidate set (centroids, a test-sized pool) is kept as float64 once, so that each query is
-        # one BLAS product instead of a conversion per block; larger ones are converted block by block.
-        small = points.ndim == 2 and self.size * points.shape[1] * 8 <= _F64_CACHE_BYTES
-        self._f64: np.ndarray | None = np.ascontiguousarray(points, dtype=np.float64) if small else None
+        # The numpy pass keeps a small candidate set (centroids, a test-sized pool) as float64, made on its
+        # first query, so that each query is one BLAS product instead of a conversion per block; larger ones
+        # are converted block by block. The compiled pass reads the points as they are.
+        self._small = points.ndim == 2 and self.size * points.shape[1] * 8 <= _F64_CACHE_BYTES
+        self._f64: np.ndarray | None = None
+        # Whether the compiled pass can read the points in place (decided once: the points do not change).
+        self._compiled_ok = (type(points) is np.ndarray and points.flags.c_contiguous
+                             and points.dtype in (np.float32, np.float64) and self.size <= self.block_rows * 8)
 
     @property
     def n_free(self) -> int:
@@ -239,11 +251,12 @@ class CandidateSet:
         if self.n_free == 0:
             return -1
         v = np.asarray(v, dtype=np.float64)
-        if self.use_fast is not False and type(self.points) is np.ndarray and self.points.flags.c_contiguous \
-                and self.points.dtype in (np.float32, np.float64) and self.size <= self.block_rows * 8:
+        if self.use_fast is not False and self._compiled_ok:
             kernel = fast_nearest_kernel()
             if kernel is not None:  # one compiled pass over the candidates, used rows skipped
                 return int(kernel(self.points, self.sq_norms, self.used, v)[0])
+        if self._small and self._f64 is None:
+            self._f64 = np.ascontiguousarray(self.points, dtype=np.float64)
         vv = float(v @ v)
         best_i, best_d = -1, math.inf
         for s in range(0, self.size, self.block_rows):

@@ -1,197 +1,20 @@
-"""k-nearest-neighbour estimators of KL(target || sample), their gradient, and an incremental state.
+"""The relaxed k-NN estimate GIO optimises, its gradient, and the incremental states the search keeps.
 
-Pure numpy. Two estimators (see ``docs/algorithm.md`` in the repository):
-
-* :func:`kl_knn` - the consistent estimator of Wang, Kulkarni and Verdu (2009)::
-
-      KL = (d/n) * sum_i log(nu_k(i) / rho_k(i)) + log(m / (n - 1))
-
-  where ``rho_k(i)`` is the distance from target point ``x_i`` to its k-th nearest neighbour among the other
-  target points and ``nu_k(i)`` the distance to its k-th nearest neighbour in the sample. This is the neutral
-  yardstick.
-
-* :func:`kl_relaxed` - the smooth relaxation GIO optimises (the value grad-info-opt 0.1.2 computes in
-  ``calculate_statistical_distance``): the generalised estimator averaged over every neighbour rank of the
-  sample::
-
-      KL~ = (d/(n m)) sum_i sum_j log(||x_i - w_j|| + eps) - (d/n) sum_i log(rho_k(i) + eps)
-            + (1/m) sum_{l=1..m} log(k m / (l (n - 1)))
-
-Zero distances and duplicates
------------------------------
-Squared distances are clipped to ``[1e-10, 1e20]`` before the square root, exactly as the reference does, so
-every distance is at least ``1e-5`` (:data:`MIN_DIST`). Duplicate points (a target point repeated, a sample
-point equal to a target point) therefore give a large but finite log term, never ``-inf`` or NaN. In the
-gradient, a target point within ``1e-5`` of ``v`` contributes nothing (the clip has zero derivative there),
-which also avoids dividing by zero. When a target point is its own neighbour for ``rho`` the point itself is
-excluded by index, not by value, so duplicates inside the target are counted as genuine neighbours at
-distance ``MIN_DIST``.
-
-Memory
-------
-All pairwise work is done in blocks of rows (:func:`iter_sq_dist_blocks`): no ``n x m`` matrix larger than
-one block is ever built, whatever the sizes. The incremental :class:`RelaxedKL` keeps O(n) numbers and costs
-O(n d) per gradient step and per added point.
+:class:`RelaxedKL` is the estimator of :func:`kl_relaxed` for one target and a growing sample; its
+:meth:`RelaxedKL.descend` is the gradient loop where GIO spends its time (compiled by :mod:`.kernels` when numba
+is installed). :class:`RepelledKL` subtracts a weighted second term for an exclusion set.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from .errors import InvalidInputError
-from .validation import check_embeddings, check_int, check_real
-
-__all__ = [
-    "DEFAULT_EPS",
-    "MIN_DIST",
-    "MIN_SQ_DIST",
-    "RelaxedKL",
-    "RelaxedKLState",
-    "RepelledKL",
-    "fast_path_available",
-    "iter_sq_dist_blocks",
-    "kl_knn",
-    "kl_relaxed",
-    "knn_distances",
-    "relaxed_gradient",
-]
-
-#: Squared distances are clipped to [MIN_SQ_DIST, MAX_SQ_DIST] before the square root (as the reference).
-MIN_SQ_DIST = 1e-10
-MAX_SQ_DIST = 1e20
-#: The smallest distance any estimator here ever takes the log of.
-MIN_DIST = math.sqrt(MIN_SQ_DIST)
-#: The epsilon added inside the logs of the relaxed estimator (the reference's default).
-DEFAULT_EPS = 1e-8
-
-# Elements (float64) in one distance block: 4 Mi elements = 32 MiB; columns of the right operand per block.
-logger = logging.getLogger(__name__)
-
-_BLOCK_ELEMS = 1 << 22
-_MAX_BLOCK_COLS = 8192
-
-
-def _rows_per_block(other_rows: int, block_elems: int = _BLOCK_ELEMS) -> int:
-    """Rows of one operand per block so that a block of distances has about ``block_elems`` entries."""
-    return max(1, block_elems // max(1, other_rows))
-
-
-def iter_sq_dist_blocks(
-    a: np.ndarray, b: np.ndarray, *, block_elems: int = _BLOCK_ELEMS
-) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Yield ``(row_start, col_start, D)`` blocks of squared Euclidean distances between rows of a and b.
-
-    ``D`` is float64, at most ``max(block_elems, 8192)`` entries, clipped below at 0 (the expanded formula
-    ``|a|^2 + |b|^2 - 2 a.b`` can go slightly negative). Columns of ``b`` are taken 8192 at a time, rows of
-    ``a`` as many as fit. Inputs are assumed valid (2-D, same number of columns).
-    """
-    cols = min(b.shape[0], _MAX_BLOCK_COLS)
-    rows = _rows_per_block(cols, block_elems)
-    for c0 in range(0, b.shape[0], cols):
-        bb = np.asarray(b[c0 : c0 + cols], dtype=np.float64)
-        b_sq = np.einsum("ij,ij->i", bb, bb)
-        for r0 in range(0, a.shape[0], rows):
-            aa = np.asarray(a[r0 : r0 + rows], dtype=np.float64)
-            d = aa @ bb.T
-            d *= -2.0
-            d += np.einsum("ij,ij->i", aa, aa)[:, None]
-            d += b_sq[None, :]
-            np.maximum(d, 0.0, out=d)
-            yield r0, c0, d
-
-
-def knn_distances(
-    query: np.ndarray,
-    ref: np.ndarray,
-    k: int,
-    *,
-    exclude_self: bool = False,
-    block_elems: int = _BLOCK_ELEMS,
-) -> np.ndarray:
-    """Distances from each query row to its ``k`` nearest rows of ``ref``, ascending, shape ``(n_query, k)``.
-
-    Computed in blocks; memory is O(n_query * k + block). With ``exclude_self`` the query must be ``ref``
-    itself and row i is not its own neighbour (excluded by index, so exact duplicates still count).
-    Distances are float64 and floored at :data:`MIN_DIST`.
-    """
-    nq, nr = query.shape[0], ref.shape[0]
-    avail = nr - (1 if exclude_self else 0)
-    if k > avail:
-        raise InvalidInputError(f"need at least {k} reference points for k={k}, have {avail}")
-    best = np.full((nq, k), np.inf)
-    for r0, c0, d in iter_sq_dist_blocks(query, ref, block_elems=block_elems):
-        rows = d.shape[0]
-        if exclude_self:
-            # Row r0+i of the query is column r0+i of ref; knock it out of this block if present.
-            idx = np.arange(r0, r0 + rows)
-            inblock = (idx >= c0) & (idx < c0 + d.shape[1])
-            d[np.flatnonzero(inblock), idx[inblock] - c0] = np.inf
-        cur = best[r0 : r0 + rows]
-        merged = np.concatenate([cur, d], axis=1)
-        kk = min(k, merged.shape[1]) - 1
-        part = np.partition(merged, kk, axis=1)[:, :k]
-        best[r0 : r0 + rows] = part
-    best.sort(axis=1)
-    return np.sqrt(np.clip(best, MIN_SQ_DIST, MAX_SQ_DIST))
-
-
-def _check_pair(
-    target: object, sample: object, k: object, *, sample_min: int | None
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Validate a (target, sample, k) triple; ``sample_min=None`` means the sample needs k rows."""
-    k_ = check_int(k, "k", low=1)
-    x = check_embeddings(target, "target", min_rows=1, dtype=None)
-    if x.shape[0] <= k_:
-        raise InvalidInputError(
-            f"target: has {x.shape[0]} rows; the k-NN estimator needs more than k={k_} (n > k)"
-        )
-    w = check_embeddings(sample, "sample", dim=x.shape[1], min_rows=1, dtype=None)
-    need = k_ if sample_min is None else sample_min
-    if w.shape[0] < need:
-        raise InvalidInputError(
-            f"sample: has {w.shape[0]} rows; need at least {need}"
-            + (f" (the k-th neighbour with k={k_})" if sample_min is None else "")
-        )
-    return x, w, k_
-
-
-def kl_knn(target: np.ndarray, sample: np.ndarray, k: int = 5) -> float:
-    """Wang-Kulkarni-Verdu k-NN estimate of KL(target || sample).
-
-    Parameters
-    ----------
-    target : array of shape (n, d)
-        Sample of the reference distribution p (n > k).
-    sample : array of shape (m, d)
-        Sample of q, for example a selection (m >= k).
-    k : int, default 5
-        Neighbour rank.
-
-    Returns
-    -------
-    float
-        ``(d/n) sum_i log(nu_k(i) / rho_k(i)) + log(m / (n - 1))``. Distances below :data:`MIN_DIST` are
-        raised to it (duplicates), so the value is always finite. It can be negative: the estimator is
-        consistent, not unbiased.
-    """
-    x, w, k_ = _check_pair(target, sample, k, sample_min=None)
-    return _kl_knn(x, w, k_)
-
-
-def _kl_knn(x: np.ndarray, w: np.ndarray, k: int) -> float:
-    """kl_knn on validated arrays."""
-    n, d = x.shape
-    m = w.shape[0]
-    rho = knn_distances(x, x, k, exclude_self=True)[:, -1]
-    nu = knn_distances(x, w, k)[:, -1]
-    return float(d * np.mean(np.log(nu) - np.log(rho)) + math.log(m / (n - 1)))
+from ..validation import check_embeddings, check_real
+from .kernels import fast_descend_kernel, fast_point_kernel
+from .knn import DEFAULT_EPS, MAX_SQ_DIST, MIN_SQ_DIST, check_estimator_inputs, iter_sq_dist_blocks, knn_distances
 
 
 def _rank_term(k: int, m: int, n: int) -> float:
@@ -232,7 +55,7 @@ def kl_relaxed(
     eps : float, default 1e-8
         Added to every distance inside the logs.
     """
-    x, w, k_ = _check_pair(target, sample, k, sample_min=2 if discard_nearest_for_xy else 1)
+    x, w, k_ = check_estimator_inputs(target, sample, k, sample_min=2 if discard_nearest_for_xy else 1)
     eps_ = check_real(eps, "eps", low=0.0)
     state = RelaxedKL(x, k_, discard_nearest_for_xy=discard_nearest_for_xy, eps=eps_)
     state.reset(w)
@@ -254,7 +77,7 @@ def relaxed_gradient(
     :data:`MIN_DIST` of v contribute 0. With ``discard_nearest_for_xy``, target points whose nearest point
     would be v itself contribute 0 and the normaliser is ``n m``. Shape ``(d,)``, float64.
     """
-    x, w, k_ = _check_pair(target, sample, k, sample_min=1)
+    x, w, k_ = check_estimator_inputs(target, sample, k, sample_min=1)
     v_ = check_embeddings(np.asarray(v).reshape(1, -1), "v", dim=x.shape[1], dtype=np.float64)[0]
     state = RelaxedKL(x, k_, discard_nearest_for_xy=discard_nearest_for_xy, eps=eps)
     state.reset(w)
@@ -325,6 +148,12 @@ class RelaxedKL:
     def sq_dists(self, p: np.ndarray) -> np.ndarray:
         """Clipped squared distances from every target point to ``p`` (shape (n,)), O(n d)."""
         p = np.asarray(p, dtype=np.float64)
+        kernel = fast_point_kernel() if self.use_fast is not False and p.ndim == 1 else None
+        if kernel is not None:  # one compiled pass that also sums the log-distances (kept for _log_sum)
+            out = np.empty(self.n)
+            total = kernel(self.x, self.x_sq, p, self.eps, MIN_SQ_DIST, MAX_SQ_DIST, out)
+            self._last_log_sum = (out, float(total))
+            return out
         s = self.x_sq - 2.0 * (self.x @ p) + float(p @ p)
         return np.clip(s, MIN_SQ_DIST, MAX_SQ_DIST)
 
@@ -362,7 +191,8 @@ class RelaxedKL:
         if sq is None:
             sq = self.sq_dists(p)
         lds = self.log_dist_sum + self._log_sum(sq)
-        return self._value(self.m + 1, lds, np.minimum(self.nearest_sq, sq))
+        # the nearest distances enter the value only with discard_nearest_for_xy
+        return self._value(self.m + 1, lds, np.minimum(self.nearest_sq, sq) if self.discard else self.nearest_sq)
 
     def add(self, p: np.ndarray, sq: np.ndarray | None = None) -> float:
         """Append ``p`` to the sample; returns the new value. O(n d)."""
@@ -415,7 +245,7 @@ class RelaxedKL:
             return v
         factor = lr * scale * self.d / (self.n * (self.m + 1))
         x, x_sq, row_w = self._descend_rows()
-        kernel = _fast_kernel() if self.use_fast is not False else None
+        kernel = fast_descend_kernel() if self.use_fast is not False else None
         if kernel is not None:
             if self._row_w.shape[0] != self.n:
                 self._row_w = np.ones(self.n)
@@ -518,101 +348,3 @@ class RepelledKL(RelaxedKL):
 
     def _descend_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         return self._xs, self._xs_sq, self._ws
-
-
-# -- the compiled gradient loop (optional: numba) ------------------------------------------------------------
-_KERNEL: list[Any] = []  # [descend kernel or None, nearest kernel or None] once looked up
-
-
-def _descend_kernel_py(x: np.ndarray, x_sq: np.ndarray, row_w: np.ndarray, v: np.ndarray, steps: int,
-                       factor: float, eps: float, lo: float, hi: float) -> None:  # pragma: no cover - compiled
-    """``steps`` gradient steps on ``v`` in place (no discard), as :meth:`RelaxedKL._descend_numpy`.
-
-    One pass over the rows of ``x`` per step: the row's dot product with ``v`` gives its squared distance,
-    then the same row (still in the L1 cache) is added into ``X^T c`` with its coefficient; so the target is
-    read once per step, not twice (it is memory-bound at text sizes: 860 x 384 float64 is 2.6 MB). Compiled
-    with reassociated sums (vectorised dot products, as BLAS's): the last bits differ from numpy's. Row i's
-    coefficient is ``row_w[i] / (r_i (r_i + eps))`` (all ones for the plain objective: the same arithmetic;
-    negative for the rows of an exclusion set, :class:`RepelledKL`).
-    """
-    n, d = x.shape
-    g = np.empty(d)
-    for _ in range(steps):
-        vv = 0.0
-        for j in range(d):
-            vv += v[j] * v[j]
-        for j in range(d):
-            g[j] = 0.0
-        tot = 0.0
-        for i in range(n):
-            a = 0.0
-            for j in range(d):
-                a += x[i, j] * v[j]
-            si = x_sq[i] - 2.0 * a + vv
-            if lo < si < hi:  # clipped distances have zero derivative (as the clip in RelaxedKL.gradient)
-                c = row_w[i] / (si + eps * math.sqrt(si))
-                tot += c
-                for j in range(d):
-                    g[j] += x[i, j] * c
-        for j in range(d):
-            v[j] -= factor * (v[j] * tot - g[j])
-
-
-def _nearest_kernel_py(points: np.ndarray, sq_norms: np.ndarray, used: np.ndarray,
-                       v: np.ndarray) -> tuple[int, float]:  # pragma: no cover - compiled
-    """``(i, d)``: the unused row of ``points`` nearest to ``v`` by ``|p|^2 - 2 p.v + |v|^2`` (float64 sums;
-    the lowest index on ties), ``(-1, inf)`` when every row is used. One pass, no temporary."""
-    n, d = points.shape
-    vv = 0.0
-    for j in range(d):
-        vv += v[j] * v[j]
-    best_i, best_d = -1, np.inf
-    for i in range(n):
-        if used[i]:
-            continue
-        a = 0.0
-        for j in range(d):
-            a += np.float64(points[i, j]) * v[j]
-        di = sq_norms[i] - 2.0 * a + vv
-        if di < best_d:
-            best_i, best_d = i, di
-    return best_i, best_d
-
-
-def _fast_kernel() -> Any:
-    """The numba-compiled :func:`_descend_kernel_py`, or None when numba is not installed (or disabled with
-    ``GIOSELECT_NO_NUMBA=1``). Compiled on first use (about a second; cached on disk by numba when it can)."""
-    if not _KERNEL:
-        kernel = None
-        if os.environ.get("GIOSELECT_NO_NUMBA", "") in ("", "0"):
-            try:
-                import numba
-            except ImportError:
-                logger.debug("numba not installed: GIO's gradient loop runs in numpy (pip install 'gioselect[fast]')")
-            else:
-                kernel = _jit(numba, _descend_kernel_py, fastmath={"reassoc"})
-                # reassociated sums (vectorised dot products), like BLAS's: the last bits of a distance may
-                # differ from numpy's, an exact tie between two candidates may then break the other way
-                _KERNEL.append(_jit(numba, _nearest_kernel_py, fastmath={"reassoc"}))
-        _KERNEL.insert(0, kernel)
-        if len(_KERNEL) == 1:
-            _KERNEL.append(None)
-    return _KERNEL[0]
-
-
-def _jit(numba: Any, func: Any, **options: Any) -> Any:
-    try:
-        return numba.njit(cache=True, nogil=True, **options)(func)
-    except RuntimeError:  # no writable cache location: compile in every process instead
-        return numba.njit(nogil=True, **options)(func)
-
-
-def fast_nearest_kernel() -> Any:
-    """The compiled :func:`_nearest_kernel_py` (for :class:`gioselect.optimize.CandidateSet`), or None."""
-    _fast_kernel()
-    return _KERNEL[1]
-
-
-def fast_path_available() -> bool:
-    """True when GIO's gradient loop runs compiled (numba importable and not disabled)."""
-    return _fast_kernel() is not None
