@@ -249,27 +249,38 @@ def suite_case(name: str, size: str, seed: int, points: int = 24) -> dict[str, A
     return out
 
 
-def implemented_case(name: str, size: str, seed: int) -> dict[str, Any]:
-    """The F1 rule through the library (``stop_criterion="f1"``, the suite's ``select_quantized`` call), against
-    the best prefix of one GIO run (the library's defaults) forced to 2x the larger of the rule's run length and
-    the true count (mask tasks only): the rule's gap, computed from what the implemented code selected."""
+def implemented_case(name: str, size: str, seed: int, rules: Sequence[str] = ("f1",)) -> dict[str, Any]:
+    """The size rules through the library (``stop_criterion`` in ``rules``: ``"f1"``, ``"auto"``,
+    ``"estimate"``; the suite's ``select_quantized`` call), against the best prefix of one GIO run (the library's
+    defaults) forced to 2x the larger of the rules' sizes and the true count (mask tasks only): each rule's gap,
+    computed from what the implemented code selected. The first rule's numbers are also the record's top level."""
     from suite.core import TASKS, run_gio
 
     task = TASKS[name].build(size, seed)
     if task.mask is None:
         raise ValueError(f"{name}: --implemented needs a mask task (F1 yardstick)")
-    t0 = time.perf_counter()
-    ids, info = run_gio(task, {"stop_criterion": "f1"}, None, seed)
-    secs = time.perf_counter() - t0
     n_pos = int(task.mask.sum())
-    top = min(task.pool.shape[0], int(2 * max(n_pos, ids.shape[0])))
+    picked: dict[str, tuple[np.ndarray, dict[str, Any], float]] = {}
+    for rule in rules:
+        t0 = time.perf_counter()
+        ids, info = run_gio(task, {"stop_criterion": rule}, None, seed)
+        picked[rule] = (ids, info, time.perf_counter() - t0)
+    top = min(task.pool.shape[0], int(2 * max(n_pos, *(v[0].shape[0] for v in picked.values()))))
+    t0 = time.perf_counter()
     curve, _ = run_gio(task, {}, top, seed)
+    curve_s = time.perf_counter() - t0
     f = _f1_prefixes(task.mask[curve].astype(float), n_pos)
-    got = 2.0 * float(task.mask[ids].sum()) / (ids.shape[0] + n_pos)
     b = int(np.argmax(f))
-    return {"task": name, "seed": seed, "true_rows": n_pos, "rule_rows": int(ids.shape[0]), "rule_f1": got,
-            "best_rows": b + 1, "best_f1": float(f[b]), "gap": float(f[b]) - got, "stop_reason": info["stop_reason"],
-            "same_prefix": bool(np.array_equal(np.sort(curve[: ids.shape[0]]), np.sort(ids))), "rule_seconds": secs}
+    per_rule: dict[str, dict[str, Any]] = {}
+    for rule, (ids, info, secs) in picked.items():
+        got = 2.0 * float(task.mask[ids].sum()) / (ids.shape[0] + n_pos)
+        per_rule[rule] = {"rule_rows": int(ids.shape[0]), "rule_f1": got, "gap": float(f[b]) - got,
+                          "stop_reason": info["stop_reason"], "rule_seconds": secs,
+                          "same_prefix": bool(np.array_equal(np.sort(curve[: ids.shape[0]]), np.sort(ids)))}
+    first = per_rule[rules[0]]
+    return {"task": name, "seed": seed, "true_rows": n_pos, **first, "best_rows": b + 1, "best_f1": float(f[b]),
+            "curve_rows": int(curve.shape[0]), "curve_seconds": curve_s, "clusters": int(task.clusters or 0),
+            "rules": per_rule}
 
 
 def run_suite_curves(names: Sequence[str], size: str, seeds: Sequence[int], path: Path) -> None:
@@ -419,6 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--implemented", default="", help="comma-separated suite mask tasks: the F1 rule through the "
                     "library (stop_criterion='f1') against the best size on GIO's curve, one JSON line per task and "
                     "seed in <out>/stopping_implemented_<size>.jsonl")
+    ap.add_argument("--rules", default="f1", help="with --implemented: comma-separated stop_criterion values to "
+                    "measure on the same curve (f1, auto, estimate; default f1)")
     ap.add_argument("--summarize", default="", help="comma-separated .jsonl files of --suite runs: print their table")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
@@ -436,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         with (args.out / f"stopping_implemented_{args.size}.jsonl").open("a", encoding="utf-8") as fh:
             for name in [t for t in args.implemented.split(",") if t]:
                 for s in [args.seed + i for i in range(n_seeds)]:
-                    rec = implemented_case(name, args.size, s)
+                    rec = implemented_case(name, args.size, s, [r for r in args.rules.split(",") if r])
                     print(json.dumps(rec), flush=True)
                     fh.write(json.dumps(rec) + "\n")
                     fh.flush()

@@ -3,6 +3,7 @@ exact budgets and the scale-free start set."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -110,6 +111,10 @@ def test_default_auto_is_the_f1_rule(objective: str) -> None:
     assert est is not None and est.f1 is not None and sel.stop_reason_ == "auto-f1"
     assert len(np.unique(sel.selected_indices_)) == est.f1["best_rows"]
     assert est.f1["reason"].startswith(f"auto: prefix maximising the estimated F1 at n={est.f1['best_rows']}")
+    curve = est.f1["curve"]  # the estimated F1 per pick, its argmax the kept prefix
+    assert curve["picks"][int(np.argmax(curve["f1"]))] == est.f1["best_picks"] == curve["rows"][
+        int(np.argmax(curve["f1"]))]
+    assert curve["picks"][-1] == est.f1["ran_picks"]
     if objective == "relaxed":
         assert positive[sel.selected_indices_].mean() > 0.9
 
@@ -201,6 +206,15 @@ def test_cli_auto_size_and_exact_budget(tmp_path: Path) -> None:
     # the default: the F1 rule, cut to its argmax
     assert man["stop_reason"] == "auto-f1" and man["size_estimate"]["f1"]["best_rows"] == ids.shape[0]
     assert man["size_reason"].startswith(f"auto: prefix maximising the estimated F1 at n={ids.shape[0]}")
+    # the curve: in the manifest, as f1_curve.csv (kept = the selection's prefix) and in the report
+    curve = man["size_estimate"]["f1"]["curve"]
+    assert curve["rows"][int(np.argmax(curve["f1"]))] == ids.shape[0] and curve["rows"][-1] > ids.shape[0]
+    with open(tmp_path / "auto" / "f1_curve.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert man["outputs"]["f1_curve"] == "f1_curve.csv" and len(rows) == len(curve["rows"])
+    assert max(int(r["rows"]) for r in rows if r["kept"] == "1") == ids.shape[0]
+    html = (tmp_path / "auto" / "report.html").read_text()
+    assert 'id="size"' in html and "estimated F1" in html
     assert abs(ids.shape[0] - 200) < 50 and positive[ids].mean() > 0.9
     assert man["warnings"] == []
     assert main(["select", "--pool", str(p), "--target", str(t), "--out", str(tmp_path / "est"),

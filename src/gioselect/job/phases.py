@@ -279,6 +279,9 @@ def run_phases(ctx: RunContext, engine: JobEngine) -> dict[str, Any]:
     pick_cols = engine.write_picks(result, selected_ids, sel.picks, sel.assignment, search, inp)
     if pick_cols is not None:
         outputs["picks"] = "picks.csv"
+    if sel.size_estimate is not None and sel.size_estimate.f1 is not None:  # the F1 rule's curve
+        write_f1_curve(result / "f1_curve.csv", sel.size_estimate.f1)
+        outputs["f1_curve"] = "f1_curve.csv"
     final_kl = float(st.kl_trace[-1]) if st.kl_trace else float(search.initial_kl)
     timings["write"] = time.monotonic() - t0
     manifest = _manifest(ctx, engine, inp, sel, seeds, selected_ids, outputs, final_kl,
@@ -295,6 +298,24 @@ def run_phases(ctx: RunContext, engine: JobEngine) -> dict[str, Any]:
                      **engine.report_options(cfg, inp, result, outputs, pick_cols))
 
     return ctx.finish(result, manifest, report if cfg.report else None)
+
+
+def write_f1_curve(path: Path, f1: dict[str, Any]) -> None:
+    """``f1_curve.csv``: the F1 rule's estimated F1 after each recorded pick (``pick``, ``rows``, ``estimated_f1``,
+    ``kept``: 1 up to the prefix the selection was cut to)."""
+    import csv
+    import io
+
+    from ..io import atomic_path
+
+    curve = f1.get("curve") or {"picks": [], "rows": [], "f1": []}
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["pick", "rows", "estimated_f1", "kept"])
+    for p, r, v in zip(curve["picks"], curve["rows"], curve["f1"], strict=True):
+        w.writerow([p, r, repr(float(v)), int(p <= int(f1["best_picks"]))])
+    with atomic_path(path) as tmp:
+        tmp.write_text(buf.getvalue())
 
 
 def _manifest(ctx: RunContext, engine: JobEngine, inp: Any, sel: Selected, seeds: Seeds, selected_ids: np.ndarray,

@@ -33,7 +33,7 @@ from .format import (
     stop_text,
     wall_time,
 )
-from .plots import TSNE_MAX_ROWS, has_tsne, initial_value, kl_trace_png, projection_png, trace_values
+from .plots import TSNE_MAX_ROWS, f1_curve_png, has_tsne, initial_value, kl_trace_png, projection_png, trace_values
 
 __all__ = ["PICKS_SHOWN", "PREVIEW_CHARS", "write_report"]
 
@@ -280,6 +280,12 @@ def write_report(
     else:
         parts.append(_note("No objective values recorded; the curve is skipped."))
 
+    f1 = dig(m, "size_estimate", "f1")
+    if isinstance(f1, Mapping) and f1.get("curve"):  # the F1 rule (the automatic size): where it cut
+        parts.append('<h2 id="size">Automatic size: estimated F1 per row selected</h2>')
+        parts.append(_img(f1_curve_png(dict(f1["curve"]), f1.get("best_rows"), "The F1 rule along GIO's picks"),
+                          "estimated F1 of retrieving the target-like rows against the rows selected"))
+        parts.append(_note(str(f1.get("reason", ""))))
     parts.append('<h2 id="projection">2-D projection</h2>')
     if target_sample is None or pool_sample is None:
         parts.append(_note("Samples were not provided; the projection is skipped."))

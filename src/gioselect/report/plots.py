@@ -18,8 +18,8 @@ from ..errors import InvalidInputError, InvalidTypeError, MissingDependencyError
 from ..validation import check_embeddings, check_int
 from .format import atomic_write_bytes
 
-__all__ = ["TSNE_MAX_ROWS", "has_tsne", "initial_value", "kl_trace_png", "pca_2d", "plot_kl_trace", "plot_projection",
-           "projection_png", "trace_values", "tsne_2d"]
+__all__ = ["TSNE_MAX_ROWS", "f1_curve_png", "has_tsne", "initial_value", "kl_trace_png", "pca_2d", "plot_kl_trace",
+           "plot_projection", "projection_png", "trace_values", "tsne_2d"]
 
 logger = logging.getLogger(__name__)
 
@@ -198,6 +198,33 @@ def kl_trace_png(kl_trace: Any, initial_kl: Any, title: str, picks_label: str) -
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(f"{picks_label} (0 = start set)")
     ax.set_ylabel("objective (k-NN KL estimate)")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    return _png_bytes(fig)
+
+
+def f1_curve_png(curve: Any, best_rows: Any, title: str) -> bytes:
+    """PNG of the F1 rule's estimated F1 against the rows selected (``curve``: the run record's
+    ``size_estimate.f1.curve``, with ``rows`` and ``f1``), the kept prefix (``best_rows``) marked."""
+    x = np.asarray(curve.get("rows", []) if isinstance(curve, dict) else [], dtype=np.float64).reshape(-1)
+    y = np.asarray(curve.get("f1", []) if isinstance(curve, dict) else [], dtype=np.float64).reshape(-1)
+    fig = _new_figure()
+    ax = fig.add_subplot(1, 1, 1)
+    if x.size == 0 or x.size != y.size or not np.isfinite(y).any():
+        ax.text(0.5, 0.5, "no estimated F1 recorded", ha="center", va="center", transform=ax.transAxes)
+    else:
+        ax.plot(x, y, color=_COLORS["trace"], lw=1.5, marker="o" if y.size <= 60 else None, ms=3,
+                label="estimated F1")
+        b = int(np.nanargmax(y))
+        kept = float(best_rows) if isinstance(best_rows, numbers.Real) else float(x[b])
+        ax.axvline(kept, color=_COLORS["selected"], ls=":", lw=1)
+        ax.plot([x[b]], [y[b]], "s", color=_COLORS["selected"], ms=7,
+                label=f"maximum at {int(x[b]):,} rows: {y[b]:.3f} (kept {int(kept):,})")
+        ax.plot([x[-1]], [y[-1]], "v", color="#555555", ms=6, label=f"run ended at {int(x[-1]):,} rows")
+        ax.legend(loc="best", fontsize=9)
+    ax.set_xlabel("rows selected")
+    ax.set_ylabel("estimated F1 of retrieving target-like rows")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     fig.tight_layout()

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..optimize import GIOParams, GIOSearch
-from ..sizing import F1Prefix, SizeEstimate, estimate_target_rows
+from ..sizing import F1Prefix, SizeEstimate, estimate_target_rows, f1_curve
 from ..stopping import SIZE_RULES
 from ..validation import check_embeddings
 from .base import Search
@@ -29,6 +29,9 @@ __all__ = ["F1Sizer", "GIOResult", "Search", "auto_budget", "make_search", "resu
            "validate_fit_inputs", "with_size_estimate"]
 
 logger = logging.getLogger(__name__)
+
+#: Most points of the estimated-F1 curve kept in the run record (:meth:`F1Sizer.curve`).
+CURVE_POINTS = 400
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,8 @@ class F1Sizer:
         self.prefix = F1Prefix(est.target_like_total)
         self.seen: set[int] = set()
         self.order: list[int] = []
+        self.weights: list[float] = []  # each distinct pick's target-like count (posterior x rows)
+        self.rows: list[float] = []  # and the rows it stands for
         self._warned = False
 
     def add(self, candidate: int) -> None:
@@ -169,12 +174,28 @@ class F1Sizer:
         self.seen.add(c)
         self.order.append(c)
         if self.sizes is None:
-            w = float(self.est.posteriors(self.candidates[c : c + 1], np.array([c]))[0])
-            self.prefix.add(w, 1.0)
+            w, r = float(self.est.posteriors(self.candidates[c : c + 1], np.array([c]))[0]), 1.0
         else:
             assert self.est.scorer is not None
-            w = float(self.est.scorer.posterior(self.candidates[c : c + 1])[0])
-            self.prefix.add(w * self.sizes[c], self.sizes[c])
+            r = float(self.sizes[c])
+            w = float(self.est.scorer.posterior(self.candidates[c : c + 1])[0]) * r
+        self.prefix.add(w, r)
+        self.weights.append(w)
+        self.rows.append(r)
+
+    def curve(self, points: int = CURVE_POINTS) -> dict[str, list[float]]:
+        """The estimated F1 after each distinct pick (:func:`gioselect.sizing.f1_curve`), at most ``points`` of
+        them (evenly spaced picks, always with the argmax and the last): ``picks``, ``rows`` (cumulative) and
+        ``f1``; for the run record, the report's chart and ``f1_curve.csv``."""
+        n = len(self.weights)
+        if n == 0:
+            return {"picks": [], "rows": [], "f1": []}
+        f = f1_curve(np.asarray(self.weights), self.prefix.total, np.asarray(self.rows))
+        cum = np.cumsum(np.asarray(self.rows, dtype=np.float64))
+        keep = np.unique(np.concatenate([np.linspace(0, n - 1, min(n, points)).round().astype(np.int64),
+                                         [max(self.prefix.best_picks - 1, 0), n - 1]]))
+        return {"picks": (keep + 1).tolist(), "rows": [round(float(x)) for x in cum[keep]],
+                "f1": [float(x) for x in f[keep]]}
 
     def add_all(self, picks: Any) -> None:
         """Count picks already made (a resumed run)."""
@@ -201,8 +222,10 @@ class F1Sizer:
         return round(self.prefix.kept_rows)
 
     def finished(self) -> SizeEstimate:
-        """The size estimate with the F1 rule's outcome (``f1``: argmax, how far the run went, ``reason``)."""
+        """The size estimate with the F1 rule's outcome (``f1``: argmax, how far the run went, ``reason`` and
+        ``curve``, the estimated F1 along the picks: :meth:`curve`)."""
         f = self.prefix.as_dict()
+        f["curve"] = self.curve()
         why = (f"F1 had not improved for {f['ran_picks'] - self.prefix.best_picks} picks" if self.done
                else "the pool, max_iter or the exclusion set ended the run first")
         if f["empty"]:
