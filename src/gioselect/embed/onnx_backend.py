@@ -179,23 +179,39 @@ class OnnxModel:
         self.tokenizer = tokenizer
         self.spec = spec
         self.input_names = [i.name for i in session.get_inputs()]
+        pad = tokenizer.padding or {}
+        self.pad_id = int(pad.get("pad_id", 0))
+        self.pad_type_id = int(pad.get("pad_type_id", 0))
+        tokenizer.no_padding()  # batches are padded in run(), to their longest encoding
         self.dim = int(session.get_outputs()[0].shape[-1])
 
-    def encode(self, texts: list[str], max_seq_length: int) -> np.ndarray:
-        """Pooled (and, when the model has a Normalize layer, unit) float32 vectors of one batch."""
+    def tokenize(self, texts: list[str], max_seq_length: int) -> list[Any]:
+        """The texts' token encodings (the tokenizer's fast batch call), truncated, not padded."""
         tok = self.tokenizer
         tok.enable_truncation(max_length=max_seq_length)
         clean = [t.strip() for t in texts]
         if self.spec.lower_case:
             clean = [t.lower() for t in clean]
-        enc = tok.encode_batch(clean)
-        feed_all = {
-            "input_ids": np.array([e.ids for e in enc], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64),
-            "token_type_ids": np.array([e.type_ids for e in enc], dtype=np.int64),
-        }
+        return list(tok.encode_batch(clean))
+
+    def run(self, encodings: list[Any]) -> np.ndarray:
+        """Pooled (and, when the model has a Normalize layer, unit) float32 vectors of one batch of encodings.
+
+        The batch is padded to its longest encoding only (the attention mask hides the padding).
+        """
+        lengths = [len(e.ids) for e in encodings]
+        width = max(lengths)
+        n = len(encodings)
+        ids = np.full((n, width), self.pad_id, dtype=np.int64)
+        types = np.full((n, width), self.pad_type_id, dtype=np.int64)
+        attn = np.zeros((n, width), dtype=np.int64)
+        for i, (e, k) in enumerate(zip(encodings, lengths, strict=True)):
+            ids[i, :k] = e.ids
+            types[i, :k] = e.type_ids
+            attn[i, :k] = e.attention_mask
+        feed_all = {"input_ids": ids, "attention_mask": attn, "token_type_ids": types}
         hidden = self.session.run(["last_hidden_state"], {n: feed_all[n] for n in self.input_names})[0]
-        mask = feed_all["attention_mask"].astype(np.float32)[:, :, None]
+        mask = attn.astype(np.float32)[:, :, None]
         if self.spec.pooling == "mean":
             pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), np.float32(1e-9))
         elif self.spec.pooling == "cls":
@@ -207,6 +223,10 @@ class OnnxModel:
             norms = np.linalg.norm(pooled, axis=1, keepdims=True)
             pooled = pooled / np.maximum(norms, np.float32(1e-12))
         return pooled
+
+    def encode(self, texts: list[str], max_seq_length: int) -> np.ndarray:
+        """Pooled (and, when the model has a Normalize layer, unit) float32 vectors of one batch of texts."""
+        return self.run(self.tokenize(texts, max_seq_length))
 
 
 # Sessions open in this process, by (model id, threads).
@@ -245,10 +265,6 @@ def load_onnx_model(model_id: str, path: Path, threads: int) -> OnnxModel:
             "that folder and run again to export it anew"
         ) from exc
     tokenizer = Tokenizer.from_file(str(spec.transformer_dir / "tokenizer.json"))
-    pad = tokenizer.padding or {}
-    tokenizer.no_padding()
-    tokenizer.enable_padding(pad_id=int(pad.get("pad_id", 0)), pad_token=str(pad.get("pad_token", "[PAD]")),
-                             pad_type_id=int(pad.get("pad_type_id", 0)))  # to the batch's longest text
     model = OnnxModel(session, tokenizer, spec)
     logger.info("loaded ONNX model %s in %.1f s (%d threads)", dest, time.perf_counter() - t0, threads)
     _ONNX_MODELS[key] = model

@@ -10,7 +10,7 @@ import logging
 import os
 import struct
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,9 @@ from .onnx_backend import OnnxModel, load_onnx_model
 __all__ = ["EmbeddingCache", "TextEmbedder", "check_texts", "embed_texts", "text_content_hash"]
 
 logger = logging.getLogger(__name__)
+
+#: Batches tokenised in one call of the ONNX backend (then sorted by token count): bounds the encodings held.
+_TOKENIZE_BATCHES = 32
 
 def check_texts(texts: Any, name: str = "texts") -> list[str]:
     """Validate a sequence of non-empty strings; errors name the index of the first bad entry."""
@@ -151,6 +154,26 @@ class TextEmbedder:
         """The ONNX session of this model (exported and opened on first use)."""
         return load_onnx_model(self.model_id, self.model_path, self._n_threads())
 
+    def _onnx_batches(self, onnx_model: OnnxModel, items: list[str], order: np.ndarray
+                      ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(row ids, vectors) of each ONNX batch.
+
+        Texts are tokenised once, :data:`_TOKENIZE_BATCHES` batches at a time (in the character-length order),
+        and re-sorted by token count within that chunk, so each batch is padded to the length of its own
+        longest text, and no further.
+        """
+        length = self.max_seq_length if self.max_seq_length is not None else onnx_model.spec.max_seq_length
+        bs = int(self.batch_size)
+        chunk = bs * _TOKENIZE_BATCHES
+        for c0 in range(0, len(items), chunk):
+            rows = order[c0:c0 + chunk]
+            encs = onnx_model.tokenize([items[i] for i in rows], length)
+            by_tokens = np.argsort(-np.fromiter((len(e.ids) for e in encs), dtype=np.int64, count=len(encs)),
+                                   kind="stable")
+            for a in range(0, len(rows), bs):
+                part = by_tokens[a:a + bs]
+                yield rows[part], onnx_model.run([encs[j] for j in part])
+
     def embed(self, texts: Sequence[str], *, progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Embed texts.
 
@@ -180,13 +203,13 @@ class TextEmbedder:
         """
         items = check_texts(texts)
         self._check_params()
-        encode: Callable[[list[str]], np.ndarray]
+        n = len(items)
+        bs = int(self.batch_size)
+        # Longest first, as sentence-transformers does within one call: batches of similar lengths pad less.
+        order = np.argsort(-np.fromiter((len(t) for t in items), dtype=np.int64, count=n), kind="stable")
+        batches: Iterable[tuple[np.ndarray, np.ndarray]]
         if self.backend == "onnx":
-            onnx_model = self._onnx()
-            length = self.max_seq_length if self.max_seq_length is not None else onnx_model.spec.max_seq_length
-
-            def encode(batch: list[str]) -> np.ndarray:
-                return onnx_model.encode(batch, length)
+            batches = self._onnx_batches(self._onnx(), items, order)  # the session opens here, not lazily
         else:
             torch, _ = import_text_stack()
             model, default_len = load_model(self.model_path)
@@ -197,15 +220,12 @@ class TextEmbedder:
             def encode(batch: list[str]) -> np.ndarray:
                 return np.asarray(model.encode(batch, batch_size=len(batch), convert_to_numpy=True,
                                                normalize_embeddings=bool(self.normalize), show_progress_bar=False))
-        n = len(items)
-        # Longest first, as sentence-transformers does within one call: batches of similar lengths pad less.
-        order = np.argsort(-np.fromiter((len(t) for t in items), dtype=np.int64, count=n), kind="stable")
+
+            batches = ((order[a:a + bs], encode([items[i] for i in order[a:a + bs]])) for a in range(0, n, bs))
         out: np.ndarray | None = None
-        bs = int(self.batch_size)
         t0 = time.perf_counter()
-        for start in range(0, n, bs):
-            idx = order[start:start + bs]
-            emb = np.asarray(encode([items[i] for i in idx]), dtype=np.float32)
+        for idx, batch_emb in batches:
+            emb = np.asarray(batch_emb, dtype=np.float32)
             if out is None:
                 out = np.empty((n, emb.shape[1]), dtype=np.float32)
             out[idx] = emb
