@@ -19,7 +19,14 @@ import numpy as np
 from ..errors import InvalidInputError, InvalidParameterError, InvalidTypeError
 from ..io.files import atomic_path
 from ..validation import check_int
-from .models import DEFAULT_EMBED_BACKEND, EMBED_BACKENDS, import_text_stack, load_model, resolve_model
+from .models import (
+    DEFAULT_EMBED_BACKEND,
+    EMBED_BACKENDS,
+    EXACT_EMBED_BACKENDS,
+    import_text_stack,
+    load_model,
+    resolve_model,
+)
 from .onnx_backend import OnnxModel, load_onnx_model
 
 __all__ = ["EmbeddingCache", "TextEmbedder", "check_texts", "embed_texts", "text_content_hash"]
@@ -76,10 +83,12 @@ class TextEmbedder:
         ``Normalize`` layer, like all-MiniLM-L6-v2, still give unit rows).
     max_seq_length : int or None, default None
         Truncate texts to this many tokens; ``None`` keeps the model's setting (256 for all-MiniLM-L6-v2).
-    backend : {"onnx", "sentence-transformers"}, default "onnx"
+    backend : {"onnx", "onnx-int8", "sentence-transformers"}, default "onnx"
         ``"onnx"``: ONNX Runtime on the model exported locally (once, into :func:`onnx_cache_dir`);
         ``"sentence-transformers"``: ``SentenceTransformer.encode``. Both give the same vectors to float32
-        rounding; see the module notes.
+        rounding; see the module notes. ``"onnx-int8"``: the export with int8 weights in the query, key, value
+        and feed-forward up-projection MatMuls (made once from the export, cached beside it): faster, with
+        vectors that differ slightly (cosine to the float32 ones about 0.99; BENCHMARKS.md).
 
     Notes
     -----
@@ -124,7 +133,7 @@ class TextEmbedder:
     @property
     def dim(self) -> int:
         """Embedding dimension (loads the model)."""
-        if self.backend == "onnx":
+        if self.backend.startswith("onnx"):
             return self._onnx().dim
         model, _ = load_model(self.model_path)
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
@@ -152,7 +161,8 @@ class TextEmbedder:
 
     def _onnx(self) -> OnnxModel:
         """The ONNX session of this model (exported and opened on first use)."""
-        return load_onnx_model(self.model_id, self.model_path, self._n_threads())
+        return load_onnx_model(self.model_id, self.model_path, self._n_threads(),
+                               int8=self.backend == "onnx-int8")
 
     def _onnx_batches(self, onnx_model: OnnxModel, items: list[str], order: np.ndarray
                       ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -208,7 +218,7 @@ class TextEmbedder:
         # Longest first, as sentence-transformers does within one call: batches of similar lengths pad less.
         order = np.argsort(-np.fromiter((len(t) for t in items), dtype=np.int64, count=n), kind="stable")
         batches: Iterable[tuple[np.ndarray, np.ndarray]]
-        if self.backend == "onnx":
+        if self.backend.startswith("onnx"):
             batches = self._onnx_batches(self._onnx(), items, order)  # the session opens here, not lazily
         else:
             torch, _ = import_text_stack()
@@ -370,8 +380,8 @@ def embed_texts(
     cache : EmbeddingCache, bool or None, default True
         ``True`` for the default :class:`EmbeddingCache`, an instance to use it, ``False``/``None`` for none.
     batch_size, threads, normalize, max_seq_length, backend
-        As in :class:`TextEmbedder`. The backend is not part of the cache key: both give the same vectors to
-        float32 rounding (see the module notes), so an entry written by one serves the other.
+        As in :class:`TextEmbedder`. ``"onnx"`` and ``"sentence-transformers"`` give the same vectors to float32
+        rounding (see the module notes), so they share cache entries; ``"onnx-int8"`` has its own.
     progress : callable, optional
         Called with the number of texts finished, after each batch (once with n on a cache hit).
 
@@ -402,8 +412,11 @@ def embed_texts(
     embedder._check_params()
     key = None
     if store is not None:
+        # Backends that change the vectors get their own entries; the exact ones keep the key they always had.
+        variant = {} if backend in EXACT_EMBED_BACKENDS else {"backend": backend}
         key = store.key(
-            embedder.model_id, text_content_hash(items), normalize=bool(normalize), max_seq_length=max_seq_length
+            embedder.model_id, text_content_hash(items), normalize=bool(normalize), max_seq_length=max_seq_length,
+            **variant,
         )
         hit = store.get(key)
         if hit is not None and hit.shape[0] == len(items):
