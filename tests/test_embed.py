@@ -261,7 +261,8 @@ def test_bad_parameters(tmp_path: Path) -> None:
         E.embed_texts(["x"], cache=False, batch_size=0)
     with pytest.raises(InvalidParameterError, match="threads"):
         E.TextEmbedder(threads=0).embed(["x"])
-    with pytest.raises(InvalidParameterError, match=r"backend must be one of 'onnx', 'sentence-transformers'"):
+    with pytest.raises(InvalidParameterError,
+                       match=r"backend must be one of 'onnx', 'onnx-int8', 'sentence-transformers'"):
         E.TextEmbedder(backend="torch").embed(["x"])
 
 
