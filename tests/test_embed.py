@@ -261,7 +261,8 @@ def test_bad_parameters(tmp_path: Path) -> None:
         E.embed_texts(["x"], cache=False, batch_size=0)
     with pytest.raises(InvalidParameterError, match="threads"):
         E.TextEmbedder(threads=0).embed(["x"])
-    with pytest.raises(InvalidParameterError, match=r"backend must be one of 'onnx', 'sentence-transformers'"):
+    with pytest.raises(InvalidParameterError,
+                       match=r"backend must be one of 'onnx', 'onnx-int8', 'sentence-transformers'"):
         E.TextEmbedder(backend="torch").embed(["x"])
 
 
@@ -454,6 +455,92 @@ def test_cli_embed_backends_agree(onnx_embedder: E.TextEmbedder, embedder: E.Tex
                      "--embed-backend", backend, "--threads", "1", "-q"]) == 0
         outs[backend] = np.load(out)
     np.testing.assert_allclose(outs["onnx"], outs["sentence-transformers"], atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------ ONNX int8 (opt-in)
+
+INT8_TEXTS = [
+    "Shares in the mobile phone maker rose after it reported record profits.",
+    "The striker scored twice in the second half to seal the win.",
+    "Ministers will publish the bill on Monday, the prime minister said.",
+    "The film took more than 20 million dollars in its opening weekend.",
+    "Broadband use has doubled in a year as prices fell.",
+    "ok",
+    "The markets rallied, " * 100,  # cut at 256 tokens
+]
+
+
+@pytest.fixture(scope="module")
+def both(onnx_embedder: E.TextEmbedder) -> tuple[np.ndarray, np.ndarray]:
+    """INT8_TEXTS through the float32 export and through its int8 copy (built here, once for the module)."""
+    fp32 = onnx_embedder.embed(INT8_TEXTS)
+    int8 = E.TextEmbedder(threads=1, backend="onnx-int8").embed(INT8_TEXTS)
+    return fp32, int8
+
+
+def test_onnx_int8_close_to_float32_but_not_equal(both: tuple[np.ndarray, np.ndarray]) -> None:
+    fp32, int8 = both
+    assert int8.shape == fp32.shape == (len(INT8_TEXTS), 384) and int8.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(int8.astype(np.float64), axis=1), 1.0, atol=1e-6)
+    cos = np.einsum("ij,ij->i", fp32.astype(np.float64), int8.astype(np.float64))
+    assert cos.min() >= 0.97  # a two-letter text is the worst case (0.978); BENCHMARKS.md has the demo's figures
+    assert np.median(cos) >= 0.99
+    assert np.abs(fp32 - int8).max() > 1e-4  # really quantised: not float32 rounding
+
+
+def test_onnx_int8_model_built_once_beside_the_export(onnx_dir: Path, both: tuple[np.ndarray, np.ndarray],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    model_id = E.TextEmbedder().model_id
+    folder = onnx_dir / f"{model_id}-onnx{E.onnx_backend._ONNX_EXPORT_VERSION}"
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["model-int8v1.onnx", "model.onnx"]  # no temporary file left behind
+    assert (folder / "model-int8v1.onnx").stat().st_size < 0.85 * (folder / "model.onnx").stat().st_size
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AssertionError("built again although it is cached")
+
+    monkeypatch.setattr(E.onnx_backend, "_quantize_onnx", fail)
+    monkeypatch.setattr(E.onnx_backend, "_export_onnx", fail)
+    monkeypatch.setattr(E.onnx_backend, "_ONNX_MODELS", {})  # a new process: only the files on disk are left
+    monkeypatch.setitem(sys.modules, "torch", None)  # neither torch nor the quantiser is needed to run it
+    again = E.TextEmbedder(threads=1, backend="onnx-int8").embed(INT8_TEXTS)
+    np.testing.assert_allclose(again, both[1], atol=1e-6)
+
+
+def test_onnx_int8_nodes_are_qkv_and_up_projections(onnx_dir: Path, both: tuple[np.ndarray, np.ndarray]) -> None:
+    import onnx
+
+    model_id = E.TextEmbedder().model_id
+    graph = onnx.load(str(onnx_dir / f"{model_id}-onnx{E.onnx_backend._ONNX_EXPORT_VERSION}" / "model.onnx"))
+    nodes = E.onnx_backend._int8_nodes(graph)
+    assert len(nodes) == 6 * 4  # six layers: query, key, value, intermediate
+    assert not any("/output/dense/" in n for n in nodes)
+    qgraph = onnx.load(str(onnx_dir / f"{model_id}-onnx{E.onnx_backend._ONNX_EXPORT_VERSION}" / "model-int8v1.onnx"))
+    assert sum(n.op_type == "MatMulInteger" for n in qgraph.graph.node) == len(nodes)
+
+
+def test_onnx_int8_has_its_own_cache_entries(both: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
+    cache = E.EmbeddingCache(tmp_path)
+    fp32, hit1 = E.embed_texts(INT8_TEXTS, cache=cache, threads=1, backend="onnx")
+    int8, hit2 = E.embed_texts(INT8_TEXTS, cache=cache, threads=1, backend="onnx-int8")
+    again, hit3 = E.embed_texts(INT8_TEXTS, cache=cache, threads=1, backend="onnx-int8")
+    assert (hit1, hit2, hit3) == (False, False, True)
+    assert len(list(tmp_path.glob("*.npy"))) == 2
+    np.testing.assert_array_equal(again, int8)
+    np.testing.assert_allclose(int8, both[1], atol=1e-6)
+    assert np.abs(int8 - fp32).max() > 1e-4
+
+
+def test_onnx_int8_changes_the_run_fingerprint(tmp_path: Path) -> None:
+    from gioselect.job.config import SelectConfig
+
+    def fp(backend: str) -> dict[str, object]:
+        return SelectConfig(pool=tmp_path / "p.jsonl", target=tmp_path / "t.jsonl", out=tmp_path / "o",
+                            text_field="text", embed_backend=backend).fingerprint_dict()
+
+    assert fp("onnx") == fp("sentence-transformers")  # same vectors to float32 rounding: the same run
+    assert fp("onnx-int8") != fp("onnx")
+    assert fp("onnx-int8")["embed_backend"] == "onnx-int8"
 
 
 # ------------------------------------------------------------------------------------------------ images

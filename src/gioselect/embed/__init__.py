@@ -21,14 +21,21 @@ Two backends compute the same vectors (see BENCHMARKS.md for the speed and agree
   ``torch.onnx`` into ``model.onnx`` under the ONNX model cache (:func:`onnx_cache_dir`: ``$GIOSELECT_ONNX_DIR``
   or ``~/.cache/gioselect/onnx``), in a folder named by the model's fingerprint, so a changed model is exported
   again. Later runs load only that file with ONNX Runtime and tokenize with the model's ``tokenizer.json``
-  (the ``tokenizers`` library), then apply the model's own pooling (``1_Pooling/config.json``: mean, CLS or max)
-  and ``Normalize`` layer in numpy, exactly as sentence-transformers does. Only models made of a Transformer,
+  (the ``tokenizers`` library: one fast batch call per 32 batches, whose texts are then re-sorted by token
+  count so each batch is padded only to its own longest text), then apply the model's own pooling
+  (``1_Pooling/config.json``: mean, CLS or max) and ``Normalize`` layer in numpy, exactly as
+  sentence-transformers does. Only models made of a Transformer,
   a Pooling and optionally a Normalize module are supported (the common layout); others need the second
   backend.
 * ``"sentence-transformers"``: ``SentenceTransformer.encode``, the reference.
+* ``"onnx-int8"`` (opt-in): the export with int8 weights (dynamic quantisation, per output channel) in each
+  layer's query, key, value and feed-forward up-projection MatMuls, written once beside the export as
+  ``model-int8v1.onnx`` by ``onnxruntime.quantization`` (offline). Faster, but its vectors differ beyond
+  rounding (cosine to the float32 ones about 0.99), so it has its own cache entries and run fingerprint.
 
 The two agree to float32 rounding (largest element difference 2.4e-7 on the demo's 5,200 sentences, less
-than a different batch composition changes within sentence-transformers itself), so they share cache entries.
+than a different batch composition changes within sentence-transformers itself), so they share cache entries
+(:data:`~gioselect.embed.models.EXACT_EMBED_BACKENDS`).
 
 Embedding a large pool is the slow step, so :func:`embed_texts` keeps results in an on-disk
 :class:`EmbeddingCache` keyed by the model's identity (:func:`resolve_model`), a hash of the texts

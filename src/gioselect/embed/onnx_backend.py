@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 #: Version of the export recipe below; part of the exported model's folder name, so a changed recipe re-exports.
 _ONNX_EXPORT_VERSION = "v1"
 _ONNX_OPSET = 17
+#: Version of the int8 recipe (:func:`_quantize_onnx`); part of the quantised file's name.
+_INT8_VERSION = "v1"
 _POOLING_MODES = {
     "pooling_mode_mean_tokens": "mean",
     "pooling_mode_cls_token": "cls",
@@ -171,6 +173,54 @@ def _export_onnx(spec: _OnnxSpec, dest: Path) -> None:
     logger.info("exported %s to ONNX (%s) in %.1f s", spec.transformer_dir, dest, time.perf_counter() - t0)
 
 
+def _int8_nodes(model: Any) -> list[str]:
+    """The MatMuls of an exported graph that the int8 recipe quantises: each layer's query, key and value
+    projections and its feed-forward up-projection (``.../attention/self/{query,key,value}/MatMul`` and
+    ``.../intermediate/dense/MatMul``, the names torch.onnx gives a BERT-style encoder).
+
+    The feed-forward down-projection and the attention output stay float32: quantising them as well lowered the
+    cosine to the float32 vectors to 0.984-0.989 on the demo's sentences (BENCHMARKS.md).
+    """
+    weights = {init.name for init in model.graph.initializer}
+    out = []
+    for node in model.graph.node:
+        if node.op_type != "MatMul" or len(node.input) != 2 or node.input[1] not in weights:
+            continue
+        if any(f"/attention/self/{p}/" in node.name for p in ("query", "key", "value")) \
+                or "/intermediate/dense/" in node.name:
+            out.append(node.name)
+    return out
+
+
+def _quantize_onnx(src: Path, dest: Path) -> None:
+    """Write an int8 copy of the exported model ``src`` to ``dest`` (dynamic quantisation, int8 weights per
+    output channel, on :func:`_int8_nodes`), atomically. A local computation: nothing is downloaded.
+    """
+    try:
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as exc:
+        raise missing_text_dependency(str(getattr(exc, "name", None) or "onnxruntime.quantization"), exc) from exc
+    t0 = time.perf_counter()
+    nodes = _int8_nodes(onnx.load(str(src), load_external_data=False))
+    if not nodes:
+        raise InvalidParameterError(
+            f"the exported model {str(src)!r} has none of the query/key/value or feed-forward MatMuls the "
+            "'onnx-int8' backend quantises (it knows BERT-style encoders only); use --embed-backend onnx"
+        )
+    qlog = logging.getLogger()  # quantize_dynamic warns on the root logger about pre-processing; not useful here
+    level = qlog.level
+    qlog.setLevel(max(level, logging.ERROR))
+    try:
+        with atomic_path(dest) as tmp:
+            quantize_dynamic(str(src), str(tmp), nodes_to_quantize=nodes, per_channel=True,
+                             weight_type=QuantType.QInt8)
+    finally:
+        qlog.setLevel(level)
+    logger.info("quantised %d MatMuls of %s to int8 (%s) in %.1f s", len(nodes), src, dest,
+                time.perf_counter() - t0)
+
+
 class OnnxModel:
     """An ONNX Runtime session on an exported model, with its tokenizer and pooling."""
 
@@ -179,23 +229,39 @@ class OnnxModel:
         self.tokenizer = tokenizer
         self.spec = spec
         self.input_names = [i.name for i in session.get_inputs()]
+        pad = tokenizer.padding or {}
+        self.pad_id = int(pad.get("pad_id", 0))
+        self.pad_type_id = int(pad.get("pad_type_id", 0))
+        tokenizer.no_padding()  # batches are padded in run(), to their longest encoding
         self.dim = int(session.get_outputs()[0].shape[-1])
 
-    def encode(self, texts: list[str], max_seq_length: int) -> np.ndarray:
-        """Pooled (and, when the model has a Normalize layer, unit) float32 vectors of one batch."""
+    def tokenize(self, texts: list[str], max_seq_length: int) -> list[Any]:
+        """The texts' token encodings (the tokenizer's fast batch call), truncated, not padded."""
         tok = self.tokenizer
         tok.enable_truncation(max_length=max_seq_length)
         clean = [t.strip() for t in texts]
         if self.spec.lower_case:
             clean = [t.lower() for t in clean]
-        enc = tok.encode_batch(clean)
-        feed_all = {
-            "input_ids": np.array([e.ids for e in enc], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64),
-            "token_type_ids": np.array([e.type_ids for e in enc], dtype=np.int64),
-        }
+        return list(tok.encode_batch(clean))
+
+    def run(self, encodings: list[Any]) -> np.ndarray:
+        """Pooled (and, when the model has a Normalize layer, unit) float32 vectors of one batch of encodings.
+
+        The batch is padded to its longest encoding only (the attention mask hides the padding).
+        """
+        lengths = [len(e.ids) for e in encodings]
+        width = max(lengths)
+        n = len(encodings)
+        ids = np.full((n, width), self.pad_id, dtype=np.int64)
+        types = np.full((n, width), self.pad_type_id, dtype=np.int64)
+        attn = np.zeros((n, width), dtype=np.int64)
+        for i, (e, k) in enumerate(zip(encodings, lengths, strict=True)):
+            ids[i, :k] = e.ids
+            types[i, :k] = e.type_ids
+            attn[i, :k] = e.attention_mask
+        feed_all = {"input_ids": ids, "attention_mask": attn, "token_type_ids": types}
         hidden = self.session.run(["last_hidden_state"], {n: feed_all[n] for n in self.input_names})[0]
-        mask = feed_all["attention_mask"].astype(np.float32)[:, :, None]
+        mask = attn.astype(np.float32)[:, :, None]
         if self.spec.pooling == "mean":
             pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), np.float32(1e-9))
         elif self.spec.pooling == "cls":
@@ -208,14 +274,22 @@ class OnnxModel:
             pooled = pooled / np.maximum(norms, np.float32(1e-12))
         return pooled
 
+    def encode(self, texts: list[str], max_seq_length: int) -> np.ndarray:
+        """Pooled (and, when the model has a Normalize layer, unit) float32 vectors of one batch of texts."""
+        return self.run(self.tokenize(texts, max_seq_length))
 
-# Sessions open in this process, by (model id, threads).
-_ONNX_MODELS: dict[tuple[str, int], OnnxModel] = {}
+
+# Sessions open in this process, by (model id, threads, int8).
+_ONNX_MODELS: dict[tuple[str, int, bool], OnnxModel] = {}
 
 
-def load_onnx_model(model_id: str, path: Path, threads: int) -> OnnxModel:
-    """Open (once per process) the ONNX session of a model, exporting the model first if it is not cached."""
-    key = (model_id, threads)
+def load_onnx_model(model_id: str, path: Path, threads: int, int8: bool = False) -> OnnxModel:
+    """Open (once per process) the ONNX session of a model, exporting the model first if it is not cached.
+
+    With ``int8`` the session runs ``model-int8.onnx`` beside the export, made from it once by
+    :func:`_quantize_onnx` (the ``"onnx-int8"`` backend).
+    """
+    key = (model_id, threads, bool(int8))
     if key in _ONNX_MODELS:
         return _ONNX_MODELS[key]
     spec = _onnx_spec(path)
@@ -227,6 +301,10 @@ def load_onnx_model(model_id: str, path: Path, threads: int) -> OnnxModel:
     dest = onnx_cache_dir() / f"{model_id}-onnx{_ONNX_EXPORT_VERSION}" / "model.onnx"
     if not dest.is_file():
         _export_onnx(spec, dest)
+    if int8:
+        exported, dest = dest, dest.with_name(f"model-int8{_INT8_VERSION}.onnx")
+        if not dest.is_file():
+            _quantize_onnx(exported, dest)
     t0 = time.perf_counter()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
@@ -245,10 +323,6 @@ def load_onnx_model(model_id: str, path: Path, threads: int) -> OnnxModel:
             "that folder and run again to export it anew"
         ) from exc
     tokenizer = Tokenizer.from_file(str(spec.transformer_dir / "tokenizer.json"))
-    pad = tokenizer.padding or {}
-    tokenizer.no_padding()
-    tokenizer.enable_padding(pad_id=int(pad.get("pad_id", 0)), pad_token=str(pad.get("pad_token", "[PAD]")),
-                             pad_type_id=int(pad.get("pad_type_id", 0)))  # to the batch's longest text
     model = OnnxModel(session, tokenizer, spec)
     logger.info("loaded ONNX model %s in %.1f s (%d threads)", dest, time.perf_counter() - t0, threads)
     _ONNX_MODELS[key] = model

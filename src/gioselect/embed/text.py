@@ -10,7 +10,7 @@ import logging
 import os
 import struct
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +19,22 @@ import numpy as np
 from ..errors import InvalidInputError, InvalidParameterError, InvalidTypeError
 from ..io.files import atomic_path
 from ..validation import check_int
-from .models import DEFAULT_EMBED_BACKEND, EMBED_BACKENDS, import_text_stack, load_model, resolve_model
+from .models import (
+    DEFAULT_EMBED_BACKEND,
+    EMBED_BACKENDS,
+    EXACT_EMBED_BACKENDS,
+    import_text_stack,
+    load_model,
+    resolve_model,
+)
 from .onnx_backend import OnnxModel, load_onnx_model
 
 __all__ = ["EmbeddingCache", "TextEmbedder", "check_texts", "embed_texts", "text_content_hash"]
 
 logger = logging.getLogger(__name__)
+
+#: Batches tokenised in one call of the ONNX backend (then sorted by token count): bounds the encodings held.
+_TOKENIZE_BATCHES = 32
 
 def check_texts(texts: Any, name: str = "texts") -> list[str]:
     """Validate a sequence of non-empty strings; errors name the index of the first bad entry."""
@@ -73,10 +83,12 @@ class TextEmbedder:
         ``Normalize`` layer, like all-MiniLM-L6-v2, still give unit rows).
     max_seq_length : int or None, default None
         Truncate texts to this many tokens; ``None`` keeps the model's setting (256 for all-MiniLM-L6-v2).
-    backend : {"onnx", "sentence-transformers"}, default "onnx"
+    backend : {"onnx", "onnx-int8", "sentence-transformers"}, default "onnx"
         ``"onnx"``: ONNX Runtime on the model exported locally (once, into :func:`onnx_cache_dir`);
         ``"sentence-transformers"``: ``SentenceTransformer.encode``. Both give the same vectors to float32
-        rounding; see the module notes.
+        rounding; see the module notes. ``"onnx-int8"``: the export with int8 weights in the query, key, value
+        and feed-forward up-projection MatMuls (made once from the export, cached beside it): faster, with
+        vectors that differ slightly (cosine to the float32 ones about 0.99; BENCHMARKS.md).
 
     Notes
     -----
@@ -121,7 +133,7 @@ class TextEmbedder:
     @property
     def dim(self) -> int:
         """Embedding dimension (loads the model)."""
-        if self.backend == "onnx":
+        if self.backend.startswith("onnx"):
             return self._onnx().dim
         model, _ = load_model(self.model_path)
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
@@ -149,7 +161,28 @@ class TextEmbedder:
 
     def _onnx(self) -> OnnxModel:
         """The ONNX session of this model (exported and opened on first use)."""
-        return load_onnx_model(self.model_id, self.model_path, self._n_threads())
+        return load_onnx_model(self.model_id, self.model_path, self._n_threads(),
+                               int8=self.backend == "onnx-int8")
+
+    def _onnx_batches(self, onnx_model: OnnxModel, items: list[str], order: np.ndarray
+                      ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(row ids, vectors) of each ONNX batch.
+
+        Texts are tokenised once, :data:`_TOKENIZE_BATCHES` batches at a time (in the character-length order),
+        and re-sorted by token count within that chunk, so each batch is padded to the length of its own
+        longest text, and no further.
+        """
+        length = self.max_seq_length if self.max_seq_length is not None else onnx_model.spec.max_seq_length
+        bs = int(self.batch_size)
+        chunk = bs * _TOKENIZE_BATCHES
+        for c0 in range(0, len(items), chunk):
+            rows = order[c0:c0 + chunk]
+            encs = onnx_model.tokenize([items[i] for i in rows], length)
+            by_tokens = np.argsort(-np.fromiter((len(e.ids) for e in encs), dtype=np.int64, count=len(encs)),
+                                   kind="stable")
+            for a in range(0, len(rows), bs):
+                part = by_tokens[a:a + bs]
+                yield rows[part], onnx_model.run([encs[j] for j in part])
 
     def embed(self, texts: Sequence[str], *, progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Embed texts.
@@ -180,13 +213,13 @@ class TextEmbedder:
         """
         items = check_texts(texts)
         self._check_params()
-        encode: Callable[[list[str]], np.ndarray]
-        if self.backend == "onnx":
-            onnx_model = self._onnx()
-            length = self.max_seq_length if self.max_seq_length is not None else onnx_model.spec.max_seq_length
-
-            def encode(batch: list[str]) -> np.ndarray:
-                return onnx_model.encode(batch, length)
+        n = len(items)
+        bs = int(self.batch_size)
+        # Longest first, as sentence-transformers does within one call: batches of similar lengths pad less.
+        order = np.argsort(-np.fromiter((len(t) for t in items), dtype=np.int64, count=n), kind="stable")
+        batches: Iterable[tuple[np.ndarray, np.ndarray]]
+        if self.backend.startswith("onnx"):
+            batches = self._onnx_batches(self._onnx(), items, order)  # the session opens here, not lazily
         else:
             torch, _ = import_text_stack()
             model, default_len = load_model(self.model_path)
@@ -197,15 +230,12 @@ class TextEmbedder:
             def encode(batch: list[str]) -> np.ndarray:
                 return np.asarray(model.encode(batch, batch_size=len(batch), convert_to_numpy=True,
                                                normalize_embeddings=bool(self.normalize), show_progress_bar=False))
-        n = len(items)
-        # Longest first, as sentence-transformers does within one call: batches of similar lengths pad less.
-        order = np.argsort(-np.fromiter((len(t) for t in items), dtype=np.int64, count=n), kind="stable")
+
+            batches = ((order[a:a + bs], encode([items[i] for i in order[a:a + bs]])) for a in range(0, n, bs))
         out: np.ndarray | None = None
-        bs = int(self.batch_size)
         t0 = time.perf_counter()
-        for start in range(0, n, bs):
-            idx = order[start:start + bs]
-            emb = np.asarray(encode([items[i] for i in idx]), dtype=np.float32)
+        for idx, batch_emb in batches:
+            emb = np.asarray(batch_emb, dtype=np.float32)
             if out is None:
                 out = np.empty((n, emb.shape[1]), dtype=np.float32)
             out[idx] = emb
@@ -350,8 +380,8 @@ def embed_texts(
     cache : EmbeddingCache, bool or None, default True
         ``True`` for the default :class:`EmbeddingCache`, an instance to use it, ``False``/``None`` for none.
     batch_size, threads, normalize, max_seq_length, backend
-        As in :class:`TextEmbedder`. The backend is not part of the cache key: both give the same vectors to
-        float32 rounding (see the module notes), so an entry written by one serves the other.
+        As in :class:`TextEmbedder`. ``"onnx"`` and ``"sentence-transformers"`` give the same vectors to float32
+        rounding (see the module notes), so they share cache entries; ``"onnx-int8"`` has its own.
     progress : callable, optional
         Called with the number of texts finished, after each batch (once with n on a cache hit).
 
@@ -382,8 +412,11 @@ def embed_texts(
     embedder._check_params()
     key = None
     if store is not None:
+        # Backends that change the vectors get their own entries; the exact ones keep the key they always had.
+        variant = {} if backend in EXACT_EMBED_BACKENDS else {"backend": backend}
         key = store.key(
-            embedder.model_id, text_content_hash(items), normalize=bool(normalize), max_seq_length=max_seq_length
+            embedder.model_id, text_content_hash(items), normalize=bool(normalize), max_seq_length=max_seq_length,
+            **variant,
         )
         hit = store.get(key)
         if hit is not None and hit.shape[0] == len(items):

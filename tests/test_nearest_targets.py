@@ -1,0 +1,41 @@
+"""frames.nearest_targets (the ``gio_nearest_target`` column and ``picks.csv``) against a full stable sort."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gioselect.frames import nearest_targets
+
+
+def _oracle(rows: np.ndarray, target: np.ndarray, n: int) -> np.ndarray:
+    """Every target distance of every row, sorted in full (ties: lowest id first)."""
+    r, t = rows.astype(np.float64), target.astype(np.float64)
+    d = np.einsum("ij,ij->i", t, t)[None, :] - 2.0 * (r @ t.T) + np.einsum("ij,ij->i", r, r)[:, None]
+    return np.argsort(d, axis=1, kind="stable")[:, : min(n, t.shape[0])]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 80), st.integers(1, 40), st.integers(1, 4), st.integers(1, 6), st.integers(1, 9),
+       st.integers(0, 2**32 - 1), st.booleans())
+def test_same_as_full_stable_sort(m: int, s: int, d: int, n: int, block: int, seed: int, grid: bool) -> None:
+    rng = np.random.default_rng(seed)
+    if grid:  # small integer coordinates: many exactly tied distances, at the n-th place too
+        target = rng.integers(-2, 3, size=(m, d)).astype(np.float32)
+        rows = rng.integers(-2, 3, size=(s, d)).astype(np.float32)
+    else:
+        target = rng.standard_normal((m, d)).astype(np.float32)
+        rows = rng.standard_normal((s, d)).astype(np.float32)
+    got = nearest_targets(rows, target, n=n, block_rows=block)
+    assert got.dtype == np.int64 and got.shape == (s, min(n, m))
+    np.testing.assert_array_equal(got, _oracle(rows, target, n))
+
+
+def test_tie_at_the_cut_keeps_the_lowest_ids() -> None:
+    # Target rows 5..9 all lie at distance 1 from the row, rows 0..4 farther: the 3 nearest are 5, 6, 7.
+    target = np.vstack([np.full((5, 2), 3.0), np.tile([[1.0, 0.0]], (5, 1))])
+    assert nearest_targets(np.zeros((1, 2)), target, n=3).tolist() == [[5, 6, 7]]
+    # A tie with a lower id left out by the partition: target 0 ties with target 20 at the 1st place.
+    target = np.vstack([[[0.0, 2.0]], np.full((19, 2), 9.0), [[2.0, 0.0]]])
+    assert nearest_targets(np.zeros((1, 2)), target, n=1).tolist() == [[0]]
