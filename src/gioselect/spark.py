@@ -43,6 +43,7 @@ from .job.run import RunContext, run_job
 from .job.seeds import Seeds
 from .job.select import PickHook
 from .optimize import GIOParams
+from .quantize import REFINE_WHOLE
 from .validation import check_embeddings, check_int, check_target_fits
 
 if TYPE_CHECKING:
@@ -163,6 +164,7 @@ def select(
     candidates: str = "auto",
     refine: str = "knn",
     refine_over: float = 1.5,
+    refine_whole: float = REFINE_WHOLE,
     budget: str | int | None = None,
     budget_exact: bool = False,
     seed: int = 0,
@@ -189,7 +191,7 @@ def select(
         Text columns to embed on the executors (:func:`embed_texts`) instead.
     text_model : str, optional
         The text model (default: the packaged all-MiniLM-L6-v2).
-    clusters, target_clusters, kmeans_iter, candidates, refine, refine_over, budget, budget_exact, seed
+    clusters, target_clusters, kmeans_iter, candidates, refine, refine_over, refine_whole, budget, budget_exact, seed
         As :class:`gioselect.pipeline.SelectConfig` (``clusters=0`` collects the pool to the driver, refused
         above 1 GiB of float32 rows, as :func:`run_select_spark` with the default memory budget). The sub-seeds
         are those of the in-process job with the same ``seed``.
@@ -215,11 +217,13 @@ def select(
     except TypeError as exc:
         raise InvalidParameterError(f"select: unknown GIO parameter ({exc})") from None
     settings = PhaseSettings(params=gio, clusters=clusters, target_clusters=target_clusters,
-                             kmeans_iter=kmeans_iter, candidates=candidates, refine=refine, refine_over=refine_over)
+                             kmeans_iter=kmeans_iter, candidates=candidates, refine=refine, refine_over=refine_over,
+                             refine_whole=refine_whole)
     # the checks of a file job's configuration (gioselect.job.config.SelectConfig.validate)
     SelectConfig(pool=Path("pool"), target=Path("target"), out=Path("out"), params=gio, clusters=clusters,
                  target_clusters=target_clusters, kmeans_iter=kmeans_iter, candidates=candidates, refine=refine,
-                 refine_over=refine_over, seed=seed, budget=None if budget is None else str(budget),
+                 refine_over=refine_over, refine_whole=refine_whole, seed=seed,
+                 budget=None if budget is None else str(budget),
                  budget_exact=budget_exact).validate()
     engine = SparkEngine(pool_df.sparkSession, kmeans=kmeans)
     engine.check_params()
