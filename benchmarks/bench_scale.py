@@ -498,6 +498,20 @@ def bench_size(n: int, args: argparse.Namespace, workdir: Path, target: Path) ->
                  f"counts {e['counts']}")
             loads.append(os.getloadavg()[0])
         summary["refine_compare"] = _refine_compare(e2es, nonrefined)
+        # Other settings of the pass (--refine-variant), each against the same --refine none runs.
+        for variant in args.refine_variant:
+            extra = tuple(shlex.split(variant))
+            runs = []
+            for rep in range(args.repeats):
+                out = workdir / f"out_{n}_{rep}_variant"
+                shutil.rmtree(out, ignore_errors=True)
+                runs.append(_end_to_end(pool, target, out, args, extra))
+                e = runs[-1]
+                _log(f"[{n:>9,}] rep {rep} e2e {variant}: {e['wall_s']:.1f} s wall, phases {e['timings_s']}, "
+                     f"counts {e['counts']}")
+                loads.append(os.getloadavg()[0])
+            summary.setdefault("refine_variants", {})[variant] = {"compare": _refine_compare(runs, nonrefined),
+                                                                  "runs": runs}
     if not args.keep_data:
         for p in (pool, pool.with_name(pool.name + ".json")):
             p.unlink(missing_ok=True)
@@ -798,6 +812,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--memory-budget", default=None, help="--memory-budget for gioselect select and the floor")
     p.add_argument("--compare-refine", action="store_true",
                    help="also run every end-to-end selection with --refine none (the row-level pass's cost)")
+    p.add_argument("--refine-variant", action="append", default=[], metavar="ARGS",
+                   help="with --compare-refine: also run with these extra gioselect select arguments (one string, "
+                        "e.g. '--refine-whole 0'), compared with --refine none (repeat)")
     return p.parse_args(argv)
 
 

@@ -66,3 +66,47 @@ def test_spark_engine_reads_a_folder_of_parquet_shards_as_the_local_engine_does(
     np.testing.assert_array_equal(np.load(tmp_path / "spark" / "selected_ids.npy"), local_ids)
     local_rows = pq.read_table(tmp_path / "local" / "selected_rows.parquet")
     assert local_rows.column("id").to_pylist() == sorted(local_ids.tolist())
+
+
+def _picks(path: Path) -> list[list[str]]:
+    return [line.split(",") for line in path.read_text().splitlines()]
+
+
+@pytest.mark.slow  # three Spark jobs, each a session of its own
+def test_spark_engine_selects_unquantised_and_writes_picks_csv_as_local(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--clusters 0`` (GIO on the rows, collected to the driver within the memory budget) and ``picks.csv``
+    on the Spark engine: the same selection and the same file, byte for byte, as the local engine, unquantised
+    and quantised; a pool larger than the memory budget is refused with a message naming the limit."""
+    rng = np.random.default_rng(4)
+    centers = rng.normal(0, 5, size=(4, 16))
+    pool, _ = gaussian_mixture(1200, 16, centers, seed=5)
+    pool[7] = 60.0  # an outlier row: alone in its cluster when quantised
+    target, _ = gaussian_mixture(120, 16, centers[:1], seed=6)
+    pq.write_table(pa.table({"embedding": pa.array(pool.tolist(), type=pa.list_(pa.float32()))}),
+                   tmp_path / "pool.parquet", row_group_size=400)
+    pq.write_table(pa.table({"embedding": pa.array(target.tolist(), type=pa.list_(pa.float32()))}),
+                   tmp_path / "target.parquet")
+    base = ["select", "--pool", str(tmp_path / "pool.parquet"), "--target", str(tmp_path / "target.parquet"),
+            "--seed", "2", "-q", "--no-report"]
+    spark = ["--engine", "spark", "--spark-master", "local[2]"]
+    for clusters, budget in (("0", "10%"), ("30", "25%")):
+        common = [*base, "--clusters", clusters, "--budget", budget]
+        assert main([*common, "--out", str(tmp_path / f"local{clusters}")]) == 0
+        assert main([*common, "--out", str(tmp_path / f"spark{clusters}"), *spark]) == 0
+        lo, sp = tmp_path / f"local{clusters}", tmp_path / f"spark{clusters}"
+        np.testing.assert_array_equal(np.load(sp / "selected_ids.npy"), np.load(lo / "selected_ids.npy"))
+        assert (sp / "picks.csv").read_bytes() == (lo / "picks.csv").read_bytes()
+        rows = _picks(sp / "picks.csv")
+        assert rows[0] == ["gio_row_id", "gio_rank", "gio_gain", "gio_nearest_target"]
+        assert [int(r[0]) for r in rows[1:]] == np.load(sp / "selected_ids.npy").tolist()
+        m = json.loads((sp / "manifest.json").read_text())
+        assert m["outputs"]["picks"] == "picks.csv"
+        assert (m["quantization"] is None) == (clusters == "0")
+    # 1200 x 16 x 4 bytes = 75 KiB > 64 KiB: refused before any GIO work, naming the limit
+    capsys.readouterr()
+    assert main([*base, "--clusters", "0", "--memory-budget", "64K", "--out", str(tmp_path / "big"), *spark]) == 2
+    err = capsys.readouterr().err
+    assert "collects the whole pool to the driver" in err and "memory budget (0.00 GiB)" in err
+    assert not (tmp_path / "big").exists()

@@ -292,3 +292,17 @@ def test_stopping_study_suite_curves(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert study.main(["--summarize", str(path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("| task |") and "| mixture | f1 | 1 |" in out
+
+
+def test_quantized_precision_small(tmp_path: Path) -> None:
+    """experiments/quantized_precision.py end to end on one small BBC task: every variant fills the size exactly
+    (the clusters-whole row stops at or below it) and precisions are shares."""
+    qp = importlib.import_module("quantized_precision")
+    assert qp.main(["--size", "small", "--tasks", "bbc", "--bbc-domains", "business", "--no-unquantized",
+                    "--variants", "knn:1.5:0,knn:1.5:0.5", "--tag", "_t", "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "quantized_precision_small_t.json").read_text())["results"][0]
+    assert set(res["precision"]) == {"medoid/none", "medoid/knn/over1.5", "medoid/knn/over1.5/whole0.5",
+                                     "knn_retrieval"}
+    assert res["rows"]["medoid/knn/over1.5"] == res["rows"]["medoid/knn/over1.5/whole0.5"] == res["equal_size"]
+    assert res["rows"]["medoid/none"] <= res["equal_size"]
+    assert all(0.0 <= p <= 1.0 for p in res["precision"].values())

@@ -15,6 +15,7 @@ from gioselect.quantize import (
     DEFAULT_CLUSTERS,
     KMEANS_TOL,
     MAX_POINTS_PER_CENTROID,
+    REFINE_WHOLE,
     ClusterMembers,
     assign_blocks,
     auto_clusters,
@@ -223,6 +224,61 @@ def test_refine_empty_and_single_row_clusters() -> None:
     assert cover_clusters([3, 1, 3], np.array([0, 1, 0, 3]), 3).tolist() == [3]
 
 
+def _whole_oracle(chosen: list[int], m: ClusterMembers, x: np.ndarray, t: np.ndarray, n_rows: int, over: float,
+                  whole: float, k: int) -> np.ndarray:
+    """What ``refine(..., whole=w)`` must return, written out: distinct chosen clusters up to ``over * n_rows``
+    rows; the longest prefix of them within ``w * n_rows`` rows kept whole; the rest ranked by brute force."""
+    order = list(dict.fromkeys(chosen))
+    sizes = [m.size(c) for c in order]
+    cum = np.cumsum(sizes) if sizes else np.zeros(0)
+    need = int(np.ceil(over * n_rows))
+    take = order[: int(np.searchsorted(cum, need, side="left")) + 1] if need > 0 else []
+    if sum(m.size(c) for c in take) <= n_rows:
+        return m.rows_of(take)[:n_rows]
+    tc = np.cumsum([m.size(c) for c in take])
+    n_core = int(np.searchsorted(tc, whole * n_rows, side="right"))
+    core = m.rows_of(take[:n_core])
+    rest = np.sort(m.rows_of(take[n_core:]))
+    kk = min(k, t.shape[0])
+    score = np.sort(cdist(x[rest].astype(np.float64), t.astype(np.float64)), axis=1)[:, :kk].mean(axis=1)
+    best = rest[np.lexsort((rest, score))][: n_rows - core.shape[0]]
+    return np.concatenate([core, best])
+
+
+def test_refine_whole_keeps_the_first_clusters_and_ranks_only_the_boundary() -> None:
+    """``whole``: oracle equivalence on random memberships with empty and one-row clusters, every budget."""
+    rng = np.random.default_rng(7)
+    for trial in range(40):
+        n_clusters = int(rng.integers(1, 9))
+        labels = rng.integers(0, n_clusters, size=int(rng.integers(1, 60))).astype(np.int32)
+        labels[: min(2, labels.shape[0])] = n_clusters  # cluster n_clusters: at most two rows
+        if trial % 3 == 0:
+            labels[0] = n_clusters + 1  # a one-row cluster
+        m = ClusterMembers(labels, n_clusters + 3)  # cluster n_clusters + 2 is empty
+        x = rng.normal(size=(labels.shape[0], 3)).astype(np.float32)
+        t = rng.normal(size=(int(rng.integers(1, 8)), 3)).astype(np.float32)
+        chosen = rng.integers(0, n_clusters + 3, size=int(rng.integers(0, 12))).tolist()
+        n_rows = int(rng.integers(0, labels.shape[0] + 1))
+        for whole in (0.0, 0.3, 0.5, 1.0):
+            got = refine(chosen, m, x.__getitem__, t, n_rows, k=2, over=1.5, whole=whole)
+            want = _whole_oracle(chosen, m, x, t, n_rows, 1.5, whole, 2)
+            np.testing.assert_array_equal(got, want, err_msg=f"trial {trial}, whole {whole}")
+            assert np.unique(got).shape == got.shape and got.shape[0] <= n_rows
+    # the kept clusters are not read: only the boundary's rows reach read_rows
+    x = np.arange(40, dtype=np.float32).reshape(20, 2)
+    m = ClusterMembers(np.repeat(np.arange(4), 5).astype(np.int32), 4)
+    seen: list[int] = []
+
+    def read(i: np.ndarray) -> np.ndarray:
+        seen.extend(i.tolist())
+        return x[i]
+
+    got = refine([0, 1, 2, 3], m, read, x[:3], 10, k=1, over=2.0, whole=0.5)
+    assert got[:5].tolist() == [0, 1, 2, 3, 4] and sorted(seen) == list(range(5, 20))
+    with pytest.raises(InvalidParameterError, match="refine_whole"):
+        refine([0, 1, 2, 3], m, read, x[:3], 10, whole=1.5)
+
+
 def test_quantized_rows_budget_is_exact_and_explode_without_budget() -> None:
     x = blobs(400, 4, 4, seed=5)
     q = quantize_array(x, 10, seed=0)
@@ -293,6 +349,17 @@ def test_cli_default_states_the_k_decision_and_budget_is_exact(tmp_path: Path,
     assert ids.shape == (123,) and np.unique(ids).shape == (123,) and m["counts"]["selected_rows"] == 123
     assert m["quantization"]["candidates"] == "medoid" and m["quantization"]["rule"] == "explicit: 30 pool clusters"
     assert main([*base, "--out", str(tmp_path / "bad"), "--clusters", "many"]) == 2
+    assert m["parameters"]["refine_whole"] == REFINE_WHOLE
+    # --refine-whole: the same rows as the library's pass on the job's own clusters (read from its picks.csv)
+    assert main([*base, "--out", str(tmp_path / "w0"), "--clusters", "30", "--budget", "123", "-q",
+                 "--refine-whole", "0"]) == 0
+    m0 = json.loads((tmp_path / "w0" / "manifest.json").read_text())
+    assert m0["parameters"]["refine_whole"] == 0.0 and m0["counts"]["selected_rows"] == 123
+    ids0 = np.load(tmp_path / "w0" / "selected_ids.npy")
+    assert np.unique(ids0).shape == (123,) and not np.array_equal(np.sort(ids0), np.sort(ids))
+    capsys.readouterr()
+    assert main([*base, "--out", str(tmp_path / "bad2"), "--clusters", "30", "--refine-whole", "1.5"]) == 2
+    assert "refine_whole" in capsys.readouterr().err
 
 
 def test_share_order_is_round_robin_over_the_target_and_streamed() -> None:

@@ -497,16 +497,19 @@ def test_spark_refusals(spark: Any, data: dict[str, Any], tmp_path: Path) -> Non
             ),
             spark=spark,
         )
-    with pytest.raises(InvalidParameterError, match="clusters"):
+    # clusters=0 collects the pool to the driver: 3000 x 8 x 4 bytes = 94 KiB > a 64 KiB memory budget
+    with pytest.raises(InvalidParameterError, match=r"clusters=0 .*collects the whole pool.*memory budget"):
         run_select_spark(
             SelectConfig(
                 pool=data["dir"] / "pool.parquet",
                 target=data["dir"] / "target.npy",
                 out=tmp_path / "o",
                 clusters=0,
+                memory_budget=64 << 10,
             ),
             spark=spark,
         )
+    assert not (tmp_path / "o").exists()
     (tmp_path / "exists").mkdir()
     (tmp_path / "exists" / "notes.txt").write_text("a user's file")  # an empty folder is accepted
     with pytest.raises(OutputExistsError):

@@ -266,6 +266,9 @@ REFINE_MODES = ("share", "knn", "relaxed", "none")
 AUTO_MAX_DIRECT_ROWS = 100_000
 #: Targets up to this many rows are used as they are by ``clusters="auto"``.
 AUTO_MAX_DIRECT_TARGET = 10_000
+#: The row-level pass keeps the first chosen clusters holding up to this share of the size whole and ranks
+#: only the rows after them (:func:`refine`'s ``whole``; EXPERIMENTS.md, "Quantised selection").
+REFINE_WHOLE = 0.5
 #: Pool rows read per block by the row-level pass.
 REFINE_BLOCK_ROWS = 16_384
 
@@ -451,7 +454,8 @@ def share_order(ids: np.ndarray, read_rows: Callable[[np.ndarray], np.ndarray], 
 
 def refine(chosen: Sequence[int] | np.ndarray, members: ClusterMembers, read_rows: Callable[[np.ndarray], np.ndarray],
            target: np.ndarray, n_rows: int, *, how: str = "knn", k: int = 5, over: float = 1.5,
-           fallback: np.ndarray | None = None, block_rows: int = REFINE_BLOCK_ROWS) -> np.ndarray:
+           fallback: np.ndarray | None = None, block_rows: int = REFINE_BLOCK_ROWS,
+           whole: float = 0.0) -> np.ndarray:
     """The row-level second pass: exactly ``min(n_rows, pool rows)`` rows from the chosen clusters.
 
     The distinct chosen clusters are taken in selection order until they hold ``over * n_rows`` rows (appending
@@ -459,6 +463,11 @@ def refine(chosen: Sequence[int] | np.ndarray, members: ClusterMembers, read_row
     target (:func:`score_rows`) and the ``n_rows`` best are kept, best first (ties: lowest row). Empty clusters
     contribute nothing and a one-row cluster its row. Memory: the candidate rows' ids and scores, one block of
     rows.
+
+    ``whole`` (0 <= whole <= 1) keeps the first chosen clusters whole, without reading or scoring their rows:
+    the longest prefix of them (in selection order) holding at most ``whole * n_rows`` rows. Only the rows of
+    the clusters after it (those around the budget's boundary) are ranked, and the best of them fill the rest.
+    The kept clusters' rows come first (selection order), then the ranked rows, best first.
     """
     n_rows = check_int(n_rows, "rows", low=0)
     sizes = np.diff(members.starts)
@@ -470,12 +479,24 @@ def refine(chosen: Sequence[int] | np.ndarray, members: ClusterMembers, read_row
     ids = members.rows_of(clusters)  # an engine fetches them in one pass (gioselect.engines.base.Engine.members)
     if ids.shape[0] <= n_rows or how == "none":
         return ids[:n_rows]
+    whole = float(whole)
+    if not 0.0 <= whole <= 1.0:
+        from .errors import InvalidParameterError
+
+        raise InvalidParameterError(f"refine_whole: expected a number in [0, 1], got {whole!r}")
+    n_core = 0
+    if whole > 0.0:
+        cum = np.cumsum(sizes[clusters])
+        n_core = int(np.searchsorted(cum, whole * n_rows, side="right"))
+    core = members.rows_of(clusters[:n_core])
+    rest = np.sort(members.rows_of(clusters[n_core:]))
+    room = n_rows - core.shape[0]
     if how == "share":
-        return share_order(np.sort(ids), read_rows, target, n_rows, block_rows=block_rows)
-    scores = score_rows(np.sort(ids), read_rows, target, how=how, k=k, block_rows=block_rows)
-    srt = np.sort(ids)
-    keep = np.lexsort((srt, scores))[:n_rows]
-    return srt[keep]
+        best = share_order(rest, read_rows, target, room, block_rows=block_rows)
+    else:
+        scores = score_rows(rest, read_rows, target, how=how, k=k, block_rows=block_rows)
+        best = rest[np.lexsort((rest, scores))[:room]]
+    return np.concatenate([core, best]).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -533,13 +554,15 @@ def select_candidates(mode: str, centroids: np.ndarray, medoids: np.ndarray, nor
 
 def quantized_rows(picks: np.ndarray, members: ClusterMembers, take: Callable[[np.ndarray], np.ndarray],
                    target: np.ndarray, candidates: np.ndarray, n_rows: int | None, *, how: str = "knn",
-                   k: int = 5, over: float = 1.5, limit: int | None = None, seed: int = 0) -> np.ndarray:
+                   k: int = 5, over: float = 1.5, whole: float = REFINE_WHOLE, limit: int | None = None,
+                   seed: int = 0) -> np.ndarray:
     """The explode phase: pool rows of a quantised selection.
 
     Without a row count (``n_rows=None``: GIO's stopping rule set the size) or with ``how="none"`` this is the
     paper's explode (:func:`explode`: every chosen cluster whole, ``limit`` cutting the last one). Otherwise the
-    row-level pass (:func:`refine`) returns exactly ``min(n_rows, pool rows)`` rows, taken from the chosen
-    clusters and, when those hold too few, from the clusters whose candidates lie nearest the target (mean
+    row-level pass (:func:`refine`, ``whole`` of the size filled by the first chosen clusters whole) returns
+    exactly ``min(n_rows, pool rows)`` rows, taken from the chosen clusters and, when those hold too few, from
+    the clusters whose candidates lie nearest the target (mean
     distance to their ``k`` nearest target points).
     """
     picks = np.asarray(picks, dtype=np.int64)
@@ -551,4 +574,4 @@ def quantized_rows(picks: np.ndarray, members: ClusterMembers, take: Callable[[n
     if int(np.diff(members.starts)[np.unique(picks)].sum()) < rows:
         fallback = np.lexsort((np.arange(cand.shape[0]),
                                score_rows(np.arange(cand.shape[0]), lambda i: cand[i], target, how="knn", k=k)))
-    return refine(picks, members, take, target, rows, how=how, k=k, over=over, fallback=fallback)
+    return refine(picks, members, take, target, rows, how=how, k=k, over=over, fallback=fallback, whole=whole)

@@ -43,6 +43,7 @@ from .job.run import RunContext, run_job
 from .job.seeds import Seeds
 from .job.select import PickHook
 from .optimize import GIOParams
+from .quantize import REFINE_WHOLE
 from .validation import check_embeddings, check_int, check_target_fits
 
 if TYPE_CHECKING:
@@ -80,11 +81,12 @@ def run_select_spark(
     cfg : SelectConfig
         As for :func:`gioselect.pipeline.run_select`. The pool is a parquet, csv/tsv or jsonl file or a
         directory of part files; the target may also be ``.npy`` (read and quantised on the driver, as
-        in-process). An explicit ``clusters`` must be positive (without quantisation the pool would be
-        collected); ``"auto"`` collects only pools of at most
-        :data:`gioselect.quantize.AUTO_MAX_DIRECT_ROWS` rows. ``memory_budget``, ``threads``, ``embed_cache``
-        and ``cache_dir`` do not apply (they are recorded); ``exclude`` and ``report_fields`` need the local
-        engine. ``text_field``/``target_text_field`` name text columns that are embedded on the executors
+        in-process). Without quantisation (``clusters=0``, or ``"auto"`` for pools of at most
+        :data:`gioselect.quantize.AUTO_MAX_DIRECT_ROWS` rows) GIO runs on the pool rows, which are collected
+        to the driver: refused when they exceed ``memory_budget`` (rows x dim x 4 bytes), the one limit that
+        applies here; it also sizes the blocks of selected rows fetched for ``picks.csv``. ``threads``,
+        ``embed_cache`` and ``cache_dir`` do not apply (they are recorded); ``exclude`` and ``report_fields``
+        need the local engine. ``text_field``/``target_text_field`` name text columns that are embedded on the executors
         with ``model`` (:class:`gioselect.embed.TextEmbedder`, which must be installed there) in batches of
         ``embed_batch_size``.
     spark_master : str, optional
@@ -119,8 +121,6 @@ def run_select_spark(
         pyspark is not installed.
     """
     cfg = cfg.validate()
-    if cfg.clusters != "auto":
-        check_int(cfg.clusters, "clusters", low=1)
     if cfg.exclude is not None or cfg.report_fields:
         raise InvalidParameterError("exclude and report_fields need the local engine (gioselect.pipeline)")
     if kmeans not in KMEANS_METHODS:
@@ -164,6 +164,7 @@ def select(
     candidates: str = "auto",
     refine: str = "knn",
     refine_over: float = 1.5,
+    refine_whole: float = REFINE_WHOLE,
     budget: str | int | None = None,
     budget_exact: bool = False,
     seed: int = 0,
@@ -190,8 +191,9 @@ def select(
         Text columns to embed on the executors (:func:`embed_texts`) instead.
     text_model : str, optional
         The text model (default: the packaged all-MiniLM-L6-v2).
-    clusters, target_clusters, kmeans_iter, candidates, refine, refine_over, budget, budget_exact, seed
-        As :class:`gioselect.pipeline.SelectConfig` (an explicit ``clusters`` must be positive). The sub-seeds
+    clusters, target_clusters, kmeans_iter, candidates, refine, refine_over, refine_whole, budget, budget_exact, seed
+        As :class:`gioselect.pipeline.SelectConfig` (``clusters=0`` collects the pool to the driver, refused
+        above 1 GiB of float32 rows, as :func:`run_select_spark` with the default memory budget). The sub-seeds
         are those of the in-process job with the same ``seed``.
     kmeans : {"auto", "driver", "lloyd", "mllib"}, default "auto"
         As :func:`run_select_spark`.
@@ -215,13 +217,13 @@ def select(
     except TypeError as exc:
         raise InvalidParameterError(f"select: unknown GIO parameter ({exc})") from None
     settings = PhaseSettings(params=gio, clusters=clusters, target_clusters=target_clusters,
-                             kmeans_iter=kmeans_iter, candidates=candidates, refine=refine, refine_over=refine_over)
-    if clusters != "auto":
-        check_int(clusters, "clusters", low=1)
+                             kmeans_iter=kmeans_iter, candidates=candidates, refine=refine, refine_over=refine_over,
+                             refine_whole=refine_whole)
     # the checks of a file job's configuration (gioselect.job.config.SelectConfig.validate)
     SelectConfig(pool=Path("pool"), target=Path("target"), out=Path("out"), params=gio, clusters=clusters,
                  target_clusters=target_clusters, kmeans_iter=kmeans_iter, candidates=candidates, refine=refine,
-                 refine_over=refine_over, seed=seed, budget=None if budget is None else str(budget),
+                 refine_over=refine_over, refine_whole=refine_whole, seed=seed,
+                 budget=None if budget is None else str(budget),
                  budget_exact=budget_exact).validate()
     engine = SparkEngine(pool_df.sparkSession, kmeans=kmeans)
     engine.check_params()

@@ -360,7 +360,16 @@ class SparkEngine(SparkReader):
         return self.load_assignment(str(path)), saved["cluster_ids"]
 
     def pool_vectors(self, src: SparkSource, memory_budget: int, progress: Callable[[int], None]) -> np.ndarray:
-        """Every pool row on the driver (an unquantised pool: at most ``AUTO_MAX_DIRECT_ROWS`` under "auto")."""
+        """Every pool row on the driver: an unquantised pool (``clusters=0``, or ``"auto"`` up to
+        ``AUTO_MAX_DIRECT_ROWS`` rows) is GIO's candidates, held in memory. Refused (before anything is read)
+        when rows x dim x 4 bytes exceed ``memory_budget``: the driver is one machine."""
+        need = src.n_rows * src.dim * 4
+        if need > memory_budget:
+            raise InvalidParameterError(
+                f"clusters=0 on the Spark engine collects the whole pool to the driver ({src.n_rows} rows x "
+                f"{src.dim} dims = {need / 2**30:.2f} GiB as float32), more than the memory budget "
+                f"({memory_budget / 2**30:.2f} GiB): quantise (--clusters auto or K > 0) or raise --memory-budget"
+            )
         out = check_embeddings(self.read_all(src), src.where)
         progress(src.n_rows)
         return out
@@ -382,6 +391,30 @@ class SparkEngine(SparkReader):
     def size_pool(self, src: SparkSource) -> RowSampler:
         """The pool for the size estimate: its reservoir sample drawn by id, only those rows fetched."""
         return RowSampler(src.n_rows, src.dim, lambda ids: self.take(src, ids))
+
+    def row_clusters(self, assignment: Assignment, ids: np.ndarray) -> np.ndarray:
+        """The cluster (index into ``assignment.centroids``) of each pool row ``ids``, in the given order: one
+        join of the assignment with the ids; 12 bytes a row reach the driver."""
+        from pyspark.sql import functions as F
+
+        frame, cluster_ids = assignment.labels
+        ids = np.asarray(ids, dtype=np.int64)
+        if ids.size == 0:
+            return np.empty(0, dtype=np.int64)
+        uniq = np.unique(ids)
+        want = self.spark.createDataFrame(pa.table({ROW: pa.array(uniq, pa.int64())}))
+        want = F.broadcast(want) if uniq.shape[0] <= self.broadcast_rows else want
+        with errors_from_spark():
+            table = collect_table(frame.join(want, ROW).select(ROW, CLUSTER))
+        got = np.asarray(table.column(ROW).to_numpy(), dtype=np.int64)
+        raw = np.asarray(table.column(CLUSTER).to_numpy(), dtype=np.int64)
+        order = np.argsort(got)
+        got, raw = got[order], raw[order]
+        if got.shape[0] != uniq.shape[0] or not np.array_equal(got, uniq):
+            raise InvalidInputError(f"assignment: found {got.shape[0]} of {uniq.shape[0]} selected rows "
+                                    "(internal error)")
+        cl = np.asarray(cluster_ids, dtype=np.int64)  # ascending: the kept clusters' raw indices
+        return np.searchsorted(cl, raw[np.searchsorted(got, ids)]).astype(np.int64)
 
     def members(self, assignment: Assignment) -> SparkMembers:
         labels, cluster_ids = assignment.labels

@@ -143,7 +143,8 @@ class SparkJobEngine(SparkEngine):
             upd(target.n_rows)
         timings["read"] = inputs.state["opened_s"] + time.monotonic() - t0
         inputs.pool = inputs.rows = pool
-        inputs.state.update(target_source=target if isinstance(target, SparkSource) else None, work=work)
+        inputs.state.update(target_source=target if isinstance(target, SparkSource) else None, work=work,
+                            memory_budget=cfg.memory_budget)
         inputs.fields = {"embedding_field": pool.embedding_field, "target_embedding_field": target.embedding_field}
         fp = inputs.fingerprint
         inputs.records = {
@@ -176,8 +177,23 @@ class SparkJobEngine(SparkEngine):
         return ids, {"selected_ids": "selected_ids.npy", "selected_rows": SELECTED_ROWS_NAME}
 
     def write_picks(self, result: Path, selected_ids: np.ndarray, picks: np.ndarray,
-                    assignment: Assignment | None, search: Any, inputs: JobInputs) -> None:
-        return None  # picks.csv needs every selected row on the driver
+                    assignment: Assignment | None, search: Any, inputs: JobInputs) -> dict[str, np.ndarray]:
+        """``picks.csv`` as the local engine writes it (:func:`gioselect.report.write_picks`).
+
+        The driver holds what the file holds (the selected ids, each row's cluster, gain and 3 nearest target
+        rows: 40 bytes a row) and one block of selected vectors at a time; a block is as many rows as fit the
+        memory budget (at least 16,384), fetched in one pass over the pool, so most selections take one pass.
+        """
+        from ..report import write_picks
+
+        pool: SparkSource = inputs.pool
+        assert inputs.target is not None
+        ids = np.asarray(selected_ids, dtype=np.int64)
+        block = max(16_384, int(inputs.state.get("memory_budget", 1 << 30)) // max(1, pool.dim * 4))
+        row_clusters = None if assignment is None else self.row_clusters(assignment, ids)
+        return write_picks(result / "picks.csv", ids, picks, None, search.initial_kl, search.state.kl_trace,
+                           lambda i: self.take(pool, i), inputs.target, block_rows=block,
+                           row_clusters=row_clusters)
 
     def report_rows(self, inputs: JobInputs, pool_ids: np.ndarray, selected_ids: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -188,7 +204,7 @@ class SparkJobEngine(SparkEngine):
 
     def report_options(self, cfg: SelectConfig, inputs: JobInputs, result: Path, outputs: dict[str, str],
                        picks: dict[str, np.ndarray] | None) -> dict[str, Any]:
-        return {}
+        return {"picks": picks}
 
     def manifest_extra(self) -> dict[str, Any]:
         sc = self.spark.sparkContext

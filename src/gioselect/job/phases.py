@@ -38,7 +38,7 @@ from .. import __version__
 from ..engines.base import Assignment, Engine, JobEngine
 from ..errors import InvalidParameterError
 from ..optimize import GIOParams
-from ..quantize import ClusterPlan, plan_clusters, quantized_rows, select_candidates
+from ..quantize import REFINE_WHOLE, ClusterPlan, plan_clusters, quantized_rows, select_candidates
 from ..selector import F1Sizer, auto_budget, size_rule
 from ..sizing import SizeEstimate
 from .config import Progress, SelectConfig, no_progress, parse_budget, text_fields
@@ -66,6 +66,7 @@ class PhaseSettings:
     candidates: str = "auto"
     refine: str = "knn"
     refine_over: float = 1.5
+    refine_whole: float = REFINE_WHOLE
     memory_budget: int = 1 << 30
     checkpoint_every: int = 25
     checkpoint_seconds: float = 30.0
@@ -74,7 +75,7 @@ class PhaseSettings:
     def of(cls, cfg: SelectConfig) -> PhaseSettings:
         return cls(params=cfg.params, clusters=cfg.clusters, target_clusters=cfg.target_clusters,
                    kmeans_iter=cfg.kmeans_iter, candidates=cfg.candidates, refine=cfg.refine,
-                   refine_over=cfg.refine_over, memory_budget=cfg.memory_budget,
+                   refine_over=cfg.refine_over, refine_whole=cfg.refine_whole, memory_budget=cfg.memory_budget,
                    checkpoint_every=cfg.checkpoint_every, checkpoint_seconds=cfg.checkpoint_seconds)
 
 
@@ -203,7 +204,7 @@ def select_phases(engine: Engine, pool: Any, target: np.ndarray, target_source: 
             if refining:
                 ids = quantized_rows(picks, engine.members(asg), lambda i: engine.take(pool, i), target,
                                      candidates, budget_rows, how=settings.refine, k=k, over=settings.refine_over,
-                                     limit=limit, seed=seeds["explode"])
+                                     whole=settings.refine_whole, limit=limit, seed=seeds["explode"])
                 selection = engine.selection(ids)
             else:
                 selection = engine.explode(picks, asg, limit=limit, seed=seeds["explode"])
@@ -335,6 +336,7 @@ def _manifest(ctx: RunContext, engine: JobEngine, inp: Any, sel: Selected, seeds
         "sub_seeds": seeds.as_dict(),
         "parameters": {**asdict(cfg.params), "clusters": cfg.clusters, "target_clusters": kt,
                        "candidates": cfg.candidates, "refine": cfg.refine, "refine_over": cfg.refine_over,
+                       "refine_whole": cfg.refine_whole,
                        "kmeans_iter": cfg.kmeans_iter, "budget": cfg.budget, "budget_rows": sel.budget_rows,
                        "budget_exact": cfg.budget_exact, "memory_budget": cfg.memory_budget,
                        "embedding_field": inp.fields.get("embedding_field"),

@@ -20,12 +20,14 @@ logger = logging.getLogger(__name__)
 
 def write_picks(path: Path, selected_ids: np.ndarray, picks: np.ndarray, labels: np.ndarray | None,
                 initial_kl: float, kl_trace: Sequence[float], take: Any, target: np.ndarray,
-                block_rows: int = 16384) -> dict[str, np.ndarray]:
+                block_rows: int = 16384, row_clusters: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Write ``picks.csv``: one line per selected row in rank order, with ``gio_row_id``, ``gio_rank``,
     ``gio_gain`` (the objective decrease of the pick that chose the row: a quantised pick's rows share their
     cluster's) and ``gio_nearest_target`` (the 3 nearest target rows, space-separated). Returns the columns.
 
-    ``take(ids)`` reads pool rows (float32); they are read in blocks of ``block_rows``.
+    ``take(ids)`` reads pool rows (float32); they are read in blocks of ``block_rows``. ``row_clusters`` (the
+    cluster of each selected row, in rank order) stands in for ``labels[selected_ids]`` where no pool-sized
+    label vector is at hand (the Spark engine).
     """
     from ..frames import N_NEAREST_TARGETS, nearest_targets, pick_gains
 
@@ -36,7 +38,8 @@ def write_picks(path: Path, selected_ids: np.ndarray, picks: np.ndarray, labels:
     for c, g in zip(picks[: trace.shape[0]].tolist(), gains.tolist(), strict=True):
         first.setdefault(c, g)
     ids = np.asarray(selected_ids, dtype=np.int64)
-    cand = ids if labels is None else np.asarray(labels)[ids]
+    cand = (np.asarray(row_clusters, dtype=np.int64) if row_clusters is not None
+            else ids if labels is None else np.asarray(labels)[ids])
     row_gain = np.array([first.get(int(c), math.nan) for c in cand], dtype=np.float64)
     n_near = min(N_NEAREST_TARGETS, int(target.shape[0]))
     near = np.empty((ids.shape[0], n_near), dtype=np.int64)

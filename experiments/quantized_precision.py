@@ -1,0 +1,155 @@
+"""Quantised selection at equal size on every target: the row-level pass's variants against unquantised GIO.
+
+A lean companion of ``quantized_study.py`` (same tasks, same helpers; issue 13, item 2): only medoid candidates
+and the passes still in question, so that every BBC domain and the Fashion-MNIST classes fit in one run.
+Per task (``quantized_study.bbc_tasks`` / ``fm_tasks``: BBC every sentence, 300 held-out target sentences of one
+domain, equal size ``--bbc-size`` rows; Fashion-MNIST's 60,000 training images, 300 test images of one class,
+equal size 6,000), domain precision of:
+
+* ``unquantized``: GIO on the rows filled to the equal size; ``knn_retrieval``;
+* ``medoid/none``: GIO on K = 1500 medoids to the size, clusters exploded whole (the last one cut);
+* ``medoid/knn/over<o>``: GIO to ``o`` times the size, the rows of those clusters ranked by mean distance to their
+  5 nearest target points, the best kept (the library default is over 1.5);
+* ``medoid/knn/over1.5/whole<w>``: the same, but the first chosen clusters holding ``w`` times the size are kept
+  whole and only the rest is ranked (``refine(..., whole=w)``);
+* ``medoid/share/over1.5``: round-robin over the target.
+
+Run: ``python experiments/quantized_precision.py --size full [--tasks bbc,fashion_mnist] [--fm-classes 5]
+[--seeds 1]``; writes ``results/quantized_precision_<size>.json`` after every task and prints the table.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DOMAINS, make_parser, markdown_table, run_header, setup_logging, write_json
+from quantized_study import SETTINGS, _centroid_order, bbc_tasks, distinct, fm_tasks, quantise, run
+
+from gioselect.evaluate import knn_retrieval
+from gioselect.optimize import GIOParams
+from gioselect.quantize import explode, on_unit_sphere, refine
+from gioselect.search import make_search
+
+logger = logging.getLogger("experiments.quantized_precision")
+
+#: (name, over, pass, whole) of every quantised variant (``--variants`` picks others: ``knn:1.25:0.5,...``)
+VARIANTS: tuple[tuple[str, float, str, float], ...] = (
+    ("medoid/knn/over1.5", 1.5, "knn", 0.0), ("medoid/knn/over1.25", 1.25, "knn", 0.0),
+    ("medoid/knn/over1.5/whole0.5", 1.5, "knn", 0.5), ("medoid/share/over1.5", 1.5, "share", 0.0))
+
+
+def parse_variants(text: str) -> tuple[tuple[str, float, str, float], ...]:
+    out = []
+    for item in text.split(","):
+        how, over, whole = item.split(":")
+        name = f"medoid/{how}/over{float(over):g}" + (f"/whole{float(whole):g}" if float(whole) else "")
+        out.append((name, float(over), how, float(whole)))
+    return tuple(out)
+
+
+def one_task(name: str, pool: np.ndarray, dom: np.ndarray, target: np.ndarray, target_dom: Any, k: int,
+             seed: int, equal_size: int | None, unquantized: bool) -> dict[str, Any]:
+    t0 = time.monotonic()
+    in_dom = dom == target_dom
+    size = int(in_dom.sum()) if equal_size is None else min(int(equal_size), int(in_dom.sum()))
+
+    def prec(idx: np.ndarray) -> float:
+        return float(in_dom[idx].mean()) if idx.size else float("nan")
+
+    base: dict[str, Any] = {} if on_unit_sphere(pool[:1000]) else {"random_init_pct": 0.01}
+    fill = GIOParams(**base, max_iter=None, stop_criterion="data_size", max_data_size=1.0)
+    res: dict[str, Any] = {"task": name, "domain": str(target_dom), "seed": seed, "pool_rows": int(pool.shape[0]),
+                           "equal_size": size, "precision": {}, "rows": {}}
+    q = quantise(pool, k, seed)
+    cand, sizes, members = q["cand"]["medoid"], q["sizes"], q["members"]
+    fallback = _centroid_order(cand, target)
+    s = run(make_search(cand, target, fill, seed=seed, weights=sizes, budget=float(size)))
+    ids = explode(np.asarray(s.state.selected, dtype=np.int64), members, limit=size, seed=seed)
+    res["precision"]["medoid/none"], res["rows"]["medoid/none"] = prec(ids), int(ids.size)
+    chosen: dict[float, np.ndarray] = {}
+    for vname, over, how, whole in VARIANTS:
+        if over not in chosen:
+            s = run(make_search(cand, target, fill, seed=seed, weights=sizes, budget=over * size, budget_exact=True))
+            chosen[over] = np.asarray(s.state.selected, dtype=np.int64)
+        ids = refine(chosen[over], members, lambda i: pool[i], target, size, how=how, over=over, fallback=fallback,
+                     whole=whole)
+        res["precision"][vname], res["rows"][vname] = prec(ids), int(ids.size)
+    kn = knn_retrieval(pool, target, size)
+    res["precision"]["knn_retrieval"] = prec(kn)
+    logger.info("%s %s seed %d quantised: %s (%.0f s)", name, target_dom, seed,
+                {m: round(v, 3) for m, v in res["precision"].items()}, time.monotonic() - t0)
+    if unquantized:
+        t1 = time.monotonic()
+        s = run(make_search(pool, target, fill, seed=seed, budget=float(size)))
+        u = distinct(np.asarray(s.state.selected, dtype=np.int64))
+        res["precision"]["unquantized"], res["rows"]["unquantized"] = prec(u), int(u.size)
+        res["unquantized_seconds"] = round(time.monotonic() - t1, 1)
+        logger.info("%s %s seed %d unquantised %.3f (%.0f s)", name, target_dom, seed,
+                    res["precision"]["unquantized"], time.monotonic() - t1)
+    res["seconds"] = round(time.monotonic() - t0, 1)
+    return res
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    methods = ["unquantized", "knn_retrieval", "medoid/none", *(v[0] for v in VARIANTS)]
+    head = ["task", "target", "seed", *methods]
+    rows = []
+    for r in results:
+        p = r["precision"]
+        u = p.get("unquantized")
+        cells = [r["task"], r["domain"], str(r["seed"])]
+        for m in methods:
+            if m not in p:
+                cells.append("")
+            elif m == "unquantized" or u is None:
+                cells.append(f"{100 * p[m]:.1f}")
+            else:
+                cells.append(f"{100 * p[m]:.1f} ({100 * (p[m] - u):+.1f})")
+        rows.append(cells)
+    return markdown_table(head, rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = make_parser(__doc__.splitlines()[0])
+    ap.add_argument("--tasks", default="bbc,fashion_mnist", help="comma-separated, in this order: bbc, fashion_mnist")
+    ap.add_argument("--bbc-domains", default=",".join(DOMAINS))
+    ap.add_argument("--fm-classes", default="5,0,1,7", help="Fashion-MNIST target classes, in run order")
+    ap.add_argument("--bbc-size", type=int, default=None, help="BBC equal size (default: the settings', 1,000 full)")
+    ap.add_argument("--seeds", type=int, default=1, help="seeds --seed, --seed + 1, ...")
+    ap.add_argument("--no-unquantized", action="store_true", help="skip the (slow) unquantised runs")
+    ap.add_argument("--variants", default=None, help="pass:over:whole,... instead of the default variants")
+    ap.add_argument("--tag", default="", help="suffix of the results file name")
+    args = ap.parse_args(argv)
+    global VARIANTS
+    if args.variants:
+        VARIANTS = parse_variants(args.variants)
+    setup_logging(args.verbose)
+    started = time.monotonic()
+    cfg = dict(SETTINGS[args.size])
+    cfg["bbc_domains"] = args.bbc_domains.split(",")
+    cfg["fm_classes"] = [int(c) for c in args.fm_classes.split(",")]
+    bbc_size = args.bbc_size or cfg["bbc_equal_size"]
+    results: list[dict[str, Any]] = []
+    out = Path(args.out) / f"quantized_precision_{args.size}{args.tag}.json"
+    for s in range(args.seeds):
+        seed = args.seed + s
+        for task in args.tasks.split(","):
+            tasks = bbc_tasks(cfg, seed) if task == "bbc" else fm_tasks(cfg, seed)
+            for name, pool, dom, target, tdom in tasks:
+                results.append(one_task(name, pool, dom, target, tdom, cfg["clusters"][0], seed,
+                                        bbc_size if name == "bbc" else None, not args.no_unquantized))
+                write_json(out, {**run_header("quantized_precision", args, started), "settings": cfg,
+                                 "variants": [list(v) for v in VARIANTS], "results": results})
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
