@@ -18,9 +18,9 @@ Tasks (each a pool that is a mixture of target-like rows and others, so "how man
 For every task, seed and GIO mode (``relaxed-jump``, ``relaxed-mean``, ``exact``) GIO runs to a large budget
 (the curve: the yardsticks at a grid of prefix sizes; with a budget no stop rule fires, so every prefix is the
 selection that budget would give), once with the reference's ``increase`` stop (where it ends), and the size
-estimator (:func:`gioselect.sizing.estimate_target_rows`, the ``stop_criterion="auto"`` size) is scored on
+estimator (:func:`gioselect.sizing.estimate_target_rows`, the ``stop_criterion="estimate"`` size) is scored on
 the same curve. Reported: mean +- std over seeds of each yardstick at the best size on the curve, at the
-``auto`` size and at the ``increase`` size.
+estimate's size (``auto`` in the tables: the default before the F1 rule) and at the ``increase`` size.
 
 Usage: ``python experiments/stopping_study.py --size full [--seed 0] [--out experiments/results]``;
 ``--size small`` runs in seconds (the tests use it); ``--tasks bbc,mixture`` picks tasks.
@@ -30,7 +30,8 @@ seed, estimates the size, keeps the classifier's out-of-fold score of every pool
 defaults) once, forced to 2x the larger of the estimate and the true count; it appends one JSON line per task and
 seed to ``<out>/stopping_suite_<size>.jsonl`` (a rerun skips what is there). ``--summarize FILE[,FILE]`` prints the
 size rules on those curves: the best size, the estimate, the true count and the F1-along-GIO's-order rule
-(:func:`f1_along_order`).
+(:func:`f1_along_order`). ``--implemented TASKS --rules f1,estimate`` runs the rules through the library (each
+``stop_criterion`` with no budget) and scores them on one forced run (:func:`implemented_case`).
 """
 
 from __future__ import annotations

@@ -66,8 +66,8 @@ def npy_run(data: dict[str, object], tmp_path_factory: pytest.TempPathFactory) -
 
 def test_outputs_and_selection_quality(npy_run: Path, data: dict[str, object]) -> None:
     assert sorted(p.name for p in npy_run.iterdir()) == [
-        "kl_trace.csv", "manifest.json", "picks.csv", "report.html", "selected_ids.npy", "selected_row_ids.npy",
-        "selected_rows.npy"]
+        "f1_curve.csv", "kl_trace.csv", "manifest.json", "picks.csv", "report.html", "selected_ids.npy",
+        "selected_row_ids.npy", "selected_rows.npy"]
     ids = np.load(npy_run / "selected_ids.npy", allow_pickle=False)
     assert ids.dtype == np.int64 and len(ids) > 0 and len(np.unique(ids)) == len(ids)
     comp = data["comp"]
@@ -81,20 +81,20 @@ def test_outputs_and_selection_quality(npy_run: Path, data: dict[str, object]) -
     np.testing.assert_array_equal(np.load(npy_run / "selected_row_ids.npy"), np.sort(ids))  # beside the vectors
     m = json.loads((npy_run / "manifest.json").read_text())
     assert m["counts"]["selected_rows"] == len(ids) and m["counts"]["pool_rows"] == 3000
-    # The default stop on a quantised run is the estimate: exactly the estimated number of target-like rows (1/3).
-    assert m["quantization"]["pool_clusters"] <= 60 and m["stop_reason"] == "auto"
-    assert m["size_estimate"]["rows"] == len(ids) and abs(len(ids) - 1000) < 200
+    # The default stop is the F1 rule, quantised too: the argmax prefix's rows (the target-like third of the pool).
+    assert m["quantization"]["pool_clusters"] <= 60 and m["stop_reason"] == "auto-f1"
+    assert m["size_estimate"]["f1"]["best_rows"] == len(ids) and abs(len(ids) - 1000) < 200
     assert len(m["inputs"]["pool"]["sha256"]) == 64 and m["parameters"]["v_init"] == "jump"
     assert set(m["timings_s"]) >= {"read", "quantize_pool", "select", "explode", "write", "total"}
     with open(npy_run / "kl_trace.csv") as fh:
         trace = list(csv.DictReader(fh))
     assert trace[0]["event"] == "start"
     accepted = [r for r in trace if r["accepted"] == "1"]
-    assert len(accepted) == m["counts"]["selected_candidates"]
-    # The row-level pass: GIO chose clusters worth about refine_over (1.5) times the size, whose best rows fill it.
-    chosen_rows = sum(int(r["rows"]) for r in accepted)
-    assert len(ids) <= chosen_rows and sum(int(r["rows"]) for r in accepted[:-1]) < 1.5 * len(ids) + 1
-    assert float(accepted[-1]["kl"]) == pytest.approx(m["final_kl"])
+    # The F1 rule: the trace has every pick of the run, past the argmax; the selection is the kept prefix's
+    # clusters exploded whole, and the final objective is the kept prefix's.
+    kept = m["counts"]["selected_candidates"]
+    assert len(accepted) > kept and sum(int(r["rows"]) for r in accepted[:kept]) == len(ids)
+    assert float(accepted[kept - 1]["kl"]) == pytest.approx(m["final_kl"])
     html = (npy_run / "report.html").read_text()
     assert "data:image/png;base64," in html
 

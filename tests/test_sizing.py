@@ -1,5 +1,5 @@
-"""The automatic size (stop_criterion="auto": the F1 rule on rows, the estimate when quantised; "estimate"),
-exact budgets and the scale-free start set."""
+"""The automatic size (stop_criterion="auto", alias "f1": the F1 rule; "estimate"), exact budgets and the
+scale-free start set."""
 
 from __future__ import annotations
 
@@ -146,26 +146,34 @@ def test_quantised_budget_is_exact(budget: int) -> None:
     assert qs.ids.shape[0] == budget and np.unique(qs.ids).shape[0] == budget
 
 
-def test_quantised_auto_size_counts_pool_rows_not_clusters() -> None:
+def test_quantised_estimate_size_counts_pool_rows_not_clusters() -> None:
     pool, target, positive = two_gaussians(0.2, n=1200)
-    qs = select_quantized(pool, target, clusters=60, seed=0)
+    qs = select_quantized(pool, target, clusters=60, seed=0, stop_criterion="estimate")
     est = qs.result.size_estimate
     assert est is not None and qs.ids.shape[0] == est["rows"] and abs(est["rows"] - 240) < 60
     assert qs.result.stop_reason == "auto"
     assert positive[qs.ids].mean() > 0.9
-    # quantised, "auto" is the estimate with the row-level pass (it needs the size before GIO starts)
-    same = select_quantized(pool, target, clusters=60, seed=0, stop_criterion="estimate")
-    np.testing.assert_array_equal(same.ids, qs.ids)
+
+
+def test_quantised_default_is_the_f1_rule_in_rows() -> None:
+    # Quantised, the default is the F1 rule too: candidates weighted by posterior x cluster rows, the kept
+    # clusters exploded whole, so the selection is exactly the argmax prefix's rows ("f1" is the same run).
+    pool, target, positive = two_gaussians(0.2, n=1200)
+    qs = select_quantized(pool, target, clusters=60, seed=0)
+    alias = select_quantized(pool, target, clusters=60, seed=0, stop_criterion="f1")
+    np.testing.assert_array_equal(qs.ids, alias.ids)
+    est = qs.result.size_estimate
+    assert est is not None and qs.result.stop_reason == "auto-f1"
+    assert qs.ids.shape[0] == est["f1"]["best_rows"] and abs(qs.ids.shape[0] - 240) < 60
+    assert positive[qs.ids].mean() > 0.9
 
 
 def test_size_rule_names_one_rule_per_run() -> None:
     assert size_rule("auto", None) == "f1" and size_rule("f1", None) == "f1"
-    assert size_rule("auto", None, quantized=True) == "estimate"
-    assert size_rule("f1", None, quantized=True) == "f1"
-    assert size_rule("estimate", None) == "estimate" == size_rule("estimate", None, quantized=True)
+    assert size_rule("estimate", None) == "estimate"
     for stop in ("auto", "f1", "estimate"):
         assert size_rule(stop, 10.0) is None  # a budget is exact
-    assert size_rule("increase", None) is None and size_rule("data_size", None, quantized=True) is None
+    assert size_rule("increase", None) is None and size_rule("data_size", None) is None
     assert GIOParams().stop_criterion == "auto" and "estimate" in CRITERIA
 
 

@@ -57,7 +57,7 @@ logger = logging.getLogger(__name__)
 #: The fixed names of a ``select`` result; ``selected_rows.<ext>`` comes in addition (a file, or a parquet
 #: directory of part files from the Spark engine).
 RESULT_FILES = frozenset({"selected_ids.npy", "selected_row_ids.npy", "picks.csv", "kl_trace.csv", "manifest.json",
-                          "report.html"})
+                          "report.html", "f1_curve.csv"})
 _SELECTED_ROWS = re.compile(r"^selected_rows\.(npy|parquet|pq|csv|tsv|jsonl|json)$")
 EVALUATION_FILES = frozenset({"evaluation.json", "evaluation.png"})
 #: What the tool writes into ``OUT.partial/``: checkpoints, embeddings, Spark parquet folders, the result

@@ -68,7 +68,7 @@ class GIOSelector:
         ``"estimate"``: the run's budget is the estimated number of target-like pool rows
         (:func:`gioselect.sizing.estimate_target_rows`, the default before the F1 rule; it runs short of the
         best size when the target is narrower than the pool's target-like rows); stop reason ``"auto"``.
-        (Quantised runs, :func:`select_quantized`: ``"auto"`` is ``"estimate"`` there.) The criteria of
+        (Quantised runs, :func:`select_quantized`: the same rules, counting cluster rows.) The criteria of
         grad-info-opt, which watch the objective's trace and stop where it rises or flattens: ``"increase"``
         (the objective went up; the reference's default, which stops 1-2 orders of magnitude before the best
         size in EXPERIMENTS.md, "Automatic size and defaults"), ``"max_resets"`` (went up again after

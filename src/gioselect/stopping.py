@@ -2,11 +2,10 @@
 
 Six criteria are those of grad-info-opt 0.1.2 (``stop_criterion=...``). Three more never fire by themselves:
 they name an automatic size, which the selector, ``select_quantized``, the job and the Spark job turn into a
-size through one function (:func:`gioselect.search.size_rule`). ``"auto"`` (the default) follows the plug-in F1
-of the picks (:class:`gioselect.search.F1Sizer`), ends the run when it stops improving and cuts the selection to
-its best prefix; on a quantised run it is ``"estimate"`` with the row-level pass. ``"f1"`` is the F1 rule on
-every run (on the rows themselves, the same as ``"auto"``). ``"estimate"`` makes the estimated number of
-target-like pool rows (:func:`gioselect.sizing.estimate_target_rows`) the run's row budget before it starts.
+size through one function (:func:`gioselect.search.size_rule`). ``"auto"`` (the default) and its alias ``"f1"``
+follow the plug-in F1 of the picks (:class:`gioselect.search.F1Sizer`), end the run when it stops improving and
+cut the selection to its best prefix. ``"estimate"`` makes the estimated number of target-like pool rows
+(:func:`gioselect.sizing.estimate_target_rows`) the run's row budget before it starts.
 Each is asked, after the
 candidate pick has been evaluated and before it is accepted, whether the loop should stop. What happens then
 (stop, or with ``resets_allowed`` refill the pool and go on) is the loop's business, not the criterion's.
@@ -158,8 +157,8 @@ class DataSize:
 
 @dataclass(frozen=True)
 class Auto:
-    """Never fires: the automatic size (the default), the F1 rule on the rows themselves and the estimate on a
-    quantised run (:func:`gioselect.search.size_rule`).
+    """Never fires: the automatic size (the default), the F1 rule (:func:`gioselect.search.size_rule`; the same
+    as ``"f1"``).
 
     A search built directly with ``stop_criterion="auto"`` and no budget runs to ``max_iter`` or the end of the
     pool.
@@ -174,7 +173,7 @@ class Auto:
 @dataclass(frozen=True)
 class F1:
     """Never fires by itself: the caller follows the plug-in F1 of the picks (:class:`gioselect.sizing.F1Prefix`)
-    and cuts the selection to its argmax prefix (``stop_criterion="f1"``, quantised runs included).
+    and cuts the selection to its argmax prefix (``stop_criterion="f1"``, an alias of ``"auto"``).
 
     A search built directly with ``stop_criterion="f1"`` runs to ``max_iter`` or the end of the pool.
     """

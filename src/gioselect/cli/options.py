@@ -63,7 +63,7 @@ def add_gio_options(p: argparse.ArgumentParser, *, max_iter_default: int | None 
                         "stopping criterion and --budget (default none)")
     g.add_argument("--stop", choices=list(CRITERIA), default=d.stop_criterion,
                    help="when to stop without --budget: auto (= f1) = the prefix of GIO's picks that maximises the "
-                        "estimated F1 of retrieving the pool's target-like rows (quantised: as estimate); "
+                        "estimated F1 of retrieving the pool's target-like rows; "
                         "estimate = as many rows as the pool is estimated to hold drawn like the target "
                         "(docs/algorithm.md); the others watch the objective's trace. --budget N overrides any "
                         f"of them (default {d.stop_criterion})")

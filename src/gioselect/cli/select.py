@@ -37,7 +37,8 @@ def add_select(sub: argparse._SubParsersAction) -> None:
             "K-means first (--clusters). Inputs: .npy (2-D float), .parquet (an embedding column), .csv/.tsv "
             "(grad-info-opt's layout: a '[0.1, ...]' vector column) or .jsonl. Writes into OUT: selected_ids.npy "
             "(0-based pool rows in selection order), selected_rows.<ext> (the rows, all columns, plus gio_row_id "
-            "and gio_rank), kl_trace.csv, manifest.json (the run record) and report.html."
+            "and gio_rank), kl_trace.csv, f1_curve.csv (the automatic size's estimated F1 per pick), manifest.json "
+            "(the run record) and report.html."
         ),
     )
     io_ = p.add_argument_group("inputs and outputs")

@@ -11,11 +11,11 @@ report. The phases, in order:
    cluster found in the same pass; the candidates (medoids by default) chosen; the target quantised when large;
 2. size: with no budget, the size rule :func:`gioselect.search.size_rule` names. Both fit the target-vs-pool
    classifier of :func:`gioselect.sizing.estimate_target_rows` on a seeded reservoir sample of pool rows (never
-   the centroids). The F1 rule (``stop_criterion="auto"`` unquantised, ``"f1"`` always): GIO's picks are cut
-   to the prefix that maximises the plug-in F1 (:class:`gioselect.search.F1Sizer`; a candidate counts its
-   posterior times its cluster's row count when quantised). The estimate rule (``"estimate"``, and ``"auto"``
-   when quantised, so that the row-level pass has its size before GIO starts): the estimated number of
-   target-like pool rows is the budget;
+   the centroids). The F1 rule (``stop_criterion="auto"``, the default, or ``"f1"``): GIO's picks are cut to the
+   prefix that maximises the plug-in F1 (:class:`gioselect.search.F1Sizer`; a candidate counts its posterior
+   times its cluster's row count when quantised, and the chosen clusters are exploded whole). The estimate rule
+   (``"estimate"``): the estimated number of target-like pool rows is the budget (quantised, the row-level pass
+   keeps that many);
 3. select: GIO on the candidates (:func:`gioselect.job.select.run_gio`), to ``refine_over`` times the size when
    the row-level pass follows;
 4. choose rows: the row-level pass inside the chosen clusters (:func:`gioselect.quantize.quantized_rows`), or the
@@ -159,15 +159,14 @@ def select_phases(engine: Engine, pool: Any, target: np.ndarray, target_source: 
 
     # -- size ----------------------------------------------------------------------------------------------
     size_est = None
-    rule = size_rule(settings.params.stop_criterion, budget_rows, quantized=asg is not None)
+    rule = size_rule(settings.params.stop_criterion, budget_rows)
     f1_rule = rule == "f1"
     if rule is not None:
         # How many pool rows look like the target (a sample of the pool rows, never the centroids): the F1 rule's
         # classifier, or (the estimate rule) the size the run then fills exactly.
         t0 = time.monotonic()
         with prog("estimating the target-like share of the pool", None, "pass") as upd:
-            _, size_est = auto_budget(engine.size_pool(pool), target, settings.params, None, seeds["gio"],
-                                      quantized=asg is not None)
+            _, size_est = auto_budget(engine.size_pool(pool), target, settings.params, None, seeds["gio"])
             upd(1)
         assert size_est is not None
         if not f1_rule:
@@ -283,7 +282,13 @@ def run_phases(ctx: RunContext, engine: JobEngine) -> dict[str, Any]:
     if sel.size_estimate is not None and sel.size_estimate.f1 is not None:  # the F1 rule's curve
         write_f1_curve(result / "f1_curve.csv", sel.size_estimate.f1)
         outputs["f1_curve"] = "f1_curve.csv"
-    final_kl = float(st.kl_trace[-1]) if st.kl_trace else float(search.initial_kl)
+    kept = len(st.kl_trace)
+    if sel.size_estimate is not None and sel.size_estimate.f1 is not None:  # the F1 rule: the kept prefix's value
+        first: dict[int, int] = {}
+        for i, c in enumerate(st.selected):
+            first.setdefault(int(c), i)
+        kept = first[int(sel.picks[-1])] + 1 if sel.picks.shape[0] else 0
+    final_kl = float(st.kl_trace[kept - 1]) if kept else float(search.initial_kl)
     timings["write"] = time.monotonic() - t0
     manifest = _manifest(ctx, engine, inp, sel, seeds, selected_ids, outputs, final_kl,
                          engine.exclusion_record(exclusion, cfg) if exclusion is not None else None)

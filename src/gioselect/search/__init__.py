@@ -94,38 +94,36 @@ def validate_fit_inputs(
     return pool_, target_, init_
 
 
-def size_rule(stop_criterion: str, budget: float | None, *, quantized: bool = False) -> str | None:
+def size_rule(stop_criterion: str, budget: float | None) -> str | None:
     """Which automatic size a run gets: ``"f1"``, ``"estimate"`` or None (a budget was given, or the criterion
     watches the objective's trace).
 
     The one place that reads the size criteria (:data:`gioselect.stopping.SIZE_RULES`), for the selector, the job
-    (both engines) and ``select_quantized``. ``"auto"`` (the default) is the F1 rule (:class:`F1Sizer`) on the
-    rows themselves and the estimate with the row-level pass on a quantised run (``quantized``), which needs
-    the size before GIO starts; ``"f1"`` is the F1 rule on every run (quantised: each candidate's posterior
-    times its cluster's rows, the chosen clusters exploded); ``"estimate"`` is the estimate as the row budget.
+    (both engines) and ``select_quantized``. ``"auto"`` (the default) and its alias ``"f1"`` are the F1 rule
+    (:class:`F1Sizer`; quantised, each candidate's posterior times its cluster's rows, the chosen clusters
+    exploded whole); ``"estimate"`` is the estimated number of target-like
+    rows as the run's budget (quantised, with the row-level pass). On ``bbc-40k-kmeans`` the F1 rule was ahead of
+    the estimate on every seed measured (EXPERIMENTS.md, "Automatic size and defaults (issue 17)").
     """
     if budget is not None or stop_criterion not in SIZE_RULES:
         return None
-    if stop_criterion == "estimate" or (stop_criterion == "auto" and quantized):
-        return "estimate"
-    return "f1"
+    return "estimate" if stop_criterion == "estimate" else "f1"
 
 
 def auto_budget(pool: Any, target: np.ndarray, params: GIOParams, budget: float | None,
-                seed: int | np.random.Generator | None, *, quantized: bool = False
-                ) -> tuple[float | None, SizeEstimate | None]:
+                seed: int | np.random.Generator | None) -> tuple[float | None, SizeEstimate | None]:
     """The run's row budget and the size estimate behind it (:func:`size_rule` decides which applies).
 
-    ``budget`` when given (no estimate). The F1 rule (``stop_criterion="auto"`` on the rows themselves, or
-    ``"f1"``): no budget, and the estimate whose classifier :class:`F1Sizer` weights the picks with. The
-    estimate rule (``"estimate"``, or ``"auto"`` when ``quantized``): the estimated number of target-like pool
-    rows (:func:`gioselect.sizing.estimate_target_rows`) as the budget. Other criteria: no budget, no estimate.
+    ``budget`` when given (no estimate). The F1 rule (``stop_criterion="auto"`` or ``"f1"``): no budget, and the
+    estimate whose classifier :class:`F1Sizer` weights the picks with. The estimate rule (``"estimate"``): the
+    estimated number of target-like pool rows (:func:`gioselect.sizing.estimate_target_rows`) as the budget.
+    Other criteria: no budget, no estimate.
 
     ``pool`` is the pool's rows (an array or a block source), never the cluster centroids. The estimate draws
     from its own generator (derived from ``seed``), so the GIO run's random choices are the same with or
     without it.
     """
-    rule = size_rule(params.stop_criterion, budget, quantized=quantized)
+    rule = size_rule(params.stop_criterion, budget)
     if rule is None:
         return budget, None
     if isinstance(seed, np.random.Generator):
@@ -146,7 +144,7 @@ def auto_budget(pool: Any, target: np.ndarray, params: GIOParams, budget: float 
 
 
 class F1Sizer:
-    """The F1 rule's size (``stop_criterion="auto"`` on the rows themselves, or ``"f1"``), shared by
+    """The F1 rule's size (``stop_criterion="auto"`` or its alias ``"f1"``), shared by
     :class:`gioselect.selector.GIOSelector` and the job's select phase (:func:`gioselect.job.select.run_gio`):
     feed it GIO's accepted picks, stop when :attr:`done`, keep the first :attr:`best_picks` distinct picks.
 
