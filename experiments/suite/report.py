@@ -53,9 +53,10 @@ def run_suite(size: str, tasks: Sequence[str], methods: Sequence[str], seeds: Se
     The task instances (task, seed) run in units (:func:`task_groups`, :func:`run_unit`): a task with the same
     data as another (``bbc-40k-kmeans`` and ``bbc-40k``) runs right after it, taking its records of the methods
     that are not GIO. ``jobs`` > 1 runs the units in that many worker processes (``spawn``), longest first
-    (:data:`COST_HINT`), each worker's BLAS on one thread; the data every instance of a task shares (the
-    embedding of the BBC corpus and of the corrupted sentences) is prepared once in this process first
-    (:attr:`TaskSpec.prepare`), so the workers read it from the on-disk cache. The workers use the default
+    (:data:`COST_HINT`), each worker's BLAS and text embedder on one thread; the data every instance of a task
+    shares (the embedding of the BBC corpus and of the corrupted sentences, :attr:`TaskSpec.prepare`) is made
+    once, by one worker, while the other workers run the tasks that do not need it (:func:`_run_parallel`);
+    the instances that need it then read it from the on-disk cache. The workers use the default
     method registry (:func:`register_default_methods`), so every name of ``methods`` must be in it. The
     results are in task and seed order whatever the order they finished in; the CPU time is this process's
     plus its workers'.
@@ -166,8 +167,8 @@ def _children_cpu() -> float:
 
 
 def _worker_init(sys_path: list[str], fashion_dir: Any, verbose: bool) -> None:
-    """A worker process: the parent's import path and Fashion-MNIST folder, its logging, BLAS on one thread
-    (``jobs`` processes share the cores: a second BLAS thread each would only contend)."""
+    """A worker process: the parent's import path and Fashion-MNIST folder, its logging, BLAS and the text
+    embedder on one thread (``jobs`` processes share the cores: a second thread each would only contend)."""
     import logging as _logging
     import sys
 
@@ -178,13 +179,40 @@ def _worker_init(sys_path: list[str], fashion_dir: Any, verbose: bool) -> None:
     from . import tasks as suite_tasks
 
     suite_tasks.FASHION_DATA_DIR = fashion_dir
+    suite_tasks.EMBED_THREADS = 1
     setup_logging(verbose)
     _logging.getLogger("experiments.suite").setLevel(_logging.INFO)
     threadpool_limits(limits=1)
 
 
+def prepare_tasks(size: str, names: Sequence[str]) -> dict[str, str]:
+    """Run the ``prepare`` of every task of ``names`` that has one, in turn (each makes its data once: the
+    first embeds the BBC corpus into the cache when it is cold). Returns ``{task: why}`` for the tasks whose
+    data could not be made."""
+    failed: dict[str, str] = {}
+    done: set[Any] = set()
+    for name in names:
+        prep = TASKS[name].prepare
+        if prep is None or prep in done:
+            continue
+        t0 = time.perf_counter()
+        try:
+            prep(size)
+        except (ImportError, FileNotFoundError) as exc:
+            failed[name] = str(exc)
+            logger.warning("task %s skipped: %s", name, exc)
+            continue
+        done.add(prep)
+        logger.info("task %s: shared data ready in %.1f s", name, time.perf_counter() - t0)
+    return failed
+
+
 def _run_parallel(size: str, units: Sequence[tuple[tuple[str, ...], int]], methods: Sequence[str], jobs: int,
                   done: Callable[[dict[str, Any]], None], skipped_tasks: dict[str, str]) -> None:
+    """The units in ``jobs`` spawned workers. The shared data (:func:`prepare_tasks`) is made first, in one
+    worker, while the others run the units that do not need it; the units that need it start once it is there.
+    Units go out longest first (:data:`COST_HINT`), one per free worker, so a long one is never queued behind
+    short ones."""
     import multiprocessing
     import sys
     from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -194,31 +222,45 @@ def _run_parallel(size: str, units: Sequence[tuple[tuple[str, ...], int]], metho
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"jobs > 1: method(s) {unknown} are not registered")
-    for name in dict.fromkeys(n for g, _ in units for n in g):  # shared data once, here, before the workers
-        spec = TASKS[name]
-        if spec.prepare is None:
-            continue
-        t0 = time.perf_counter()
-        try:
-            spec.prepare(size)
-        except (ImportError, FileNotFoundError) as exc:
-            skipped_tasks[name] = str(exc)
-            logger.warning("task %s skipped: %s", name, exc)
-            continue
-        logger.info("task %s: shared data ready in %.1f s", name, time.perf_counter() - t0)
-    todo = sorted((u for u in units if not any(n in skipped_tasks for n in u[0])),
-                  key=lambda u: -sum(COST_HINT.get(n, 60.0) for n in u[0]))
+
+    def cost(u: tuple[tuple[str, ...], int]) -> float:
+        return -sum(COST_HINT.get(n, 60.0) for n in u[0])
+
+    needs_prep = [n for n in dict.fromkeys(n for g, _ in units for n in g) if TASKS[n].prepare is not None]
+    blocked = sorted((u for u in units if any(n in needs_prep for n in u[0])), key=cost)
+    ready = sorted((u for u in units if not any(n in needs_prep for n in u[0])), key=cost)
     verbose = logging.getLogger("gioselect").isEnabledFor(logging.INFO)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_worker_init,
                              initargs=(list(sys.path), suite_tasks.FASHION_DATA_DIR, verbose)) as ex:
-        futs: dict[Future[tuple[list[dict[str, Any]], str | None]], tuple[str, ...]] = {
-            ex.submit(run_unit, size, group, seed, list(methods)): group for group, seed in todo}
-        pending = set(futs)
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+        running: dict[Future[Any], tuple[str, ...] | None] = {}  # None: the prepare job
+        prepared = not needs_prep
+        if needs_prep:
+            running[ex.submit(prepare_tasks, size, needs_prep)] = None
+
+        def next_unit() -> tuple[tuple[str, ...], int] | None:
+            for queue in ((blocked, ready) if prepared else (ready,)):
+                while queue:
+                    u = queue.pop(0)
+                    if not any(n in skipped_tasks for n in u[0]):
+                        return u
+            return None
+
+        while True:
+            while len(running) < jobs:
+                u = next_unit()
+                if u is None:
+                    break
+                running[ex.submit(run_unit, size, u[0], u[1], list(methods))] = u[0]
+            if not running:
+                break
+            finished, _ = wait(set(running), return_when=FIRST_COMPLETED)
             for f in finished:
-                group = futs[f]
+                group = running.pop(f)
+                if group is None:
+                    skipped_tasks.update(f.result())
+                    prepared = True
+                    continue
                 res_list, why = f.result()
                 for res in res_list:
                     done(res)

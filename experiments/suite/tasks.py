@@ -47,6 +47,9 @@ BBC = {
 SMALL_BBC_ARTICLES = 5  # per domain, for size small (about 450 sentences)
 CANONICAL_SEED = 20240601  # the corrupted-sentence list is the same for every run and seed: one cache entry
 CORRUPTIONS = ("shuffle", "swap", "splice")
+#: Threads of the text embedder when a task must embed (a cold cache); None: every core. The suite's worker
+#: processes set 1 (they run side by side).
+EMBED_THREADS: int | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -64,7 +67,7 @@ def bbc_view(size: str) -> tuple[tuple[dict[str, Any], ...], np.ndarray]:
 
     recs = bbc_corpus()
     if size == "full":
-        return tuple(recs), bbc_corpus_embeddings(recs)
+        return tuple(recs), bbc_corpus_embeddings(recs, threads=EMBED_THREADS)
     # small: every sentence of the first articles of each domain (whole articles, so that held-out articles
     # still give the target and the held-out split enough sentences)
     rows = np.array([i for i, r in enumerate(recs) if r["article"] < SMALL_BBC_ARTICLES], dtype=np.int64)
@@ -75,7 +78,7 @@ def bbc_view(size: str) -> tuple[tuple[dict[str, Any], ...], np.ndarray]:
     full = store.get(key)
     if full is not None and full.shape[0] == len(recs):
         return sub, np.ascontiguousarray(full[rows], dtype=np.float32)
-    emb, _ = embed_texts([r["text"] for r in sub], cache=True)
+    emb, _ = embed_texts([r["text"] for r in sub], cache=True, threads=EMBED_THREADS)
     return sub, np.ascontiguousarray(emb, dtype=np.float32)
 
 
@@ -180,7 +183,7 @@ def canonical_corrupted(size: str) -> tuple[np.ndarray, np.ndarray, list[str], n
     partners = rng.integers(0, len(recs), size=n)
     texts = [corrupt_sentence(recs[int(s)]["text"], CORRUPTIONS[int(k)], recs[int(p)]["text"], rng)
              for s, k, p in zip(src, kinds, partners, strict=True)]
-    emb, _ = embed_texts(texts, cache=True)
+    emb, _ = embed_texts(texts, cache=True, threads=EMBED_THREADS)
     return src, kinds, texts, np.ascontiguousarray(emb, dtype=np.float32)
 
 
