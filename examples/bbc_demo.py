@@ -115,12 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     pool_share = float(np.mean(domains == args.domain))
     sel_share = float(np.mean(domains[ids] == args.domain)) if len(ids) else float("nan")
     by_domain = {d: int(np.sum(domains[ids] == d)) for d in DOMAINS}
+    n_dom = int(np.sum(domains == args.domain))
+    f1 = 2.0 * by_domain[args.domain] / (len(ids) + n_dom) if len(ids) + n_dom else float("nan")
     summary = {
         "domain": args.domain, "pool_sentences": len(pool), "target_sentences": len(target),
         "selected": len(ids), "selected_by_domain": by_domain, "target_domain_share_selected": sel_share,
-        "target_domain_share_pool": pool_share, "final_kl": manifest["final_kl"],
+        "target_domain_share_pool": pool_share, "target_domain_f1": f1, "final_kl": manifest["final_kl"],
         "initial_kl": manifest["initial_kl"], "stop_reason": manifest["stop_reason"],
-        "size_estimate": manifest.get("size_estimate"),
+        "size_estimate": manifest.get("size_estimate"), "size_reason": manifest.get("size_reason"),
         "embedding_cache_hit": {k: v.get("text", {}).get("cache_hit") for k, v in manifest["inputs"].items()},
         "wall_time_s": round(time.monotonic() - t0, 1), "select_wall_time_s": manifest["timings_s"]["total"],
     }
@@ -130,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
           f"from {len(DOMAINS)} domains")
     print(f"selected {len(ids)} sentences; {sel_share:.0%} from '{args.domain}' "
           f"(the domain is {pool_share:.0%} of the pool); by domain: {by_domain}")
+    print(f"F1 of retrieving the pool's {n_dom} '{args.domain}' sentences: {f1:.3f}")
     def num(x: float | None) -> str:
         return "n/a" if x is None else f"{x:.4g}"
 
@@ -137,8 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"objective ({name} k-NN KL): {num(manifest['initial_kl'])} -> {num(manifest['final_kl'])} "
           f"(stop: {manifest['stop_reason']})")
     est = manifest.get("size_estimate")
+    if manifest.get("size_reason"):  # the F1 rule (the default): where it cut and why
+        print(f"size: {manifest['size_reason']}")
     if est:
-        print(f"automatic size: {est['rows']} of {est['pool_rows']} pool rows look like the target "
+        print(f"size estimate: {est['rows']} of {est['pool_rows']} pool rows look like the target "
               f"(estimated share {est['share']:.3f}, target-vs-pool AUC {est['diagnostics']['auc']:.3f})")
     hits = summary["embedding_cache_hit"]
     how = "reused from cache" if all(hits.values()) else "computed"

@@ -81,7 +81,7 @@ def test_outputs_and_selection_quality(npy_run: Path, data: dict[str, object]) -
     np.testing.assert_array_equal(np.load(npy_run / "selected_row_ids.npy"), np.sort(ids))  # beside the vectors
     m = json.loads((npy_run / "manifest.json").read_text())
     assert m["counts"]["selected_rows"] == len(ids) and m["counts"]["pool_rows"] == 3000
-    # The default stop is the automatic size: exactly the estimated number of target-like rows (1/3 of the pool).
+    # The default stop on a quantised run is the estimate: exactly the estimated number of target-like rows (1/3).
     assert m["quantization"]["pool_clusters"] <= 60 and m["stop_reason"] == "auto"
     assert m["size_estimate"]["rows"] == len(ids) and abs(len(ids) - 1000) < 200
     assert len(m["inputs"]["pool"]["sha256"]) == 64 and m["parameters"]["v_init"] == "jump"

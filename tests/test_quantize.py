@@ -279,7 +279,8 @@ def test_cli_default_states_the_k_decision_and_budget_is_exact(tmp_path: Path,
 
     x = blobs(900, 6, 5, seed=7)
     np.save(tmp_path / "pool.npy", x)
-    np.save(tmp_path / "target.npy", x[:60] + 0.01)
+    # one blob's rows (a target like all five would make the whole pool target-like: the F1 rule keeps it all)
+    np.save(tmp_path / "target.npy", x[np.argsort(((x - x[0]) ** 2).sum(axis=1))[:60]] + 0.01)
     base = ["select", "--pool", str(tmp_path / "pool.npy"), "--target", str(tmp_path / "target.npy"), "--no-report"]
     assert main([*base, "--out", str(tmp_path / "auto")]) == 0
     out = capsys.readouterr().out

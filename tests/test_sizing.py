@@ -1,4 +1,5 @@
-"""The automatic size (stop_criterion="auto"), exact budgets and the scale-free start set."""
+"""The automatic size (stop_criterion="auto": the F1 rule on rows, the estimate when quantised; "estimate"),
+exact budgets and the scale-free start set."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ import pytest
 from gioselect import GIOSelector
 from gioselect.cli import main
 from gioselect.errors import InvalidInputError
+from gioselect.optimize import GIOParams
+from gioselect.search import size_rule
 from gioselect.selector import select_quantized
 from gioselect.sizing import estimate_target_rows
+from gioselect.stopping import CRITERIA
 
 
 def two_gaussians(share: float, n: int = 3000, d: int = 4, sep: float = 6.0, seed: int = 0,
@@ -79,9 +83,10 @@ def test_estimate_rejects_bad_input() -> None:
 
 
 @pytest.mark.parametrize("objective", ["relaxed", "exact"])
-def test_auto_stop_selects_the_estimated_size(objective: str) -> None:
+def test_estimate_stop_selects_the_estimated_size(objective: str) -> None:
+    # The estimate rule (stop_criterion="estimate"; the default "auto" before the F1 rule).
     pool, target, positive = two_gaussians(0.2, n=1500)
-    sel = GIOSelector(seed=0, objective=objective).fit(pool, target)
+    sel = GIOSelector(seed=0, objective=objective, stop_criterion="estimate").fit(pool, target)
     est = sel.size_estimate_
     assert est is not None and abs(est.share - 0.2) < 0.05
     assert sel.stop_reason_ == "auto"
@@ -91,6 +96,22 @@ def test_auto_stop_selects_the_estimated_size(objective: str) -> None:
         assert positive[sel.selected_indices_].mean() > 0.95
     # The exact greedy is not held to it: once its picks cover the target (about one per target row), no
     # candidate lowers the estimate and ties go to the lowest index (docs/algorithm.md, "Defaults").
+
+
+@pytest.mark.parametrize("objective", ["relaxed", "exact"])
+def test_default_auto_is_the_f1_rule(objective: str) -> None:
+    # The default size is the F1 rule: the same rows as stop_criterion="f1" (its alias), cut to the argmax of
+    # the estimated F1, which is not the estimate's size.
+    pool, target, positive = two_gaussians(0.2, n=1500)
+    sel = GIOSelector(seed=0, objective=objective).fit(pool, target)
+    alias = GIOSelector(seed=0, objective=objective, stop_criterion="f1").fit(pool, target)
+    np.testing.assert_array_equal(sel.selected_indices_, alias.selected_indices_)
+    est = sel.size_estimate_
+    assert est is not None and est.f1 is not None and sel.stop_reason_ == "auto-f1"
+    assert len(np.unique(sel.selected_indices_)) == est.f1["best_rows"]
+    assert est.f1["reason"].startswith(f"auto: prefix maximising the estimated F1 at n={est.f1['best_rows']}")
+    if objective == "relaxed":
+        assert positive[sel.selected_indices_].mean() > 0.9
 
 
 @pytest.mark.parametrize("objective", ["relaxed", "exact"])
@@ -127,6 +148,20 @@ def test_quantised_auto_size_counts_pool_rows_not_clusters() -> None:
     assert est is not None and qs.ids.shape[0] == est["rows"] and abs(est["rows"] - 240) < 60
     assert qs.result.stop_reason == "auto"
     assert positive[qs.ids].mean() > 0.9
+    # quantised, "auto" is the estimate with the row-level pass (it needs the size before GIO starts)
+    same = select_quantized(pool, target, clusters=60, seed=0, stop_criterion="estimate")
+    np.testing.assert_array_equal(same.ids, qs.ids)
+
+
+def test_size_rule_names_one_rule_per_run() -> None:
+    assert size_rule("auto", None) == "f1" and size_rule("f1", None) == "f1"
+    assert size_rule("auto", None, quantized=True) == "estimate"
+    assert size_rule("f1", None, quantized=True) == "f1"
+    assert size_rule("estimate", None) == "estimate" == size_rule("estimate", None, quantized=True)
+    for stop in ("auto", "f1", "estimate"):
+        assert size_rule(stop, 10.0) is None  # a budget is exact
+    assert size_rule("increase", None) is None and size_rule("data_size", None, quantized=True) is None
+    assert GIOParams().stop_criterion == "auto" and "estimate" in CRITERIA
 
 
 @pytest.mark.parametrize("objective", ["relaxed", "exact"])
@@ -163,9 +198,17 @@ def test_cli_auto_size_and_exact_budget(tmp_path: Path) -> None:
                  "--clusters", "0", "-q"]) == 0
     man = json.loads((tmp_path / "auto" / "manifest.json").read_text())
     ids = np.load(tmp_path / "auto" / "selected_ids.npy")
-    assert man["stop_reason"] == "auto" and man["size_estimate"]["rows"] == ids.shape[0]
+    # the default: the F1 rule, cut to its argmax
+    assert man["stop_reason"] == "auto-f1" and man["size_estimate"]["f1"]["best_rows"] == ids.shape[0]
+    assert man["size_reason"].startswith(f"auto: prefix maximising the estimated F1 at n={ids.shape[0]}")
     assert abs(ids.shape[0] - 200) < 50 and positive[ids].mean() > 0.9
     assert man["warnings"] == []
+    assert main(["select", "--pool", str(p), "--target", str(t), "--out", str(tmp_path / "est"),
+                 "--clusters", "0", "--stop", "estimate", "-q"]) == 0
+    man = json.loads((tmp_path / "est" / "manifest.json").read_text())
+    ids = np.load(tmp_path / "est" / "selected_ids.npy")
+    assert man["stop_reason"] == "auto" and man["size_estimate"]["rows"] == ids.shape[0]
+    assert man["size_estimate"].get("f1") is None and abs(ids.shape[0] - 200) < 50
     assert main(["select", "--pool", str(p), "--target", str(t), "--out", str(tmp_path / "b"), "--clusters", "40",
                  "--budget", "123", "--stop", "increase", "-q"]) == 0
     man = json.loads((tmp_path / "b" / "manifest.json").read_text())

@@ -185,3 +185,24 @@ def test_cli_f1_on_real_bbc_sentences(tmp_path: Path) -> None:
     assert 30 <= ids.shape[0] <= 70 and tech[ids].mean() > 0.35
     got = 2 * tech[ids].sum() / (ids.shape[0] + tech.sum())
     assert got > 0.45, got
+
+
+def test_f1_rule_selects_nothing_when_nothing_looks_like_the_target() -> None:
+    # Closed form: posteriors 0.001 each, W = 0.01: the argmax prefix (every pick raises F1 a little) is expected
+    # to hold under half a target-like row, so the rule keeps nothing.
+    p = F1Prefix(0.01, min_patience=5)
+    for _ in range(20):
+        p.add(0.001)
+    assert p.best_picks == 20 and p.empty and (p.kept_picks, p.kept_rows) == (0, 0.0)
+    assert p.as_dict()["best_picks"] == 0 and p.as_dict()["empty"]
+    q = F1Prefix(0.6, min_patience=5)
+    q.add(0.6)
+    assert not q.empty and q.kept_picks == 1
+    # End to end: a pool far from the target; the default (F1 rule) selects nothing and says why.
+    rng = np.random.default_rng(0)
+    target = rng.normal(0, 1, (200, 4)).astype(np.float32)
+    pool = (rng.normal(0, 1, (200, 4)) + 50.0).astype(np.float32)
+    sel = GIOSelector(seed=0).fit(pool, target)
+    assert sel.selected_indices_.shape[0] == 0 and sel.stop_reason_ == "auto-f1"
+    assert sel.size_estimate_ is not None and sel.size_estimate_.f1 is not None
+    assert sel.size_estimate_.f1["reason"].startswith("auto: nothing selected")

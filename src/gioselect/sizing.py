@@ -54,7 +54,8 @@ after GIO's first ``n`` picks ``i_1..i_n`` the plug-in F1 of retrieving the targ
 
 (precision ``sum w / n``, recall ``sum w / W``). The run keeps picking until ``F1`` has not improved for
 ``max(50, ceil(0.25 * n_best))`` picks (capped at the pool and ``max_iter``), then keeps the argmax prefix
-(:class:`F1Prefix`). Picks of a pool no larger than the sample are weighted with their out-of-fold posteriors
+(:class:`F1Prefix`), or nothing when that prefix's posteriors sum to less than half a row (nothing in the pool
+looks like the target). Picks of a pool no larger than the sample are weighted with their out-of-fold posteriors
 (row for row); other rows by the model refitted once on all training rows (:class:`PosteriorScorer`). On
 the quantised path a candidate (a cluster centroid) counts its posterior times its cluster's row count, and
 ``n`` counts rows. Measured in EXPERIMENTS.md ("Automatic size and defaults").
@@ -192,7 +193,8 @@ class F1Prefix:
 
     Stop rule: the F1 has not improved for ``max(min_patience, ceil(patience * n_best))`` picks, where
     ``n_best`` is the argmax prefix's number of picks. ``best_picks`` / ``best_rows`` / ``best_f1`` describe the
-    argmax prefix; the selection is cut to it.
+    argmax prefix; the selection is cut to it (``kept_picks``), or is empty when that prefix is expected to
+    hold fewer than half a target-like row (:attr:`empty`).
     """
 
     def __init__(self, total: float, *, min_patience: int = 50, patience: float = 0.25) -> None:
@@ -205,6 +207,7 @@ class F1Prefix:
         self.best_f1 = 0.0
         self.best_picks = 0
         self.best_rows = 0.0
+        self.best_hits = 0.0
 
     def add(self, weight: float, rows: float = 1.0) -> None:
         """Count one pick worth ``weight`` target-like rows out of ``rows`` rows."""
@@ -213,7 +216,24 @@ class F1Prefix:
         self.hits += float(weight)
         f = 2.0 * self.hits / max(self.rows + self.total, 1e-300)
         if f > self.best_f1:
-            self.best_f1, self.best_picks, self.best_rows = f, self.picks, self.rows
+            self.best_f1, self.best_picks, self.best_rows, self.best_hits = f, self.picks, self.rows, self.hits
+
+    @property
+    def empty(self) -> bool:
+        """True when the argmax prefix is expected to hold fewer than half a target-like row (``round`` of its
+        posteriors' sum is 0, as :attr:`SizeEstimate.rows` rounds the share): nothing in the pool looks like the
+        target, and the selection is empty rather than a few rows of near-zero posterior."""
+        return self.best_hits < 0.5
+
+    @property
+    def kept_picks(self) -> int:
+        """Picks of the selection: :attr:`best_picks`, or 0 when :attr:`empty`."""
+        return 0 if self.empty else self.best_picks
+
+    @property
+    def kept_rows(self) -> float:
+        """Rows of the selection: :attr:`best_rows`, or 0 when :attr:`empty`."""
+        return 0.0 if self.empty else self.best_rows
 
     @property
     def done(self) -> bool:
@@ -223,8 +243,9 @@ class F1Prefix:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able record: the argmax and how far the run went."""
-        return {"rule": "f1_along_order", "best_picks": self.best_picks, "best_rows": round(self.best_rows),
-                "best_f1": self.best_f1, "ran_picks": self.picks, "ran_rows": round(self.rows),
+        return {"rule": "f1_along_order", "best_picks": self.kept_picks, "best_rows": round(self.kept_rows),
+                "best_f1": 0.0 if self.empty else self.best_f1, "best_target_like": self.best_hits,
+                "empty": self.empty, "ran_picks": self.picks, "ran_rows": round(self.rows),
                 "target_like_total": self.total, "min_patience": self.min_patience, "patience": self.patience}
 
 

@@ -1,11 +1,13 @@
 """Stopping criteria of the GIO loop: small objects behind one protocol, chosen by name only at the edge.
 
-Six criteria are those of grad-info-opt 0.1.2 (``stop_criterion=...``); the seventh, ``"auto"`` (the
-default), never fires by itself: the size comes from :func:`gioselect.sizing.estimate_target_rows` (how many
-pool rows are drawn like the target), which the selector, ``select_quantized`` and the pipeline turn into the
-run's row budget before it starts. The eighth, ``"f1"``, never fires by itself either: the caller follows the
-plug-in F1 of the picks (:class:`gioselect.search.F1Sizer`), ends the run when it stops improving and cuts the
-selection to its best prefix. Each is asked, after the
+Six criteria are those of grad-info-opt 0.1.2 (``stop_criterion=...``). Three more never fire by themselves:
+they name an automatic size, which the selector, ``select_quantized``, the job and the Spark job turn into a
+size through one function (:func:`gioselect.search.size_rule`). ``"auto"`` (the default) follows the plug-in F1
+of the picks (:class:`gioselect.search.F1Sizer`), ends the run when it stops improving and cuts the selection to
+its best prefix; on a quantised run it is ``"estimate"`` with the row-level pass. ``"f1"`` is the F1 rule on
+every run (on the rows themselves, the same as ``"auto"``). ``"estimate"`` makes the estimated number of
+target-like pool rows (:func:`gioselect.sizing.estimate_target_rows`) the run's row budget before it starts.
+Each is asked, after the
 candidate pick has been evaluated and before it is accepted, whether the loop should stop. What happens then
 (stop, or with ``resets_allowed`` refill the pool and go on) is the loop's business, not the criterion's.
 ``max_iter`` and a row budget are not criteria here: they always apply, whatever the criterion. A budget
@@ -23,8 +25,10 @@ from .validation import check_choice, check_fraction, check_int, check_real
 __all__ = [
     "CRITERIA",
     "F1",
+    "SIZE_RULES",
     "Auto",
     "DataSize",
+    "Estimate",
     "Increase",
     "MaxResets",
     "MinDifference",
@@ -154,10 +158,11 @@ class DataSize:
 
 @dataclass(frozen=True)
 class Auto:
-    """Never fires: the run's size is the row budget set from the estimated number of target-like pool rows.
+    """Never fires: the automatic size (the default), the F1 rule on the rows themselves and the estimate on a
+    quantised run (:func:`gioselect.search.size_rule`).
 
-    See :mod:`gioselect.sizing`. A search built directly with ``stop_criterion="auto"`` and no budget runs to
-    ``max_iter`` or the end of the pool.
+    A search built directly with ``stop_criterion="auto"`` and no budget runs to ``max_iter`` or the end of the
+    pool.
     """
 
     name: ClassVar[str] = "auto"
@@ -169,7 +174,7 @@ class Auto:
 @dataclass(frozen=True)
 class F1:
     """Never fires by itself: the caller follows the plug-in F1 of the picks (:class:`gioselect.sizing.F1Prefix`)
-    and cuts the selection to its argmax prefix (``stop_criterion="f1"``).
+    and cuts the selection to its argmax prefix (``stop_criterion="f1"``, quantised runs included).
 
     A search built directly with ``stop_criterion="f1"`` runs to ``max_iter`` or the end of the pool.
     """
@@ -180,10 +185,26 @@ class F1:
         return False
 
 
+@dataclass(frozen=True)
+class Estimate:
+    """Never fires: the run's size is the row budget set from the estimated number of target-like pool rows
+    (:func:`gioselect.sizing.estimate_target_rows`; before issue 17's F1 rule, the default ``"auto"``).
+
+    A search built directly with ``stop_criterion="estimate"`` and no budget runs to ``max_iter`` or the end of
+    the pool.
+    """
+
+    name: ClassVar[str] = "estimate"
+
+    def triggered(self, ctx: StopContext) -> bool:
+        return False
+
+
 #: Registry: criterion name -> (class, name of its one parameter or None).
 CRITERIA: dict[str, tuple[type, str | None]] = {
     "auto": (Auto, None),
     "f1": (F1, None),
+    "estimate": (Estimate, None),
     "increase": (Increase, None),
     "max_resets": (MaxResets, "max_resets"),
     "min_difference": (MinDifference, "min_difference"),
@@ -191,6 +212,10 @@ CRITERIA: dict[str, tuple[type, str | None]] = {
     "min_kl": (MinKL, "min_kl"),
     "data_size": (DataSize, "max_data_size"),
 }
+
+
+#: The criteria that name an automatic size (never fire; :func:`gioselect.search.size_rule` decides the size).
+SIZE_RULES = ("auto", "f1", "estimate")
 
 
 def make_criterion(name: str, *, reference_max_resets_bug: bool = False, **params: Any) -> StoppingCriterion:

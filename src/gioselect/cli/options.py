@@ -62,9 +62,11 @@ def add_gio_options(p: argparse.ArgumentParser, *, max_iter_default: int | None 
                    help="most clusters (or rows, without quantisation) to pick; 'none' = no limit besides the "
                         "stopping criterion and --budget (default none)")
     g.add_argument("--stop", choices=list(CRITERIA), default=d.stop_criterion,
-                   help="when to stop without --budget: auto = as many rows as the pool is estimated to hold "
-                        "drawn like the target (positive-unlabeled estimate, docs/algorithm.md); the others watch "
-                        f"the objective's trace. --budget N overrides any of them (default {d.stop_criterion})")
+                   help="when to stop without --budget: auto (= f1) = the prefix of GIO's picks that maximises the "
+                        "estimated F1 of retrieving the pool's target-like rows (quantised: as estimate); "
+                        "estimate = as many rows as the pool is estimated to hold drawn like the target "
+                        "(docs/algorithm.md); the others watch the objective's trace. --budget N overrides any "
+                        f"of them (default {d.stop_criterion})")
     g.add_argument("--min-difference", type=float, default=d.min_difference,
                    help="--stop min_difference: stop when the improvement is below this (default 0)")
     g.add_argument("--resets-allowed", action="store_true",

@@ -71,7 +71,7 @@ def select_arrays(pool: Any, target: Any, *, clusters: int | str = "auto", targe
     sel = select_phases(engine, ArraySource(pool_), np.ascontiguousarray(target_, dtype=np.float32), None,
                         settings, budget, Seeds(seed))
     res = with_size_estimate(result_from_search(sel.search), sel.size_estimate)
-    if sel.size_estimate is not None and sel.size_estimate.f1 is not None:  # stop_criterion="f1": the cut picks
+    if sel.size_estimate is not None and sel.size_estimate.f1 is not None:  # the F1 rule: the cut picks
         res = cut_to_picks(res, sel.picks, sel.size_estimate.as_dict())
     ids = np.asarray(sel.selection, dtype=np.int64)
     if sel.assignment is None:

@@ -9,10 +9,13 @@ report. The phases, in order:
 1. quantise: :func:`gioselect.quantize.plan_clusters` decides K (``clusters="auto"``: from the pool and target
    sizes); K-means on a seeded sample of the pool, every row assigned to its nearest centroid, the medoid of each
    cluster found in the same pass; the candidates (medoids by default) chosen; the target quantised when large;
-2. size: with ``stop_criterion="auto"`` and no budget, the estimated number of target-like pool rows (a seeded
-   reservoir sample of pool rows, never the centroids); with ``stop_criterion="f1"`` the same classifier, and
-   GIO's picks are cut to the prefix that maximises the plug-in F1 (:class:`gioselect.search.F1Sizer`; a
-   candidate counts its posterior times its cluster's row count when quantised);
+2. size: with no budget, the size rule :func:`gioselect.search.size_rule` names. Both fit the target-vs-pool
+   classifier of :func:`gioselect.sizing.estimate_target_rows` on a seeded reservoir sample of pool rows (never
+   the centroids). The F1 rule (``stop_criterion="auto"`` unquantised, ``"f1"`` always): GIO's picks are cut
+   to the prefix that maximises the plug-in F1 (:class:`gioselect.search.F1Sizer`; a candidate counts its
+   posterior times its cluster's row count when quantised). The estimate rule (``"estimate"``, and ``"auto"``
+   when quantised, so that the row-level pass has its size before GIO starts): the estimated number of
+   target-like pool rows is the budget;
 3. select: GIO on the candidates (:func:`gioselect.job.select.run_gio`), to ``refine_over`` times the size when
    the row-level pass follows;
 4. choose rows: the row-level pass inside the chosen clusters (:func:`gioselect.quantize.quantized_rows`), or the
@@ -36,7 +39,7 @@ from ..engines.base import Assignment, Engine, JobEngine
 from ..errors import InvalidParameterError
 from ..optimize import GIOParams
 from ..quantize import ClusterPlan, plan_clusters, quantized_rows, select_candidates
-from ..selector import F1Sizer, auto_budget
+from ..selector import F1Sizer, auto_budget, size_rule
 from ..sizing import SizeEstimate
 from .config import Progress, SelectConfig, no_progress, parse_budget, text_fields
 from .record import REPORT_POOL_ROWS, finite_or_none, report_sample_ids, run_warnings, versions, write_trace
@@ -155,13 +158,15 @@ def select_phases(engine: Engine, pool: Any, target: np.ndarray, target_source: 
 
     # -- size ----------------------------------------------------------------------------------------------
     size_est = None
-    f1_rule = budget_rows is None and settings.params.stop_criterion == "f1"
-    if budget_rows is None and settings.params.stop_criterion in ("auto", "f1"):
-        # How many pool rows look like the target (a sample of the pool rows, never the centroids); the run
-        # then fills exactly that many rows.
+    rule = size_rule(settings.params.stop_criterion, budget_rows, quantized=asg is not None)
+    f1_rule = rule == "f1"
+    if rule is not None:
+        # How many pool rows look like the target (a sample of the pool rows, never the centroids): the F1 rule's
+        # classifier, or (the estimate rule) the size the run then fills exactly.
         t0 = time.monotonic()
         with prog("estimating the target-like share of the pool", None, "pass") as upd:
-            _, size_est = auto_budget(engine.size_pool(pool), target, settings.params, None, seeds["gio"])
+            _, size_est = auto_budget(engine.size_pool(pool), target, settings.params, None, seeds["gio"],
+                                      quantized=asg is not None)
             upd(1)
         assert size_est is not None
         if not f1_rule:

@@ -36,9 +36,10 @@ def run_gio(params: GIOParams, candidates: np.ndarray, target: np.ndarray, sizes
     and :func:`gioselect.selector.select_quantized` (in memory). A budget is always
     filled exactly by GIO's sizes (the explode phase decides whether the last cluster is cut).
 
-    Returns the finished search (``GIOSearch`` or ``ExactGreedySearch``). The automatic size
-    (``stop_criterion="auto"``) is decided before, from the pool's rows (:func:`gioselect.job.phases.select_phases`);
-    without a budget the search runs to its own stop rule. With ``sizer`` (``stop_criterion="f1"``) every
+    Returns the finished search (``GIOSearch`` or ``ExactGreedySearch``). The estimated size (the estimate rule,
+    :func:`gioselect.search.size_rule`) is decided before, from the pool's rows
+    (:func:`gioselect.job.phases.select_phases`), and arrives as ``budget_rows``; without a budget the search runs
+    to its own stop rule. With ``sizer`` (the F1 rule: ``stop_criterion="auto"`` unquantised, or ``"f1"``) every
     accepted pick is fed to it and the run ends (stop reason ``"auto-f1"``) once its F1 has stopped improving; a
     resumed run feeds it the picks already made first, so it ends where the uninterrupted run would.
     """

@@ -235,7 +235,8 @@ _STOP_TEXT = {
     "max_iter": "the most picks allowed (max_iter) were made",
     "budget": "the next pick would exceed the row budget (--budget)",
     "pool_exhausted": "every candidate was used",
-    "auto-f1": "GIO ran past the best prefix of the estimated F1 and was cut to it (stop_criterion 'f1')",
+    "auto-f1": "GIO ran past the best prefix of the estimated F1 and was cut to it (the automatic size: the F1 rule)",
+    "auto": "the run filled the estimated number of target-like pool rows (the automatic size: the estimate)",
 }
 
 

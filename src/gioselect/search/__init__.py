@@ -20,12 +20,13 @@ import numpy as np
 from ..errors import InvalidInputError
 from ..optimize import GIOParams, GIOSearch
 from ..sizing import F1Prefix, SizeEstimate, estimate_target_rows
+from ..stopping import SIZE_RULES
 from ..validation import check_embeddings
 from .base import Search
 from .exact import ExactGreedySearch
 
-__all__ = ["F1Sizer", "GIOResult", "Search", "auto_budget", "make_search", "result_from_search", "validate_fit_inputs",
-           "with_size_estimate"]
+__all__ = ["F1Sizer", "GIOResult", "Search", "auto_budget", "make_search", "result_from_search", "size_rule",
+           "validate_fit_inputs", "with_size_estimate"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +45,9 @@ class GIOResult:
     initial_kl : float
         The objective of the start set alone.
     stop_reason : str
-        The criterion that fired, or ``"max_iter"``, ``"budget"``, ``"pool_exhausted"``; ``"auto"`` when the
-        run filled the size estimated by ``stop_criterion="auto"``.
+        The criterion that fired, or ``"max_iter"``, ``"budget"``, ``"pool_exhausted"``; ``"auto-f1"`` when the
+        F1 rule cut the run (:class:`F1Sizer`), ``"auto"`` when the run filled the estimated size (the estimate
+        rule, :func:`size_rule`).
     n_iter : int
         Picks evaluated, including one rejected by the stopping rule and ones undone by a reset.
     n_resets : int
@@ -68,7 +70,7 @@ class GIOResult:
     init_indices: np.ndarray | None
     scale_factor: float
     params: dict[str, Any] = field(default_factory=dict)
-    #: The automatic size (``stop_criterion="auto"`` without a budget): :meth:`SizeEstimate.as_dict`.
+    #: The automatic size (a size criterion without a budget, :func:`size_rule`): :meth:`SizeEstimate.as_dict`.
     size_estimate: dict[str, Any] | None = None
 
 
@@ -89,37 +91,61 @@ def validate_fit_inputs(
     return pool_, target_, init_
 
 
+def size_rule(stop_criterion: str, budget: float | None, *, quantized: bool = False) -> str | None:
+    """Which automatic size a run gets: ``"f1"``, ``"estimate"`` or None (a budget was given, or the criterion
+    watches the objective's trace).
+
+    The one place that reads the size criteria (:data:`gioselect.stopping.SIZE_RULES`), for the selector, the job
+    (both engines) and ``select_quantized``. ``"auto"`` (the default) is the F1 rule (:class:`F1Sizer`) on the
+    rows themselves and the estimate with the row-level pass on a quantised run (``quantized``), which needs
+    the size before GIO starts; ``"f1"`` is the F1 rule on every run (quantised: each candidate's posterior
+    times its cluster's rows, the chosen clusters exploded); ``"estimate"`` is the estimate as the row budget.
+    """
+    if budget is not None or stop_criterion not in SIZE_RULES:
+        return None
+    if stop_criterion == "estimate" or (stop_criterion == "auto" and quantized):
+        return "estimate"
+    return "f1"
+
+
 def auto_budget(pool: Any, target: np.ndarray, params: GIOParams, budget: float | None,
-                seed: int | np.random.Generator | None) -> tuple[float | None, SizeEstimate | None]:
-    """The run's row budget: ``budget`` when given; with ``stop_criterion="auto"`` and no budget, the
-    estimated number of target-like pool rows (:func:`gioselect.sizing.estimate_target_rows`).
+                seed: int | np.random.Generator | None, *, quantized: bool = False
+                ) -> tuple[float | None, SizeEstimate | None]:
+    """The run's row budget and the size estimate behind it (:func:`size_rule` decides which applies).
+
+    ``budget`` when given (no estimate). The F1 rule (``stop_criterion="auto"`` on the rows themselves, or
+    ``"f1"``): no budget, and the estimate whose classifier :class:`F1Sizer` weights the picks with. The
+    estimate rule (``"estimate"``, or ``"auto"`` when ``quantized``): the estimated number of target-like pool
+    rows (:func:`gioselect.sizing.estimate_target_rows`) as the budget. Other criteria: no budget, no estimate.
 
     ``pool`` is the pool's rows (an array or a block source), never the cluster centroids. The estimate draws
     from its own generator (derived from ``seed``), so the GIO run's random choices are the same with or
     without it.
     """
-    if budget is not None or params.stop_criterion not in ("auto", "f1"):
+    rule = size_rule(params.stop_criterion, budget, quantized=quantized)
+    if rule is None:
         return budget, None
     if isinstance(seed, np.random.Generator):
         rng = np.random.default_rng(seed.bit_generator.seed_seq.spawn(1)[0])  # type: ignore[attr-defined]
     else:
         rng = np.random.default_rng(None if seed is None else [int(seed), 0x5153])
     est = estimate_target_rows(pool, target, seed=rng)
-    if params.stop_criterion == "f1":  # no budget: the run follows the plug-in F1 (F1Sizer) instead
+    if rule == "f1":  # no budget: the run follows the plug-in F1 (F1Sizer) instead
         return None, est
+    what = f"stop_criterion={params.stop_criterion!r} (the estimated number of target-like rows)"
     if est.rows == 0:
-        logger.warning("stop_criterion='auto': no pool row looks like the target (estimated share %.4g); the "
-                       "selection is empty (pass a budget to select anyway)", est.share)
+        logger.warning("%s: no pool row looks like the target (estimated share %.4g); the "
+                       "selection is empty (pass a budget to select anyway)", what, est.share)
     elif est.rows >= est.pool_rows:
-        logger.warning("stop_criterion='auto': every pool row looks like the target (estimated share %.4g); "
-                       "the selection is the whole pool", est.share)
+        logger.warning("%s: every pool row looks like the target (estimated share %.4g); "
+                       "the selection is the whole pool", what, est.share)
     return float(est.rows), est
 
 
 class F1Sizer:
-    """The ``stop_criterion="f1"`` size, shared by :class:`gioselect.selector.GIOSelector` and the job's select
-    phase (:func:`gioselect.job.select.run_gio`): feed it GIO's accepted picks, stop when :attr:`done`, keep
-    the first :attr:`best_picks` distinct picks.
+    """The F1 rule's size (``stop_criterion="auto"`` on the rows themselves, or ``"f1"``), shared by
+    :class:`gioselect.selector.GIOSelector` and the job's select phase (:func:`gioselect.job.select.run_gio`):
+    feed it GIO's accepted picks, stop when :attr:`done`, keep the first :attr:`best_picks` distinct picks.
 
     Each candidate counts its posterior (:meth:`gioselect.sizing.SizeEstimate.posteriors`) times the rows it
     stands for (``sizes``: cluster row counts when quantised, else one); the target-like total is the size
@@ -133,6 +159,7 @@ class F1Sizer:
         self.prefix = F1Prefix(est.target_like_total)
         self.seen: set[int] = set()
         self.order: list[int] = []
+        self._warned = False
 
     def add(self, candidate: int) -> None:
         """Count one accepted pick."""
@@ -160,7 +187,9 @@ class F1Sizer:
 
     @property
     def best_picks(self) -> int:
-        return self.prefix.best_picks
+        """Distinct picks kept: the argmax prefix's, or 0 when nothing looks like the target
+        (:attr:`gioselect.sizing.F1Prefix.empty`)."""
+        return self.prefix.kept_picks
 
     def cut(self, picks: np.ndarray) -> np.ndarray:
         """The first ``best_picks`` distinct picks of ``picks`` (in order)."""
@@ -168,16 +197,27 @@ class F1Sizer:
 
     @property
     def best_rows(self) -> int:
-        """Rows of the argmax prefix (its picks' sizes summed)."""
-        return round(self.prefix.best_rows)
+        """Rows kept (the argmax prefix's picks' sizes summed; 0 when empty)."""
+        return round(self.prefix.kept_rows)
 
     def finished(self) -> SizeEstimate:
         """The size estimate with the F1 rule's outcome (``f1``: argmax, how far the run went, ``reason``)."""
         f = self.prefix.as_dict()
-        why = (f"F1 had not improved for {f['ran_picks'] - f['best_picks']} picks" if self.done
+        why = (f"F1 had not improved for {f['ran_picks'] - self.prefix.best_picks} picks" if self.done
                else "the pool, max_iter or the exclusion set ended the run first")
-        f["reason"] = (f"auto: prefix maximising the estimated F1 at n={f['best_rows']} (F1 {f['best_f1']:.3f}, "
-                       f"target-like total {f['target_like_total']:.1f}); ran to {f['ran_rows']} ({why})")
+        if f["empty"]:
+            if not self._warned:
+                logger.warning("automatic size (F1 rule): no pool row looks like the target (the best prefix's "
+                               "expected target-like rows: %.2g); the selection is empty (pass a budget to select "
+                               "anyway)", f["best_target_like"])
+                self._warned = True
+            f["reason"] = (f"auto: nothing selected: the prefix maximising the estimated F1 (n="
+                           f"{round(self.prefix.best_rows)}) holds {f['best_target_like']:.2f} expected "
+                           f"target-like rows, fewer than half a row (target-like total "
+                           f"{f['target_like_total']:.1f}); ran to {f['ran_rows']} ({why})")
+        else:
+            f["reason"] = (f"auto: prefix maximising the estimated F1 at n={f['best_rows']} (F1 {f['best_f1']:.3f}, "
+                           f"target-like total {f['target_like_total']:.1f}); ran to {f['ran_rows']} ({why})")
         return replace(self.est, f1=f)
 
 
