@@ -148,13 +148,15 @@ def _curve(args: argparse.Namespace, seeds: list[int]) -> int:
 
 
 def run_experiment(name: str, description: str, tasks: dict[str, tuple[str, ...]], argv: list[str] | None = None,
-                   *, check: Any = None, extra_args: Any = None) -> int:
+                   *, check: Any = None, extra_args: Any = None, methods: Any = None) -> int:
     """A named experiment as a front end of the suite: its ``tasks`` (per size) with every method, written to
     ``<out>/<name>_<size>.json`` and ``.md`` in the suite's format (the suite's runner, metrics and tables).
 
     Arguments: ``--size``, ``--seed`` (the first seed), ``--seeds`` (how many: default 3 at full size, 1 at
     small), ``--methods``, ``--out``, ``--verbose``; ``extra_args(parser)`` adds more and ``check(args)``
-    returns an exit code (not None: stop with it, e.g. 2 for missing data) before anything runs."""
+    returns an exit code (not None: stop with it, e.g. 2 for missing data) before anything runs. ``methods``
+    (a list, or a function called after ``check`` that returns one) replaces every registered method as the
+    default of ``--methods``."""
     ap = argparse.ArgumentParser(prog=f"python experiments/{name}.py", description=description)
     ap.add_argument("--size", choices=("small", "full"), default="small",
                     help="small: seconds, for the tests; full: the recorded run")
@@ -173,17 +175,18 @@ def run_experiment(name: str, description: str, tasks: dict[str, tuple[str, ...]
         code = check(args)
         if code is not None:
             return int(code)
-    methods = args.methods or list(METHODS)
-    bad = [m for m in methods if m not in METHODS]
+    default = methods() if callable(methods) else methods
+    chosen = list(args.methods or default or METHODS)
+    bad = [m for m in chosen if m not in METHODS]
     if bad:
         print(f"unknown method(s): {', '.join(bad)}; known: {', '.join(METHODS)}", file=sys.stderr)
         return 2
-    if "gio" not in methods:
-        methods = ["gio", *methods]
+    if "gio" not in chosen:
+        chosen = ["gio", *chosen]
     n = args.seeds if args.seeds is not None else (3 if args.size == "full" else 1)
     seeds = list(range(args.seed, args.seed + n))
     command = (f"python experiments/{name}.py " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
-    out = run_suite(args.size, list(tasks[args.size]), methods, seeds)
+    out = run_suite(args.size, list(tasks[args.size]), chosen, seeds)
     out.update(experiment=name, command=command, date=time.strftime("%Y-%m-%d", time.gmtime()),
                machine={"python": platform.python_version(), "platform": platform.platform(), "cpus": _cpus()})
     json_path = write_json(args.out / f"{name}_{args.size}.json", out)
