@@ -265,7 +265,9 @@ def _small_tasks() -> list[str]:
 def small_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str, list[str]]:
     out = tmp_path_factory.mktemp("suite")
     names = _small_tasks()
-    assert suite_main(["--size", "small", "--seeds", "2", "--tasks", ",".join(names), "--out", str(out)]) == 0
+    # two worker processes, as make suite runs the full size: the end-to-end run of --jobs on real tasks
+    assert suite_main(["--size", "small", "--seeds", "2", "--tasks", ",".join(names), "--out", str(out),
+                       "--jobs", "2"]) == 0
     return (json.loads((out / "suite_small.json").read_text()), (out / "suite_small.md").read_text(), names)
 
 
@@ -308,7 +310,8 @@ def test_small_suite_equal_budgets_and_gios_own_size(small_run: tuple[dict[str, 
 
 def test_small_suite_records_time_and_load(small_run: tuple[dict[str, Any], str, list[str]]) -> None:
     res, md, names = small_run
-    assert res["wall_time_s"] > 0 and res["cpu_time_s"] > 0
+    assert res["wall_time_s"] > 0 and res["cpu_time_s"] > 0 and res["jobs"] == 2
+    assert "2 worker processes" in md and "embedding cache" in md
     assert len(res["load_start"]) == 3 and len(res["load_end"]) == 3
     for t in names:
         assert len(res["task_seconds"][t]) == 2 and all(v > 0 for v in res["task_seconds"][t])

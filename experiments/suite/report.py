@@ -80,7 +80,12 @@ def run_suite(size: str, tasks: Sequence[str], methods: Sequence[str], seeds: Se
     units = [(group, seed) for group in task_groups(names) for seed in seeds]
 
     def cpu_so_far() -> float:
-        return time.process_time() - cpu_started + _children_cpu() - child_cpu_started
+        # the workers' CPU time is counted once they have exited (after the run); until then, that of the
+        # finished instances (a partial output leaves out the running ones and the shared-data job)
+        workers = _children_cpu() - child_cpu_started
+        if jobs > 1:
+            workers = max(workers, sum(float(r["cpu_seconds"]) for r in results))
+        return time.process_time() - cpu_started + workers
 
     def done(res: dict[str, Any]) -> None:
         results.append(res)
