@@ -56,10 +56,12 @@ demo: $(VENV)/.demo-installed
 bench: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/bench_vs_reference.py --case readme --case mixture64
 
-# The benchmark suite (experiments/suite): every task x method x 3 seeds, at a fixed size and at GIO's own size.
-# Writes experiments/results/suite_full.json and .md; the first run embeds the BBC corpus (cached on disk).
+# The benchmark suite (experiments/suite): every task x method x 3 seeds, at a fixed size and at GIO's own size,
+# two worker processes (one per core). Writes experiments/results/suite_full.json and .md; the first run embeds
+# the BBC corpus into the embedding cache ($$GIOSELECT_CACHE_DIR, default ~/.cache/gioselect/embeddings).
+SUITE_JOBS ?= 2
 suite: $(VENV)/.test-installed system-data
-	$(BIN)/python experiments/suite --size full
+	$(BIN)/python experiments/suite --size full --jobs $(SUITE_JOBS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

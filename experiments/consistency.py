@@ -11,10 +11,15 @@
 
 The first two run with the README's start set (100 uniform points in [0, 8]^2, not normalised), as in the
 reference, and again with the library's default start (20 uniform points scaled to unit norm), to show what
-the start set does; each with ``v_init="mean"`` (the reference's) and ``v_init="jump"`` (gioselect's default).
-GIO runs until its ``increase`` criterion fires (no max_iter). Seeds 0-9 (0-1 in small).
+the start set does; each with the benchmark suite's GIO modes ``gio-mean`` (``v_init="mean"``, the
+reference's) and ``gio-jump`` (``v_init="jump"``), taken from the suite's method registry
+(``suite.GIO_MODES``). GIO runs until its ``increase`` criterion fires (no max_iter). Seeds as in the suite's
+front ends: ``--seed`` the first, ``--seeds`` how many (default 10 full, 2 small: 0-9 and 0-1). The checks are
+pass/fail with numbers, not a comparison of methods at one size, so they are not suite tasks and have no rank
+table; the tables are written with the suite's table writer (``common.markdown_table``) to
+``<out>/consistency_<size>.md`` beside the JSON and the plot.
 
-Usage: ``python experiments/consistency.py --size full [--seed 0] [--out experiments/results]``
+Usage: ``python experiments/consistency.py --size full [--seed 0] [--seeds 10] [--out experiments/results]``
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ NAME = "consistency"
 # The reference README's start set (as gioselect.checks uses it): 100 uniform points in [0, 8]^2, not normalised.
 README_START = {"uniform_low": 0.0, "uniform_high": 8.0, "uniform_start_size": 100, "normalize": False}
 V_INITS = ("mean", "jump")
+#: The suite's GIO mode of each v_init (suite.GIO_MODES).
+MODE_OF = {"mean": "gio-mean", "jump": "gio-jump"}
 CONFIG = {
     "small": {"seeds": 2, "quant_n": 200, "quant_k": (10, 40)},
     "full": {"seeds": 10, "quant_n": 1000, "quant_k": (10, 30, 100, 300)},
@@ -62,24 +69,37 @@ def readme_data(seed: int, far: bool = False) -> tuple[np.ndarray, np.ndarray]:
     return readme_gaussians(100, mean=mean, seed=seed + 5), readme_gaussians(100, seed=seed + 1)
 
 
+def mode_params() -> dict[str, dict[str, Any]]:
+    """``{v_init: the GIO keyword arguments of the suite's mode}`` (``gio-mean``, ``gio-jump``)."""
+    from suite import GIO_MODES
+
+    modes = {name: dict(params) for name, params, _ in GIO_MODES}
+    out = {v: modes[MODE_OF[v]] for v in V_INITS}
+    for v, params in out.items():
+        if params != {"v_init": v}:
+            raise ValueError(f"suite mode {MODE_OF[v]} is {params}, expected v_init={v!r} alone")
+    return out
+
+
 def run_checks(seeds: list[int]) -> dict[str, Any]:
-    """Self and negative consistency per seed: README or default start, v_init mean or jump."""
+    """Self and negative consistency per seed: README or default start, the suite's gio-mean or gio-jump."""
     out: dict[str, Any] = {}
+    params = mode_params()
     for v_init, start_name, check in itertools.product(V_INITS, ("readme_start", "default_start"),
                                                         ("self", "negative")):
         fn = self_consistency if check == "self" else negative_consistency
         runs = []
         for s in seeds:
             if start_name == "readme_start":
-                res = fn(seed=s, v_init=v_init)
+                res = fn(seed=s, **params[v_init])
             else:
                 pool, target = readme_data(s, far=check == "negative")
-                res = fn(pool, target, seed=s, v_init=v_init)
+                res = fn(pool, target, seed=s, **params[v_init])
             m = {k: v for k, v in res.metrics.items() if k != "kl_trace"}
             runs.append({"seed": s, "passed": res.passed, **m, "kl_trace": res.metrics["kl_trace"],
                          "message": res.message})
         key = f"{check}_{start_name}_{v_init}"
-        out[key] = {"check": check, "start": start_name, "v_init": v_init, "runs": runs,
+        out[key] = {"check": check, "start": start_name, "v_init": v_init, "method": MODE_OF[v_init], "runs": runs,
                     "passed": sum(r["passed"] for r in runs),
                     "summary": summarize([{k: v for k, v in r.items() if k in ("picked", "share", "initial_kl",
                                                                                   "final_kl")} for r in runs])}
@@ -113,7 +133,7 @@ def tables(results: dict[str, Any]) -> str:
     rows = []
     for res in results["checks"].values():
         s = res["summary"]
-        rows.append([res["check"], res["start"].replace("_start", ""), res["v_init"],
+        rows.append([res["check"], res["start"].replace("_start", ""), f"{res['v_init']} ({MODE_OF[res['v_init']]})",
                      f"{res['passed']}/{len(res['runs'])}",
                      fmt(s, "picked", 1), fmt(s, "initial_kl", 3), fmt(s, "final_kl", 3),
                      ", ".join(sorted({r["stop_reason"] for r in res["runs"]}))])
@@ -185,20 +205,27 @@ def plot(results: dict[str, Any], path: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     ap = make_parser(__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", type=int, default=None, help="how many seeds (default: 10 full, 2 small)")
     args = ap.parse_args(argv)
     setup_logging(args.verbose)
     started = time.monotonic()
     cfg = CONFIG[args.size]
-    seeds = [args.seed + i for i in range(cfg["seeds"])]
+    seeds = [args.seed + i for i in range(args.seeds if args.seeds is not None else cfg["seeds"])]
     results = {**run_header(NAME, args, started), "seeds": seeds, "quant_n": cfg["quant_n"],
                "readme_start": README_START, "checks": run_checks(seeds),
                "quantization": run_quantization(seeds, cfg["quant_n"], cfg["quant_k"])}
     results["wall_time_s"] = round(time.monotonic() - started, 1)
+    if args.seeds is not None:
+        results["command"] += f" --seeds {args.seeds}"
     json_path, png_path = result_paths(args.out, NAME, args.size)
     write_json(json_path, results)
     plot(results, png_path)
-    print(tables(results))
-    print(f"\nwrote {json_path} and {png_path} ({results['wall_time_s']} s)")
+    md = tables(results)
+    md_path = args.out / f"{NAME}_{args.size}.md"
+    md_path.write_text(f"# {NAME} ({args.size})\n\nCommand: `{results['command']}`; seeds {seeds}; "
+                       f"{results['wall_time_s']} s.\n\n{md}\n", encoding="utf-8")
+    print(md)
+    print(f"\nwrote {json_path}, {md_path} and {png_path} ({results['wall_time_s']} s)")
     return 0
 
 

