@@ -29,8 +29,17 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DOMAINS, make_parser, markdown_table, run_header, setup_logging, write_json
-from quantized_study import SETTINGS, _centroid_order, bbc_tasks, distinct, fm_tasks, quantise, run
+from common import (
+    DOMAINS,
+    bbc_corpus,
+    bbc_corpus_embeddings,
+    make_parser,
+    markdown_table,
+    run_header,
+    setup_logging,
+    write_json,
+)
+from quantized_study import _centroid_order, distinct, quantise, run
 
 from gioselect.evaluate import knn_retrieval
 from gioselect.optimize import GIOParams
@@ -38,6 +47,67 @@ from gioselect.quantize import explode, on_unit_sphere, refine
 from gioselect.search import make_search
 
 logger = logging.getLogger("experiments.quantized_precision")
+
+#: Task sizes (the former quantized_study's settings, kept here so that the recorded results stay reproducible).
+SETTINGS: dict[str, dict[str, Any]] = {
+    "small": {"bbc_domains": DOMAINS[:2], "bbc_sentences_per_domain": 1500, "fm_classes": [0], "fm_rows": 6000,
+              "target": 200, "clusters": [100], "seeds": 1, "gio_rows": True, "bbc_equal_size": 300},
+    "full": {"bbc_domains": DOMAINS, "bbc_sentences_per_domain": None, "fm_classes": [0, 1, 5, 7, 8],
+             "fm_rows": 60000, "target": 300, "clusters": [1500], "seeds": 1, "gio_rows": False,
+             "bbc_equal_size": 1000},
+}
+
+
+def bbc_tasks(cfg: dict[str, Any], seed: int) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray, Any]]:
+    """(name, pool, pool domains, target, target domain) per BBC domain: 10% of its articles held out as target."""
+    recs = bbc_corpus()
+    emb = bbc_corpus_embeddings(recs)
+    dom = np.array([r["domain"] for r in recs])
+    art = np.array([f"{r['domain']}/{r['article']}" for r in recs])
+    rng = np.random.default_rng(seed)
+    keep = np.ones(len(recs), dtype=bool)
+    if cfg["bbc_sentences_per_domain"] is not None:
+        keep[:] = False
+        for d in DOMAINS:
+            ids = np.flatnonzero(dom == d)
+            keep[rng.choice(ids, size=min(ids.size, cfg["bbc_sentences_per_domain"]), replace=False)] = True
+    tasks = []
+    for d in cfg["bbc_domains"]:
+        arts = np.unique(art[dom == d])
+        held = set(rng.choice(arts, size=max(2, arts.size // 10), replace=False).tolist())
+        is_held = np.array([a in held for a in art])
+        t_ids = np.flatnonzero(is_held)
+        t_ids = np.sort(rng.choice(t_ids, size=min(cfg["target"], t_ids.size), replace=False))
+        p_ids = np.flatnonzero(~is_held & keep)
+        tasks.append(("bbc", emb[p_ids], dom[p_ids], emb[t_ids], d))
+    return tasks
+
+
+def fm_tasks(cfg: dict[str, Any], seed: int) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray, Any]]:
+    """(name, pool, pool classes, target, target class) per Fashion-MNIST class: PCA-50 features, test-set targets."""
+    from fashion_mnist import find_data, load_data
+
+    from gioselect.embed import ImagePCA
+
+    root = find_data()
+    if root is None:
+        logger.warning("Fashion-MNIST not found: skipped")
+        return []
+    data = load_data(root)
+    rng = np.random.default_rng(seed)
+    n = cfg["fm_rows"]
+    p_ids = np.sort(rng.choice(data["xtr"].shape[0], size=n, replace=False)) if n < data["xtr"].shape[0] \
+        else np.arange(data["xtr"].shape[0])
+    pca = ImagePCA(50, seed=seed).fit(data["xtr"][p_ids])
+    pool = pca.transform(data["xtr"][p_ids])
+    test = pca.transform(data["xte"])
+    tasks = []
+    for c in cfg["fm_classes"]:
+        ids = np.flatnonzero(data["yte"] == c)
+        t = np.sort(rng.choice(ids, size=cfg["target"], replace=False))
+        tasks.append(("fashion_mnist", pool, data["ytr"][p_ids], test[t], int(c)))
+    return tasks
+
 
 #: (name, over, pass, whole) of every quantised variant (``--variants`` picks others: ``knn:1.25:0.5,...``)
 VARIANTS: tuple[tuple[str, float, str, float], ...] = (
