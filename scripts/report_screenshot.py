@@ -1,7 +1,7 @@
 """Developer check: render a run's report.html in headless Chromium and save a full-page PNG to look at.
 
-    python scripts/report_screenshot.py --out /tmp/report.png              # makes a small run first
-    python scripts/report_screenshot.py --run runs/demo/selection --out /tmp/demo.png
+    python scripts/report_screenshot.py --out runs/report.png              # makes a small run first
+    python scripts/report_screenshot.py --run runs/demo/selection --out runs/demo.png
 
 Needs the Debian package ``chromium`` (``apt-get install -y chromium``). Do not commit the screenshot.
 """
