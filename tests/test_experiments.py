@@ -25,6 +25,19 @@ if str(EXPERIMENTS) not in sys.path:
 
 common = importlib.import_module("common")
 
+
+@pytest.fixture(autouse=True)
+def _suite_registries_restored() -> Any:
+    """Tests here register tasks and methods in the suite's registries (quantized_study's variants); the suite's
+    worker processes (``--jobs``) only know the built-in ones, so each test leaves the registries as it found them."""
+    suite = importlib.import_module("suite")
+    methods, tasks = dict(suite.METHODS), dict(suite.TASKS)
+    yield
+    suite.METHODS.clear()
+    suite.METHODS.update(methods)
+    suite.TASKS.clear()
+    suite.TASKS.update(tasks)
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
