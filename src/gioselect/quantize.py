@@ -488,8 +488,9 @@ def refine(chosen: Sequence[int] | np.ndarray, members: ClusterMembers, read_row
     if whole > 0.0:
         cum = np.cumsum(sizes[clusters])
         n_core = int(np.searchsorted(cum, whole * n_rows, side="right"))
-    core = members.rows_of(clusters[:n_core])
-    rest = np.sort(members.rows_of(clusters[n_core:]))
+    n_kept = int(sizes[clusters[:n_core]].sum())  # ids holds the clusters' rows in cluster order (rows_of)
+    core = ids[:n_kept]
+    rest = np.sort(ids[n_kept:])
     room = n_rows - core.shape[0]
     if how == "share":
         best = share_order(rest, read_rows, target, room, block_rows=block_rows)
