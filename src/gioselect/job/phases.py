@@ -42,7 +42,15 @@ from ..quantize import REFINE_WHOLE, ClusterPlan, plan_clusters, quantized_rows,
 from ..selector import F1Sizer, auto_budget, size_rule
 from ..sizing import SizeEstimate
 from .config import Progress, SelectConfig, no_progress, parse_budget, text_fields
-from .record import REPORT_POOL_ROWS, finite_or_none, report_sample_ids, run_warnings, versions, write_trace
+from .record import (
+    REPORT_POOL_ROWS,
+    finite_or_none,
+    report_sample_ids,
+    run_warnings,
+    versions,
+    write_f1_curve,
+    write_trace,
+)
 from .run import RunContext
 from .seeds import Seeds
 from .select import PickHook, run_gio
@@ -279,11 +287,11 @@ def run_phases(ctx: RunContext, engine: JobEngine) -> dict[str, Any]:
     pick_cols = engine.write_picks(result, selected_ids, sel.picks, sel.assignment, search, inp)
     if pick_cols is not None:
         outputs["picks"] = "picks.csv"
-    if sel.size_estimate is not None and sel.size_estimate.f1 is not None:  # the F1 rule's curve
+    kept = len(st.kl_trace)
+    if sel.size_estimate is not None and sel.size_estimate.f1 is not None:
+        # The F1 rule: its curve, and the objective's value at the kept prefix (the run went past it).
         write_f1_curve(result / "f1_curve.csv", sel.size_estimate.f1)
         outputs["f1_curve"] = "f1_curve.csv"
-    kept = len(st.kl_trace)
-    if sel.size_estimate is not None and sel.size_estimate.f1 is not None:  # the F1 rule: the kept prefix's value
         first: dict[int, int] = {}
         for i, c in enumerate(st.selected):
             first.setdefault(int(c), i)
@@ -304,24 +312,6 @@ def run_phases(ctx: RunContext, engine: JobEngine) -> dict[str, Any]:
                      **engine.report_options(cfg, inp, result, outputs, pick_cols))
 
     return ctx.finish(result, manifest, report if cfg.report else None)
-
-
-def write_f1_curve(path: Path, f1: dict[str, Any]) -> None:
-    """``f1_curve.csv``: the F1 rule's estimated F1 after each recorded pick (``pick``, ``rows``, ``estimated_f1``,
-    ``kept``: 1 up to the prefix the selection was cut to)."""
-    import csv
-    import io
-
-    from ..io import atomic_path
-
-    curve = f1.get("curve") or {"picks": [], "rows": [], "f1": []}
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["pick", "rows", "estimated_f1", "kept"])
-    for p, r, v in zip(curve["picks"], curve["rows"], curve["f1"], strict=True):
-        w.writerow([p, r, repr(float(v)), int(p <= int(f1["best_picks"]))])
-    with atomic_path(path) as tmp:
-        tmp.write_text(buf.getvalue())
 
 
 def _manifest(ctx: RunContext, engine: JobEngine, inp: Any, sel: Selected, seeds: Seeds, selected_ids: np.ndarray,

@@ -102,6 +102,19 @@ def write_trace(path: Path, initial_kl: float, history: list[tuple[int, float, i
         tmp.write_text(buf.getvalue())
 
 
+def write_f1_curve(path: Path, f1: dict[str, Any]) -> None:
+    """``f1_curve.csv``: the F1 rule's estimated F1 after each recorded pick (``pick``, ``rows``, ``estimated_f1``,
+    ``kept``: 1 up to the prefix the selection was cut to)."""
+    curve = f1.get("curve") or {"picks": [], "rows": [], "f1": []}
+    buf = _io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["pick", "rows", "estimated_f1", "kept"])
+    for p, r, v in zip(curve["picks"], curve["rows"], curve["f1"], strict=True):
+        w.writerow([p, r, repr(float(v)), int(p <= int(f1["best_picks"]))])
+    with atomic_path(path) as tmp:
+        tmp.write_text(buf.getvalue())
+
+
 def report_sample_ids(n_target: int, selected_ids: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The report's seeded samples of target rows and of selected pool rows (sorted), the same on every engine.
 
