@@ -286,7 +286,7 @@ _ONNX_MODELS: dict[tuple[str, int, bool], OnnxModel] = {}
 def load_onnx_model(model_id: str, path: Path, threads: int, int8: bool = False) -> OnnxModel:
     """Open (once per process) the ONNX session of a model, exporting the model first if it is not cached.
 
-    With ``int8`` the session runs ``model-int8.onnx`` beside the export, made from it once by
+    With ``int8`` the session runs ``model-int8v1.onnx`` beside the export, made from it once by
     :func:`_quantize_onnx` (the ``"onnx-int8"`` backend).
     """
     key = (model_id, threads, bool(int8))
