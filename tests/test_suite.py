@@ -98,6 +98,70 @@ def test_prefix_consistency_is_not_claimed_for_quantised_tasks_or_peers() -> Non
     assert not suite.prefix_consistent(task, suite.METHODS["gio"])
 
 
+def test_budget_independent_baselines_are_served_from_one_run() -> None:
+    """herding, facility and dsir run once, to the larger size; the smaller size scores the prefix, and scores
+    what a run at that size scores. random is not (a draw of N rows is not the first N of a larger draw)."""
+    from gioselect.evaluate import random_baseline
+
+    task = _toy()
+    for name in ("herding", "facility"):
+        assert suite.prefix_consistent(task, suite.METHODS[name]), name
+    assert not suite.prefix_consistent(task, suite.METHODS["random"])
+    assert not np.array_equal(random_baseline(200, 50, seed=1), random_baseline(200, 120, seed=1)[:50])
+    res = suite.run_task(task, ["gio", "herding", "facility", "random"], seed=2)
+    fixed, own = res["budgets"]["fixed"], res["own_size"]
+    assert fixed != own
+    small_b = "fixed" if fixed < own else "own"
+    for name in ("herding", "facility"):
+        rec = res["runs"][small_b][name]
+        assert rec["prefix_of"] == max(fixed, own), name
+        assert rec["seconds"] == res["runs"]["own" if small_b == "fixed" else "fixed"][name]["seconds"], name
+        direct = suite.run_one(task, suite.METHODS[name], min(fixed, own), seed=2)
+        for key in ("task_number", "energy", "mmd2", "kl_target_sel", "kl_sel_target", "size"):
+            assert rec[key] == direct[key], (name, key)
+    assert "prefix_of" not in res["runs"][small_b]["random"]
+
+
+def test_equal_selections_are_scored_once() -> None:
+    """At a size equal to the pool every method selects every row: one score, the same numbers as scoring each
+    on its own; the score key is the sorted rows (the order of the picks on an accuracy task)."""
+    task = _toy(30)
+    task.fixed_size = 60  # the whole pool
+    res = suite.run_task(task, ["gio", "random", "knn", "herding", "full"], seed=1)
+    recs = res["runs"]["fixed"]
+    assert all(r["size"] == 60 for r in recs.values())
+    cached = [m for m, r in recs.items() if "score_of" in r]
+    assert set(cached) >= {"random", "knn", "herding"}
+    for m in cached:
+        assert recs[m]["score_of"] != m
+        direct = suite.score(task, suite.execute(task, suite.METHODS[m], 60, 1).ids, 1)
+        for key in ("task", "energy", "mmd2", "kl_target_sel", "kl_sel_target", "size", "f1"):
+            assert recs[m]["task_number" if key == "task" else key] == direct[key], (m, key)
+    ids = np.array([3, 1, 2])
+    assert suite.score_key(task, ids) == suite.score_key(task, np.array([1, 2, 3]))
+    task.metric = "test accuracy"
+    assert suite.score_key(task, ids) != suite.score_key(task, np.array([1, 2, 3]))
+
+
+def test_run_task_serves_a_same_data_task_from_the_longer_baseline_run() -> None:
+    """The quantised twin takes a herding prefix from the plain task's run when that run is long enough."""
+    plain = _toy(seed=1)
+    quantised = _toy(seed=1)
+    quantised.name, quantised.clusters = "toy-q", 10
+    first = suite.run_task(plain, ["gio", "herding"], seed=3)
+    longest = max(first["budgets"].values())
+    # pretend the plain task ran herding further: the twin then runs nothing, whatever its own size
+    first["_prefix_runs"]["herding"] = suite.execute(plain, suite.METHODS["herding"], 200, 3)
+    second = suite.run_task(quantised, ["gio", "herding"], seed=3, reuse=first)
+    direct = suite.run_task(quantised, ["gio", "herding"], seed=3)
+    for b, by in second["runs"].items():
+        rec = by["herding"]
+        assert rec.get("shared_from") == "toy" or rec.get("run_from") == "toy", b
+        for key in ("task_number", "energy", "mmd2", "kl_target_sel", "kl_sel_target", "size"):
+            assert rec[key] == direct["runs"][b]["herding"][key], (b, key)
+    assert longest > 0
+
+
 def test_run_task_runs_each_gio_setting_once_and_cuts_prefixes() -> None:
     task = _toy()
     res = suite.run_task(task, ["gio", "gio-mean", "gio-jump", "knn", "full"], seed=2)

@@ -14,10 +14,13 @@ Pieces (import ``suite`` with ``experiments/`` on ``sys.path``):
   (``random``, ``knn``, ``herding``, ``full``; ``gio`` and its modes :data:`GIO_MODES`, each one setting
   changed from the library's defaults; ``dsir``/``facility`` from ``gioselect.peers`` when it is importable);
 * :func:`execute`, :func:`record`, :func:`run_one`, :func:`run_task`, :func:`run_suite`, :func:`score` -
-  running and scoring. Each GIO method runs once per task and seed, to the larger size, and the smaller
-  size scores its prefix (:func:`prefix_consistent`); a mode whose settings equal an earlier method's
-  (:func:`forced_settings`) is not run again. :func:`merge` pools the runs of several outputs (tasks run in
-  separate processes) and aggregates them again;
+  running and scoring. Each GIO method, and each baseline whose order does not depend on the size
+  (:data:`PREFIX_BASELINES`: herding, facility, dsir), runs once per task and seed, to the larger size, and
+  the smaller size scores its prefix (:func:`prefix_consistent`); a mode whose settings equal an earlier
+  method's (:func:`forced_settings`) is not run again; a selection is scored once per task instance
+  (:func:`score_key`: equal selections, e.g. every method at the whole pool, share one score).
+  :func:`merge` pools the runs of several outputs (tasks run in separate processes) and aggregates them
+  again;
 * :func:`task_groups`, :func:`run_unit`, :func:`same_data` - tasks with the same data (``same_data_as``: the
   whole corpus quantised and not) run as one unit, the methods that are not GIO once; ``run_suite(jobs=N)``
   runs the units in N worker processes;
@@ -36,6 +39,7 @@ from .core import (
     COLUMNS,
     GIO_MODES,
     METHODS,
+    PREFIX_BASELINES,
     RANKED,
     TASKS,
     Method,
@@ -59,6 +63,7 @@ from .core import (
     run_task,
     same_data,
     score,
+    score_key,
     winners,
 )
 from .report import DEFAULT_TASKS, markdown, merge, run_suite, run_unit, summarise, task_groups
@@ -70,6 +75,7 @@ __all__ = [
     "DEFAULT_TASKS",
     "GIO_MODES",
     "METHODS",
+    "PREFIX_BASELINES",
     "RANKED",
     "TASKS",
     "Method",
@@ -97,6 +103,7 @@ __all__ = [
     "run_unit",
     "same_data",
     "score",
+    "score_key",
     "summarise",
     "task_groups",
     "winners",

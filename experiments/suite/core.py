@@ -364,14 +364,34 @@ def execute(task: Task, method: Method, size: int | None, seed: int) -> Run:
     return Run(np.asarray(idx, dtype=np.int64), info, time.perf_counter() - t0, time.process_time() - c0)
 
 
+def score_key(task: Task, idx: np.ndarray) -> bytes:
+    """What :func:`score` depends on in a selection of ``task``: its sorted pool rows (repeats kept), or, on a
+    ``"test accuracy"`` task, the rows in their order (the model is fitted on them in that order, and a fit's
+    float sums depend on it). Equal keys, equal scores (at one seed): every number of :func:`score` is
+    computed from the distinct rows, the repeat count or the mask, all seeded."""
+    a = np.asarray(idx, dtype=np.int64)
+    return (a if task.metric == "test accuracy" else np.sort(a)).tobytes()
+
+
 def record(task: Task, method: Method, size: int | None, seed: int, run: Run, n: int | None = None,
-           **extra: Any) -> dict[str, Any]:
+           scores: dict[bytes, tuple[dict[str, Any], str]] | None = None, **extra: Any) -> dict[str, Any]:
     """Score the first ``n`` picks of ``run`` (all of them when ``n`` is None): the record of one table row.
 
-    ``seconds``/``cpu_seconds`` are the run's; ``score_seconds`` the scoring's (metrics)."""
+    ``seconds``/``cpu_seconds`` are the run's; ``score_seconds`` the scoring's (metrics). ``scores``: the
+    scores of this task instance so far, by :func:`score_key`, with the method that was scored; a selection
+    scored before is not scored again (its record says ``score_of``: that method; ``score_seconds`` is then
+    the look-up's), and a new one is added."""
     idx = run.ids if n is None else run.ids[:n]
     t0 = time.perf_counter()
-    scored = score(task, idx, seed)
+    key = score_key(task, idx) if scores is not None else b""
+    hit = scores.get(key) if scores is not None else None
+    if hit is not None:
+        scored, first = dict(hit[0]), hit[1]
+        extra = {**extra, "score_of": first}
+    else:
+        scored = score(task, idx, seed)
+        if scores is not None:
+            scores[key] = (scored, method.name)
     rec: dict[str, Any] = {"task": task.name, "method": method.name, "seed": seed, "requested": size,
                            **scored, "seconds": run.seconds, "cpu_seconds": run.cpu_seconds,
                            "score_seconds": time.perf_counter() - t0, "info": run.info, **extra}
@@ -389,13 +409,26 @@ def run_one(task: Task, method: Method, size: int | None, seed: int) -> dict[str
 BUDGET_NAMES = {"fixed": "fixed size", "own": "GIO's own size"}
 
 
+#: Methods that are not GIO whose order does not depend on the size asked for, so the first N picks of a larger
+#: run are the picks at N (tests/test_evaluate_baselines.py checks each on the code): ``herding`` (greedy MMD:
+#: the size only decides when it stops; the bandwidth sample is drawn before, the same for every size),
+#: ``facility`` (lazy greedy, cover restarts and the zero-gain fill in row order: none depends on the size) and
+#: ``dsir`` (Gumbel top-k: one perturbed weight per pool row, drawn for the whole pool, sorted, cut). Not
+#: ``random`` (numpy's draw without replacement of N rows is not the first N of a larger draw) nor ``knn``
+#: (its neighbour depth grows with the size; it costs seconds).
+PREFIX_BASELINES = ("herding", "facility", "dsir")
+
+
 def prefix_consistent(task: Task, method: Method) -> bool:
     """Whether the first N picks of ``method`` forced to a larger size are its picks at size N.
 
     True for GIO on the rows themselves: its greedy never revisits a pick and a forced size only decides when
     it stops (tests/test_suite.py checks this on the code). Not for a quantised task (``clusters`` > 0): the
-    row-level pass after the clusters depends on the size."""
-    return method.kind == "gio" and task.clusters == 0
+    row-level pass after the clusters depends on the size. True for the baselines of
+    :data:`PREFIX_BASELINES`, on any task (they do not quantise)."""
+    if method.kind == "gio":
+        return task.clusters == 0
+    return method.name in PREFIX_BASELINES
 
 
 def same_data(a: Task, b: Task) -> bool:
@@ -426,6 +459,11 @@ def reusable(result: Mapping[str, Any]) -> dict[tuple[str, int | None], dict[str
     return out
 
 
+#: The key of :func:`run_task`'s result holding the runs (picks) of the :data:`PREFIX_BASELINES` it ran, for a
+#: task with the same data (``reuse``); not part of the recorded output (:func:`suite.report.run_unit` drops it).
+PREFIX_RUNS = "_prefix_runs"
+
+
 def run_task(task: Task, methods: Sequence[str], seed: int,
              reuse: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Every method on one task instance at its fixed size and at GIO's own size.
@@ -442,10 +480,18 @@ def run_task(task: Task, methods: Sequence[str], seed: int,
     ``reuse``: the result of :func:`run_task` on another task with the same data and seed (:func:`same_data`;
     e.g. the same pool unquantised): a method that is not GIO is then not run again at a size that result has,
     its record is taken as it is (with ``shared_from``: that task's name; its ``seconds`` are that run's, and
-    neither counts in this task's ``phase_seconds``).
+    neither counts in this task's ``phase_seconds``). A method of :data:`PREFIX_BASELINES` that ran there to at
+    least a size is not run again for it either: that run's first picks are scored here (``run_from``: that
+    task's name; ``seconds`` that run's, not counted in ``phase_seconds``).
+
+    Scores are computed once per distinct selection (:func:`score_key`): e.g. at a size equal to the pool
+    every method selects every row, one score serves them all (the records say ``score_of``).
     """
     shared = reusable(reuse) if reuse is not None else {}
     shared_from = reuse["task"] if reuse is not None else None
+    shared_runs: Mapping[str, Run] = reuse.get(PREFIX_RUNS, {}) if reuse is not None else {}
+    prefix_runs: dict[str, Run] = {}
+    scores: dict[bytes, tuple[dict[str, Any], str]] = {}
 
     def taken(name: str, n: int | None) -> dict[str, Any] | None:
         rec = shared.get((name, n))
@@ -453,7 +499,7 @@ def run_task(task: Task, methods: Sequence[str], seed: int,
 
     gio = METHODS["gio"]
     natural_run = execute(task, gio, None, seed)
-    natural = record(task, gio, None, seed, natural_run)
+    natural = record(task, gio, None, seed, natural_run, scores=scores)
     own = int(natural["size"])
     budgets: dict[str, int] = {"fixed": min(task.fixed_size, task.pool.shape[0])}
     if own > 0:
@@ -486,7 +532,7 @@ def run_task(task: Task, methods: Sequence[str], seed: int,
                 continue
             one = execute(task, m, None, seed)
             select_s, select_cpu = select_s + one.seconds, select_cpu + one.cpu_seconds
-            rec = record(task, m, None, seed, one)
+            rec = record(task, m, None, seed, one, scores=scores)
             for b in budgets:
                 runs[b][name] = rec
             continue
@@ -501,16 +547,34 @@ def run_task(task: Task, methods: Sequence[str], seed: int,
             continue
         if prefix_consistent(task, m):
             longest = max(sizes.values())
+            from_other: dict[str, Any] = {}
+            if m.kind != "gio":
+                got_all = {b: taken(name, n) for b, n in sizes.items()}
+                for b, rec in got_all.items():
+                    if rec is not None:
+                        runs[b][name] = rec
+                sizes = {b: n for b, n in sizes.items() if got_all[b] is None}
+                if not sizes:
+                    if name in shared_runs:
+                        prefix_runs[name] = shared_runs[name]
+                    continue
+                longest = max(sizes.values())
             if name == "gio" and own >= longest:
                 one = natural_run
+            elif m.kind != "gio" and name in shared_runs and shared_runs[name].ids.size >= longest:
+                one = shared_runs[name]
+                from_other = {"run_from": shared_from}
             else:
                 one = execute(task, m, longest, seed)
                 select_s, select_cpu = select_s + one.seconds, select_cpu + one.cpu_seconds
+            if m.kind != "gio":
+                prefix_runs[name] = one
             for b, n in sizes.items():
                 if name == "gio" and b == "own":
                     runs[b][name] = natural
                 else:
-                    runs[b][name] = record(task, m, n, seed, one, n, prefix_of=int(one.ids.size))
+                    runs[b][name] = record(task, m, n, seed, one, n, scores=scores, prefix_of=int(one.ids.size),
+                                           **from_other)
             continue
         for b, n in sizes.items():
             if name == "gio" and b == "own":
@@ -522,13 +586,13 @@ def run_task(task: Task, methods: Sequence[str], seed: int,
                 continue
             one = execute(task, m, n, seed)
             select_s, select_cpu = select_s + one.seconds, select_cpu + one.cpu_seconds
-            runs[b][name] = record(task, m, n, seed, one)
+            runs[b][name] = record(task, m, n, seed, one, scores=scores)
     score_s = sum(r["score_seconds"] for r in {id(r): r for by in runs.values() for r in by.values()}.values()
                   if "shared_from" not in r)
     return {"task": task.name, "seed": seed, "metric": task.metric, "budgets": budgets, "own_size": own,
             "gio_stop_reason": natural["info"].get("stop_reason"), "runs": runs, "skipped": skipped,
             "same_as": same_as, "phase_seconds": {"select": select_s, "select_cpu": select_cpu, "score": score_s},
-            "pool_rows": int(task.pool.shape[0]), "info": task.info}
+            "pool_rows": int(task.pool.shape[0]), "info": task.info, PREFIX_RUNS: prefix_runs}
 
 
 def gio_curve(task: Task, seed: int, gio_kwargs: Mapping[str, Any], sizes: Sequence[int]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from common import markdown_table
 from .core import (
     COLUMNS,
     METHODS,
+    PREFIX_RUNS,
     RANKED,
     REFERENCES,
     TASKS,
@@ -55,11 +56,12 @@ def run_suite(size: str, tasks: Sequence[str], methods: Sequence[str], seeds: Se
     that are not GIO. ``jobs`` > 1 runs the units in that many worker processes (``spawn``), longest first
     (:data:`COST_HINT`), each worker's BLAS and text embedder on one thread; the data every instance of a task
     shares (the embedding of the BBC corpus and of the corrupted sentences, :attr:`TaskSpec.prepare`) is made
-    once, by one worker, while the other workers run the tasks that do not need it (:func:`_run_parallel`);
-    the instances that need it then read it from the on-disk cache. The workers use the default
-    method registry (:func:`register_default_methods`), so every name of ``methods`` must be in it. The
-    results are in task and seed order whatever the order they finished in; the CPU time is this process's
-    plus its workers'.
+    once, in this process with every core, before the workers start (:func:`_run_parallel`); the instances
+    then read it from the on-disk cache. Its wall seconds are the output's ``prepare_seconds`` (0 with one
+    process: the first task that needs the data makes it, with every core, inside its build time). The
+    workers use the default method registry (:func:`register_default_methods`), so every name of ``methods``
+    must be in it. The results are in task and seed order whatever the order they finished in; the CPU time
+    is this process's plus its workers'.
 
     ``progress`` gets the output so far (as :func:`summarise` makes it) after every finished task instance
     (task and seed), so a long run can be written out as it goes."""
@@ -104,10 +106,13 @@ def run_suite(size: str, tasks: Sequence[str], methods: Sequence[str], seeds: Se
                 done(res)
             if why is not None:
                 skipped_tasks[group[len(res_list)]] = why
-    else:
-        _run_parallel(size, units, methods, jobs, done, skipped_tasks)
-    return summarise(size, tasks, methods, seeds, _ordered(results, tasks, seeds), skipped_tasks,
-                     time.perf_counter() - started, cpu_so_far(), (load_start, load_average()))
+    prep_s = 0.0
+    if jobs > 1:
+        prep_s = _run_parallel(size, units, methods, jobs, done, skipped_tasks)
+    out = summarise(size, tasks, methods, seeds, _ordered(results, tasks, seeds), skipped_tasks,
+                    time.perf_counter() - started, cpu_so_far(), (load_start, load_average()))
+    out["prepare_seconds"] = prep_s
+    return out
 
 
 def task_groups(names: Sequence[str]) -> list[tuple[str, ...]]:
@@ -152,6 +157,8 @@ def run_unit(size: str, group: Sequence[str], seed: int, methods: Sequence[str]
         out.append(res)
         if first is None:
             first = task
+    for res in out:  # the picks were for the later tasks of the group, not for the record
+        res.pop(PREFIX_RUNS, None)
     return out, None
 
 
@@ -213,11 +220,12 @@ def prepare_tasks(size: str, names: Sequence[str]) -> dict[str, str]:
 
 
 def _run_parallel(size: str, units: Sequence[tuple[tuple[str, ...], int]], methods: Sequence[str], jobs: int,
-                  done: Callable[[dict[str, Any]], None], skipped_tasks: dict[str, str]) -> None:
-    """The units in ``jobs`` spawned workers. The shared data (:func:`prepare_tasks`) is made first, in one
-    worker, while the others run the units that do not need it; the units that need it start once it is there.
-    Units go out longest first (:data:`COST_HINT`), one per free worker, so a long one is never queued behind
-    short ones."""
+                  done: Callable[[dict[str, Any]], None], skipped_tasks: dict[str, str]) -> float:
+    """The units in ``jobs`` spawned workers. The shared data (:func:`prepare_tasks`) is made first, in this
+    process, before the workers start, with every core (a cold cache embeds the BBC corpus with the ONNX
+    backend on all threads, instead of on one worker's single thread while the other worker runs the rest);
+    warm, it only reads the cache. Units go out longest first (:data:`COST_HINT`), one per free worker, so a
+    long one is never queued behind short ones. Returns the seconds the shared data took."""
     import multiprocessing
     import sys
     from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -232,23 +240,23 @@ def _run_parallel(size: str, units: Sequence[tuple[tuple[str, ...], int]], metho
         return -sum(COST_HINT.get(n, 60.0) for n in u[0])
 
     needs_prep = [n for n in dict.fromkeys(n for g, _ in units for n in g) if TASKS[n].prepare is not None]
-    blocked = sorted((u for u in units if any(n in needs_prep for n in u[0])), key=cost)
-    ready = sorted((u for u in units if not any(n in needs_prep for n in u[0])), key=cost)
+    t0 = time.perf_counter()
+    skipped_tasks.update(prepare_tasks(size, needs_prep))
+    prep_s = time.perf_counter() - t0
+    if needs_prep:
+        logger.info("shared data of %s ready in %.1f s, before the workers start", ", ".join(needs_prep), prep_s)
+    queue = sorted(units, key=cost)
     verbose = logging.getLogger("gioselect").isEnabledFor(logging.INFO)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_worker_init,
                              initargs=(list(sys.path), suite_tasks.FASHION_DATA_DIR, verbose)) as ex:
-        running: dict[Future[Any], tuple[str, ...] | None] = {}  # None: the prepare job
-        prepared = not needs_prep
-        if needs_prep:
-            running[ex.submit(prepare_tasks, size, needs_prep)] = None
+        running: dict[Future[Any], tuple[str, ...]] = {}
 
         def next_unit() -> tuple[tuple[str, ...], int] | None:
-            for queue in ((blocked, ready) if prepared else (ready,)):
-                while queue:
-                    u = queue.pop(0)
-                    if not any(n in skipped_tasks for n in u[0]):
-                        return u
+            while queue:
+                u = queue.pop(0)
+                if not any(n in skipped_tasks for n in u[0]):
+                    return u
             return None
 
         while True:
@@ -262,10 +270,6 @@ def _run_parallel(size: str, units: Sequence[tuple[tuple[str, ...], int]], metho
             finished, _ = wait(set(running), return_when=FIRST_COMPLETED)
             for f in finished:
                 group = running.pop(f)
-                if group is None:
-                    skipped_tasks.update(f.result())
-                    prepared = True
-                    continue
                 res_list, why = f.result()
                 for res in res_list:
                     done(res)
