@@ -139,6 +139,17 @@ def test_equal_selections_are_scored_once() -> None:
             assert recs[m]["task_number" if key == "task" else key] == direct[key], (m, key)
     ids = np.array([3, 1, 2])
     assert suite.score_key(task, ids) == suite.score_key(task, np.array([1, 2, 3]))
+    # an accuracy task: the same set in another order shares the library's metrics, and the model is fitted
+    # on each order (the numbers are what scoring each on its own gives)
+    acc = _toy(30)
+    acc.metric, acc.fixed_size = "test accuracy", 60
+    acc.train_labels = (np.arange(60) < 30).astype(np.int64)
+    acc.test_x, acc.test_y = acc.pool[::3], acc.train_labels[::3]
+    sets: dict[bytes, dict[str, Any]] = {}
+    rev = np.arange(60)[::-1].copy()
+    first = suite.score(acc, np.arange(60), 1, sets)
+    again = suite.score(acc, rev, 1, sets)
+    assert len(sets) == 1 and again == suite.score(acc, rev, 1) and first == suite.score(acc, np.arange(60), 1)
     task.metric = "test accuracy"
     assert suite.score_key(task, ids) != suite.score_key(task, np.array([1, 2, 3]))
 

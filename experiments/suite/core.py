@@ -321,15 +321,25 @@ def mask_f1(mask: np.ndarray, idx: np.ndarray) -> tuple[float, float, float]:
     return p, r, (2 * p * r / (p + r) if p + r > 0 else 0.0)
 
 
-def score(task: Task, idx: np.ndarray, seed: int) -> dict[str, Any]:
+def score(task: Task, idx: np.ndarray, seed: int,
+          sets: dict[bytes, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Every number of one selection: the task number, F1 (mask tasks), energy distance and unbiased MMD² to
     the held-out split (each side subsampled, seeded, to at most :data:`METRIC_MAX_ROWS` rows), KL both ways
     (on every distinct pick), size; label TV where the task has labels; the downstream accuracy on
-    ``"test accuracy"`` tasks (their task number; it is the costliest number on a large selection)."""
+    ``"test accuracy"`` tasks (their task number; it is the costliest number on a large selection).
+
+    ``sets``: the library's metrics (:func:`gioselect.evaluate.evaluate_selection`: functions of the sorted
+    rows, repeats kept, at this seed) of the selections scored so far, by sorted rows; one found there is not
+    computed again (the accuracy, which depends on the order of the rows, always is)."""
     labels = task.train_labels
-    r = evaluate_selection(task.pool, idx, task.holdout, seed=seed, labels=labels,
-                           target_labels=task.holdout_labels if labels is not None else None,
-                           max_rows=METRIC_MAX_ROWS)
+    key = np.sort(np.asarray(idx, dtype=np.int64)).tobytes()
+    r = sets.get(key) if sets is not None else None
+    if r is None:
+        r = evaluate_selection(task.pool, idx, task.holdout, seed=seed, labels=labels,
+                               target_labels=task.holdout_labels if labels is not None else None,
+                               max_rows=METRIC_MAX_ROWS)
+        if sets is not None:
+            sets[key] = r
     out: dict[str, Any] = {k: r[k] for k in ("size", "energy", "mmd2", "kl_target_sel", "kl_sel_target",
                                               "coverage")}
     if "label_tv" in r:
@@ -374,13 +384,15 @@ def score_key(task: Task, idx: np.ndarray) -> bytes:
 
 
 def record(task: Task, method: Method, size: int | None, seed: int, run: Run, n: int | None = None,
-           scores: dict[bytes, tuple[dict[str, Any], str]] | None = None, **extra: Any) -> dict[str, Any]:
+           scores: dict[bytes, tuple[dict[str, Any], str]] | None = None,
+           sets: dict[bytes, dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
     """Score the first ``n`` picks of ``run`` (all of them when ``n`` is None): the record of one table row.
 
     ``seconds``/``cpu_seconds`` are the run's; ``score_seconds`` the scoring's (metrics). ``scores``: the
     scores of this task instance so far, by :func:`score_key`, with the method that was scored; a selection
     scored before is not scored again (its record says ``score_of``: that method; ``score_seconds`` is then
-    the look-up's), and a new one is added."""
+    the look-up's), and a new one is added. ``sets``: as :func:`score`'s (on an accuracy task, an equal set
+    in another order reuses the library's metrics and fits the model again)."""
     idx = run.ids if n is None else run.ids[:n]
     t0 = time.perf_counter()
     key = score_key(task, idx) if scores is not None else b""
@@ -389,7 +401,7 @@ def record(task: Task, method: Method, size: int | None, seed: int, run: Run, n:
         scored, first = dict(hit[0]), hit[1]
         extra = {**extra, "score_of": first}
     else:
-        scored = score(task, idx, seed)
+        scored = score(task, idx, seed, sets)
         if scores is not None:
             scores[key] = (scored, method.name)
     rec: dict[str, Any] = {"task": task.name, "method": method.name, "seed": seed, "requested": size,
@@ -492,6 +504,7 @@ def run_task(task: Task, methods: Sequence[str], seed: int,
     shared_runs: Mapping[str, Run] = reuse.get(PREFIX_RUNS, {}) if reuse is not None else {}
     prefix_runs: dict[str, Run] = {}
     scores: dict[bytes, tuple[dict[str, Any], str]] = {}
+    sets: dict[bytes, dict[str, Any]] = {}
 
     def taken(name: str, n: int | None) -> dict[str, Any] | None:
         rec = shared.get((name, n))
@@ -499,7 +512,7 @@ def run_task(task: Task, methods: Sequence[str], seed: int,
 
     gio = METHODS["gio"]
     natural_run = execute(task, gio, None, seed)
-    natural = record(task, gio, None, seed, natural_run, scores=scores)
+    natural = record(task, gio, None, seed, natural_run, scores=scores, sets=sets)
     own = int(natural["size"])
     budgets: dict[str, int] = {"fixed": min(task.fixed_size, task.pool.shape[0])}
     if own > 0:
@@ -532,7 +545,7 @@ def run_task(task: Task, methods: Sequence[str], seed: int,
                 continue
             one = execute(task, m, None, seed)
             select_s, select_cpu = select_s + one.seconds, select_cpu + one.cpu_seconds
-            rec = record(task, m, None, seed, one, scores=scores)
+            rec = record(task, m, None, seed, one, scores=scores, sets=sets)
             for b in budgets:
                 runs[b][name] = rec
             continue
@@ -573,8 +586,8 @@ def run_task(task: Task, methods: Sequence[str], seed: int,
                 if name == "gio" and b == "own":
                     runs[b][name] = natural
                 else:
-                    runs[b][name] = record(task, m, n, seed, one, n, scores=scores, prefix_of=int(one.ids.size),
-                                           **from_other)
+                    runs[b][name] = record(task, m, n, seed, one, n, scores=scores, sets=sets,
+                                           prefix_of=int(one.ids.size), **from_other)
             continue
         for b, n in sizes.items():
             if name == "gio" and b == "own":
@@ -586,7 +599,7 @@ def run_task(task: Task, methods: Sequence[str], seed: int,
                 continue
             one = execute(task, m, n, seed)
             select_s, select_cpu = select_s + one.seconds, select_cpu + one.cpu_seconds
-            runs[b][name] = record(task, m, n, seed, one, scores=scores)
+            runs[b][name] = record(task, m, n, seed, one, scores=scores, sets=sets)
     score_s = sum(r["score_seconds"] for r in {id(r): r for by in runs.values() for r in by.values()}.values()
                   if "shared_from" not in r)
     return {"task": task.name, "seed": seed, "metric": task.metric, "budgets": budgets, "own_size": own,
