@@ -14,8 +14,10 @@ What is done here, precisely:
   in streamed blocks. Clusters left empty by that final
   assignment are dropped from the candidates (they would explode to nothing).
 * Candidates are **not weighted** by cluster size in the GIO objective: each cluster is one candidate point,
-  as in the reference. Cluster sizes count only towards a row budget. The point is the cluster's medoid by
-  default (:func:`medoid_ids`), or its centroid scaled to unit norm, or the raw centroid (the reference's).
+  as in the reference. Cluster sizes count towards a row budget, and in the F1 size rule a cluster counts its
+  size times the mean posterior of the sampled pool rows in it (:func:`cluster_target_like`). The point is
+  the cluster's medoid by default (:func:`medoid_ids`), or its centroid scaled to unit norm, or the raw centroid
+  (the reference's).
 * Without a row budget, exploding keeps the selection order of clusters; rows of one cluster come in ascending
   row order. A cluster chosen twice (possible only after a reset) contributes its rows once. With a budget, the
   row-level pass (:func:`refine`) keeps exactly the budget's rows of the chosen clusters.

@@ -367,7 +367,8 @@ def _manifest(ctx: RunContext, engine: JobEngine, inp: Any, sel: Selected, seeds
                           "rule": plan.rule, "candidates": sel.candidates_mode,
                           "rows": (f"row-level pass ({cfg.refine}): the best rows of the chosen clusters"
                                    if sel.refining else "chosen clusters exploded whole"),
-                          "weighting": "none (each candidate is one point; sizes count only for --budget)",
+                          "weighting": ("none in the objective (each candidate is one point); sizes count for --budget "
+                                        "and, times a row sample's mean posterior, for the F1 rule"),
                           **engine.quantization_record()}
                          if quantized else None),
         "stop_reason": ("auto-f1" if sel.size_estimate is not None and sel.size_estimate.f1 is not None
