@@ -462,61 +462,79 @@ def bench_size(n: int, args: argparse.Namespace, workdir: Path, target: Path) ->
     floors: list[dict[str, Any]] = []
     e2es: list[dict[str, Any]] = []
     loads: list[float] = []
-    for rep in range(args.repeats):
-        # Alternate the order so that drift in the machine's load does not always favour one side.
-        order = ("floor", "e2e") if rep % 2 == 0 else ("e2e", "floor")
-        for what in order:
-            if what == "floor":
-                if args.floor == "none":
-                    continue
-                floors.append(_floor(pool, args))
-                f = floors[-1]
-                _log(f"[{n:>9,}] rep {rep} floor: {f['wall_s']:.1f} s wall, inner {f['inner']['total_s']:.1f} s "
-                     f"(K-means {f['inner']['kmeans_s']:.1f}, assign {f['inner']['assign_s']:.1f}), "
-                     f"maxrss {f['maxrss_bytes'] / 2**20:.0f} MiB")
-            else:
-                out = workdir / f"out_{n}_{rep}"
-                shutil.rmtree(out, ignore_errors=True)
-                e2es.append(_end_to_end(pool, target, out, args))
-                e = e2es[-1]
-                _log(f"[{n:>9,}] rep {rep} e2e: {e['wall_s']:.1f} s wall, phases {e['timings_s']}, "
-                     f"counts {e['counts']}, maxrss {e['maxrss_bytes'] / 2**20:.0f} MiB, "
-                     f"beyond mapped {e['sampled_peak_bytes']['beyond_mapped'] / 2**20:.0f} MiB")
-            loads.append(os.getloadavg()[0])
-    summary = _summarise(n, floors, e2es)
-    summary["load_average_1min_after_each_run"] = loads
     nonrefined: list[dict[str, Any]] = []
     if args.compare_refine:
-        # The same selection with the quantised row-level pass off (``--refine none``: whole clusters, the
-        # paper's explode), right after the default runs, on the same files.
+        summary = _bench_refine(n, args, workdir, pool, target, floors, e2es, nonrefined, loads)
+    else:
         for rep in range(args.repeats):
-            out = workdir / f"out_{n}_{rep}_refine_none"
-            shutil.rmtree(out, ignore_errors=True)
-            nonrefined.append(_end_to_end(pool, target, out, args, ("--refine", "none")))
-            e = nonrefined[-1]
-            _log(f"[{n:>9,}] rep {rep} e2e --refine none: {e['wall_s']:.1f} s wall, phases {e['timings_s']}, "
-                 f"counts {e['counts']}")
-            loads.append(os.getloadavg()[0])
-        summary["refine_compare"] = _refine_compare(e2es, nonrefined)
-        # Other settings of the pass (--refine-variant), each against the same --refine none runs.
-        for variant in args.refine_variant:
-            extra = tuple(shlex.split(variant))
-            runs = []
-            for rep in range(args.repeats):
-                out = workdir / f"out_{n}_{rep}_variant"
-                shutil.rmtree(out, ignore_errors=True)
-                runs.append(_end_to_end(pool, target, out, args, extra))
-                e = runs[-1]
-                _log(f"[{n:>9,}] rep {rep} e2e {variant}: {e['wall_s']:.1f} s wall, phases {e['timings_s']}, "
-                     f"counts {e['counts']}")
+            # Alternate the order so that drift in the machine's load does not always favour one side.
+            order = ("floor", "e2e") if rep % 2 == 0 else ("e2e", "floor")
+            for what in order:
+                if what == "floor":
+                    if args.floor == "none":
+                        continue
+                    floors.append(_floor(pool, args))
+                    _log_floor(n, rep, floors[-1])
+                else:
+                    out = workdir / f"out_{n}_{rep}"
+                    shutil.rmtree(out, ignore_errors=True)
+                    e2es.append(_end_to_end(pool, target, out, args))
+                    _log_e2e(n, rep, "", e2es[-1])
                 loads.append(os.getloadavg()[0])
-            summary.setdefault("refine_variants", {})[variant] = {"compare": _refine_compare(runs, nonrefined),
-                                                                  "runs": runs}
+        summary = _summarise(n, floors, e2es)
+        summary["load_average_1min_after_each_run"] = loads
     if not args.keep_data:
         for p in (pool, pool.with_name(pool.name + ".json")):
             p.unlink(missing_ok=True)
     return {"rows": n, "pool_bytes": n * args.dim * 4, "generate_s": gen_s, "summary": summary, "floor_runs": floors,
             "e2e_runs": e2es, "e2e_refine_none_runs": nonrefined}
+
+
+def _log_floor(n: int, rep: int, f: dict[str, Any]) -> None:
+    _log(f"[{n:>9,}] rep {rep} floor: {f['wall_s']:.1f} s wall, inner {f['inner']['total_s']:.1f} s "
+         f"(K-means {f['inner']['kmeans_s']:.1f}, assign {f['inner']['assign_s']:.1f}), "
+         f"maxrss {f['maxrss_bytes'] / 2**20:.0f} MiB")
+
+
+def _log_e2e(n: int, rep: int, what: str, e: dict[str, Any]) -> None:
+    _log(f"[{n:>9,}] rep {rep} e2e{what}: {e['wall_s']:.1f} s wall, {e['cpu_s']:.1f} CPU s, load "
+         f"{e.get('load_1min_before', float('nan')):.1f} -> {e.get('load_1min_after', float('nan')):.1f}, "
+         f"phases {e['timings_s']}, counts {e['counts']}, maxrss {e['maxrss_bytes'] / 2**20:.0f} MiB")
+
+
+def _bench_refine(n: int, args: argparse.Namespace, workdir: Path, pool: Path, target: Path,
+                  floors: list[dict[str, Any]], e2es: list[dict[str, Any]], nonrefined: list[dict[str, Any]],
+                  loads: list[float]) -> dict[str, Any]:
+    """``--compare-refine``: the default row-level pass, ``--refine none`` and every ``--refine-variant``,
+    interleaved: each repeat runs every setting once, in the listed order on even repeats and reversed on odd
+    ones, so that drift in the machine's load does not favour one setting. Each run records the 1-minute load
+    average before and after it; the comparisons report the median and the range of the per-repeat ratios."""
+    settings: list[tuple[str, tuple[str, ...]]] = [("default", ()), ("none", ("--refine", "none"))]
+    settings += [(v, tuple(shlex.split(v))) for v in args.refine_variant]
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in settings}
+    for rep in range(args.repeats):
+        if args.floor != "none":
+            floors.append(_floor(pool, args))
+            _log_floor(n, rep, floors[-1])
+        for i, (name, extra) in enumerate(settings if rep % 2 == 0 else settings[::-1]):
+            out = workdir / f"out_{n}_{rep}_{i}"
+            shutil.rmtree(out, ignore_errors=True)
+            before = os.getloadavg()[0]
+            e = _end_to_end(pool, target, out, args, extra)
+            e["setting"], e["rep"], e["load_1min_before"] = name, rep, before
+            e["load_1min_after"] = os.getloadavg()[0]
+            loads.append(e["load_1min_after"])
+            runs[name].append(e)
+            _log_e2e(n, rep, "" if name == "default" else f" {name}", e)
+    e2es.extend(runs["default"])
+    nonrefined.extend(runs["none"])
+    summary = _summarise(n, floors, e2es)
+    summary["load_average_1min_after_each_run"] = loads
+    summary["refine_compare"] = _refine_compare(e2es, nonrefined)
+    for variant, _ in settings[2:]:
+        summary.setdefault("refine_variants", {})[variant] = {"compare": _refine_compare(runs[variant], nonrefined),
+                                                              "runs": runs[variant]}
+    return summary
 
 
 def _refine_compare(refined: list[dict[str, Any]], plain: list[dict[str, Any]]) -> dict[str, Any]:
@@ -530,7 +548,12 @@ def _refine_compare(refined: list[dict[str, Any]], plain: list[dict[str, Any]]) 
                 "gio_share": _median([e["timings_s"].get("select", 0.0) / e["timings_s"]["total"] for e in runs])}
 
     a, b = side(refined), side(plain)
+    # Per repeat (both sides of one repeat ran back to back): the ratio's median and range.
+    per_rep = [(r["cpu_s"] / p["cpu_s"], r["timings_s"]["total"] / p["timings_s"]["total"])
+               for r, p in zip(refined, plain, strict=False)]
     return {"refine_default": a, "refine_none": b, "total_ratio": a["total_s"] / b["total_s"],
+            "cpu_ratio_per_rep": [c for c, _ in per_rep], "total_ratio_per_rep": [t for _, t in per_rep],
+            "cpu_ratio_median_per_rep": _median([c for c, _ in per_rep]) if per_rep else None,
             "cpu_ratio": a["cpu_s"] / b["cpu_s"], "goal_added_max": 0.10,
             "goal_met_total": bool(a["total_s"] <= 1.10 * b["total_s"]),
             "goal_met_cpu": bool(a["cpu_s"] <= 1.10 * b["cpu_s"])}

@@ -20,6 +20,7 @@ from gioselect.quantize import (
     assign_blocks,
     auto_clusters,
     candidate_points,
+    cluster_target_like,
     cover_clusters,
     drop_empty,
     explode,
@@ -377,3 +378,59 @@ def test_share_order_is_round_robin_over_the_target_and_streamed() -> None:
         np.testing.assert_array_equal(got, want)
     assert share_order(ids, lambda i: x[i], t, 500).shape == (190,)  # all rows, when fewer than asked
     assert share_order(ids[:0], lambda i: x[i], t, 5).shape == (0,)
+
+
+# -- the F1 rule's count per cluster (issue 13 item 1) ----------------------------------------------------------
+def test_cluster_target_like_closed_form() -> None:
+    # cluster 0: sampled posteriors 0.2, 0.4 -> mean 0.3 x 10 rows; cluster 1: one row at 1.0 x 4 rows;
+    # cluster 2: no sampled row -> its candidate's posterior 0.5 x 6 rows
+    got = cluster_target_like(np.array([0.2, 1.0, 0.4]), np.array([0, 1, 0]), np.array([0.9, 0.1, 0.5]),
+                              np.array([10, 4, 6]))
+    np.testing.assert_allclose(got, [3.0, 4.0, 3.0])
+    assert got.dtype == np.float64
+    with pytest.raises(ValueError, match="2 posteriors for 3 sampled rows"):
+        cluster_target_like(np.array([0.2, 0.4]), np.array([0, 1, 0]), np.zeros(3), np.ones(3))
+    with pytest.raises(ValueError, match="outside"):
+        cluster_target_like(np.array([0.2]), np.array([3]), np.zeros(3), np.ones(3))
+
+
+def test_f1_rule_counts_each_cluster_by_its_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Quantised F1 rule: with a sample that covers every row, a cluster counts the sum of its rows' posteriors
+    (oracle: a bincount over the run's own labels), and the kept prefix's target-like count is their sum."""
+    import gioselect.quantize as q
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(0, 1, size=(300, 5)) + 6
+    b = rng.normal(0, 1, size=(600, 5))
+    pool = np.concatenate([a, b]).astype(np.float32)
+    target = (rng.normal(0, 1, size=(60, 5)) + 6).astype(np.float32)
+    seen: dict[str, np.ndarray] = {}
+    real = q.cluster_target_like
+
+    def spy(post: np.ndarray, clusters: np.ndarray, cand: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+        seen.update(post=post, clusters=clusters, sizes=np.asarray(sizes), out=real(post, clusters, cand, sizes))
+        return seen["out"]
+
+    monkeypatch.setattr(q, "F1_ROWS_PER_CLUSTER", 1000)  # 1000 x K > the pool: every row sampled
+    monkeypatch.setattr(q, "cluster_target_like", spy)
+    res = select_quantized(pool, target, clusters=30, seed=2, stop_criterion="auto")
+    assert res.labels is not None and res.result.stop_reason == "auto-f1"
+    np.testing.assert_array_equal(seen["clusters"], res.labels)  # every row, in row order
+    oracle = np.bincount(res.labels, weights=seen["post"], minlength=seen["sizes"].shape[0])
+    np.testing.assert_allclose(seen["out"], oracle, rtol=1e-12, atol=1e-12)
+    f1 = res.result.size_estimate["f1"]
+    kept = np.unique(res.result.selected_indices)
+    assert f1["best_rows"] == res.ids.shape[0] == int(seen["sizes"][kept].sum()) > 0
+    assert f1["best_target_like"] == pytest.approx(float(oracle[kept].sum()), rel=1e-9)
+    assert (res.ids < 300).mean() > 0.9  # the clusters it keeps are group A's
+
+
+def test_f1_rule_without_the_sample_counts_the_candidate(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gioselect.quantize as q
+
+    called: list[int] = []
+    monkeypatch.setattr(q, "F1_ROWS_PER_CLUSTER", 0)
+    monkeypatch.setattr(q, "cluster_target_like", lambda *a: called.append(1))
+    x = blobs(600, 5, 3, seed=1)
+    res = select_quantized(x, x[:40], clusters=12, seed=0, stop_criterion="auto")
+    assert not called and res.result.stop_reason == "auto-f1"

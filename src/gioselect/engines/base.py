@@ -143,6 +143,10 @@ class Engine(Protocol):
         """A seeded sorted sample of ``min(n, n_rows)`` distinct row ids (the report's pool sample)."""
         ...
 
+    def row_clusters(self, assignment: Assignment, ids: np.ndarray) -> np.ndarray:
+        """The cluster (index into ``assignment.centroids``) of each pool row ``ids``, in the given order."""
+        ...
+
     def members(self, assignment: Assignment) -> Any:
         """The cluster membership for :func:`gioselect.quantize.quantized_rows` (``starts``, ``rows_of``)."""
         ...

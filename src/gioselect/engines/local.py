@@ -148,6 +148,10 @@ class LocalEngine:
     def size_pool(self, source: EmbeddingSource) -> EmbeddingSource:
         return source  # streamed in blocks by the size estimate
 
+    def row_clusters(self, assignment: Assignment, ids: np.ndarray) -> np.ndarray:
+        """The cluster (index into ``assignment.centroids``) of each pool row ``ids``, in the given order."""
+        return np.asarray(assignment.labels, dtype=np.int64)[np.asarray(ids, dtype=np.int64)]
+
     def members(self, assignment: Assignment) -> ClusterMembers:
         return ClusterMembers(assignment.labels, assignment.centroids.shape[0])
 

@@ -12,8 +12,9 @@ report. The phases, in order:
 2. size: with no budget, the size rule :func:`gioselect.search.size_rule` names. Both fit the target-vs-pool
    classifier of :func:`gioselect.sizing.estimate_target_rows` on a seeded reservoir sample of pool rows (never
    the centroids). The F1 rule (``stop_criterion="auto"``, the default, or ``"f1"``): GIO's picks are cut to the
-   prefix that maximises the plug-in F1 (:class:`gioselect.search.F1Sizer`; a candidate counts its posterior
-   times its cluster's row count when quantised, and the chosen clusters are exploded whole). The estimate rule
+   prefix that maximises the plug-in F1 (:class:`gioselect.search.F1Sizer`; when quantised, a cluster counts
+   its size times the mean posterior of the sampled pool rows in it, :func:`_cluster_target_like`, and the chosen
+   clusters are exploded whole). The estimate rule
    (``"estimate"``): the estimated number of target-like pool rows is the budget (quantised, the row-level pass
    keeps that many);
 3. select: GIO on the candidates (:func:`gioselect.job.select.run_gio`), to ``refine_over`` times the size when
@@ -34,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .. import __version__, quantize
 from ..engines.base import Assignment, Engine, JobEngine
 from ..errors import InvalidParameterError
 from ..optimize import GIOParams
@@ -105,6 +106,21 @@ class Selected:
     refining: bool
     candidates_mode: str | None
     kmeans_sample: int
+
+
+def _cluster_target_like(engine: Engine, pool: Any, asg: Assignment, candidates: np.ndarray,
+                         size_est: SizeEstimate, seeds: Seeds) -> np.ndarray | None:
+    """The F1 rule's count per cluster on a quantised run (:func:`gioselect.quantize.cluster_target_like`): the
+    mean posterior of a seeded sample of pool rows (``F1_ROWS_PER_CLUSTER`` per cluster on average) in each
+    cluster, times its size. None when ``F1_ROWS_PER_CLUSTER`` is 0 (each candidate's posterior times its size)."""
+    per = quantize.F1_ROWS_PER_CLUSTER
+    if per <= 0 or size_est.scorer is None:
+        return None
+    seed = int(np.random.SeedSequence([seeds["gio"], 0xF1]).generate_state(1)[0])
+    ids = engine.sample_ids(pool.n_rows, per * int(asg.sizes.shape[0]), seed)
+    post = size_est.scorer.posterior(engine.take(pool, ids))
+    return quantize.cluster_target_like(post, engine.row_clusters(asg, ids), size_est.scorer.posterior(candidates),
+                                        asg.sizes)
 
 
 def select_phases(engine: Engine, pool: Any, target: np.ndarray, target_source: Any, settings: PhaseSettings,
@@ -191,7 +207,8 @@ def select_phases(engine: Engine, pool: Any, target: np.ndarray, target_source: 
     sizer = None
     if f1_rule:
         assert size_est is not None
-        sizer = F1Sizer(size_est, candidates, sizes if asg is not None else None)
+        sizer = F1Sizer(size_est, candidates, sizes if asg is not None else None,
+                        None if asg is None else _cluster_target_like(engine, pool, asg, candidates, size_est, seeds))
     search = run_gio(settings.params, candidates, target_c, sizes, gio_budget, seeds["gio"], work, prog,
                      blocked=blocked if asg is None else None, on_pick=on_pick,
                      checkpoint_every=settings.checkpoint_every, checkpoint_seconds=settings.checkpoint_seconds,
@@ -350,7 +367,8 @@ def _manifest(ctx: RunContext, engine: JobEngine, inp: Any, sel: Selected, seeds
                           "rule": plan.rule, "candidates": sel.candidates_mode,
                           "rows": (f"row-level pass ({cfg.refine}): the best rows of the chosen clusters"
                                    if sel.refining else "chosen clusters exploded whole"),
-                          "weighting": "none (each candidate is one point; sizes count only for --budget)",
+                          "weighting": ("none in the objective (each candidate is one point); sizes count for --budget "
+                                        "and, times a row sample's mean posterior, for the F1 rule"),
                           **engine.quantization_record()}
                          if quantized else None),
         "stop_reason": ("auto-f1" if sel.size_estimate is not None and sel.size_estimate.f1 is not None

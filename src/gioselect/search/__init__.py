@@ -100,7 +100,7 @@ def size_rule(stop_criterion: str, budget: float | None) -> str | None:
 
     The one place that reads the size criteria (:data:`gioselect.stopping.SIZE_RULES`), for the selector, the job
     (both engines) and ``select_quantized``. ``"auto"`` (the default) and its alias ``"f1"`` are the F1 rule
-    (:class:`F1Sizer`; quantised, each candidate's posterior times its cluster's rows, the chosen clusters
+    (:class:`F1Sizer`; quantised, each cluster's expected target-like rows, the chosen clusters
     exploded whole); ``"estimate"`` is the estimated number of target-like
     rows as the run's budget (quantised, with the row-level pass). On ``bbc-40k-kmeans`` the F1 rule was ahead of
     the estimate on every seed measured (EXPERIMENTS.md, "Automatic size and defaults (issue 17)").
@@ -149,14 +149,18 @@ class F1Sizer:
     feed it GIO's accepted picks, stop when :attr:`done`, keep the first :attr:`best_picks` distinct picks.
 
     Each candidate counts its posterior (:meth:`gioselect.sizing.SizeEstimate.posteriors`) times the rows it
-    stands for (``sizes``: cluster row counts when quantised, else one); the target-like total is the size
+    stands for (``sizes``: cluster row counts when quantised, else one), or, when ``target_like`` is given
+    (quantised: :func:`gioselect.quantize.cluster_target_like`), that count; the target-like total is the size
     estimate's ``target_like_total``. Picked again after a reset, a candidate counts nothing.
     """
 
-    def __init__(self, est: SizeEstimate, candidates: np.ndarray, sizes: np.ndarray | None = None) -> None:
+    def __init__(self, est: SizeEstimate, candidates: np.ndarray, sizes: np.ndarray | None = None,
+                 target_like: np.ndarray | None = None) -> None:
         self.est = est
         self.candidates = candidates
         self.sizes = None if sizes is None else np.asarray(sizes, dtype=np.float64)
+        # quantised: each cluster's target-like rows, when given (gioselect.quantize.cluster_target_like)
+        self.target_like = None if target_like is None else np.asarray(target_like, dtype=np.float64)
         self.prefix = F1Prefix(est.target_like_total)
         self.seen: set[int] = set()
         self.order: list[int] = []
@@ -176,7 +180,8 @@ class F1Sizer:
         else:
             assert self.est.scorer is not None
             r = float(self.sizes[c])
-            w = float(self.est.scorer.posterior(self.candidates[c : c + 1])[0]) * r
+            w = (float(self.target_like[c]) if self.target_like is not None
+                 else float(self.est.scorer.posterior(self.candidates[c : c + 1])[0]) * r)
         self.prefix.add(w, r)
         self.weights.append(w)
         self.rows.append(r)
