@@ -179,12 +179,17 @@ def self_sensitivity(case: Case, base_rows: list[int], runs: int) -> list[dict[s
 
 
 def run_reference(case: Case, ref: Any) -> tuple[float, list[int], list[float], int]:
+    import jax
     import jax.numpy as jnp
 
     ref.uniform_low = REF_CTOR[case.name].get("uniform_low", -1)
     ref.uniform_high = REF_CTOR[case.name].get("uniform_high", 1)
     ref.uniform_start_size = REF_CTOR[case.name]["uniform_start_size"]
     ref.dim = REF_CTOR[case.name]["dim"]
+    # Start each run with JAX's compilation caches empty, as in a fresh process (the reference's time is mostly
+    # tracing and per-shape compilation; a second run in the same process would reuse the first's).
+    with contextlib.suppress(AttributeError):
+        jax.clear_caches()
     pool, target, D = jnp.asarray(case.pool), jnp.asarray(case.target), jnp.asarray(case.D)
     out = io.StringIO()
     t0 = time.perf_counter()
@@ -196,8 +201,59 @@ def run_reference(case: Case, ref: Any) -> tuple[float, list[int], list[float], 
     return seconds, rows, [float(x) for x in kl], out.getvalue().count("\n")
 
 
+def _spread(xs: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
+
+
+def interleaved(name: str, case: Case, res: dict[str, Any], ref: Any, repeats: int, rounds: int,
+                blocks: list[dict[str, Any]], our_rows: list[int], log: Callable[[str], None],
+                on_round: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+    """``rounds`` reference runs, each followed by a block of ``repeats`` runs of ours (the first block ran
+    before the first reference run): both sides measured in the same minutes, in one process, at the same
+    priority. Round r's ratio is the reference's time over the median of ours in the blocks just before and
+    just after it. ``res`` is updated (and ``on_round`` called) after every round, so an interrupted run keeps
+    the rounds it finished."""
+    res["ours"]["blocks"] = blocks
+    res["rounds"] = []
+    for r in range(rounds):
+        log(f"[{name}] round {r + 1}/{rounds}: reference running, load {os.getloadavg()[0]:.2f} ...")
+        load0 = os.getloadavg()
+        ref_s, ref_rows, ref_kl, lines = run_reference(case, ref)
+        load1 = os.getloadavg()
+        t, rows, _kl = run_ours(case, repeats)
+        blocks.append({"loadavg_before": load1, "seconds": t, "loadavg_after": os.getloadavg(),
+                       "same_rows_as_first_block": rows == our_rows})
+        around = blocks[-2]["seconds"] + blocks[-1]["seconds"]
+        res["rounds"].append({
+            "reference_seconds": ref_s, "reference_loadavg_before_after": [load0, load1],
+            "reference_picks": len(ref_rows), "reference_printed_lines": lines,
+            "ours_median_around": statistics.median(around),
+            "speed_ratio": ref_s / statistics.median(around),
+            "same_selection": ref_rows == our_rows, "common_prefix": common_prefix(our_rows, ref_rows),
+            "jaccard": jaccard(our_rows, ref_rows), "kl_max_rel_diff": max_rel_diff(res["ours"]["kl_trace"], ref_kl),
+            "reference_rows": ref_rows,
+        })
+        ours_all = [x for b in blocks for x in b["seconds"]]
+        res["summary"] = {
+            "rounds_done": r + 1,
+            "reference_seconds": _spread([x["reference_seconds"] for x in res["rounds"]]),
+            "ours_seconds_all_blocks": _spread(ours_all),
+            "ours_block_medians": [statistics.median(b["seconds"]) for b in blocks],
+            "speed_ratio": _spread([x["speed_ratio"] for x in res["rounds"]]),
+            "same_selection_every_round": all(x["same_selection"] for x in res["rounds"]),
+        }
+        x = res["rounds"][-1]
+        log(f"[{name}] round {r + 1}: reference {ref_s:.1f} s (load {load0[0]:.2f} -> {load1[0]:.2f}), ours "
+            f"{x['ours_median_around']:.4f} s around it, ratio {x['speed_ratio']:.0f}x, same selection "
+            f"{x['same_selection']} (common prefix {x['common_prefix']}), KL max rel diff {x['kl_max_rel_diff']}")
+        if on_round is not None:
+            on_round(res)
+    return res
+
+
 def bench_case(name: str, repeats: int, ref: Any | None, log: Callable[[str], None],
-               sensitivity: int = 3) -> dict[str, Any]:
+               sensitivity: int = 3, rounds: int = 1,
+               on_round: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     case = CASES[name]()
     res: dict[str, Any] = {
         "pool": list(case.pool.shape), "target": list(case.target.shape), "start_points": case.D.shape[0],
@@ -211,8 +267,12 @@ def bench_case(name: str, repeats: int, ref: Any | None, log: Callable[[str], No
     log(f"[{name}] conditioning: v comes within {cond.approach:.4g} of a target point "
         f"({cond.approach / cond.critical_radius:.3g} x the critical radius {cond.critical_radius:.3g})")
 
+    if rounds > 1:  # one untimed fit first (numba loads its compiled kernels from the disk cache)
+        run_ours(case, 1)
     load0 = os.getloadavg()
-    times, our_rows, our_kl = run_ours(case, repeats)
+    blocks = [{"loadavg_before": load0, "seconds": (first := run_ours(case, repeats))[0]}]
+    times, our_rows, our_kl = first
+    blocks[0]["loadavg_after"] = os.getloadavg()
     ours_s = statistics.median(times)
     res["ours"] = {"seconds_median": ours_s, "seconds_min": min(times), "seconds_all": times,
                    "repeats": repeats, "picks": len(our_rows),
@@ -226,6 +286,8 @@ def bench_case(name: str, repeats: int, ref: Any | None, log: Callable[[str], No
     if ref is None:
         return res
 
+    if rounds > 1 or on_round is not None:
+        return interleaved(name, case, res, ref, repeats, rounds, blocks, our_rows, log, on_round)
     log(f"[{name}] reference: running (about 5 s per pick on 2 cores) ...")
     load0 = os.getloadavg()
     ref_s, ref_rows, ref_kl, lines = run_reference(case, ref)
@@ -258,11 +320,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="runs of ours per case (median); default 5")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument("--ours-only", action="store_true", help="skip the reference (quick check of ours)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="reference runs, each followed by --repeats runs of ours (interleaved; default 1: the "
+                             "original layout, ours then the reference once)")
     parser.add_argument("--sensitivity", type=int, default=3,
                         help="runs of ours with the target moved by ~1 float32 ulp (default 3; 0: none)")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     names = list(dict.fromkeys(args.case or CASE_NAMES))
 
     def log(msg: str) -> None:
@@ -273,6 +340,10 @@ def main(argv: list[str] | None = None) -> int:
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": machine_info(),
+        # BLAS/OpenMP thread pinning is set by the caller's environment (before numpy is imported): recorded here.
+        "thread_env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                                      "XLA_FLAGS")},
+        "nice": os.nice(0),
         "cases": {},
     }
     ref = None
@@ -295,7 +366,12 @@ def main(argv: list[str] | None = None) -> int:
             tmp.replace(args.out)
 
     for name in names:
-        report["cases"][name] = bench_case(name, args.repeats, ref, log, args.sensitivity)
+        def keep(res: dict[str, Any], name: str = name) -> None:
+            report["cases"][name] = res
+            save()
+
+        on_round = keep if args.rounds > 1 else None
+        report["cases"][name] = bench_case(name, args.repeats, ref, log, args.sensitivity, args.rounds, on_round)
         save()  # after every case, so a long run that is interrupted keeps what it measured
     if args.out is not None:
         log(f"results written to {args.out}")

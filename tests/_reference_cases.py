@@ -132,11 +132,19 @@ def conditioning(case: Case) -> Conditioning:
     approach = [math.inf]
     margins = [math.inf]
     grad = search.objective.gradient
+    descend = search.objective.descend
     nearest = search.cands.nearest_unused
 
     def spy_gradient(v: np.ndarray) -> np.ndarray:
         approach[0] = min(approach[0], float(np.sqrt(((x - v) ** 2).sum(axis=1)).min()))
         return grad(v)
+
+    def spy_descend(v: np.ndarray, steps: int, lr: float, scale: float) -> np.ndarray:
+        # one step at a time (the same arithmetic: a step depends only on v), to see v before every step
+        for _ in range(steps):
+            approach[0] = min(approach[0], float(np.sqrt(((x - v) ** 2).sum(axis=1)).min()))
+            v = descend(v, 1, lr, scale)
+        return v
 
     def spy_nearest(v: np.ndarray) -> int:
         free = ~search.cands.used
@@ -146,6 +154,9 @@ def conditioning(case: Case) -> Conditioning:
         return nearest(v)
 
     search.objective.gradient = spy_gradient  # type: ignore[method-assign]
+    search.objective.descend = spy_descend  # type: ignore[method-assign]
+    # the separate descent and nearest-candidate calls (the same bits as the one-call pick), so the spies see them
+    search.objective.descend_and_pick = lambda *a, **kw: None  # type: ignore[method-assign]
     search.cands.nearest_unused = spy_nearest  # type: ignore[method-assign]
     for _ in search.run():
         pass

@@ -146,3 +146,39 @@ def test_single_threaded_blas_looks_libraries_up_again_after_an_import() -> None
         assert optimize._BLAS_CONTROLLER[0] is not first  # a module was imported: looked up again
     finally:
         del sys.modules["_gioselect_test_new_module"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_pick_kernel_equals_the_three_calls_and_numpy(dtype: type) -> None:
+    """``descend_and_pick`` (one compiled call) gives the separate compiled calls' bits, and numpy's pick."""
+    rng = np.random.default_rng(21)
+    x = rng.normal(size=(90, 13))
+    pts = rng.normal(0.3, 1.0, size=(400, 13)).astype(dtype)
+    obj = RelaxedKL(x, 5)
+    obj.reset(rng.normal(size=(7, 13)))
+    cs = CandidateSet(pts)
+    for i in rng.choice(400, size=50, replace=False):
+        cs.mark_used(int(i))
+    v0 = x.mean(axis=0)
+    fused = obj.descend_and_pick(v0, 40, 0.01, 1.5, cs.points, cs.sq_norms, cs.used)
+    assert fused is not None
+    v, i, point, sq = fused
+    kl_fused = obj.value_if_added(point, sq)
+    v_sep = obj.descend(v0, 40, 0.01, 1.5)
+    assert np.array_equal(v, v_sep)
+    assert i == cs.nearest_unused(v_sep) and not cs.used[i]
+    assert np.array_equal(point, pts[i].astype(np.float64))
+    sq_sep = obj.sq_dists(point)
+    assert np.array_equal(sq, sq_sep)
+    assert obj.value_if_added(point, sq_sep) == kl_fused
+    obj.use_fast = False
+    cs.use_fast = False
+    assert obj.descend_and_pick(v0, 40, 0.01, 1.5, cs.points, cs.sq_norms, cs.used) is None
+    v_np = obj.descend(v0, 40, 0.01, 1.5)
+    np.testing.assert_allclose(v, v_np, rtol=1e-10)
+    assert cs.nearest_unused(v_np) == i
+    np.testing.assert_allclose(obj.value_if_added(point), kl_fused, rtol=1e-12)
+    obj.use_fast = None
+    cs.used[:] = True
+    none_left = obj.descend_and_pick(v0, 5, 0.01, 1.5, cs.points, cs.sq_norms, cs.used)
+    assert none_left is not None and none_left[1] == -1

@@ -34,7 +34,7 @@ import logging
 import math
 import sys
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -201,7 +201,7 @@ class GIOParams:
         return self
 
     def criterion(self) -> StoppingCriterion:
-        opts = asdict(self)
+        opts = {f.name: getattr(self, f.name) for f in fields(self)}  # flat: asdict's deep copies cost ~0.4 ms
         return make_criterion(self.stop_criterion, reference_max_resets_bug=opts.pop("reference_max_resets_bug"),
                               **opts)
 
@@ -483,11 +483,17 @@ class GIOSearch:
         if not restart and p.random_restart_prob > 0:
             restart = bool(self.rng.random() < p.random_restart_prob)
         steps = p.grad_desc_iter * 3 if restart else p.grad_desc_iter
-        st.v = self.objective.descend(st.v, steps, p.lr, self.scale)
-        idx = self.cands.nearest_unused(st.v)
-        self.cands.mark_used(idx)
-        point = np.asarray(self.cands.points[idx], dtype=np.float64)
-        sq = self.objective.sq_dists(point)
+        cs = self.cands
+        fused = (self.objective.descend_and_pick(st.v, steps, p.lr, self.scale, cs.points, cs.sq_norms, cs.used)
+                 if cs.use_fast is not False and cs._compiled_ok else None)
+        if fused is not None:  # descent, nearest unused candidate and its distances in one compiled call
+            st.v, idx, point, sq = fused
+        else:
+            st.v = self.objective.descend(st.v, steps, p.lr, self.scale)
+            idx = cs.nearest_unused(st.v)
+            point = np.asarray(cs.points[idx], dtype=np.float64)
+            sq = self.objective.sq_dists(point)
+        cs.mark_used(idx)
         kl = self.objective.value_if_added(point, sq)
         st.n_iter += 1
 

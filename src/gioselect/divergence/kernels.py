@@ -16,7 +16,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-_KERNEL: list[Any] = []  # [descend, nearest, point kernel], each None without numba, once looked up
+_KERNEL: list[Any] = []  # [descend, nearest, point, pick kernel], each None without numba, once looked up
 
 
 def _descend_kernel_py(x: np.ndarray, x_sq: np.ndarray, row_w: np.ndarray, v: np.ndarray, steps: int,
@@ -121,6 +121,29 @@ def _point_kernel_py(x: np.ndarray, x_sq: np.ndarray, p: np.ndarray, eps: float,
     return total
 
 
+# The compiled kernels the one-pick kernel calls (set when numba compiles them; numba reads globals at compile
+# time, and a module-level function, unlike a closure, can be cached on disk).
+_DESCEND_C: Any = None
+_NEAREST_C: Any = None
+_POINT_C: Any = None
+
+
+def _pick_kernel_py(x: np.ndarray, x_sq: np.ndarray, row_w: np.ndarray, v: np.ndarray, steps: int, factor: float,
+                    eps: float, lo: float, hi: float, points: np.ndarray, sq_norms: np.ndarray, used: np.ndarray,
+                    p: np.ndarray, out: np.ndarray) -> tuple[int, float]:  # pragma: no cover - compiled
+    """One pick of the search in one compiled call: :func:`_descend_kernel_py` on ``v`` in place, then
+    :func:`_nearest_kernel_py` (the unused candidate nearest to it; -1 if none), that candidate as float64 into
+    ``p`` and :func:`_point_kernel_py` of it into ``out``; returns ``(i, log-distance sum)``. The same compiled
+    functions as the separate calls, so the same bits, without the trips through Python between them."""
+    _DESCEND_C(x, x_sq, row_w, v, steps, factor, eps, lo, hi)
+    i = _NEAREST_C(points, sq_norms, used, v)[0]
+    if i < 0:
+        return i, 0.0
+    for j in range(points.shape[1]):
+        p[j] = np.float64(points[i, j])
+    return i, _POINT_C(x, x_sq, p, eps, lo, hi, out)
+
+
 def fast_descend_kernel() -> Any:
     """The numba-compiled :func:`_descend_kernel_py`, or None when numba is not installed (or disabled with
     ``GIOSELECT_NO_NUMBA=1``). Compiled on first use (about a second; cached on disk by numba when it can)."""
@@ -132,14 +155,20 @@ def fast_descend_kernel() -> Any:
             except ImportError:
                 logger.debug("numba not installed: GIO's gradient loop runs in numpy (pip install 'gioselect[fast]')")
             else:
-                kernel = _jit(numba, _descend_kernel_py, fastmath={"reassoc"})
-                # reassociated sums (vectorised dot products), like BLAS's: the last bits of a distance may
-                # differ from numpy's, an exact tie between two candidates may then break the other way
-                _KERNEL.append(_jit(numba, _nearest_kernel_py, fastmath={"reassoc"}))
-                _KERNEL.append(_jit(numba, _point_kernel_py, fastmath={"reassoc"}))
+                # reassociated sums (vectorised dot products), like BLAS's, and for the gradient loop and the
+                # point pass fused multiply-adds (contract: one rounding instead of two, ~1.2x on the loop): the
+                # last bits of a distance may differ from numpy's, an exact tie between two candidates may then
+                # break the other way. The nearest-candidate pass, which decides the pick, keeps separate
+                # multiplies and adds.
+                kernel = _jit(numba, _descend_kernel_py, fastmath={"reassoc", "contract"})
+                nearest = _jit(numba, _nearest_kernel_py, fastmath={"reassoc"})
+                point = _jit(numba, _point_kernel_py, fastmath={"reassoc", "contract"})
+                global _DESCEND_C, _NEAREST_C, _POINT_C
+                _DESCEND_C, _NEAREST_C, _POINT_C = kernel, nearest, point
+                _KERNEL.extend([nearest, point, _jit(numba, _pick_kernel_py)])
         _KERNEL.insert(0, kernel)
         if len(_KERNEL) == 1:
-            _KERNEL.extend([None, None])
+            _KERNEL.extend([None, None, None])
     return _KERNEL[0]
 
 
@@ -165,3 +194,10 @@ def fast_point_kernel() -> Any:
     """The compiled :func:`_point_kernel_py` (for :meth:`gioselect.divergence.RelaxedKL.sq_dists`), or None."""
     fast_descend_kernel()
     return _KERNEL[2]
+
+
+def fast_pick_kernel() -> Any:
+    """The compiled one-pick kernel (descent, nearest unused candidate, point pass; for
+    :meth:`gioselect.divergence.RelaxedKL.descend_and_pick`), or None."""
+    fast_descend_kernel()
+    return _KERNEL[3]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..validation import check_embeddings, check_real
-from .kernels import fast_descend_kernel, fast_point_kernel
+from .kernels import fast_descend_kernel, fast_pick_kernel, fast_point_kernel
 from .knn import DEFAULT_EPS, MAX_SQ_DIST, MIN_SQ_DIST, check_estimator_inputs, iter_sq_dist_blocks, knn_distances
 
 
@@ -253,6 +253,37 @@ class RelaxedKL:
                    MIN_SQ_DIST, MAX_SQ_DIST)
             return v
         return self._descend_numpy(v, steps, factor, x, x_sq, row_w)
+
+    def descend_and_pick(
+        self, v: np.ndarray, steps: int, lr: float, scale: float, points: np.ndarray, sq_norms: np.ndarray,
+        used: np.ndarray,
+    ) -> tuple[np.ndarray, int, np.ndarray, np.ndarray] | None:
+        """One search pick in one compiled call, or None where that does not apply (no numba, ``use_fast=False``,
+        ``discard_nearest_for_xy``, a subclass, no steps).
+
+        The same as :meth:`descend` from ``v``, then the unused row of ``points`` nearest to the end (as
+        :meth:`gioselect.optimize.CandidateSet.nearest_unused`: ``sq_norms`` its rows' squared norms, ``used``
+        the mask), then :meth:`sq_dists` of that row (remembered for :meth:`value_if_added` and :meth:`add`,
+        as there): ``(v, i, point, sq)`` with ``i = -1`` (and ``point``, ``sq`` unset) when every row is used.
+        The same compiled functions as the three separate calls, so the same bits; it only saves the trips
+        through Python between them.
+        """
+        if self.discard or steps == 0 or self.use_fast is False or type(self) is not RelaxedKL:
+            return None
+        kernel = fast_pick_kernel()
+        if kernel is None:
+            return None
+        if self._row_w.shape[0] != self.n:
+            self._row_w = np.ones(self.n)
+        v = np.array(v, dtype=np.float64)
+        point = np.empty(self.d)
+        out = np.empty(self.n)
+        factor = lr * scale * self.d / (self.n * (self.m + 1))
+        i, total = kernel(self.x, self.x_sq, self._row_w, v, int(steps), float(factor), self.eps, MIN_SQ_DIST,
+                          MAX_SQ_DIST, points, sq_norms, used, point, out)
+        if i >= 0:
+            self._last_log_sum = (out, float(total))
+        return v, int(i), point, out
 
     def _descend_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """The rows the gradient sums over, their squared norms and weights (None: all 1)."""
