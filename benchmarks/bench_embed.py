@@ -45,6 +45,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from gioselect.embed import TextEmbedder  # noqa: E402
+from gioselect.embed.onnx_backend import ONNX_BATCH_TOKENS  # noqa: E402
 
 BACKENDS = ("sentence-transformers", "onnx")
 INT8_VARIANTS = ("qkv-inter", "inter", "ff", "all")
@@ -172,16 +173,23 @@ def main(argv: list[str] | None = None) -> int:
         e.embed(sample[: args.batch_size])
         load_s[b] = round(time.perf_counter() - t0, 2)
         print(f"{b}: loaded and warmed up in {load_s[b]} s", flush=True)
+    onnx_file = Path(str(getattr(emb["onnx"]._onnx().session, "_model_path", "?"))).name  # fused, or the export
     times: dict[str, list[float]] = {b: [] for b in backends}
+    loads: list[float | None] = []
     for r in range(args.repeats):
         for b in backends:
             s, _ = timed(emb[b], sample)
             times[b].append(s)
             print(f"repeat {r + 1}/{args.repeats} {b}: {s:.1f} s ({len(sample) / s:.1f} sentences/s)", flush=True)
+        loads.append(os.getloadavg()[0] if hasattr(os, "getloadavg") else None)
+        print(f"repeat {r + 1}/{args.repeats}: 1-minute load average {loads[-1]}", flush=True)
     med = {b: statistics.median(times[b]) for b in backends}
     result["speed"] = {
         "sentences": len(sample), "repeats": args.repeats, "threads": args.threads or os.cpu_count(),
-        "batch_size": args.batch_size, "load_and_warmup_s": load_s, "int8_variant": args.int8,
+        "batch_size": args.batch_size, "onnx_batch_tokens": ONNX_BATCH_TOKENS, "onnx_file": onnx_file,
+        "load_and_warmup_s": load_s, "int8_variant": args.int8,
+        "sentences_per_s_per_repeat": {b: [round(len(sample) / t, 1) for t in times[b]] for b in backends},
+        "load_average_1min_per_repeat": loads,
         "seconds": {b: [round(t, 3) for t in times[b]] for b in backends},
         "median_s": {b: round(med[b], 3) for b in backends},
         "sentences_per_s": {b: round(len(sample) / med[b], 1) for b in backends},
@@ -194,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         result["speed"]["ratio_int8_over_st"] = round(med["sentence-transformers"] / med["onnx-int8"], 2)
         result["speed"]["ratio_int8_per_repeat"] = [
             round(a / b, 2) for a, b in zip(times["sentence-transformers"], times["onnx-int8"], strict=True)]
+    result["speed"]["ratio_range"] = [min(result["speed"]["ratio_per_repeat"]),
+                                      max(result["speed"]["ratio_per_repeat"])]
     print(json.dumps(result["speed"], indent=1), flush=True)
     if args.agreement:
         check = texts if args.corpus == "demo" else bbc_sentences()

@@ -390,14 +390,16 @@ def test_onnx_export_is_cached_by_model_id(
 ) -> None:
     model_file = onnx_dir / f"{onnx_embedder.model_id}-onnx{E.onnx_backend._ONNX_EXPORT_VERSION}" / "model.onnx"
     assert model_file.is_file()
-    assert [p.name for p in model_file.parent.iterdir()] == ["model.onnx"]  # no temporary file left behind
+    names = sorted(p.name for p in model_file.parent.iterdir())
+    assert names == ["model-fusedv1.onnx", "model.onnx"]  # no temporary file left behind
     assert E.onnx_cache_dir() == onnx_dir
     expected = onnx_embedder.embed(SENTENCES)
 
     def no_export(*args: object, **kwargs: object) -> None:
-        raise AssertionError("exported again although the model is cached")
+        raise AssertionError("exported or fused again although the model is cached")
 
     monkeypatch.setattr(E.onnx_backend, "_export_onnx", no_export)
+    monkeypatch.setattr(E.onnx_backend, "_fuse_onnx", no_export)
     monkeypatch.setattr(E.onnx_backend, "_ONNX_MODELS", {})  # a new process: only the file on disk is left
     monkeypatch.setitem(sys.modules, "torch", None)  # running the exported model needs no torch
     np.testing.assert_array_equal(E.TextEmbedder(threads=1, backend="onnx").embed(SENTENCES), expected)
@@ -409,9 +411,96 @@ def test_backends_share_cache_entries(onnx_embedder: E.TextEmbedder, embedder: E
     texts = ["a small red car", "a big blue truck", "the quarterly results beat expectations"]
     first, hit1 = E.embed_texts(texts, cache=cache, threads=1, backend="onnx")
     second, hit2 = E.embed_texts(texts, cache=cache, threads=1, backend="sentence-transformers")
-    assert (hit1, hit2) == (False, True)
+    # The token budget changes speed only: same entry.
+    third, hit3 = E.embed_texts(texts, cache=cache, threads=1, backend="onnx", onnx_batch_tokens=7)
+    assert (hit1, hit2, hit3) == (False, True, True)
     np.testing.assert_array_equal(second, first)
+    np.testing.assert_array_equal(third, first)
     assert len(list(tmp_path.glob("*.npy"))) == 1
+    # The fused model's vectors are those of sentence-transformers to float32 rounding, which is what lets the
+    # entry be shared (computed without the cache here, so the comparison is between two model runs).
+    np.testing.assert_allclose(embedder.embed(texts), first, atol=1e-5)
+
+
+def test_onnx_backend_runs_the_fused_model(onnx_embedder: E.TextEmbedder, onnx_dir: Path) -> None:
+    import onnx
+
+    session = onnx_embedder._onnx().session
+    assert Path(session._model_path).name == "model-fusedv1.onnx"
+    folder = onnx_dir / f"{onnx_embedder.model_id}-onnx{E.onnx_backend._ONNX_EXPORT_VERSION}"
+    ops = [n.op_type for n in onnx.load(str(folder / "model-fusedv1.onnx")).graph.node]
+    # Each of the six layers' attention is one fused operator, and no Softmax is left outside it.
+    assert ops.count("Attention") == 6 and "Softmax" not in ops
+    assert ops.count("SkipLayerNormalization") == 12 and ops.count("BiasGelu") == 6
+    plain = [n.op_type for n in onnx.load(str(folder / "model.onnx")).graph.node]
+    assert "Attention" not in plain and plain.count("Softmax") == 6
+
+
+@pytest.mark.parametrize("tokens", [1, 40, 10**6])
+def test_onnx_token_budget_changes_slices_not_vectors(
+    onnx_embedder: E.TextEmbedder, bbc_pair: tuple[list[str], np.ndarray, np.ndarray], tokens: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    texts, ref, full = bbc_pair
+    model = onnx_embedder._onnx()
+    shapes: list[tuple[int, int]] = []
+    real = model._run_padded
+
+    def spy(encodings: list[object]) -> np.ndarray:
+        shapes.append((len(encodings), max(len(e.ids) for e in encodings)))  # type: ignore[attr-defined]
+        return real(encodings)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(model, "_run_padded", spy)
+    got = E.TextEmbedder(threads=1, backend="onnx", batch_size=16, onnx_batch_tokens=tokens).embed(texts)
+    np.testing.assert_allclose(got, full, atol=1e-5)
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+    assert sum(rows for rows, _ in shapes) == len(texts)
+    assert all(rows * width <= tokens or rows == 1 for rows, width in shapes)  # one long text still runs
+    if tokens == 1:
+        assert len(shapes) == len(texts)
+    if tokens == 10**6:
+        assert len(shapes) == -(-len(texts) // 16)  # one call per batch of 16
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "512"])
+def test_bad_onnx_batch_tokens(bad: object) -> None:
+    with pytest.raises(InvalidParameterError, match="onnx_batch_tokens"):
+        E.TextEmbedder(backend="onnx", onnx_batch_tokens=bad).embed(["hello"])  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError, match="onnx_batch_tokens"):
+        E.embed_texts(["hello"], cache=False, onnx_batch_tokens=bad)  # type: ignore[arg-type]
+
+
+def test_fuse_refuses_a_bad_model_config(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    (tmp_path / "config.json").write_text(json.dumps({"num_attention_heads": "twelve", "hidden_size": 384}))
+    spec = E.onnx_backend._OnnxSpec(tmp_path, "mean", True, 256, False)
+    with pytest.raises(InvalidParameterError, match=r"config\.json.*num_attention_heads='twelve'"):
+        E.onnx_backend._fuse_onnx(spec, tmp_path / "model.onnx", tmp_path / "fused.onnx")
+    assert not (tmp_path / "fused.onnx").exists()
+
+
+def test_failed_fusion_falls_back_to_the_export(
+    onnx_embedder: E.TextEmbedder, onnx_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import shutil
+
+    name = f"{onnx_embedder.model_id}-onnx{E.onnx_backend._ONNX_EXPORT_VERSION}"
+    (tmp_path / name).mkdir()
+    shutil.copy(onnx_dir / name / "model.onnx", tmp_path / name / "model.onnx")  # the export only
+    monkeypatch.setenv("GIOSELECT_ONNX_DIR", str(tmp_path))
+    monkeypatch.setattr(E.onnx_backend, "_ONNX_MODELS", {})
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("no pattern matched")
+
+    monkeypatch.setattr(E.onnx_backend, "_fuse_onnx", broken)
+    with caplog.at_level(logging.WARNING, logger="gioselect.embed.onnx_backend"):
+        got = E.TextEmbedder(threads=1, backend="onnx").embed(SENTENCES)
+    assert "running the unfused export" in caplog.text and "no pattern matched" in caplog.text
+    emb = E.TextEmbedder(threads=1, backend="onnx")
+    assert Path(emb._onnx().session._model_path).name == "model.onnx"
+    np.testing.assert_allclose(got, onnx_embedder.embed(SENTENCES), atol=1e-5)
 
 
 def test_missing_onnxruntime_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -493,7 +582,7 @@ def test_onnx_int8_model_built_once_beside_the_export(onnx_dir: Path, both: tupl
     model_id = E.TextEmbedder().model_id
     folder = onnx_dir / f"{model_id}-onnx{E.onnx_backend._ONNX_EXPORT_VERSION}"
     names = sorted(p.name for p in folder.iterdir())
-    assert names == ["model-int8v1.onnx", "model.onnx"]  # no temporary file left behind
+    assert names == ["model-fusedv1.onnx", "model-int8v1.onnx", "model.onnx"]  # no temporary file left behind
     assert (folder / "model-int8v1.onnx").stat().st_size < 0.85 * (folder / "model.onnx").stat().st_size
 
     def fail(*args: object, **kwargs: object) -> None:

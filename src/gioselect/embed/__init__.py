@@ -20,9 +20,13 @@ Two backends compute the same vectors (see BENCHMARKS.md for the speed and agree
 * ``"onnx"`` (the default): the model's transformer is exported once, locally, from its own weights with
   ``torch.onnx`` into ``model.onnx`` under the ONNX model cache (:func:`onnx_cache_dir`: ``$GIOSELECT_ONNX_DIR``
   or ``~/.cache/gioselect/onnx``), in a folder named by the model's fingerprint, so a changed model is exported
-  again. Later runs load only that file with ONNX Runtime and tokenize with the model's ``tokenizer.json``
-  (the ``tokenizers`` library: one fast batch call per 32 batches, whose texts are then re-sorted by token
-  count so each batch is padded only to its own longest text), then apply the model's own pooling
+  again. ONNX Runtime's transformer optimiser (``onnxruntime.transformers.optimizer``, offline) then writes a
+  fused copy beside it, ``model-fusedv1.onnx`` (each layer's attention one ``Attention`` operator, LayerNorm,
+  GELU and the residual adds fused; the export traces the model's eager attention, the pattern the optimiser
+  recognises). Later runs load only the fused file with ONNX Runtime and tokenize with the model's
+  ``tokenizer.json`` (the ``tokenizers`` library: one fast batch call per 32 batches, whose texts are then
+  re-sorted by token count), run each batch in slices of at most ``onnx_batch_tokens`` tokens (512 by
+  default, padding included), each padded only to its own longest text, then apply the model's own pooling
   (``1_Pooling/config.json``: mean, CLS or max) and ``Normalize`` layer in numpy, exactly as
   sentence-transformers does. Only models made of a Transformer,
   a Pooling and optionally a Normalize module are supported (the common layout); others need the second

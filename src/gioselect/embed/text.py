@@ -27,7 +27,7 @@ from .models import (
     load_model,
     resolve_model,
 )
-from .onnx_backend import OnnxModel, load_onnx_model
+from .onnx_backend import ONNX_BATCH_TOKENS, OnnxModel, load_onnx_model
 
 __all__ = ["EmbeddingCache", "TextEmbedder", "check_texts", "embed_texts", "text_content_hash"]
 
@@ -75,7 +75,8 @@ class TextEmbedder:
         ``None`` / ``"all-MiniLM-L6-v2"`` for the packaged model, or a local model directory
         (see :func:`resolve_model`).
     batch_size : int, default 64
-        Texts per forward pass; ``progress`` is called after each batch.
+        Texts per batch; ``progress`` is called after each batch. sentence-transformers runs a batch in one
+        forward pass; the ONNX backends in slices of at most ``onnx_batch_tokens`` tokens.
     threads : int or None, default None
         Torch CPU threads (``torch.set_num_threads``); ``None`` uses ``os.cpu_count()``.
     normalize : bool, default True
@@ -89,6 +90,10 @@ class TextEmbedder:
         rounding; see the module notes. ``"onnx-int8"``: the export with int8 weights in the query, key, value
         and feed-forward up-projection MatMuls (made once from the export, cached beside it): faster, with
         vectors that differ slightly (cosine to the float32 ones about 0.99; BENCHMARKS.md).
+    onnx_batch_tokens : int, default :data:`~gioselect.embed.onnx_backend.ONNX_BATCH_TOKENS` (512)
+        ONNX backends only: the token budget of one ONNX Runtime call (rows times padded width; a slice holds
+        at least one text, so a longer text still runs). Changes speed only, not the vectors (beyond float32
+        rounding).
 
     Notes
     -----
@@ -105,9 +110,11 @@ class TextEmbedder:
         normalize: bool = True,
         max_seq_length: int | None = None,
         backend: str = DEFAULT_EMBED_BACKEND,
+        onnx_batch_tokens: int = ONNX_BATCH_TOKENS,
     ) -> None:
         self.model = model
         self.backend = backend
+        self.onnx_batch_tokens = onnx_batch_tokens
         self.batch_size = batch_size
         self.threads = threads
         self.normalize = normalize
@@ -145,6 +152,7 @@ class TextEmbedder:
     def _check_params(self) -> None:
         """Validate the stored parameters."""
         check_int(self.batch_size, "batch_size", low=1)
+        check_int(self.onnx_batch_tokens, "onnx_batch_tokens", low=1)
         if self.threads is not None:
             check_int(self.threads, "threads", low=1)
         if self.max_seq_length is not None:
@@ -169,8 +177,8 @@ class TextEmbedder:
         """(row ids, vectors) of each ONNX batch.
 
         Texts are tokenised once, :data:`_TOKENIZE_BATCHES` batches at a time (in the character-length order),
-        and re-sorted by token count within that chunk, so each batch is padded to the length of its own
-        longest text, and no further.
+        and re-sorted by token count within that chunk; each batch runs in slices of at most
+        ``onnx_batch_tokens`` tokens (:meth:`OnnxModel.run`), each padded to its own longest text, and no further.
         """
         length = self.max_seq_length if self.max_seq_length is not None else onnx_model.spec.max_seq_length
         bs = int(self.batch_size)
@@ -182,7 +190,7 @@ class TextEmbedder:
                                    kind="stable")
             for a in range(0, len(rows), bs):
                 part = by_tokens[a:a + bs]
-                yield rows[part], onnx_model.run([encs[j] for j in part])
+                yield rows[part], onnx_model.run([encs[j] for j in part], int(self.onnx_batch_tokens))
 
     def embed(self, texts: Sequence[str], *, progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Embed texts.
@@ -368,6 +376,7 @@ def embed_texts(
     progress: Callable[[int], None] | None = None,
     max_seq_length: int | None = None,
     backend: str = DEFAULT_EMBED_BACKEND,
+    onnx_batch_tokens: int = ONNX_BATCH_TOKENS,
 ) -> tuple[np.ndarray, bool]:
     """Embed texts, reusing a cached result for the same model, texts and options.
 
@@ -379,9 +388,10 @@ def embed_texts(
         The packaged ``"all-MiniLM-L6-v2"`` (default) or a local model directory (see :func:`resolve_model`).
     cache : EmbeddingCache, bool or None, default True
         ``True`` for the default :class:`EmbeddingCache`, an instance to use it, ``False``/``None`` for none.
-    batch_size, threads, normalize, max_seq_length, backend
+    batch_size, threads, normalize, max_seq_length, backend, onnx_batch_tokens
         As in :class:`TextEmbedder`. ``"onnx"`` and ``"sentence-transformers"`` give the same vectors to float32
         rounding (see the module notes), so they share cache entries; ``"onnx-int8"`` has its own.
+        ``onnx_batch_tokens`` changes speed only, so it is not part of the cache key.
     progress : callable, optional
         Called with the number of texts finished, after each batch (once with n on a cache hit).
 
@@ -407,7 +417,7 @@ def embed_texts(
         raise InvalidParameterError(f"cache must be True, False, None or an EmbeddingCache, got {cache!r}")
     embedder = TextEmbedder(
         model, batch_size=batch_size, threads=threads, normalize=normalize, max_seq_length=max_seq_length,
-        backend=backend,
+        backend=backend, onnx_batch_tokens=onnx_batch_tokens,
     )
     embedder._check_params()
     key = None
