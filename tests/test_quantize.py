@@ -434,3 +434,20 @@ def test_f1_rule_without_the_sample_counts_the_candidate(monkeypatch: pytest.Mon
     x = blobs(600, 5, 3, seed=1)
     res = select_quantized(x, x[:40], clusters=12, seed=0, stop_criterion="auto")
     assert not called and res.result.stop_reason == "auto-f1"
+
+
+def test_f1_rule_sample_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gioselect.quantize as q
+
+    sampled: list[int] = []
+    real = q.cluster_target_like
+
+    def spy(post: np.ndarray, clusters: np.ndarray, cand: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+        sampled.append(int(post.shape[0]))
+        return real(post, clusters, cand, sizes)
+
+    monkeypatch.setattr(q, "F1_MAX_SAMPLE_ROWS", 50)
+    monkeypatch.setattr(q, "cluster_target_like", spy)
+    x = blobs(600, 5, 3, seed=1)
+    select_quantized(x, x[:40], clusters=12, seed=0, stop_criterion="auto")
+    assert sampled == [50]  # 16 x 12 = 192 rows asked, capped at 50

@@ -518,6 +518,8 @@ class ClusterPlan:
 #: (:func:`cluster_target_like`): a seeded uniform sample of ``F1_ROWS_PER_CLUSTER * K`` pool rows. 0: each
 #: cluster counts its candidate's posterior times its size instead (EXPERIMENTS.md, "Quantised selection").
 F1_ROWS_PER_CLUSTER = 16
+#: ... and at most this many rows in all (about 150 MB at 384-D float32), however large K is.
+F1_MAX_SAMPLE_ROWS = 100_000
 
 
 def cluster_target_like(sample_posteriors: np.ndarray, sample_clusters: np.ndarray,

@@ -111,13 +111,14 @@ class Selected:
 def _cluster_target_like(engine: Engine, pool: Any, asg: Assignment, candidates: np.ndarray,
                          size_est: SizeEstimate, seeds: Seeds) -> np.ndarray | None:
     """The F1 rule's count per cluster on a quantised run (:func:`gioselect.quantize.cluster_target_like`): the
-    mean posterior of a seeded sample of pool rows (``F1_ROWS_PER_CLUSTER`` per cluster on average) in each
-    cluster, times its size. None when ``F1_ROWS_PER_CLUSTER`` is 0 (each candidate's posterior times its size)."""
+    mean posterior of a seeded sample of pool rows (``F1_ROWS_PER_CLUSTER`` per cluster on average, at most
+    ``F1_MAX_SAMPLE_ROWS``) in each cluster, times its size. None when ``F1_ROWS_PER_CLUSTER`` is 0 (each
+    candidate's posterior times its size)."""
     per = quantize.F1_ROWS_PER_CLUSTER
     if per <= 0 or size_est.scorer is None:
         return None
     seed = int(np.random.SeedSequence([seeds["gio"], 0xF1]).generate_state(1)[0])
-    ids = engine.sample_ids(pool.n_rows, per * int(asg.sizes.shape[0]), seed)
+    ids = engine.sample_ids(pool.n_rows, min(per * int(asg.sizes.shape[0]), quantize.F1_MAX_SAMPLE_ROWS), seed)
     post = size_est.scorer.posterior(engine.take(pool, ids))
     return quantize.cluster_target_like(post, engine.row_clusters(asg, ids), size_est.scorer.posterior(candidates),
                                         asg.sizes)
