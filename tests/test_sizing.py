@@ -110,10 +110,13 @@ def test_default_auto_is_the_f1_rule(objective: str) -> None:
     est = sel.size_estimate_
     assert est is not None and est.f1 is not None and sel.stop_reason_ == "auto-f1"
     assert len(np.unique(sel.selected_indices_)) == est.f1["best_rows"]
-    assert est.f1["reason"].startswith(f"auto: prefix maximising the estimated F1 at n={est.f1['best_rows']}")
-    curve = est.f1["curve"]  # the estimated F1 per pick, its argmax the kept prefix
-    assert curve["picks"][int(np.argmax(curve["f1"]))] == est.f1["best_picks"] == curve["rows"][
-        int(np.argmax(curve["f1"]))]
+    assert est.f1["reason"].startswith(f"auto: largest prefix within 2% of the best estimated F1 at "
+                                       f"n={est.f1['best_rows']}")
+    curve = est.f1["curve"]  # the estimated F1 per pick: its argmax, and the last point within 2% the kept prefix
+    f = np.asarray(curve["f1"])
+    assert curve["picks"][int(np.argmax(f))] == est.f1["argmax_picks"] == curve["rows"][int(np.argmax(f))]
+    last = int(np.flatnonzero(f >= (1 - est.f1["tolerance"]) * f.max())[-1])
+    assert curve["picks"][last] == est.f1["best_picks"] >= est.f1["argmax_picks"]
     assert curve["picks"][-1] == est.f1["ran_picks"]
     if objective == "relaxed":
         assert positive[sel.selected_indices_].mean() > 0.9
@@ -188,7 +191,8 @@ def test_integer_vectors_around_100_select_sensibly(objective: str) -> None:
     sel = GIOSelector(seed=0, objective=objective).fit(pool, target)
     idx = sel.selected_indices_
     assert 300 <= len(idx) <= 500
-    assert (idx < 400).mean() > 0.95
+    # precision 0.93, F1 0.965 measured (relaxed: 429 rows, every good row in; the argmax prefix was 406 rows)
+    assert (idx < 400).mean() > 0.9 and 2 * (idx < 400).sum() / (len(idx) + 400) > 0.94
     if objective == "relaxed":
         # the default start set is pool rows (start="sample"), in the data's own units
         start = sel.result_.start_points
@@ -211,12 +215,14 @@ def test_cli_auto_size_and_exact_budget(tmp_path: Path) -> None:
                  "--clusters", "0", "-q"]) == 0
     man = json.loads((tmp_path / "auto" / "manifest.json").read_text())
     ids = np.load(tmp_path / "auto" / "selected_ids.npy")
-    # the default: the F1 rule, cut to its argmax
+    # the default: the F1 rule, cut to the largest prefix within 2% of its best estimated F1
     assert man["stop_reason"] == "auto-f1" and man["size_estimate"]["f1"]["best_rows"] == ids.shape[0]
-    assert man["size_reason"].startswith(f"auto: prefix maximising the estimated F1 at n={ids.shape[0]}")
+    assert man["size_reason"].startswith(f"auto: largest prefix within 2% of the best estimated F1 at n={ids.shape[0]}")
     # the curve: in the manifest, as f1_curve.csv (kept = the selection's prefix) and in the report
     curve = man["size_estimate"]["f1"]["curve"]
-    assert curve["rows"][int(np.argmax(curve["f1"]))] == ids.shape[0] and curve["rows"][-1] > ids.shape[0]
+    f = np.asarray(curve["f1"])
+    assert curve["rows"][int(np.argmax(f))] == man["size_estimate"]["f1"]["argmax_rows"] <= ids.shape[0]
+    assert curve["rows"][int(np.flatnonzero(f >= 0.98 * f.max())[-1])] == ids.shape[0] < curve["rows"][-1]
     with open(tmp_path / "auto" / "f1_curve.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert man["outputs"]["f1_curve"] == "f1_curve.csv" and len(rows) == len(curve["rows"])

@@ -52,10 +52,14 @@ after GIO's first ``n`` picks ``i_1..i_n`` the plug-in F1 of retrieving the targ
 
     F1(n) = 2 * (w_i1 + ... + w_in) / (n + W)
 
-(precision ``sum w / n``, recall ``sum w / W``). The run keeps picking until ``F1`` has not improved for
-``max(50, ceil(0.25 * n_best))`` picks (capped at the pool and ``max_iter``), then keeps the argmax prefix
-(:class:`F1Prefix`), or nothing when that prefix's posteriors sum to less than half a row (nothing in the pool
-looks like the target). Picks of a pool no larger than the sample are weighted with their out-of-fold posteriors
+(precision ``sum w / n``, recall ``sum w / W``). The selection is the largest prefix whose ``F1`` is at least
+``(1 - F1_TOLERANCE)`` times its maximum (``F1_TOLERANCE`` = 0.02): the estimated F1 is flat near its maximum, and
+the posteriors count rows distributed like the target, which undercounts the pool's target-like rows when the
+target is narrower than them, so the argmax itself errs short (on every suite task measured; EXPERIMENTS.md,
+"Automatic size and defaults (issue 17)", fifth pass). The run keeps picking until ``F1`` has stayed below that
+line for ``max(50, ceil(0.25 * n_kept))`` picks (capped at the pool and ``max_iter``), then keeps that prefix
+(:class:`F1Prefix`), or nothing when the argmax prefix's posteriors sum to less than half a row (nothing in the
+pool looks like the target). Picks of a pool no larger than the sample are weighted with their out-of-fold posteriors
 (row for row); other rows by the model refitted once on all training rows (:class:`PosteriorScorer`). On
 the quantised path a candidate (a cluster centroid) counts its posterior times its cluster's row count, and
 ``n`` counts rows. Measured in EXPERIMENTS.md ("Automatic size and defaults").
@@ -74,12 +78,16 @@ import numpy as np
 from .errors import InvalidInputError
 from .validation import check_embeddings, check_int, check_real
 
-__all__ = ["F1Prefix", "PosteriorScorer", "SizeEstimate", "estimate_target_rows", "f1_curve"]
+__all__ = ["F1_TOLERANCE", "F1Prefix", "PosteriorScorer", "SizeEstimate", "estimate_target_rows", "f1_curve"]
 
 logger = logging.getLogger(__name__)
 
 #: Method names recorded in :class:`SizeEstimate`.
 METHOD = "pu-roc"
+#: The F1 rule keeps the largest prefix of GIO's picks whose estimated F1 is within this fraction of the best
+#: (:class:`F1Prefix`): the estimated F1 is flat near its maximum and its posteriors undercount target-like rows,
+#: so the argmax errs short (EXPERIMENTS.md, "Automatic size and defaults (issue 17)", fifth pass).
+F1_TOLERANCE = 0.02
 #: Target-score quantiles whose thresholds the ROC estimate takes the smallest ratio over.
 QUANTILES = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -191,16 +199,19 @@ def f1_curve(weights: np.ndarray, total: float, rows: np.ndarray | None = None) 
 class F1Prefix:
     """Follows the plug-in F1 (:func:`f1_curve`) pick by pick and says when to stop.
 
-    Stop rule: the F1 has not improved for ``max(min_patience, ceil(patience * n_best))`` picks, where
-    ``n_best`` is the argmax prefix's number of picks. ``best_picks`` / ``best_rows`` / ``best_f1`` describe the
-    argmax prefix; the selection is cut to it (``kept_picks``), or is empty when that prefix is expected to
-    hold fewer than half a target-like row (:attr:`empty`).
+    The kept prefix is the largest whose F1 is at least ``(1 - tolerance)`` times the best (the argmax itself
+    when ``tolerance`` is 0). Stop rule: the F1 has stayed below that line for
+    ``max(min_patience, ceil(patience * n_kept))`` picks. ``best_picks`` / ``best_rows`` / ``best_f1`` describe
+    the argmax prefix, ``last_*`` the kept one; the selection is cut to it (``kept_picks``), or is empty when the
+    argmax prefix is expected to hold fewer than half a target-like row (:attr:`empty`).
     """
 
-    def __init__(self, total: float, *, min_patience: int = 50, patience: float = 0.25) -> None:
+    def __init__(self, total: float, *, min_patience: int = 50, patience: float = 0.25,
+                 tolerance: float = F1_TOLERANCE) -> None:
         self.total = float(total)
         self.min_patience = int(check_int(min_patience, "min_patience", low=1))
         self.patience = float(check_real(patience, "patience", low=0.0))
+        self.tolerance = float(check_real(tolerance, "tolerance", low=0.0, high=1.0))
         self.picks = 0
         self.rows = 0.0
         self.hits = 0.0
@@ -208,6 +219,11 @@ class F1Prefix:
         self.best_picks = 0
         self.best_rows = 0.0
         self.best_hits = 0.0
+        # The largest prefix so far whose F1 is within ``tolerance`` of the best so far (the kept prefix).
+        self.last_f1 = 0.0
+        self.last_picks = 0
+        self.last_rows = 0.0
+        self.last_hits = 0.0
 
     def add(self, weight: float, rows: float = 1.0) -> None:
         """Count one pick worth ``weight`` target-like rows out of ``rows`` rows."""
@@ -217,6 +233,10 @@ class F1Prefix:
         f = 2.0 * self.hits / max(self.rows + self.total, 1e-300)
         if f > self.best_f1:
             self.best_f1, self.best_picks, self.best_rows, self.best_hits = f, self.picks, self.rows, self.hits
+        # Checked against the best so far: a later, higher best is itself a new last prefix, so the last prefix
+        # within tolerance of the final best is the same as if the whole curve were known.
+        if f > 0.0 and f >= (1.0 - self.tolerance) * self.best_f1:
+            self.last_f1, self.last_picks, self.last_rows, self.last_hits = f, self.picks, self.rows, self.hits
 
     @property
     def empty(self) -> bool:
@@ -227,26 +247,30 @@ class F1Prefix:
 
     @property
     def kept_picks(self) -> int:
-        """Picks of the selection: :attr:`best_picks`, or 0 when :attr:`empty`."""
-        return 0 if self.empty else self.best_picks
+        """Picks of the selection: the largest prefix whose F1 is at least ``(1 - tolerance)`` times the best
+        (:attr:`best_picks` when ``tolerance`` is 0), or 0 when :attr:`empty`."""
+        return 0 if self.empty else self.last_picks
 
     @property
     def kept_rows(self) -> float:
-        """Rows of the selection: :attr:`best_rows`, or 0 when :attr:`empty`."""
-        return 0.0 if self.empty else self.best_rows
+        """Rows of the selection (those of :attr:`kept_picks`), or 0 when :attr:`empty`."""
+        return 0.0 if self.empty else self.last_rows
 
     @property
     def done(self) -> bool:
-        """True once the F1 has not improved for the patience window."""
-        wait = max(self.min_patience, math.ceil(self.patience * self.best_picks))
-        return self.picks - self.best_picks >= wait
+        """True once the F1 has stayed below ``(1 - tolerance)`` times its best for the patience window (counted
+        from the kept prefix; with ``tolerance`` 0: has not improved)."""
+        wait = max(self.min_patience, math.ceil(self.patience * self.last_picks))
+        return self.picks - self.last_picks >= wait
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-able record: the argmax and how far the run went."""
+        """JSON-able record: the kept prefix (``best_*``), the argmax (``argmax_*``) and how far the run went."""
         return {"rule": "f1_along_order", "best_picks": self.kept_picks, "best_rows": round(self.kept_rows),
-                "best_f1": 0.0 if self.empty else self.best_f1, "best_target_like": self.best_hits,
-                "empty": self.empty, "ran_picks": self.picks, "ran_rows": round(self.rows),
-                "target_like_total": self.total, "min_patience": self.min_patience, "patience": self.patience}
+                "best_f1": 0.0 if self.empty else self.last_f1, "best_target_like": self.last_hits,
+                "argmax_picks": self.best_picks, "argmax_rows": round(self.best_rows), "argmax_f1": self.best_f1,
+                "tolerance": self.tolerance, "empty": self.empty, "ran_picks": self.picks,
+                "ran_rows": round(self.rows), "target_like_total": self.total, "min_patience": self.min_patience,
+                "patience": self.patience}
 
 
 PoolLike = Any  # ndarray, an object with iter_blocks(), or a callable returning blocks

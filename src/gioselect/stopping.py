@@ -173,7 +173,8 @@ class Auto:
 @dataclass(frozen=True)
 class F1:
     """Never fires by itself: the caller follows the plug-in F1 of the picks (:class:`gioselect.sizing.F1Prefix`)
-    and cuts the selection to its argmax prefix (``stop_criterion="f1"``, an alias of ``"auto"``).
+    and cuts the selection to the largest prefix within 2% of its best (``stop_criterion="f1"``, an alias of
+    ``"auto"``).
 
     A search built directly with ``stop_criterion="f1"`` runs to ``max_iter`` or the end of the pool.
     """

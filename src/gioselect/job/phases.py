@@ -12,9 +12,9 @@ report. The phases, in order:
 2. size: with no budget, the size rule :func:`gioselect.search.size_rule` names. Both fit the target-vs-pool
    classifier of :func:`gioselect.sizing.estimate_target_rows` on a seeded reservoir sample of pool rows (never
    the centroids). The F1 rule (``stop_criterion="auto"``, the default, or ``"f1"``): GIO's picks are cut to the
-   prefix that maximises the plug-in F1 (:class:`gioselect.search.F1Sizer`; when quantised, a cluster counts
-   its size times the mean posterior of the sampled pool rows in it, :func:`_cluster_target_like`, and the chosen
-   clusters are exploded whole). The estimate rule
+   largest prefix within 2% of the best plug-in F1 (:class:`gioselect.search.F1Sizer`; when quantised, a cluster
+   counts its size times the mean posterior of the sampled pool rows in it, :func:`_cluster_target_like`, and the
+   chosen clusters are exploded whole). The estimate rule
    (``"estimate"``): the estimated number of target-like pool rows is the budget (quantised, the row-level pass
    keeps that many);
 3. select: GIO on the candidates (:func:`gioselect.job.select.run_gio`), to ``refine_over`` times the size when
@@ -216,7 +216,7 @@ def select_phases(engine: Engine, pool: Any, target: np.ndarray, target_source: 
                      repel=repel, sizer=sizer)
     timings["select"] = time.monotonic() - t0
     picks = np.asarray(search.state.selected, dtype=np.int64)
-    if sizer is not None:  # the argmax prefix of the plug-in F1: its picks, exactly its rows
+    if sizer is not None:  # the F1 rule's kept prefix: its picks, exactly its rows
         picks = sizer.cut(picks)
         budget_rows = sizer.best_rows
         size_est = sizer.finished()

@@ -188,15 +188,16 @@ class F1Sizer:
 
     def curve(self, points: int = CURVE_POINTS) -> dict[str, list[float]]:
         """The estimated F1 after each distinct pick (:func:`gioselect.sizing.f1_curve`), at most ``points`` of
-        them (evenly spaced picks, always with the argmax and the last): ``picks``, ``rows`` (cumulative) and
-        ``f1``; for the run record, the report's chart and ``f1_curve.csv``."""
+        them (evenly spaced picks, always with the argmax, the kept prefix and the last): ``picks``, ``rows``
+        (cumulative) and ``f1``; for the run record, the report's chart and ``f1_curve.csv``."""
         n = len(self.weights)
         if n == 0:
             return {"picks": [], "rows": [], "f1": []}
         f = f1_curve(np.asarray(self.weights), self.prefix.total, np.asarray(self.rows))
         cum = np.cumsum(np.asarray(self.rows, dtype=np.float64))
         keep = np.unique(np.concatenate([np.linspace(0, n - 1, min(n, points)).round().astype(np.int64),
-                                         [max(self.prefix.best_picks - 1, 0), n - 1]]))
+                                         [max(self.prefix.best_picks - 1, 0), max(self.prefix.last_picks - 1, 0),
+                                          n - 1]]))
         return {"picks": (keep + 1).tolist(), "rows": [round(float(x)) for x in cum[keep]],
                 "f1": [float(x) for x in f[keep]]}
 
@@ -211,7 +212,8 @@ class F1Sizer:
 
     @property
     def best_picks(self) -> int:
-        """Distinct picks kept: the argmax prefix's, or 0 when nothing looks like the target
+        """Distinct picks kept: the largest prefix within the tolerance of the best estimated F1
+        (:attr:`gioselect.sizing.F1Prefix.kept_picks`), or 0 when nothing looks like the target
         (:attr:`gioselect.sizing.F1Prefix.empty`)."""
         return self.prefix.kept_picks
 
@@ -221,7 +223,7 @@ class F1Sizer:
 
     @property
     def best_rows(self) -> int:
-        """Rows kept (the argmax prefix's picks' sizes summed; 0 when empty)."""
+        """Rows kept (the kept prefix's picks' sizes summed; 0 when empty)."""
         return round(self.prefix.kept_rows)
 
     def finished(self) -> SizeEstimate:
@@ -229,7 +231,9 @@ class F1Sizer:
         ``curve``, the estimated F1 along the picks: :meth:`curve`)."""
         f = self.prefix.as_dict()
         f["curve"] = self.curve()
-        why = (f"F1 had not improved for {f['ran_picks'] - self.prefix.best_picks} picks" if self.done
+        tol = f"{100 * self.prefix.tolerance:g}%"
+        why = (f"F1 had stayed more than {tol} below its best for {f['ran_picks'] - self.prefix.last_picks} picks"
+               if self.done
                else "the pool, max_iter or the exclusion set ended the run first")
         if f["empty"]:
             if not self._warned:
@@ -242,8 +246,9 @@ class F1Sizer:
                            f"target-like rows, fewer than half a row (target-like total "
                            f"{f['target_like_total']:.1f}); ran to {f['ran_rows']} ({why})")
         else:
-            f["reason"] = (f"auto: prefix maximising the estimated F1 at n={f['best_rows']} (F1 {f['best_f1']:.3f}, "
-                           f"target-like total {f['target_like_total']:.1f}); ran to {f['ran_rows']} ({why})")
+            f["reason"] = (f"auto: largest prefix within {tol} of the best estimated F1 at n={f['best_rows']} (F1 "
+                           f"{f['best_f1']:.3f}; best {f['argmax_f1']:.3f} at n={f['argmax_rows']}; target-like "
+                           f"total {f['target_like_total']:.1f}); ran to {f['ran_rows']} ({why})")
         return replace(self.est, f1=f)
 
 
