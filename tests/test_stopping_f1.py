@@ -177,9 +177,13 @@ def test_file_job_resume_gives_the_same_selection(tmp_path: Path, clusters: int)
     m = run_select(cfg("full"))
     full = np.load(tmp_path / "full" / "selected_ids.npy")
     assert m["stop_reason"] == "auto-f1" and m["size_estimate"]["f1"]["best_rows"] == full.shape[0]
-    assert m["size_reason"].startswith(f"auto: largest prefix within 2% of the best estimated F1 at n={full.shape[0]} ")
+    # on rows: the largest prefix within 2% of the best; quantised (clusters counting their rows): the argmax
+    rule = ("largest prefix within 2% of the best estimated F1" if clusters == 0
+            else "the prefix maximising the estimated F1")
+    assert m["size_reason"].startswith(f"auto: {rule}")
+    assert f"n={full.shape[0]} " in m["size_reason"]
     assert json.loads((tmp_path / "full" / "manifest.json").read_text())["size_reason"] == m["size_reason"]
-    assert "within 2% of the best estimated F1" in (tmp_path / "full" / "report.html").read_text()
+    assert rule in (tmp_path / "full" / "report.html").read_text()
 
     class Stop(Exception):
         pass

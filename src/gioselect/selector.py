@@ -12,6 +12,7 @@ import numpy as np
 from .errors import InvalidInputError, InvalidParameterError
 from .exclude import block_candidates, repel_from
 from .optimize import GIOParams, PickEvent
+from .quantize import REFINE_OVER
 from .search import (
     F1Sizer,
     GIOResult,
@@ -518,7 +519,7 @@ class QuantizedSelection:
 
 def select_quantized(pool: Any, target: Any, *, clusters: int | str = "auto", target_clusters: int | None = None,
                      budget: int | None = None, budget_exact: bool = False, seed: int = 0,
-                     candidates: str = "auto", refine: str = "knn", refine_over: float = 1.5,
+                     candidates: str = "auto", refine: str = "knn", refine_over: float = REFINE_OVER,
                      **params: Any) -> QuantizedSelection:
     """GIO on in-memory arrays with the pipeline's quantise-explode (``clusters=0``: on the rows themselves).
 

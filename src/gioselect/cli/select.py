@@ -61,8 +61,8 @@ def add_select(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--refine", choices=("knn", "share", "relaxed", "none"), default="knn",
                    help="the row-level pass over the chosen clusters when the size is known (knn, default: their "
                         "rows nearest the target; none: explode the chosen clusters whole, as in the paper)")
-    q.add_argument("--refine-over", type=float, default=1.5,
-                   help="the pass ranks the rows of clusters worth this many times the size (1.5)")
+    q.add_argument("--refine-over", type=float, default=None, metavar="F",
+                   help="the pass ranks the rows of clusters worth this many times the size (default 1.25)")
     q.add_argument("--refine-whole", type=float, default=None, metavar="W",
                    help="the first chosen clusters holding up to W times the size are kept whole, unranked; the "
                         "pass ranks only the rest (0..1; default 0.5)")
@@ -134,7 +134,8 @@ def _cmd_select(args: argparse.Namespace) -> int:
         pool=args.pool, target=args.target, out=args.out, params=params_from_args(args),
         embedding_field=args.embedding_field, target_embedding_field=args.target_embedding_field,
         clusters=args.clusters, target_clusters=args.target_clusters, kmeans_iter=args.kmeans_iter,
-        candidates=args.candidates, refine=args.refine, refine_over=args.refine_over,
+        candidates=args.candidates, refine=args.refine,
+        **({} if args.refine_over is None else {"refine_over": args.refine_over}),
         **({} if args.refine_whole is None else {"refine_whole": args.refine_whole}),
         budget=args.budget, budget_exact=args.budget_exact, seed=args.seed,
         memory_budget=parse_memory(args.memory_budget) if args.memory_budget else default_memory_budget(),

@@ -16,7 +16,7 @@ import numpy as np
 from ..engines.local import LocalEngine
 from ..errors import InvalidParameterError
 from ..optimize import GIOParams
-from ..quantize import REFINE_MODES
+from ..quantize import REFINE_MODES, REFINE_OVER
 from ..selector import QuantizedSelection, cut_to_picks, result_from_search, validate_fit_inputs, with_size_estimate
 from ..validation import check_int, check_real
 from .phases import PhaseSettings, select_phases
@@ -51,7 +51,7 @@ class ArraySource:
 
 def select_arrays(pool: Any, target: Any, *, clusters: int | str = "auto", target_clusters: int | None = None,
                   budget: int | None = None, budget_exact: bool = False, seed: int = 0,
-                  candidates: str = "auto", refine: str = "knn", refine_over: float = 1.5,
+                  candidates: str = "auto", refine: str = "knn", refine_over: float = REFINE_OVER,
                   **params: Any) -> QuantizedSelection:
     """:func:`gioselect.selector.select_quantized` on arrays (frames are unpacked there); same parameters.
 

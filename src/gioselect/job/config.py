@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from ..embed.models import EXACT_EMBED_BACKENDS
 from ..errors import InvalidParameterError
 from ..optimize import GIOParams
-from ..quantize import CANDIDATE_MODES, REFINE_MODES, REFINE_WHOLE
+from ..quantize import CANDIDATE_MODES, REFINE_MODES, REFINE_OVER, REFINE_WHOLE
 from ..validation import check_int, check_real
 
 __all__ = [
@@ -121,7 +121,7 @@ class SelectConfig:
     target_clusters: int | None = None
     candidates: str = "auto"
     refine: str = "knn"
-    refine_over: float = 1.5
+    refine_over: float = REFINE_OVER
     refine_whole: float = REFINE_WHOLE
     kmeans_iter: int = 20
     budget: str | None = None

@@ -13,8 +13,8 @@ report. The phases, in order:
    classifier of :func:`gioselect.sizing.estimate_target_rows` on a seeded reservoir sample of pool rows (never
    the centroids). The F1 rule (``stop_criterion="auto"``, the default, or ``"f1"``): GIO's picks are cut to the
    largest prefix within 2% of the best plug-in F1 (:class:`gioselect.search.F1Sizer`; when quantised, a cluster
-   counts its size times the mean posterior of the sampled pool rows in it, :func:`_cluster_target_like`, and the
-   chosen clusters are exploded whole). The estimate rule
+   counts its size times the mean posterior of the sampled pool rows in it, :func:`_cluster_target_like`, the kept
+   prefix is the argmax (``QUANTIZED_F1_TOLERANCE``), and the chosen clusters are exploded whole). The estimate rule
    (``"estimate"``): the estimated number of target-like pool rows is the budget (quantised, the row-level pass
    keeps that many);
 3. select: GIO on the candidates (:func:`gioselect.job.select.run_gio`), to ``refine_over`` times the size when
@@ -39,7 +39,7 @@ from .. import __version__, quantize
 from ..engines.base import Assignment, Engine, JobEngine
 from ..errors import InvalidParameterError
 from ..optimize import GIOParams
-from ..quantize import REFINE_WHOLE, ClusterPlan, plan_clusters, quantized_rows, select_candidates
+from ..quantize import REFINE_OVER, REFINE_WHOLE, ClusterPlan, plan_clusters, quantized_rows, select_candidates
 from ..selector import F1Sizer, auto_budget, size_rule
 from ..sizing import SizeEstimate
 from .config import Progress, SelectConfig, no_progress, parse_budget, text_fields
@@ -74,7 +74,7 @@ class PhaseSettings:
     kmeans_iter: int = 20
     candidates: str = "auto"
     refine: str = "knn"
-    refine_over: float = 1.5
+    refine_over: float = REFINE_OVER
     refine_whole: float = REFINE_WHOLE
     memory_budget: int = 1 << 30
     checkpoint_every: int = 25

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..optimize import GIOParams, GIOSearch
-from ..sizing import F1Prefix, SizeEstimate, estimate_target_rows, f1_curve
+from ..sizing import F1_TOLERANCE, QUANTIZED_F1_TOLERANCE, F1Prefix, SizeEstimate, estimate_target_rows, f1_curve
 from ..stopping import SIZE_RULES
 from ..validation import check_embeddings
 from .base import Search
@@ -155,13 +155,17 @@ class F1Sizer:
     """
 
     def __init__(self, est: SizeEstimate, candidates: np.ndarray, sizes: np.ndarray | None = None,
-                 target_like: np.ndarray | None = None) -> None:
+                 target_like: np.ndarray | None = None, tolerance: float | None = None) -> None:
         self.est = est
         self.candidates = candidates
         self.sizes = None if sizes is None else np.asarray(sizes, dtype=np.float64)
         # quantised: each cluster's target-like rows, when given (gioselect.quantize.cluster_target_like)
         self.target_like = None if target_like is None else np.asarray(target_like, dtype=np.float64)
-        self.prefix = F1Prefix(est.target_like_total)
+        # The kept prefix: within ``tolerance`` of the best F1 (default: F1_TOLERANCE on rows, 0 (the argmax) when
+        # each cluster counts its own rows' posteriors: that count does not err short; QUANTIZED_F1_TOLERANCE).
+        if tolerance is None:
+            tolerance = QUANTIZED_F1_TOLERANCE if target_like is not None else F1_TOLERANCE
+        self.prefix = F1Prefix(est.target_like_total, tolerance=tolerance)
         self.seen: set[int] = set()
         self.order: list[int] = []
         self.weights: list[float] = []  # each distinct pick's target-like count (posterior x rows)
@@ -232,7 +236,8 @@ class F1Sizer:
         f = self.prefix.as_dict()
         f["curve"] = self.curve()
         tol = f"{100 * self.prefix.tolerance:g}%"
-        why = (f"F1 had stayed more than {tol} below its best for {f['ran_picks'] - self.prefix.last_picks} picks"
+        below = f"more than {tol} below its best" if self.prefix.tolerance > 0 else "below its best"
+        why = (f"F1 had stayed {below} for {f['ran_picks'] - self.prefix.last_picks} picks"
                if self.done
                else "the pool, max_iter or the exclusion set ended the run first")
         if f["empty"]:
@@ -245,10 +250,13 @@ class F1Sizer:
                            f"{round(self.prefix.best_rows)}) holds {f['best_target_like']:.2f} expected "
                            f"target-like rows, fewer than half a row (target-like total "
                            f"{f['target_like_total']:.1f}); ran to {f['ran_rows']} ({why})")
-        else:
+        elif self.prefix.tolerance > 0:
             f["reason"] = (f"auto: largest prefix within {tol} of the best estimated F1 at n={f['best_rows']} (F1 "
                            f"{f['best_f1']:.3f}; best {f['argmax_f1']:.3f} at n={f['argmax_rows']}; target-like "
                            f"total {f['target_like_total']:.1f}); ran to {f['ran_rows']} ({why})")
+        else:
+            f["reason"] = (f"auto: the prefix maximising the estimated F1, n={f['best_rows']} (F1 {f['best_f1']:.3f}; "
+                           f"target-like total {f['target_like_total']:.1f}); ran to {f['ran_rows']} ({why})")
         return replace(self.est, f1=f)
 
 
