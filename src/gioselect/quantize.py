@@ -274,8 +274,8 @@ AUTO_MAX_DIRECT_TARGET = 10_000
 #: only the rows after them (:func:`refine`'s ``whole``; EXPERIMENTS.md, "Quantised selection").
 REFINE_WHOLE = 0.5
 #: The row-level pass ranks the rows of chosen clusters worth this many times the size (:func:`refine`'s
-#: ``over``): 1.25 meets the pass's cost goal at 1e6 rows and held precision as well as 1.5 (EXPERIMENTS.md).
-REFINE_OVER = 1.25
+#: ``over``). 1.25 would meet the pass's cost goal at 1e6 rows but lost target rows on mixed clusters (EXPERIMENTS.md).
+REFINE_OVER = 1.5
 #: Pool rows read per block by the row-level pass.
 REFINE_BLOCK_ROWS = 16_384
 

@@ -62,7 +62,7 @@ def add_select(sub: argparse._SubParsersAction) -> None:
                    help="the row-level pass over the chosen clusters when the size is known (knn, default: their "
                         "rows nearest the target; none: explode the chosen clusters whole, as in the paper)")
     q.add_argument("--refine-over", type=float, default=None, metavar="F",
-                   help="the pass ranks the rows of clusters worth this many times the size (default 1.25)")
+                   help="the pass ranks the rows of clusters worth this many times the size (default 1.5)")
     q.add_argument("--refine-whole", type=float, default=None, metavar="W",
                    help="the first chosen clusters holding up to W times the size are kept whole, unranked; the "
                         "pass ranks only the rest (0..1; default 0.5)")
