@@ -10,8 +10,8 @@ One iteration, as in grad-info-opt 0.1.2's ``GIOKL.fit`` (see ``docs/algorithm.m
    a reset (every candidate usable again) up to ``max_resets`` times;
 5. the pick is accepted: added to the set, its value appended to the trace.
 
-Two behaviours of the reference are bugs; they are reproduced only when asked for (the compatibility layer
-does so for the first):
+Three behaviours of the reference are bugs, reproduced only when asked for (the compatibility layer does so for
+the first):
 
 * ``reference_max_iter``: the reference tests ``total_iter > max_iter`` *after* picking, so it accepts up to
   ``max_iter + 1`` points. By default at most ``max_iter`` points are accepted.
@@ -23,8 +23,8 @@ does so for the first):
   causes a reset until ``max_resets`` are used, and the next increase stops the run.
 
 Everything random (uniform start, ``random_init_pct``, ``v_init='jump'``, random restarts) draws from one
-``numpy.random.Generator``; the whole loop state, generator included, can be saved and restored
-(:meth:`GIOSearch.state_dict`) so that an interrupted run resumes to exactly the same selection.
+``numpy.random.Generator``; the loop state, generator included, is saved and restored (:meth:`GIOSearch.state_dict`)
+so that an interrupted run resumes to exactly the same selection.
 """
 
 from __future__ import annotations
@@ -58,20 +58,17 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 V_INITS = ("mean", "prev_opt", "jump")
-#: The start set ``D`` (``uniform_start_size`` points; they enter the objective, never the selection):
-#: ``"sample"`` (the default) candidates drawn at random, so the start objective is a random subset's, in the
-#: data's own units (scale-, offset- and sphere-free; see ``GIOSearch._sample_start``); ``"box"`` uniform in the
-#: target's bounding box; ``"unit"`` the reference's, uniform in [uniform_low, uniform_high]^d (unit norm with
-#: ``normalize``).
+#: The start set ``D`` (``uniform_start_size`` points; in the objective, never the selection): ``"sample"`` (the
+#: default) candidates drawn at random, so the start objective is a random subset's, in the data's own units (scale-,
+#: offset- and sphere-free; ``GIOSearch._sample_start``); ``"box"`` uniform in the target's bounding box; ``"unit"``
+#: the reference's, uniform in [uniform_low, uniform_high]^d (unit norm with ``normalize``).
 START_SETS = ("sample", "box", "unit")
-#: ``scale_factor`` by name: ``"spread"`` (the default) ``r / |grad(v0)|`` with ``r`` the target's RMS distance
-#: from its mean, so the first step is ``lr * r`` in the data's units at any offset; ``"auto"`` the reference's
-#: ``|v0| / |grad(v0)|`` (a step of ``lr * |v0|``: right on unit-norm data, far too long on data away from the
-#: origin, e.g. features around 300 with a spread of 0.01).
+#: ``scale_factor`` by name: ``"spread"`` (the default) ``r / |grad(v0)|`` with ``r`` the target's RMS distance from
+#: its mean, so the first step is ``lr * r`` in the data's units at any offset; ``"auto"`` the reference's ``|v0| /
+#: |grad(v0)|`` (a step of ``lr * |v0|``: right on unit-norm data, far too long away from the origin).
 SCALE_FACTORS = ("spread", "auto")
-#: ``relaxed``: the paper's gradient search on the relaxed estimator (this module). ``exact``: greedy on the
-#: exact k-NN estimate (:mod:`gioselect.exact`; its two-sided variant ``exact-sym`` stays in that module: the
-#: comparison in EXPERIMENTS.md did not favour it).
+#: ``relaxed``: the paper's gradient search on the relaxed estimator (this module). ``exact``: greedy on the exact
+#: k-NN estimate (:mod:`gioselect.exact`; its variant ``exact-sym`` stays there: EXPERIMENTS.md did not favour it).
 OBJECTIVES = ("relaxed", "exact")
 #: Why a run ended: a criterion's name, or one of the limits that always apply.
 STOP_REASONS = (*CRITERIA, "max_iter", "budget", "pool_exhausted")
