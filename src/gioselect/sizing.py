@@ -61,8 +61,9 @@ line for ``max(50, ceil(0.25 * n_kept))`` picks (capped at the pool and ``max_it
 (:class:`F1Prefix`), or nothing when the argmax prefix's posteriors sum to less than half a row (nothing in the
 pool looks like the target). Picks of a pool no larger than the sample are weighted with their out-of-fold posteriors
 (row for row); other rows by the model refitted once on all training rows (:class:`PosteriorScorer`). On
-the quantised path a candidate (a cluster centroid) counts its posterior times its cluster's row count, and
-``n`` counts rows. Measured in EXPERIMENTS.md ("Automatic size and defaults").
+the quantised path a chosen cluster counts its size times the mean posterior of its sampled rows
+(:func:`gioselect.quantize.cluster_target_like`), ``n`` counts rows, and the kept prefix is the argmax
+(``QUANTIZED_F1_TOLERANCE``). Measured in EXPERIMENTS.md ("Automatic size and defaults").
 """
 
 from __future__ import annotations
