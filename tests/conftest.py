@@ -41,3 +41,25 @@ def blobs2d() -> dict[str, np.ndarray]:
     pool = rng.multivariate_normal([3, 4], np.eye(2) * 0.5, size=100).astype(np.float32)
     target = rng.multivariate_normal([3, 4], np.eye(2) * 0.5, size=80).astype(np.float32)
     return {"pool": pool, "target": target}
+
+
+def brute_greedy_mmd(pool: np.ndarray, target: np.ndarray, budget: int, h: float, *, ties: float = 0.0) -> list[int]:
+    """Brute-force greedy MMD (the oracle of kernel herding): each step adds the unused candidate giving the smallest
+    biased MMD^2(S, X) with a Gaussian kernel of bandwidth ``h``; candidates within ``ties`` of the smallest are
+    ties, resolved to the lowest row (``ties=0``: the first exact minimum)."""
+    from scipy.spatial.distance import cdist
+
+    p = pool.astype(np.float64)
+    x = target.astype(np.float64)
+    kpp = np.exp(-cdist(p, p, "sqeuclidean") / (2 * h * h))
+    kpx = np.exp(-cdist(p, x, "sqeuclidean") / (2 * h * h))
+    kxx = np.exp(-cdist(x, x, "sqeuclidean") / (2 * h * h)).mean()
+    chosen: list[int] = []
+    for _ in range(budget):
+        vals = np.full(len(p), np.inf)
+        for c in range(len(p)):
+            if c not in chosen:
+                s = [*chosen, c]
+                vals[c] = kpp[np.ix_(s, s)].mean() - 2 * kpx[s].mean() + kxx
+        chosen.append(int(np.flatnonzero(vals <= vals.min() + ties)[0]))
+    return chosen

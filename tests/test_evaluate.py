@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
+from conftest import brute_greedy_mmd
 from gioselect.errors import (
     InvalidInputError,
     InvalidParameterError,
@@ -62,27 +63,6 @@ def brute_energy(x: np.ndarray, y: np.ndarray) -> float:
 def brute_median(a: np.ndarray) -> float:
     d = cdist(a.astype(np.float64), a.astype(np.float64))
     return float(np.median(d[np.triu_indices(len(a), k=1)]))
-
-
-def brute_greedy_mmd(pool: np.ndarray, target: np.ndarray, budget: int, h: float) -> list[int]:
-    """Greedy: at each step add the unused candidate giving the smallest biased MMD^2(S, X)."""
-    p = pool.astype(np.float64)
-    x = target.astype(np.float64)
-    kpp = np.exp(-cdist(p, p, "sqeuclidean") / (2 * h * h))
-    kpx = np.exp(-cdist(p, x, "sqeuclidean") / (2 * h * h))
-    kxx = np.exp(-cdist(x, x, "sqeuclidean") / (2 * h * h)).mean()
-    chosen: list[int] = []
-    for _ in range(budget):
-        best, best_val = -1, np.inf
-        for c in range(len(p)):
-            if c in chosen:
-                continue
-            s = [*chosen, c]
-            val = kpp[np.ix_(s, s)].mean() - 2 * kpx[s].mean() + kxx
-            if val < best_val:
-                best, best_val = c, val
-        chosen.append(best)
-    return chosen
 
 
 def oracle_round_robin(pool: np.ndarray, target: np.ndarray, budget: int) -> list[int]:

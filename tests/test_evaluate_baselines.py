@@ -6,29 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.spatial.distance import cdist
 
+from conftest import brute_greedy_mmd
 from gioselect.evaluate import kernel_herding
 from gioselect.peers import dsir, facility_location
-
-
-def brute_greedy_mmd_ties_low(pool: np.ndarray, target: np.ndarray, budget: int, h: float) -> list[int]:
-    """Greedy: each step adds the unused candidate giving the smallest biased MMD^2(S, X); candidates within
-    1e-12 of the smallest are ties, resolved to the lowest row."""
-    p = pool.astype(np.float64)
-    x = target.astype(np.float64)
-    kpp = np.exp(-cdist(p, p, "sqeuclidean") / (2 * h * h))
-    kpx = np.exp(-cdist(p, x, "sqeuclidean") / (2 * h * h))
-    kxx = np.exp(-cdist(x, x, "sqeuclidean") / (2 * h * h)).mean()
-    chosen: list[int] = []
-    for _ in range(budget):
-        vals = np.full(len(p), np.inf)
-        for c in range(len(p)):
-            if c not in chosen:
-                s = [*chosen, c]
-                vals[c] = kpp[np.ix_(s, s)].mean() - 2 * kpx[s].mean() + kxx
-        chosen.append(int(np.flatnonzero(vals <= vals.min() + 1e-12)[0]))
-    return chosen
 
 
 def herding_paths(pool: np.ndarray, target: np.ndarray, budget: int, **kw: object) -> dict[str, list[int]]:
@@ -48,7 +29,7 @@ def test_kernel_herding_every_path_equals_brute_force_greedy_mmd(seed: int) -> N
     rng = np.random.default_rng([seed, 71])
     pool = (rng.normal(size=(45, 4)) * 1.3).astype(np.float32)
     target = (rng.normal(size=(20, 4)) + 0.6).astype(np.float32)
-    want = brute_greedy_mmd_ties_low(pool, target, 20, h=1.4)
+    want = brute_greedy_mmd(pool, target, 20, h=1.4, ties=1e-12)
     for path, got in herding_paths(pool, target, 20, bandwidth=1.4).items():
         assert got == want, path
 
@@ -60,7 +41,7 @@ def test_kernel_herding_ties_go_to_the_lowest_row() -> None:
     base = rng.normal(size=(12, 3)).astype(np.float32)
     pool = np.concatenate([base, base, base])
     target = (rng.normal(size=(15, 3)) * 0.8).astype(np.float32)
-    want = brute_greedy_mmd_ties_low(pool, target, 30, h=1.1)
+    want = brute_greedy_mmd(pool, target, 30, h=1.1, ties=1e-12)
     for path, got in herding_paths(pool, target, 30, bandwidth=1.1).items():
         assert got == want, path
     first = want[0]
