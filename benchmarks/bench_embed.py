@@ -84,14 +84,14 @@ class Int8Embedder(TextEmbedder):
             quantize_dynamic(str(src), str(dest), nodes_to_quantize=_int8_nodes(names, self.variant),
                              per_channel=True, weight_type=QuantType.QInt8)
             opts = ort.SessionOptions()
-            opts.intra_op_num_threads = self._n_threads()
+            opts.intra_op_num_threads = 1  # as the library: one core per call, threads calls at once
             opts.inter_op_num_threads = 1
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             opts.log_severity_level = 3
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             session = ort.InferenceSession(str(dest), sess_options=opts, providers=["CPUExecutionProvider"])
             tok = Tokenizer.from_file(str(fp32.spec.transformer_dir / "tokenizer.json"))
-            self._model = ob.OnnxModel(session, tok, fp32.spec)
+            self._model = ob.OnnxModel(session, tok, fp32.spec, workers=self._n_threads())
         return self._model
 
 

@@ -462,6 +462,47 @@ def test_onnx_token_budget_changes_slices_not_vectors(
         assert len(shapes) == -(-len(texts) // 16)  # one call per batch of 16
 
 
+def test_onnx_parallel_calls_give_the_same_bits_in_order(
+    onnx_embedder: E.TextEmbedder, bbc_pair: tuple[list[str], np.ndarray, np.ndarray],
+) -> None:
+    import threading
+
+    texts, _, _ = bbc_pair
+    base = onnx_embedder._onnx()
+    encs = base.tokenize(texts, base.spec.max_seq_length)
+    batches = [encs[:7], encs[7:8], encs[8:]]
+    serial = E.onnx_backend.OnnxModel(base.session, base.tokenizer, base.spec, workers=1)
+    many = E.onnx_backend.OnnxModel(base.session, base.tokenizer, base.spec, workers=3)
+    threads: set[str] = set()
+    real = many._run_padded
+
+    def spy(encodings: list[object]) -> np.ndarray:
+        threads.add(threading.current_thread().name)
+        return real(encodings)
+
+    many._run_padded = spy  # type: ignore[method-assign]
+    one = list(serial.run_batches(batches, 40))
+    par = list(many.run_batches(batches, 40))
+    assert [len(v) for v in par] == [7, 1, len(texts) - 8]
+    for a, b in zip(one, par, strict=True):
+        np.testing.assert_array_equal(a, b)  # each slice is the same call: identical bits
+    np.testing.assert_array_equal(np.vstack(par), serial.run(encs, 40))
+    assert len(threads) > 1 and all(t.startswith("gioselect-onnx") for t in threads)
+
+
+def test_onnx_error_in_a_worker_reaches_the_caller(onnx_embedder: E.TextEmbedder) -> None:
+    base = onnx_embedder._onnx()
+    model = E.onnx_backend.OnnxModel(base.session, base.tokenizer, base.spec, workers=2)
+    encs = model.tokenize(["one text", "another text", "a third one"], 16)
+
+    def broken(encodings: list[object]) -> np.ndarray:
+        raise RuntimeError("session failed")
+
+    model._run_padded = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="session failed"):
+        list(model.run_batches([encs], 1))
+
+
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True, "512"])
 def test_bad_onnx_batch_tokens(bad: object) -> None:
     with pytest.raises(InvalidParameterError, match="onnx_batch_tokens"):

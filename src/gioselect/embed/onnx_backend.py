@@ -8,6 +8,8 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -281,8 +283,9 @@ def _quantize_onnx(src: Path, dest: Path) -> None:
 class OnnxModel:
     """An ONNX Runtime session on an exported model, with its tokenizer and pooling."""
 
-    def __init__(self, session: Any, tokenizer: Any, spec: _OnnxSpec) -> None:
+    def __init__(self, session: Any, tokenizer: Any, spec: _OnnxSpec, workers: int = 1) -> None:
         self.session = session
+        self.workers = max(1, int(workers))
         self.tokenizer = tokenizer
         self.spec = spec
         self.input_names = [i.name for i in session.get_inputs()]
@@ -308,16 +311,48 @@ class OnnxModel:
         (at least one encoding per slice); each slice is padded to its own longest encoding only (the attention
         mask hides the padding). Rows come back in the order of ``encodings``.
         """
-        check_int(max_tokens, "max_tokens", low=1)
+        return next(self.run_batches([encodings], max_tokens))
+
+    @staticmethod
+    def _slices(encodings: list[Any], max_tokens: int) -> list[np.ndarray]:
+        """Positions in ``encodings``, longest first, cut into slices of at most ``max_tokens`` padded tokens."""
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
         order = np.argsort(-lengths, kind="stable")
-        out = np.empty((len(encodings), self.dim), dtype=np.float32)
+        parts = []
         a = 0
         while a < len(order):
             rows = max(1, int(max_tokens) // int(lengths[order[a]]))  # the first encoding of a slice is its longest
-            part = order[a:a + rows]
-            out[part] = self._run_padded([encodings[i] for i in part])
+            parts.append(order[a:a + rows])
             a += rows
+        return parts
+
+    def run_batches(self, batches: Sequence[list[Any]], max_tokens: int = ONNX_BATCH_TOKENS
+                    ) -> Iterator[np.ndarray]:
+        """:meth:`run` on each batch, in order, the slices of all of them spread over ``workers`` threads.
+
+        Each ONNX Runtime call runs on one core (the session has one intra-op thread) and ``workers`` calls run
+        at once: on small calls this beats splitting every call over the cores, whose threads wait for each
+        other at every operator (measured, BENCHMARKS.md). Every slice is the same call either way, so the
+        vectors do not depend on ``workers``.
+        """
+        check_int(max_tokens, "max_tokens", low=1)
+        plans = [(encs, self._slices(encs, max_tokens)) for encs in batches]
+        if self.workers == 1:
+            for encs, parts in plans:
+                yield self._gather(encs, parts, (self._run_padded([encs[i] for i in p]) for p in parts))
+            return
+        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="gioselect-onnx")
+        try:  # every slice is queued at once, so no worker idles at a batch's end
+            futures = [[pool.submit(self._run_padded, [encs[i] for i in p]) for p in parts] for encs, parts in plans]
+            for (encs, parts), futs in zip(plans, futures, strict=True):
+                yield self._gather(encs, parts, (f.result() for f in futs))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _gather(self, encodings: list[Any], parts: list[np.ndarray], vectors: Iterable[np.ndarray]) -> np.ndarray:
+        out = np.empty((len(encodings), self.dim), dtype=np.float32)
+        for part, vec in zip(parts, vectors, strict=True):
+            out[part] = vec
         return out
 
     def _run_padded(self, encodings: list[Any]) -> np.ndarray:
@@ -394,7 +429,7 @@ def load_onnx_model(model_id: str, path: Path, threads: int, int8: bool = False)
             dest = fused
     t0 = time.perf_counter()
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
+    opts.intra_op_num_threads = 1  # one core per call; `threads` calls run at once (OnnxModel.run_batches)
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -410,7 +445,7 @@ def load_onnx_model(model_id: str, path: Path, threads: int, int8: bool = False)
             "that folder and run again to export it anew"
         ) from exc
     tokenizer = Tokenizer.from_file(str(spec.transformer_dir / "tokenizer.json"))
-    model = OnnxModel(session, tokenizer, spec)
-    logger.info("loaded ONNX model %s in %.1f s (%d threads)", dest, time.perf_counter() - t0, threads)
+    model = OnnxModel(session, tokenizer, spec, workers=threads)
+    logger.info("loaded ONNX model %s in %.1f s (%d calls at once)", dest, time.perf_counter() - t0, threads)
     _ONNX_MODELS[key] = model
     return model

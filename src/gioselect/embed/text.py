@@ -78,7 +78,8 @@ class TextEmbedder:
         Texts per batch; ``progress`` is called after each batch. sentence-transformers runs a batch in one
         forward pass; the ONNX backends in slices of at most ``onnx_batch_tokens`` tokens.
     threads : int or None, default None
-        Torch CPU threads (``torch.set_num_threads``); ``None`` uses ``os.cpu_count()``.
+        Cores to use; ``None`` uses ``os.cpu_count()``. sentence-transformers: torch's CPU threads
+        (``torch.set_num_threads``); the ONNX backends: ONNX Runtime calls run at once, one core each.
     normalize : bool, default True
         L2-normalise every row. With ``False`` the model's own output is returned (models that end in a
         ``Normalize`` layer, like all-MiniLM-L6-v2, still give unit rows).
@@ -178,7 +179,8 @@ class TextEmbedder:
 
         Texts are tokenised once, :data:`_TOKENIZE_BATCHES` batches at a time (in the character-length order),
         and re-sorted by token count within that chunk; each batch runs in slices of at most
-        ``onnx_batch_tokens`` tokens (:meth:`OnnxModel.run`), each padded to its own longest text, and no further.
+        ``onnx_batch_tokens`` tokens, each padded to its own longest text, and no further; the slices of a chunk
+        run ``threads`` at once, one core each (:meth:`OnnxModel.run_batches`).
         """
         length = self.max_seq_length if self.max_seq_length is not None else onnx_model.spec.max_seq_length
         bs = int(self.batch_size)
@@ -188,9 +190,9 @@ class TextEmbedder:
             encs = onnx_model.tokenize([items[i] for i in rows], length)
             by_tokens = np.argsort(-np.fromiter((len(e.ids) for e in encs), dtype=np.int64, count=len(encs)),
                                    kind="stable")
-            for a in range(0, len(rows), bs):
-                part = by_tokens[a:a + bs]
-                yield rows[part], onnx_model.run([encs[j] for j in part], int(self.onnx_batch_tokens))
+            parts = [by_tokens[a:a + bs] for a in range(0, len(rows), bs)]
+            vectors = onnx_model.run_batches([[encs[j] for j in part] for part in parts], int(self.onnx_batch_tokens))
+            yield from zip((rows[part] for part in parts), vectors, strict=True)
 
     def embed(self, texts: Sequence[str], *, progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Embed texts.
