@@ -22,7 +22,8 @@ to a size; its gap is the best F1 on the curve minus the F1 at that size. Rules:
   coordinates), k from ``KNN_K`` by out-of-fold log-loss.
 
 Usage: ``python experiments/stopping_candidates.py FILE.jsonl [--classifiers iso,rff,knn]``; prints one markdown
-table (gap per seed, the sizes) and the mean gaps on seeds 0-2 and 3-5.
+table (per task the curve's best F1 @ size per seed, then per rule its gap @ the size it keeps) and the mean gaps
+on seeds 0-2 and 3-5.
 """
 
 from __future__ import annotations
@@ -220,18 +221,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# {rec['task']} seed {rec['seed']}: best {b + 1} ({f[b]:.3f}) "
               + " ".join(f"{k}={v}" for k, v in sizes.items()), file=sys.stderr, flush=True)
     seeds = sorted({r["seed"] for r in recs})
-    lines = ["| task | rule | " + " | ".join(f"seed {s}" for s in seeds) + " | seeds 0-2 | seeds 3-5 | max | sizes "
-             "(best sizes) |", "|---|---|" + "---|" * (len(seeds) + 4)]
+    lines = ["| task | rule | " + " | ".join(f"seed {s}" for s in seeds) + " | mean, seeds 0-2 | seeds 3-5 | max |",
+             "|---|---|" + "---|" * (len(seeds) + 3)]
     for task, rules in table.items():
-        bsz = [best[(task, s)][0] for s in seeds if (task, s) in best]
+        # the curve's best: F1 @ size per seed; then each rule: gap @ size kept per seed
+        lines.append(f"| {task} | best on curve | "
+                     + " | ".join(f"{best[(task, s)][1]:.3f} @ {best[(task, s)][0]:,}" if (task, s) in best
+                                  else "n/a" for s in seeds) + " | | | |")
         for rule, per in rules.items():
             gaps = [per[s][1] if s in per else float("nan") for s in seeds]
             lo = [g for s, g in zip(seeds, gaps, strict=True) if s <= 2]
             hi = [g for s, g in zip(seeds, gaps, strict=True) if s >= 3]
-            sz = [per[s][0] for s in per]
-            lines.append(f"| {task} | {rule} | " + " | ".join(f"{g:.3f}" for g in gaps)
-                         + f" | {np.mean(lo):.3f} | {np.mean(hi) if hi else float('nan'):.3f} | {max(gaps):.3f} | "
-                         f"{min(sz):,}-{max(sz):,} ({min(bsz):,}-{max(bsz):,}) |")
+            lines.append(f"| {task} | {rule} | "
+                         + " | ".join(f"{per[s][1]:.3f} @ {per[s][0]:,}" if s in per else "n/a" for s in seeds)
+                         + f" | {np.mean(lo):.3f} | {np.mean(hi) if hi else float('nan'):.3f} | {max(gaps):.3f} |")
     print("\n".join(lines))
     if extra:
         print("\n" + "\n".join(f"{k}: {v}" for k, v in extra.items()))
