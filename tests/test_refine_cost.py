@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import faiss
@@ -21,14 +22,14 @@ from gioselect.quantize import ClusterMembers, one_faiss_thread, refine
 
 
 @pytest.fixture
-def two_faiss_threads() -> object:
+def two_faiss_threads() -> Iterator[None]:
     before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(2)
     yield None
     faiss.omp_set_num_threads(before)
 
 
-def test_one_faiss_thread_inside_and_restored_after(two_faiss_threads: object) -> None:
+def test_one_faiss_thread_inside_and_restored_after(two_faiss_threads: None) -> None:
     with one_faiss_thread():
         assert faiss.omp_get_max_threads() == 1
     assert faiss.omp_get_max_threads() == 2
@@ -37,7 +38,7 @@ def test_one_faiss_thread_inside_and_restored_after(two_faiss_threads: object) -
     assert faiss.omp_get_max_threads() == 2  # restored on an error too
 
 
-def test_refine_scores_on_one_thread_and_keeps_the_oracle_rows(two_faiss_threads: object) -> None:
+def test_refine_scores_on_one_thread_and_keeps_the_oracle_rows(two_faiss_threads: None) -> None:
     """The pass's rows equal a float64 brute-force ranking; its searches ran on one thread; two after."""
     rng = np.random.default_rng(3)
     n, k_cl = 3000, 30
