@@ -384,6 +384,7 @@ def _end_to_end(pool: Path, target: Path, out: Path, args: argparse.Namespace,
     res["exit_code"] = res.get("exit_code", 0)
     manifest = json.loads((out / "manifest.json").read_text())
     res["timings_s"] = manifest["timings_s"]
+    res["phase_cpu_s"] = manifest.get("cpu_s", {})  # the job's own CPU seconds per phase (gioselect.job.run)
     res["counts"] = manifest["counts"]
     res["stop_reason"] = manifest["stop_reason"]
     res["command"] = shlex.join(cmd)
@@ -499,7 +500,8 @@ def _log_floor(n: int, rep: int, f: dict[str, Any]) -> None:
 def _log_e2e(n: int, rep: int, what: str, e: dict[str, Any]) -> None:
     _log(f"[{n:>9,}] rep {rep} e2e{what}: {e['wall_s']:.1f} s wall, {e['cpu_s']:.1f} CPU s, load "
          f"{e.get('load_1min_before', float('nan')):.1f} -> {e.get('load_1min_after', float('nan')):.1f}, "
-         f"phases {e['timings_s']}, counts {e['counts']}, maxrss {e['maxrss_bytes'] / 2**20:.0f} MiB")
+         f"phases {e['timings_s']}, phase CPU s {e.get('phase_cpu_s')}, counts {e['counts']}, "
+         f"maxrss {e['maxrss_bytes'] / 2**20:.0f} MiB")
 
 
 def _bench_refine(n: int, args: argparse.Namespace, workdir: Path, pool: Path, target: Path,

@@ -145,7 +145,7 @@ def test_same_seed_same_files(data: dict[str, object], tmp_path: Path, npy_run: 
     a = json.loads((out / "manifest.json").read_text())
     b = json.loads((npy_run / "manifest.json").read_text())
     for m in (a, b):
-        for key in ("timings_s", "created_utc", "command"):
+        for key in ("timings_s", "cpu_s", "created_utc", "command"):
             m.pop(key)
     assert a == b
 

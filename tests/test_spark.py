@@ -173,6 +173,8 @@ def test_same_centroids_same_selection(
     ).read_text()
     for key in ("stop_reason", "initial_kl", "final_kl", "counts", "sub_seeds"):
         assert m_spark[key] == m_local[key], key
+    for m in (m_local, m_spark):  # CPU seconds per phase beside the wall seconds, on both engines
+        assert set(m["cpu_s"]) == set(m["timings_s"]) and min(m["cpu_s"].values()) >= 0.0
     assert m_spark["engine"] == "spark" and m_spark["spark"]["master"].startswith("local")
     assert m_spark["inputs"]["pool"]["rows"] == N_POOL and m_spark["inputs"]["pool"]["dim"] == DIM
     assert m_spark["inputs"]["pool"]["sha256"] == m_local["inputs"]["pool"]["sha256"]

@@ -26,6 +26,7 @@ What is done here, precisely:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -35,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from .divergence import kl_knn
-from .errors import MissingDependencyError
+from .errors import InvalidParameterError, MissingDependencyError
 from .quantize_f1 import F1_MAX_SAMPLE_ROWS, F1_ROWS_PER_CLUSTER, cluster_target_like  # noqa: F401
 from .validation import check_int
 
@@ -309,8 +310,6 @@ def medoid_ids(labels: np.ndarray, sq_dist: np.ndarray, n_clusters: int) -> np.n
 def resolve_candidates(mode: str, unit_sphere: bool) -> str:
     """``"auto"`` becomes ``"medoid"`` (the measured choice: EXPERIMENTS.md, "Quantised selection")."""
     if mode not in CANDIDATE_MODES:
-        from .errors import InvalidParameterError
-
         raise InvalidParameterError(f"candidates: expected one of {', '.join(CANDIDATE_MODES)}, got {mode!r}")
     if mode == "auto":
         return "medoid"
@@ -376,6 +375,19 @@ def cover_clusters(chosen: Sequence[int] | np.ndarray, sizes: np.ndarray, need: 
     cum = np.cumsum(sz[order]) if order.size else np.zeros(0, dtype=np.int64)
     n = int(np.searchsorted(cum, need, side="left")) + 1 if need > 0 else 0
     return order[: min(n, order.shape[0])]
+
+
+@contextlib.contextmanager
+def one_faiss_thread() -> Iterator[None]:
+    """faiss on one OpenMP thread inside the block, its thread count restored after: the row-level pass's
+    searches on two threads cost 1.4x the CPU seconds on a loaded machine (BENCHMARKS.md, refine5)."""
+    faiss = _faiss()
+    before = int(faiss.omp_get_max_threads())
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def _row_scores(block: np.ndarray, target: np.ndarray, target_index: Any, how: str, k: int) -> np.ndarray:
@@ -475,7 +487,8 @@ def refine(chosen: Sequence[int] | np.ndarray, members: ClusterMembers, read_row
     ``whole`` (0 <= whole <= 1) keeps the first chosen clusters whole, without reading or scoring their rows:
     the longest prefix of them (in selection order) holding at most ``whole * n_rows`` rows. Only the rows of
     the clusters after it (those around the budget's boundary) are ranked, and the best of them fill the rest.
-    The kept clusters' rows come first (selection order), then the ranked rows, best first.
+    The kept clusters' rows come first (selection order), then the ranked rows, best first. The ranked rows
+    are scored with faiss on one thread (:func:`one_faiss_thread`).
     """
     n_rows = check_int(n_rows, "rows", low=0)
     sizes = np.diff(members.starts)
@@ -489,8 +502,6 @@ def refine(chosen: Sequence[int] | np.ndarray, members: ClusterMembers, read_row
         return ids[:n_rows]
     whole = float(whole)
     if not 0.0 <= whole <= 1.0:
-        from .errors import InvalidParameterError
-
         raise InvalidParameterError(f"refine_whole: expected a number in [0, 1], got {whole!r}")
     n_core = 0
     if whole > 0.0:
@@ -500,11 +511,12 @@ def refine(chosen: Sequence[int] | np.ndarray, members: ClusterMembers, read_row
     core = ids[:n_kept]
     rest = np.sort(ids[n_kept:])
     room = n_rows - core.shape[0]
-    if how == "share":
-        best = share_order(rest, read_rows, target, room, block_rows=block_rows)
-    else:
-        scores = score_rows(rest, read_rows, target, how=how, k=k, block_rows=block_rows)
-        best = rest[np.lexsort((rest, scores))[:room]]
+    with one_faiss_thread():
+        if how == "share":
+            best = share_order(rest, read_rows, target, room, block_rows=block_rows)
+        else:
+            scores = score_rows(rest, read_rows, target, how=how, k=k, block_rows=block_rows)
+            best = rest[np.lexsort((rest, scores))[:room]]
     return np.concatenate([core, best]).astype(np.int64)
 
 
@@ -525,9 +537,7 @@ def plan_clusters(clusters: int | str, target_clusters: int | None, n_pool: int,
     its own cluster)."""
     if isinstance(clusters, str):
         if clusters != "auto":
-            from .errors import InvalidParameterError
-
-            raise InvalidParameterError(f"clusters: expected 'auto' or an integer >= 0, got {clusters!r}")
+                raise InvalidParameterError(f"clusters: expected 'auto' or an integer >= 0, got {clusters!r}")
         kp, kt, rule = auto_clusters(n_pool, n_target)
         rule = f"auto: {rule}"
     else:

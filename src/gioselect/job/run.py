@@ -31,9 +31,27 @@ from .record import rounded, write_json
 from .select import PickHook
 from .workdir import open_work_dir
 
-__all__ = ["RunContext", "run_job"]
+__all__ = ["PhaseTimings", "RunContext", "run_job"]
 
 logger = logging.getLogger(__name__)
+
+
+class PhaseTimings(dict[str, float]):
+    """The phases' wall seconds (``timings[phase] = seconds``, set as each phase ends) and, beside them in
+    :attr:`cpu`, the process's CPU seconds (all threads, :func:`time.process_time`) since the previous phase
+    ended (or since the job started): the phases run one after the other, so each phase's CPU is what the
+    process spent up to its end after the one before."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cpu: dict[str, float] = {}
+        self._cpu_mark = time.process_time()
+
+    def __setitem__(self, phase: str, seconds: float) -> None:
+        now = time.process_time()
+        self.cpu[phase] = self.cpu.get(phase, 0.0) + now - self._cpu_mark
+        self._cpu_mark = now
+        super().__setitem__(phase, seconds)
 
 
 @dataclass
@@ -49,7 +67,7 @@ class RunContext:
     prog: Progress
     on_pick: PickHook | None
     t_start: float
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: PhaseTimings = field(default_factory=PhaseTimings)
     fresh: bool = False
 
     def open_work(self, fingerprint: dict[str, Any]) -> None:
@@ -78,6 +96,8 @@ class RunContext:
             self.timings["report"] = time.monotonic() - t1
         self.timings["total"] = time.monotonic() - self.t_start
         manifest["timings_s"] = rounded(self.timings)
+        manifest["cpu_s"] = {**rounded({k: v for k, v in self.timings.cpu.items() if k != "total"}),
+                             "total": round(time.process_time(), 4)}
         write_json(result / "manifest.json", manifest)
         publish_result(result, self.out, self.work, force=self.force)
         remove_work_dir(self.work)
