@@ -26,7 +26,6 @@ What is done here, precisely:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -377,19 +376,6 @@ def cover_clusters(chosen: Sequence[int] | np.ndarray, sizes: np.ndarray, need: 
     return order[: min(n, order.shape[0])]
 
 
-@contextlib.contextmanager
-def one_faiss_thread() -> Iterator[None]:
-    """faiss on one OpenMP thread inside the block, its thread count restored after: the row-level pass's
-    searches on two threads cost 1.4x the CPU seconds on a loaded machine (BENCHMARKS.md, refine5)."""
-    faiss = _faiss()
-    before = int(faiss.omp_get_max_threads())
-    faiss.omp_set_num_threads(1)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(before)
-
-
 def _row_scores(block: np.ndarray, target: np.ndarray, target_index: Any, how: str, k: int) -> np.ndarray:
     """Score of each row of ``block`` against the target (lower is better)."""
     b = np.ascontiguousarray(block, dtype=np.float32)
@@ -487,8 +473,7 @@ def refine(chosen: Sequence[int] | np.ndarray, members: ClusterMembers, read_row
     ``whole`` (0 <= whole <= 1) keeps the first chosen clusters whole, without reading or scoring their rows:
     the longest prefix of them (in selection order) holding at most ``whole * n_rows`` rows. Only the rows of
     the clusters after it (those around the budget's boundary) are ranked, and the best of them fill the rest.
-    The kept clusters' rows come first (selection order), then the ranked rows, best first. The ranked rows
-    are scored with faiss on one thread (:func:`one_faiss_thread`).
+    The kept clusters' rows come first (selection order), then the ranked rows, best first.
     """
     n_rows = check_int(n_rows, "rows", low=0)
     sizes = np.diff(members.starts)
@@ -511,12 +496,11 @@ def refine(chosen: Sequence[int] | np.ndarray, members: ClusterMembers, read_row
     core = ids[:n_kept]
     rest = np.sort(ids[n_kept:])
     room = n_rows - core.shape[0]
-    with one_faiss_thread():
-        if how == "share":
-            best = share_order(rest, read_rows, target, room, block_rows=block_rows)
-        else:
-            scores = score_rows(rest, read_rows, target, how=how, k=k, block_rows=block_rows)
-            best = rest[np.lexsort((rest, scores))[:room]]
+    if how == "share":
+        best = share_order(rest, read_rows, target, room, block_rows=block_rows)
+    else:
+        scores = score_rows(rest, read_rows, target, how=how, k=k, block_rows=block_rows)
+        best = rest[np.lexsort((rest, scores))[:room]]
     return np.concatenate([core, best]).astype(np.int64)
 
 
@@ -537,7 +521,7 @@ def plan_clusters(clusters: int | str, target_clusters: int | None, n_pool: int,
     its own cluster)."""
     if isinstance(clusters, str):
         if clusters != "auto":
-                raise InvalidParameterError(f"clusters: expected 'auto' or an integer >= 0, got {clusters!r}")
+            raise InvalidParameterError(f"clusters: expected 'auto' or an integer >= 0, got {clusters!r}")
         kp, kt, rule = auto_clusters(n_pool, n_target)
         rule = f"auto: {rule}"
     else:
