@@ -101,7 +101,8 @@ class RelaxedKL:
     once in the constructor. Every method below costs O(n d) and builds no n x m matrix; :meth:`reset` is
     O(n m d) in blocks.
 
-    The target is held as float64 (it is target-sized, never pool-sized).
+    The target is held as float64 (it is target-sized, never pool-sized); the compiled kernels read a float32 copy
+    instead when float32 holds it exactly (the same values, so the same bits).
     """
 
     def __init__(self, target: np.ndarray, k: int, *, discard_nearest_for_xy: bool = False,
