@@ -126,6 +126,8 @@ class RelaxedKL:
         #: None: the compiled gradient loop when numba is installed; False: always numpy (tests compare both).
         self.use_fast: bool | None = None
         self._last_log_sum: tuple[np.ndarray, float] | None = None
+        # (sq, m, log_dist_sum, nearest_sq, value) of the last value_if_added: add() with the same sq returns it
+        self._last_value: tuple[np.ndarray, int, float, np.ndarray, float] | None = None
         self._row_w = np.ones(0)
 
     # -- state -------------------------------------------------------------------------------------------
@@ -198,17 +200,24 @@ class RelaxedKL:
             sq = self.sq_dists(p)
         lds = self.log_dist_sum + self._log_sum(sq)
         # the nearest distances enter the value only with discard_nearest_for_xy
-        return self._value(self.m + 1, lds, np.minimum(self.nearest_sq, sq) if self.discard else self.nearest_sq)
+        val = self._value(self.m + 1, lds, np.minimum(self.nearest_sq, sq) if self.discard else self.nearest_sq)
+        self._last_value = (sq, self.m, self.log_dist_sum, self.nearest_sq, val)
+        return val
 
     def add(self, p: np.ndarray, sq: np.ndarray | None = None) -> float:
         """Append ``p`` to the sample; returns the new value. O(n d)."""
         if sq is None:
             sq = self.sq_dists(p)
+        last, self._last_value = self._last_value, None
+        # after value_if_added(p, sq) on this state, the new value is the one it computed: the same operands
+        # (log_dist_sum + the same log sum, the same minimum), so the same bits, without computing it again
+        known = (last is not None and last[0] is sq and last[1] == self.m and last[2] == self.log_dist_sum
+                 and last[3] is self.nearest_sq)
         self.log_dist_sum += self._log_sum(sq)
         self._last_log_sum = None
         np.minimum(self.nearest_sq, sq, out=self.nearest_sq)
         self.m += 1
-        return self.value()
+        return last[4] if known and last is not None else self.value()
 
     # -- gradient ------------------------------------------------------------------------------------------
     def gradient(self, v: np.ndarray) -> np.ndarray:
