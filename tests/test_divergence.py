@@ -267,3 +267,26 @@ def test_fused_descent_equals_plain_gradient_steps(near: bool) -> None:
     # Starting on a target point amplifies rounding (1/(s + eps r) vs 1/(r (r + eps))) over the steps; a wrong
     # handling of the clipped term would differ by O(1).
     np.testing.assert_allclose(fused, plain, rtol=1e-6 if near else 1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("discard", [False, True])
+def test_add_after_value_if_added_returns_the_same_value_as_recomputing(discard: bool) -> None:
+    """``add`` reuses ``value_if_added``'s value for the same distances; it equals ``value()`` bit for bit, and a
+    state changed in between (a reset, another point's distances) is recomputed."""
+    rng = np.random.default_rng(41)
+    x = rng.normal(size=(40, 6)).astype(np.float32)
+    obj = RelaxedKL(x, 3, discard_nearest_for_xy=discard)
+    obj.reset(rng.normal(size=(4, 6)))
+    for _ in range(6):
+        p = rng.normal(size=6)
+        sq = obj.sq_dists(p)
+        predicted = obj.value_if_added(p, sq)
+        assert obj.add(p, sq) == predicted == obj.value()
+    p, q = rng.normal(size=6), rng.normal(size=6)
+    sq_p = obj.sq_dists(p)
+    obj.value_if_added(p, sq_p)
+    sq_q = obj.sq_dists(q)
+    assert obj.add(q, sq_q) == obj.value()  # not p's prediction
+    obj.value_if_added(p, sq_p)
+    obj.reset(rng.normal(size=(5, 6)))
+    assert obj.add(p, sq_p) == obj.value()

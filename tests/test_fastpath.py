@@ -182,3 +182,33 @@ def test_one_pick_kernel_equals_the_three_calls_and_numpy(dtype: type) -> None:
     cs.used[:] = True
     none_left = obj.descend_and_pick(v0, 5, 0.01, 1.5, cs.points, cs.sq_norms, cs.used)
     assert none_left is not None and none_left[1] == -1
+
+
+def test_float32_target_kernels_read_float32_with_the_same_bits() -> None:
+    """A float32 target is read as float32 by the compiled kernels (half the memory): each value widens to the
+    same float64, so the descent, the point pass and the one-call pick give the float64 copy's bits exactly;
+    a float64 target that float32 cannot hold stays float64."""
+    rng = np.random.default_rng(31)
+    x32 = rng.normal(size=(61, 17)).astype(np.float32)  # 61 = 4 * 15 + 1: the four-row blocks and a remainder
+    obj = RelaxedKL(x32, 5)
+    assert obj._xk.dtype == np.float32 and obj.x.dtype == np.float64
+    wide = RelaxedKL(x32, 5)
+    wide._xk = wide.x  # the same object reading the float64 copy
+    assert RelaxedKL(x32.astype(np.float64), 5)._xk.dtype == np.float32  # float64 holding float32 values
+    assert RelaxedKL(x32.astype(np.float64) + 1e-9, 5)._xk.dtype == np.float64
+    start = rng.normal(size=(9, 17))
+    obj.reset(start)
+    wide.reset(start)
+    v0 = x32.mean(axis=0).astype(np.float64)
+    assert np.array_equal(obj.descend(v0, 70, 0.01, 2.0), wide.descend(v0, 70, 0.01, 2.0))
+    p = rng.normal(size=17)
+    assert np.array_equal(obj.sq_dists(p), wide.sq_dists(p))
+    assert obj.value_if_added(p) == wide.value_if_added(p)
+    pts = rng.normal(size=(300, 17)).astype(np.float32)
+    cs = CandidateSet(pts)
+    a = obj.descend_and_pick(v0, 40, 0.01, 1.5, cs.points, cs.sq_norms, cs.used)
+    b = wide.descend_and_pick(v0, 40, 0.01, 1.5, cs.points, cs.sq_norms, cs.used)
+    assert a is not None and b is not None
+    assert a[1] == b[1] and all(np.array_equal(u, w) for u, w in zip(a[::2] + a[3:], b[::2] + b[3:], strict=True))
+    obj.use_fast = False  # and the numpy path (float64 throughout) agrees to rounding
+    np.testing.assert_allclose(obj.descend(v0, 70, 0.01, 2.0), wide.descend(v0, 70, 0.01, 2.0), rtol=1e-10)

@@ -28,7 +28,9 @@ def _descend_kernel_py(x: np.ndarray, x_sq: np.ndarray, row_w: np.ndarray, v: np
     independent sums, so the FMA units are not waiting on one chain) give their squared distances, then the
     same four rows (still in the L1 cache) are added into ``X^T c`` with their coefficients in one sweep of
     ``X^T c``; so the target is read once per step, not twice (it is memory-bound at text sizes: 860 x 384
-    float64 is 2.6 MB). Rows left over (``n mod 4``) go one at a time. Compiled with reassociated sums
+    float64 is 2.6 MB; :class:`RelaxedKL` passes a float32 ``x`` when that holds the target exactly, each value
+    widened to the same float64 as it is read, so the same bits from half the bytes). Rows left over (``n mod 4``)
+    go one at a time. Compiled with reassociated sums
     (vectorised dot products, as BLAS's; float64 throughout): the last bits differ from numpy's. Row i's
     coefficient is ``row_w[i] / (r_i (r_i + eps))`` (all ones for the plain objective: the same arithmetic;
     negative for the rows of an exclusion set, :class:`RepelledKL`); a clipped distance (outside ``(lo, hi)``)

@@ -82,6 +82,9 @@ def knn_distances(
             idx = np.arange(r0, r0 + rows)
             inblock = (idx >= c0) & (idx < c0 + d.shape[1])
             d[np.flatnonzero(inblock), idx[inblock] - c0] = np.inf
+        if c0 == 0 and d.shape[1] == nr:  # one column block holds all of ref: nothing to merge with
+            best[r0 : r0 + rows] = np.partition(d, k - 1, axis=1)[:, :k]
+            continue
         cur = best[r0 : r0 + rows]
         merged = np.concatenate([cur, d], axis=1)
         kk = min(k, merged.shape[1]) - 1
