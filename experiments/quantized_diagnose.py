@@ -1,0 +1,83 @@
+"""Why a quantised selection misses a target: cluster purity and coverage of the chosen clusters (issue 13, item 2).
+
+Reads the selections ``quantized_precision.py --save-dir DIR`` wrote (one ``.npz`` per task: every pool row's
+cluster, the target-class flags, GIO's chosen clusters at ``over`` 1.5 and each method's rows) and reports, per
+target:
+
+* ``class_rows``: the pool's rows of the target class; ``in_chosen``: the share of them inside the clusters the
+  pass reads (the chosen clusters covering 1.5 x the size); ``in_unchosen``: the rest, out of the pass's reach;
+* ``chosen_purity``: the target-class share of the rows the pass reads; ``mixed_rows``: the share of those rows
+  in mixed clusters (target-class share between 0.2 and 0.8);
+* ``core_precision`` / ``ranked_precision``: the default pass's kept-whole prefix (``whole`` 0.5) and its ranked
+  part; ``ranked_pool_precision``: the target-class share of the rows it ranks;
+* ``unq_in_chosen``: the share of unquantised GIO's rows inside the pass's clusters, and their precision inside
+  and outside (``unq_prec_in`` / ``unq_prec_out``).
+
+Run: ``python experiments/quantized_diagnose.py DIR [--size 6000]``; prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import markdown_table
+
+from gioselect.quantize import cover_clusters
+
+
+def diagnose(npz: Path, over: float = 1.5, whole: float = 0.5) -> dict[str, Any]:
+    """The diagnosis of one saved task (see the module docstring)."""
+    z = np.load(npz)
+    lab, sizes, in_dom = z["labels"], z["sizes"], z["in_dom"].astype(bool)
+    size = int(z["unquantized"].shape[0]) if "unquantized" in z else int(z["knn_retrieval"].shape[0])
+    chosen = z[f"chosen_over{over:g}"]
+    clusters = cover_clusters(chosen, sizes, int(np.ceil(over * size)))
+    pure = np.bincount(lab, weights=in_dom.astype(np.float64), minlength=sizes.shape[0]) / np.maximum(1, sizes)
+    read = np.isin(lab, clusters)
+    n_core = int(np.searchsorted(np.cumsum(sizes[clusters]), whole * size, side="right"))
+    core = np.isin(lab, clusters[:n_core])
+    out: dict[str, Any] = {"task": npz.stem, "size": size, "class_rows": int(in_dom.sum()),
+                           "in_chosen": float(in_dom[read].sum() / in_dom.sum()),
+                           "chosen_purity": float(in_dom[read].mean()),
+                           "mixed_rows": float(((pure[lab] > 0.2) & (pure[lab] < 0.8))[read].mean()),
+                           "core_rows": int(core.sum()), "core_precision": float(in_dom[core].mean()),
+                           "ranked_pool_precision": float(in_dom[read & ~core].mean())}
+    out["in_unchosen"] = 1.0 - out["in_chosen"]
+    dflt = "medoid|knn|over1.5|whole0.5"
+    if dflt in z:
+        sel = z[dflt]
+        ranked = sel[~core[sel]]
+        out["ranked_precision"] = float(in_dom[ranked].mean()) if ranked.size else float("nan")
+        out["default_precision"] = float(in_dom[sel].mean())
+    if "unquantized" in z:
+        u = z["unquantized"]
+        ins = read[u]
+        out["unq_precision"] = float(in_dom[u].mean())
+        out["unq_in_chosen"] = float(ins.mean())
+        out["unq_prec_in"] = float(in_dom[u[ins]].mean()) if ins.any() else float("nan")
+        out["unq_prec_out"] = float(in_dom[u[~ins]].mean()) if (~ins).any() else float("nan")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("dir", type=Path, help="the --save-dir of quantized_precision.py")
+    args = ap.parse_args(argv)
+    rows = [diagnose(f) for f in sorted(args.dir.glob("*.npz"))]
+    keys = ["class_rows", "in_chosen", "in_unchosen", "chosen_purity", "mixed_rows", "core_precision",
+            "ranked_pool_precision", "ranked_precision", "default_precision", "unq_precision", "unq_in_chosen",
+            "unq_prec_in", "unq_prec_out"]
+    cells = [[r["task"], *(f"{100 * r[k]:.1f}" if isinstance(r.get(k), float) else str(r.get(k, ""))
+                           for k in keys)] for r in rows]
+    print(markdown_table(["task", *keys], cells))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
