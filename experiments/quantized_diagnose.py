@@ -13,7 +13,9 @@ target:
 * ``unq_in_chosen``: the share of unquantised GIO's rows inside the pass's clusters, and their precision inside
   and outside (``unq_prec_in`` / ``unq_prec_out``).
 
-Run: ``python experiments/quantized_diagnose.py DIR [--size 6000]``; prints a markdown table.
+Run: ``python experiments/quantized_diagnose.py DIR``; prints a markdown table. With ``--results F1,F2,...``
+(result files of ``quantized_precision.py``) it prints instead, per method, each target's precision and its
+difference from unquantised GIO, and per method the targets within 2 points, the mean difference and the worst.
 """
 
 from __future__ import annotations
@@ -65,10 +67,44 @@ def diagnose(npz: Path, over: float = 1.5, whole: float = 0.5) -> dict[str, Any]
     return out
 
 
+def results_table(files: list[Path], methods: list[str]) -> str:
+    """Precision (difference from unquantised) per target and method over result files; the last rows count the
+    targets within 2 points and give the mean and worst difference. A target seen twice keeps its last entry."""
+    import json
+
+    res: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for f in files:
+        for r in json.loads(f.read_text())["results"]:
+            if "unquantized" in r["precision"]:
+                res[(r["task"], r["domain"], int(r["seed"]))] = r
+    rows, diffs = [], {m: [] for m in methods}
+    for (task, dom, seed), r in sorted(res.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
+        p, u = r["precision"], r["precision"]["unquantized"]
+        cells = [f"{task} {dom}", str(seed), f"{100 * u:.1f}"]
+        for m in methods:
+            if m in p:
+                diffs[m].append(100 * (p[m] - u))
+                cells.append(f"{100 * p[m]:.1f} ({100 * (p[m] - u):+.1f})")
+            else:
+                cells.append("")
+        rows.append(cells)
+    rows.append(["**within 2 points**", "", "",
+                 *(f"{sum(d >= -2.0 for d in diffs[m])} of {len(diffs[m])}" for m in methods)])
+    rows.append(["mean difference", "", "", *(f"{np.mean(diffs[m]):+.1f}" if diffs[m] else "" for m in methods)])
+    rows.append(["worst", "", "", *(f"{min(diffs[m]):+.1f}" if diffs[m] else "" for m in methods)])
+    return markdown_table(["target", "seed", "unquantized", *methods], rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("dir", type=Path, help="the --save-dir of quantized_precision.py")
+    ap.add_argument("dir", type=Path, nargs="?", help="the --save-dir of quantized_precision.py")
+    ap.add_argument("--results", default="", help="comma-separated result files: print the methods' table")
+    ap.add_argument("--methods", default="knn_retrieval,medoid/knn/over1.5/whole0.5,medoid/share/over1.5,"
+                    "medoid/gio/over1.5,medoid/gio/over2", help="methods of the --results table")
     args = ap.parse_args(argv)
+    if args.results:
+        print(results_table([Path(f) for f in args.results.split(",")], args.methods.split(",")))
+        return 0
     rows = [diagnose(f) for f in sorted(args.dir.glob("*.npz"))]
     keys = ["class_rows", "in_chosen", "in_unchosen", "chosen_purity", "mixed_rows", "core_precision",
             "ranked_pool_precision", "ranked_precision", "default_precision", "unq_precision", "unq_in_chosen",
