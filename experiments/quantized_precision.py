@@ -12,10 +12,20 @@ equal size 6,000), domain precision of:
   5 nearest target points, the best kept (the library default is over 1.5);
 * ``medoid/knn/over1.5/whole<w>``: the same, but the first chosen clusters holding ``w`` times the size are kept
   whole and only the rest is ranked (``refine(..., whole=w)``);
-* ``medoid/share/over1.5``: round-robin over the target.
+* ``medoid/share/over1.5``: round-robin over the target;
+* prototypes (not in the library): ``medoid/gio/over<o>[/whole<w>]``, GIO run again on the rows of the chosen
+  clusters covering ``o`` times the size (with ``w``: the kept-whole prefix as ``refine`` keeps it, its rows GIO's
+  start set), filled to the size; ``medoid/spread/over<o>/whole<w>``, ``knn`` with only the prefix's tight
+  clusters (mean member distance to the medoid at most the median) kept whole; ``--pick a|b``, per run the
+  variant whose selection has the lowest k-NN KL (``kl_knn``, k = 5) to the target.
+
+Every selection's k-NN KL to the target and each pass's CPU seconds go into the results; ``--save-dir`` writes
+each task's selections (``.npz``, read by ``quantized_diagnose.py``); ``--baseline`` fills in the unquantised
+numbers of a quantised-only run (``--no-unquantized``) from earlier seeded runs of the same targets.
 
 Run: ``python experiments/quantized_precision.py --size full [--tasks bbc,fashion_mnist] [--fm-classes 5]
-[--seeds 1]``; writes ``results/quantized_precision_<size>.json`` after every task and prints the table.
+[--seeds 1] [--variants gio:2:0,...] [--save-dir DIR] [--baseline FILE,...] [--pick a|b]``; writes
+``results/quantized_precision_<size><tag>.json`` after every task and prints the table.
 """
 
 from __future__ import annotations
