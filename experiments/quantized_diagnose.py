@@ -16,6 +16,8 @@ target:
 Run: ``python experiments/quantized_diagnose.py DIR``; prints a markdown table. With ``--results F1,F2,...``
 (result files of ``quantized_precision.py``) it prints instead, per method, each target's precision and its
 difference from unquantised GIO, and per method the targets within 2 points, the mean difference and the worst.
+With ``--fm-class-counts`` it prints, per saved Fashion-MNIST task, how many rows of each class the default pass,
+``gio`` over 1.5 and kNN retrieval selected.
 """
 
 from __future__ import annotations
@@ -101,7 +103,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", default="", help="comma-separated result files: print the methods' table")
     ap.add_argument("--methods", default="knn_retrieval,medoid/knn/over1.5/whole0.5,medoid/share/over1.5,"
                     "medoid/gio/over1.5,medoid/gio/over2", help="methods of the --results table")
+    ap.add_argument("--fm-class-counts", action="store_true", help="rows per class of each saved FM selection")
     args = ap.parse_args(argv)
+    if args.fm_class_counts:
+        from fashion_mnist import find_data, load_data
+
+        y = load_data(find_data())["ytr"]
+        cells = []
+        for f in sorted(args.dir.glob("fashion_mnist_*.npz")):
+            z = np.load(f)
+            for m in ("medoid|knn|over1.5|whole0.5", "medoid|gio|over1.5", "knn_retrieval"):
+                if m in z:
+                    cells.append([f.stem, m, *(str(c) for c in np.bincount(y[z[m]], minlength=10))])
+        print(markdown_table(["task", "selection", *(str(c) for c in range(10))], cells))
+        return 0
     if args.results:
         print(results_table([Path(f) for f in args.results.split(",")], args.methods.split(",")))
         return 0
