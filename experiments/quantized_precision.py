@@ -12,10 +12,20 @@ equal size 6,000), domain precision of:
   5 nearest target points, the best kept (the library default is over 1.5);
 * ``medoid/knn/over1.5/whole<w>``: the same, but the first chosen clusters holding ``w`` times the size are kept
   whole and only the rest is ranked (``refine(..., whole=w)``);
-* ``medoid/share/over1.5``: round-robin over the target.
+* ``medoid/share/over1.5``: round-robin over the target;
+* prototypes (not in the library): ``medoid/gio/over<o>[/whole<w>]``, GIO run again on the rows of the chosen
+  clusters covering ``o`` times the size (with ``w``: the kept-whole prefix as ``refine`` keeps it, its rows GIO's
+  start set), filled to the size; ``medoid/spread/over<o>/whole<w>``, ``knn`` with only the prefix's tight
+  clusters (mean member distance to the medoid at most the median) kept whole; ``--pick a|b``, per run the
+  variant whose selection has the lowest k-NN KL (``kl_knn``, k = 5) to the target.
+
+Every selection's k-NN KL to the target and each pass's CPU seconds go into the results; ``--save-dir`` writes
+each task's selections (``.npz``, read by ``quantized_diagnose.py``); ``--baseline`` fills in the unquantised
+numbers of a quantised-only run (``--no-unquantized``) from earlier seeded runs of the same targets.
 
 Run: ``python experiments/quantized_precision.py --size full [--tasks bbc,fashion_mnist] [--fm-classes 5]
-[--seeds 1]``; writes ``results/quantized_precision_<size>.json`` after every task and prints the table.
+[--seeds 1] [--variants gio:2:0,...] [--save-dir DIR] [--baseline FILE,...] [--pick a|b]``; writes
+``results/quantized_precision_<size><tag>.json`` after every task and prints the table.
 """
 
 from __future__ import annotations
@@ -41,9 +51,10 @@ from common import (
 )
 from quantized_study import _centroid_order, distinct, quantise, run
 
+from gioselect.divergence import kl_knn
 from gioselect.evaluate import knn_retrieval
 from gioselect.optimize import GIOParams
-from gioselect.quantize import explode, on_unit_sphere, refine
+from gioselect.quantize import cover_clusters, explode, on_unit_sphere, refine
 from gioselect.search import make_search
 
 logger = logging.getLogger("experiments.quantized_precision")
@@ -124,6 +135,84 @@ def parse_variants(text: str) -> tuple[tuple[str, float, str, float], ...]:
     return tuple(out)
 
 
+#: Folder for each task's selections (``--save-dir``: one ``<task>_<target>_seed<s>.npz``), or None.
+SAVE_DIR: Path | None = None
+
+#: The last pool's quantisation (the Fashion-MNIST classes of one seed share one pool): (key, quantise result).
+_QUANT: dict[str, Any] = {}
+
+
+def quantise_cached(pool: np.ndarray, k: int, seed: int) -> dict[str, Any]:
+    """``quantised_study.quantise``, reused while the pool (same object), K and seed stay the same."""
+    key = (id(pool), pool.shape, k, seed)
+    if _QUANT.get("key") != key:
+        _QUANT.clear()
+        _QUANT.update(key=key, q=quantise(pool, k, seed))
+    return dict(_QUANT["q"])
+
+
+def split_core(chosen: np.ndarray, members: Any, size: int, over: float, whole: float,
+               fallback: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``refine``'s split of the chosen clusters' rows: (the kept-whole prefix's rows, the rest's rows)."""
+    sizes = np.diff(members.starts)
+    clusters = cover_clusters(chosen, sizes, int(np.ceil(max(1.0, over) * size)))
+    if int(sizes[clusters].sum()) < size:
+        clusters = cover_clusters(chosen, sizes, size, fallback=fallback)
+    n_core = int(np.searchsorted(np.cumsum(sizes[clusters]), whole * size, side="right")) if whole > 0 else 0
+    return members.rows_of(clusters[:n_core]), np.sort(members.rows_of(clusters[n_core:]))
+
+
+def refine_gio(chosen: np.ndarray, members: Any, pool: np.ndarray, target: np.ndarray, size: int, over: float,
+               whole: float, fallback: np.ndarray, params: GIOParams, seed: int) -> np.ndarray:
+    """Prototype pass ``gio``: the kept-whole prefix as ``refine`` keeps it, then GIO on the rest's rows (its
+    start set the prefix's rows, so each boundary row is ranked by its own contribution to the objective given the
+    prefix) filled to the size."""
+    core, rest = split_core(chosen, members, size, over, whole, fallback)
+    room = size - core.shape[0]
+    if rest.shape[0] <= room:
+        return np.concatenate([core, rest])
+    init = pool[core] if core.size else None
+    s = run(make_search(pool[rest], target, params, seed=seed, init=init, budget=float(room)))
+    return np.concatenate([core, rest[distinct(np.asarray(s.state.selected, dtype=np.int64))][:room]])
+
+
+def refine_spread(chosen: np.ndarray, members: Any, pool: np.ndarray, target: np.ndarray, size: int, over: float,
+                  whole: float, fallback: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """Prototype pass ``spread``: as ``knn`` with ``whole``, but only the prefix's tight clusters (mean member
+    distance to the medoid at most the median over all clusters) are kept whole; its spread ones are ranked with
+    the rest."""
+    sizes = np.diff(members.starts)
+    clusters = cover_clusters(chosen, sizes, int(np.ceil(max(1.0, over) * size)))
+    if int(sizes[clusters].sum()) < size:
+        clusters = cover_clusters(chosen, sizes, size, fallback=fallback)
+    n_core = int(np.searchsorted(np.cumsum(sizes[clusters]), whole * size, side="right")) if whole > 0 else 0
+    prefix = clusters[:n_core]
+    tight = prefix[spread[prefix] <= np.median(spread)]
+    core = members.rows_of(tight)
+    rest = np.sort(members.rows_of(np.setdiff1d(clusters, tight)))
+    from gioselect.quantize import score_rows
+
+    scores = score_rows(rest, lambda i: pool[i], target, how="knn")
+    return np.concatenate([core, rest[np.lexsort((rest, scores))[: size - core.shape[0]]]]).astype(np.int64)
+
+
+def cluster_spread(pool: np.ndarray, cand: np.ndarray, members: Any) -> np.ndarray:
+    """Each cluster's mean member distance to its candidate (the medoid)."""
+    lab = _labels(members)
+    d = np.empty(pool.shape[0], dtype=np.float64)
+    for s in range(0, pool.shape[0], 65536):
+        diff = pool[s: s + 65536].astype(np.float64) - cand[lab[s: s + 65536]]
+        d[s: s + 65536] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    return np.bincount(lab, weights=d, minlength=cand.shape[0]) / np.maximum(1, np.diff(members.starts))
+
+
+def _labels(members: Any) -> np.ndarray:
+    """Each pool row's cluster, from a ``ClusterMembers``."""
+    lab = np.empty(members.order.shape[0], dtype=np.int64)
+    lab[members.order] = np.repeat(np.arange(members.starts.shape[0] - 1), np.diff(members.starts))
+    return lab
+
+
 def one_task(name: str, pool: np.ndarray, dom: np.ndarray, target: np.ndarray, target_dom: Any, k: int,
              seed: int, equal_size: int | None, unquantized: bool) -> dict[str, Any]:
     t0 = time.monotonic()
@@ -136,39 +225,102 @@ def one_task(name: str, pool: np.ndarray, dom: np.ndarray, target: np.ndarray, t
     base: dict[str, Any] = {} if on_unit_sphere(pool[:1000]) else {"random_init_pct": 0.01}
     fill = GIOParams(**base, max_iter=None, stop_criterion="data_size", max_data_size=1.0)
     res: dict[str, Any] = {"task": name, "domain": str(target_dom), "seed": seed, "pool_rows": int(pool.shape[0]),
-                           "equal_size": size, "precision": {}, "rows": {}}
-    q = quantise(pool, k, seed)
+                           "equal_size": size, "precision": {}, "rows": {}, "kl": {},
+                           "target_sum": round(float(np.asarray(target, dtype=np.float64).sum()), 4)}
+    saved: dict[str, np.ndarray] = {}
+
+    def record(method: str, idx: np.ndarray) -> None:
+        res["precision"][method], res["rows"][method] = prec(idx), int(idx.size)
+        res["kl"][method] = kl_knn(target, pool[idx]) if idx.size > 5 else float("nan")
+        saved[method] = np.asarray(idx, dtype=np.int64)
+
+    q = quantise_cached(pool, k, seed)
     cand, sizes, members = q["cand"]["medoid"], q["sizes"], q["members"]
     fallback = _centroid_order(cand, target)
     s = run(make_search(cand, target, fill, seed=seed, weights=sizes, budget=float(size)))
     ids = explode(np.asarray(s.state.selected, dtype=np.int64), members, limit=size, seed=seed)
-    res["precision"]["medoid/none"], res["rows"]["medoid/none"] = prec(ids), int(ids.size)
+    record("medoid/none", ids)
     chosen: dict[float, np.ndarray] = {}
+    spread: np.ndarray | None = None
     for vname, over, how, whole in VARIANTS:
         if over not in chosen:
             s = run(make_search(cand, target, fill, seed=seed, weights=sizes, budget=over * size, budget_exact=True))
             chosen[over] = np.asarray(s.state.selected, dtype=np.int64)
-        ids = refine(chosen[over], members, lambda i: pool[i], target, size, how=how, over=over, fallback=fallback,
-                     whole=whole)
-        res["precision"][vname], res["rows"][vname] = prec(ids), int(ids.size)
-    kn = knn_retrieval(pool, target, size)
-    res["precision"]["knn_retrieval"] = prec(kn)
+            saved[f"chosen_over{over:g}"] = chosen[over]
+        tv = time.process_time()
+        if how == "gio":
+            ids = refine_gio(chosen[over], members, pool, target, size, over, whole, fallback, fill, seed)
+        elif how == "spread":
+            if spread is None:
+                spread = cluster_spread(pool, cand, members)
+            ids = refine_spread(chosen[over], members, pool, target, size, over, whole, fallback, spread)
+        else:
+            ids = refine(chosen[over], members, lambda i: pool[i], target, size, how=how, over=over,
+                         fallback=fallback, whole=whole)
+        res.setdefault("pass_cpu_seconds", {})[vname] = round(time.process_time() - tv, 2)
+        record(vname, ids)
+    record("knn_retrieval", knn_retrieval(pool, target, size))
     logger.info("%s %s seed %d quantised: %s (%.0f s)", name, target_dom, seed,
                 {m: round(v, 3) for m, v in res["precision"].items()}, time.monotonic() - t0)
     if unquantized:
         t1 = time.monotonic()
         s = run(make_search(pool, target, fill, seed=seed, budget=float(size)))
         u = distinct(np.asarray(s.state.selected, dtype=np.int64))
-        res["precision"]["unquantized"], res["rows"]["unquantized"] = prec(u), int(u.size)
+        record("unquantized", u)
         res["unquantized_seconds"] = round(time.monotonic() - t1, 1)
         logger.info("%s %s seed %d unquantised %.3f (%.0f s)", name, target_dom, seed,
                     res["precision"]["unquantized"], time.monotonic() - t1)
     res["seconds"] = round(time.monotonic() - t0, 1)
+    if SAVE_DIR is not None:
+        SAVE_DIR.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(SAVE_DIR / f"{name}_{target_dom}_seed{seed}.npz", labels=_labels(members),
+                            sizes=np.asarray(sizes), in_dom=in_dom,
+                            **{m.replace("/", "|"): v for m, v in saved.items()})
     return res
 
 
+#: Prototype ``pick``: groups of variants of which each run keeps the one whose selection has the lowest k-NN KL
+#: to the target (``--pick a|b,c|d``; the variants must be among ``--variants``).
+PICKS: list[list[str]] = []
+
+
+def add_picks(results: list[dict[str, Any]], picks: list[list[str]]) -> None:
+    """Add each pick group's result (``pick(a|b)``: precision, rows and KL of its lowest-KL member) in place."""
+    for r in results:
+        for group in picks:
+            have = [m for m in group if m in r.get("kl", {})]
+            if len(have) < len(group):
+                continue
+            best = min(have, key=lambda m: r["kl"][m])
+            name = "pick(" + "|".join(group) + ")"
+            for key in ("precision", "rows", "kl"):
+                r[key][name] = r[key][best]
+            r.setdefault("picked", {})[name] = best
+
+
+def add_baseline(results: list[dict[str, Any]], files: list[Path]) -> None:
+    """Fill ``unquantized`` (and ``knn_retrieval``) from earlier result files of the same tasks and seeds (the
+    runs are seeded, so a quantised-only run compares with them)."""
+    import json
+
+    known: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for f in files:
+        for r in json.loads(Path(f).read_text())["results"]:
+            if "unquantized" in r["precision"]:
+                known[(r["task"], r["domain"], int(r["seed"]))] = {**r, "file": Path(f).name}
+    for r in results:
+        b = known.get((r["task"], r["domain"], int(r["seed"])))
+        if b is not None and "target_sum" in b and b["target_sum"] != r["target_sum"]:
+            b = None  # another target (Fashion-MNIST targets are drawn in --fm-classes order)
+        if b is not None and "unquantized" not in r["precision"]:
+            r["precision"]["unquantized"] = b["precision"]["unquantized"]
+            r["rows"]["unquantized"] = b["rows"]["unquantized"]
+            r["baseline_from"] = b["file"]
+
+
 def table(results: list[dict[str, Any]]) -> str:
-    methods = ["unquantized", "knn_retrieval", "medoid/none", *(v[0] for v in VARIANTS)]
+    methods = ["unquantized", "knn_retrieval", "medoid/none", *(v[0] for v in VARIANTS),
+               *("pick(" + "|".join(g) + ")" for g in PICKS)]
     head = ["task", "target", "seed", *methods]
     rows = []
     for r in results:
@@ -190,14 +342,22 @@ def main(argv: list[str] | None = None) -> int:
     ap = make_parser(__doc__.splitlines()[0])
     ap.add_argument("--tasks", default="bbc,fashion_mnist", help="comma-separated, in this order: bbc, fashion_mnist")
     ap.add_argument("--bbc-domains", default=",".join(DOMAINS))
-    ap.add_argument("--fm-classes", default="5,0,1,7", help="Fashion-MNIST target classes, in run order")
+    ap.add_argument("--fm-classes", default="5,0,1,7",
+                    help="Fashion-MNIST target classes, in run order (the targets are drawn in this order, so a "
+                         "class's target depends on the classes before it)")
     ap.add_argument("--bbc-size", type=int, default=None, help="BBC equal size (default: the settings', 1,000 full)")
     ap.add_argument("--seeds", type=int, default=1, help="seeds --seed, --seed + 1, ...")
     ap.add_argument("--no-unquantized", action="store_true", help="skip the (slow) unquantised runs")
     ap.add_argument("--variants", default=None, help="pass:over:whole,... instead of the default variants")
     ap.add_argument("--tag", default="", help="suffix of the results file name")
+    ap.add_argument("--save-dir", type=Path, default=None, help="write each task's selections there (.npz)")
+    ap.add_argument("--pick", default="", help="prototype: variant groups a|b,c|d, each run keeping the lowest-KL")
+    ap.add_argument("--baseline", default="", help="comma-separated result files to take unquantised numbers from")
     args = ap.parse_args(argv)
-    global VARIANTS
+    global VARIANTS, SAVE_DIR, PICKS
+    SAVE_DIR = args.save_dir
+    PICKS = [g.split("|") for g in args.pick.split(",") if g]
+    baseline = [Path(f) for f in args.baseline.split(",") if f]
     if args.variants:
         VARIANTS = parse_variants(args.variants)
     setup_logging(args.verbose)
@@ -215,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, pool, dom, target, tdom in tasks:
                 results.append(one_task(name, pool, dom, target, tdom, cfg["clusters"][0], seed,
                                         bbc_size if name == "bbc" else None, not args.no_unquantized))
+                add_picks(results[-1:], PICKS)
+                add_baseline(results[-1:], baseline)
                 write_json(out, {**run_header("quantized_precision", args, started), "settings": cfg,
                                  "variants": [list(v) for v in VARIANTS], "results": results})
     print(table(results))

@@ -358,3 +358,48 @@ def test_quantized_precision_small(tmp_path: Path) -> None:
     assert res["rows"]["medoid/knn/over1.5"] == res["rows"]["medoid/knn/over1.5/whole0.5"] == res["equal_size"]
     assert res["rows"]["medoid/none"] <= res["equal_size"]
     assert all(0.0 <= p <= 1.0 for p in res["precision"].values())
+
+
+def test_quantized_precision_prototypes_small(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The prototype passes of experiments/quantized_precision.py on one small BBC task: ``gio`` and ``spread``
+    fill the size with distinct rows of the chosen clusters, ``--pick`` keeps the lowest-KL member of its group,
+    ``--baseline`` fills a quantised-only run's unquantised numbers from a seeded earlier run of the same target,
+    and quantized_diagnose.py reads the saved selections and the result files."""
+    qp = importlib.import_module("quantized_precision")
+    qd = importlib.import_module("quantized_diagnose")
+    base = ["--size", "small", "--tasks", "bbc", "--bbc-domains", "business", "--out", str(tmp_path)]
+    group = "medoid/knn/over1.5/whole0.5|medoid/gio/over1.5"
+    assert qp.main([*base, "--variants", "knn:1.5:0.5,gio:1.5:0,spread:1.5:0.5", "--pick", group, "--tag", "_a",
+                    "--save-dir", str(tmp_path / "sel")]) == 0
+    res = json.loads((tmp_path / "quantized_precision_small_a.json").read_text())["results"][0]
+    size = res["equal_size"]
+    z = np.load(tmp_path / "sel" / "bbc_business_seed0.npz")
+    for m in ("medoid|gio|over1.5", "medoid|spread|over1.5|whole0.5"):
+        rows = z[m]
+        assert rows.size == size == np.unique(rows).size
+    # gio reads exactly the clusters covering 1.5 x the size, in selection order
+    from gioselect.quantize import cover_clusters
+
+    read = cover_clusters(z["chosen_over1.5"], z["sizes"], int(np.ceil(1.5 * size)))
+    assert np.isin(z["labels"][z["medoid|gio|over1.5"]], read).all()
+    members = group.split("|")
+    best = min(members, key=lambda m: res["kl"][m])
+    assert res["picked"]["pick(" + group + ")"] == best
+    assert res["precision"]["pick(" + group + ")"] == res["precision"][best]
+    _, pool, _, target, _ = qp.bbc_tasks({**qp.SETTINGS["small"], "bbc_domains": ["business"]}, 0)[0]
+    assert res["kl"]["unquantized"] == pytest.approx(qp.kl_knn(target, pool[z["unquantized"]]))
+    # a quantised-only run takes the unquantised numbers of the first run (same seed, same target)
+    assert qp.main([*base, "--variants", "knn:1.5:0.5", "--no-unquantized", "--tag", "_b", "--baseline",
+                    str(tmp_path / "quantized_precision_small_a.json")]) == 0
+    res_b = json.loads((tmp_path / "quantized_precision_small_b.json").read_text())["results"][0]
+    assert res_b["precision"]["unquantized"] == res["precision"]["unquantized"]
+    assert res_b["precision"]["medoid/knn/over1.5/whole0.5"] == res["precision"]["medoid/knn/over1.5/whole0.5"]
+    d = qd.diagnose(tmp_path / "sel" / "bbc_business_seed0.npz")
+    assert d["in_chosen"] + d["in_unchosen"] == pytest.approx(1.0)
+    assert d["default_precision"] == pytest.approx(res["precision"]["medoid/knn/over1.5/whole0.5"])
+    assert d["unq_precision"] == pytest.approx(res["precision"]["unquantized"])
+    capsys.readouterr()
+    assert qd.main(["--results", str(tmp_path / "quantized_precision_small_a.json"),
+                    "--methods", "medoid/gio/over1.5"]) == 0
+    out = capsys.readouterr().out
+    assert "| bbc business | 0 |" in out and "of 1" in out
