@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -223,6 +224,63 @@ def test_refine_empty_and_single_row_clusters() -> None:
     assert refine([0, 1, 2, 3], m, lambda i: x[i], t, 2, k=2, how="knn").tolist() == [1, 0]  # best first
     assert refine([], m, lambda i: x[i], t, 0, k=2).shape == (0,)
     assert cover_clusters([3, 1, 3], np.array([0, 1, 0, 3]), 3).tolist() == [3]
+
+
+def test_refine_gio_takes_fill_order_tops_up_short_answers_and_needs_fill() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(40, 3)).astype(np.float32)
+    labels = np.repeat(np.arange(4), 10).astype(np.int32)
+    m = ClusterMembers(labels, 4)
+    t = x[:6] + 0.01
+    cand = np.sort(m.rows_of([2]))  # over x 3 = 6 rows: cluster 2 (10 rows) covers it alone
+    seen: list[np.ndarray] = []
+
+    def fill(answer: list[int]) -> Callable[[np.ndarray, int], np.ndarray]:
+        def run(rows: np.ndarray, n: int) -> np.ndarray:
+            seen.append(rows.copy())
+            return np.array(answer[:n])
+        return run
+
+    ids = refine([2, 0], m, lambda i: x[i], t, 3, how="gio", over=2.0, whole=0.5, fill=fill([7, 2, 9, 4]))
+    np.testing.assert_array_equal(seen[0], x[cand])  # every row of the cluster read: nothing kept whole
+    assert ids.tolist() == cand[[7, 2, 9]].tolist()  # GIO's order, cut to the size
+    # a short answer (2 of 3): the row nearest the target among the others fills it
+    ids = refine([2, 0], m, lambda i: x[i], t, 3, how="gio", over=2.0, fill=fill([7, 2]))
+    left = np.setdiff1d(np.arange(10), [7, 2])
+    score = np.sort(cdist(x[cand[left]].astype(np.float64), t.astype(np.float64)), axis=1)[:, :5].mean(axis=1)
+    assert ids.tolist() == [*cand[[7, 2]].tolist(), cand[left[np.argmin(score)]]]
+    with pytest.raises(InvalidParameterError, match="fill"):
+        refine([2, 0], m, lambda i: x[i], t, 3, how="gio")
+
+
+def test_gio_pass_equals_gio_on_the_clusters_rows() -> None:
+    """Oracle: the library's ``gio`` pass is GIO (data_size fill, the run's parameters) on the sorted rows of the
+    chosen clusters covering ``over`` x the size; exactly the size, distinct rows."""
+    from gioselect.job.select import gio_fill
+    from gioselect.optimize import GIOParams
+    from gioselect.search import make_search
+
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(600, 8)).astype(np.float32)
+    labels = rng.integers(0, 12, size=600).astype(np.int32)
+    m = ClusterMembers(labels, 12)
+    t = (rng.normal(size=(80, 8)) + 0.7).astype(np.float32)
+    params = GIOParams()
+    chosen = [4, 9, 4, 1, 7, 0]
+    got = quantized_rows(np.array(chosen), m, lambda i: x[i], t, x[:12], 70, how="gio", over=2.0, seed=0,
+                         fill=gio_fill(params, t, 3))
+    sizes = np.diff(m.starts)
+    take = cover_clusters(chosen, sizes, 140)
+    rows = np.sort(m.rows_of(take))
+    s = make_search(x[rows], t, GIOParams(stop_criterion="data_size", max_iter=None), seed=3, budget=70.0)
+    for _ in s.run():
+        pass
+    picks = np.asarray(s.state.selected, dtype=np.int64)
+    _, first = np.unique(picks, return_index=True)
+    want = rows[picks[np.sort(first)]][:70]
+    assert want.shape == (70,)
+    np.testing.assert_array_equal(got, want)
+    assert np.unique(got).shape[0] == 70 and set(got.tolist()) <= set(rows.tolist())
 
 
 def _whole_oracle(chosen: list[int], m: ClusterMembers, x: np.ndarray, t: np.ndarray, n_rows: int, over: float,

@@ -140,11 +140,12 @@ def _spark_rows(out: Path) -> pa.Table:
 
 
 @pytest.mark.parametrize(
-    ("pool", "budget", "exact", "report"),
+    ("pool", "budget", "exact", "report", "refine"),
     [
-        ("pool.parquet", "5%", True, True),
-        ("pool.csv", None, False, False),
-        ("pool.jsonl", "15%", False, False),
+        ("pool.parquet", "5%", True, True, "knn"),
+        ("pool.csv", None, False, False, "knn"),
+        ("pool.jsonl", "15%", False, False, "knn"),
+        ("pool.parquet", "10%", False, False, "gio"),
     ],
 )
 def test_same_centroids_same_selection(
@@ -156,9 +157,10 @@ def test_same_centroids_same_selection(
     budget: str | None,
     exact: bool,
     report: bool,
+    refine: str,
 ) -> None:
     _inject(monkeypatch, data["centroids"])
-    kw = {"budget": budget, "budget_exact": exact, "target_clusters": 0, "report": report}
+    kw = {"budget": budget, "budget_exact": exact, "target_clusters": 0, "report": report, "refine": refine}
     m_local = run_select(_cfg(data, tmp_path / "local", pool, **kw))
     m_spark = run_select_spark(_cfg(data, tmp_path / "spark", pool, **kw), spark=spark)
 
@@ -168,6 +170,9 @@ def test_same_centroids_same_selection(
     np.testing.assert_array_equal(ids_spark, ids_local)
     if exact:
         assert ids_spark.shape[0] == int(0.05 * N_POOL)  # the last cluster was cut to fill it
+    if refine == "gio":  # GIO again on the chosen clusters' rows: exactly the budget, distinct rows
+        assert ids_spark.shape[0] == int(0.10 * N_POOL) == np.unique(ids_spark).shape[0]
+        assert m_spark["quantization"]["rows"].startswith("row-level pass (gio)")
     assert (tmp_path / "spark" / "kl_trace.csv").read_text() == (
         tmp_path / "local" / "kl_trace.csv"
     ).read_text()
@@ -192,6 +197,7 @@ def test_same_centroids_same_selection(
     if pool.endswith(".parquet"):
         local_rows = pq.read_table(tmp_path / "local" / "selected_rows.parquet")
         assert rows.select(local_rows.column_names).equals(local_rows)
+    if report:
         assert (tmp_path / "spark" / "report.html").stat().st_size > 1000
     assert not (tmp_path / "spark.partial").exists()
 
@@ -390,6 +396,8 @@ def test_row_level_pass_on_spark_matches_local_with_empty_and_single_row_cluster
     and one whose only member is an outlier row (a one-row cluster)."""
     from gioselect.engines.base import Assignment
     from gioselect.io import open_embeddings
+    from gioselect.job.select import gio_fill
+    from gioselect.optimize import GIOParams
     from gioselect.quantize import quantized_rows
 
     pool = data["pool"].copy()
@@ -414,11 +422,12 @@ def test_row_level_pass_on_spark_matches_local_with_empty_and_single_row_cluster
         np.testing.assert_array_equal(sm.rows_of(clusters), lm.rows_of(clusters))
     target = data["target"]
     cand = pool[a_local.medoids]
+    fill = gio_fill(GIOParams(), target, 4)
     for picks, rows, how in (([one], 1, "knn"), ([one, 2], 40, "knn"), ([4, 1, one], 150, "share"),
-                             ([0], 500, "relaxed"), ([one], 0, "knn")):
+                             ([0], 500, "relaxed"), ([one], 0, "knn"), ([one, 3], 60, "gio")):
         pk = np.asarray(picks, dtype=np.int64)
-        want = quantized_rows(pk, lm, lambda i: pool[i], target, cand, rows, how=how, seed=1)
-        got = quantized_rows(pk, sm, lambda i: sp.take(ssrc, i), target, cand, rows, how=how, seed=1)
+        want = quantized_rows(pk, lm, lambda i: pool[i], target, cand, rows, how=how, seed=1, fill=fill)
+        got = quantized_rows(pk, sm, lambda i: sp.take(ssrc, i), target, cand, rows, how=how, seed=1, fill=fill)
         np.testing.assert_array_equal(got, want)
         assert got.shape[0] == min(rows, N_POOL)
     frame, n = sp.explode(np.array([one, 3, one]), Assignment(a_spark.centroids, a_spark.sizes, a_spark.medoids,

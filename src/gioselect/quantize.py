@@ -266,7 +266,7 @@ def quantization_consistency(target: np.ndarray, k: int, *, seed: int = 0, max_k
 # faithful candidates, the row-level pass, and the automatic K
 # ---------------------------------------------------------------------------------------------------------
 CANDIDATE_MODES = ("auto", "centroid", "renormalized", "medoid")
-REFINE_MODES = ("share", "knn", "relaxed", "none")
+REFINE_MODES = ("share", "knn", "relaxed", "gio", "none")
 #: Pools up to this many rows are selected on their rows (no quantisation) by ``clusters="auto"``.
 AUTO_MAX_DIRECT_ROWS = 100_000
 #: Targets up to this many rows are used as they are by ``clusters="auto"``.
@@ -460,8 +460,8 @@ def share_order(ids: np.ndarray, read_rows: Callable[[np.ndarray], np.ndarray], 
 
 def refine(chosen: Sequence[int] | np.ndarray, members: ClusterMembers, read_rows: Callable[[np.ndarray], np.ndarray],
            target: np.ndarray, n_rows: int, *, how: str = "knn", k: int = 5, over: float = REFINE_OVER,
-           fallback: np.ndarray | None = None, block_rows: int = REFINE_BLOCK_ROWS,
-           whole: float = 0.0) -> np.ndarray:
+           fallback: np.ndarray | None = None, block_rows: int = REFINE_BLOCK_ROWS, whole: float = 0.0,
+           fill: Callable[[np.ndarray, int], np.ndarray] | None = None) -> np.ndarray:
     """The row-level second pass: exactly ``min(n_rows, pool rows)`` rows from the chosen clusters.
 
     The distinct chosen clusters are taken in selection order until they hold ``over * n_rows`` rows (appending
@@ -474,6 +474,9 @@ def refine(chosen: Sequence[int] | np.ndarray, members: ClusterMembers, read_row
     the longest prefix of them (in selection order) holding at most ``whole * n_rows`` rows. Only the rows of
     the clusters after it (those around the budget's boundary) are ranked, and the best of them fill the rest.
     The kept clusters' rows come first (selection order), then the ranked rows, best first.
+
+    ``how="gio"`` keeps nothing whole: ``fill(rows, n)`` (GIO on the rows read, :func:`gioselect.job.select.gio_fill`)
+    gives at most ``n`` distinct positions in them, best first; :func:`score_rows` tops up a short answer.
     """
     n_rows = check_int(n_rows, "rows", low=0)
     sizes = np.diff(members.starts)
@@ -485,6 +488,17 @@ def refine(chosen: Sequence[int] | np.ndarray, members: ClusterMembers, read_row
     ids = members.rows_of(clusters)  # an engine fetches them in one pass (gioselect.engines.base.Engine.members)
     if ids.shape[0] <= n_rows or how == "none":
         return ids[:n_rows]
+    if how == "gio":
+        if fill is None:
+            raise InvalidParameterError("refine='gio' needs fill=, the GIO run on the rows")
+        rows = np.sort(ids)
+        x = np.concatenate([read_rows(rows[a:a + block_rows]) for a in range(0, rows.shape[0], block_rows)])
+        got = np.asarray(fill(x, n_rows), dtype=np.int64)[:n_rows]
+        if got.shape[0] < n_rows:  # GIO stopped short: the rows nearest the target fill the rest
+            left = np.setdiff1d(np.arange(rows.shape[0]), got)
+            sc = score_rows(left, lambda p: x[p], target, k=k, block_rows=block_rows)
+            got = np.concatenate([got, left[np.lexsort((left, sc))[: n_rows - got.shape[0]]]])
+        return rows[got]
     whole = float(whole)
     if not 0.0 <= whole <= 1.0:
         raise InvalidParameterError(f"refine_whole: expected a number in [0, 1], got {whole!r}")
@@ -558,7 +572,7 @@ def select_candidates(mode: str, centroids: np.ndarray, medoids: np.ndarray, nor
 def quantized_rows(picks: np.ndarray, members: ClusterMembers, take: Callable[[np.ndarray], np.ndarray],
                    target: np.ndarray, candidates: np.ndarray, n_rows: int | None, *, how: str = "knn",
                    k: int = 5, over: float = REFINE_OVER, whole: float = REFINE_WHOLE, limit: int | None = None,
-                   seed: int = 0) -> np.ndarray:
+                   seed: int = 0, fill: Callable[[np.ndarray, int], np.ndarray] | None = None) -> np.ndarray:
     """The explode phase: pool rows of a quantised selection.
 
     Without a row count (``n_rows=None``: GIO's stopping rule set the size) or with ``how="none"`` this is the
@@ -577,4 +591,5 @@ def quantized_rows(picks: np.ndarray, members: ClusterMembers, take: Callable[[n
     if int(np.diff(members.starts)[np.unique(picks)].sum()) < rows:
         fallback = np.lexsort((np.arange(cand.shape[0]),
                                score_rows(np.arange(cand.shape[0]), lambda i: cand[i], target, how="knn", k=k)))
-    return refine(picks, members, take, target, rows, how=how, k=k, over=over, fallback=fallback, whole=whole)
+    return refine(picks, members, take, target, rows, how=how, k=k, over=over, fallback=fallback, whole=whole,
+                  fill=fill)

@@ -529,7 +529,9 @@ def select_quantized(pool: Any, target: Any, *, clusters: int | str = "auto", ta
     default), then the row-level pass (``refine``) keeps the best rows of the chosen clusters: exactly
     ``budget`` rows when a budget is given (GIO then counts cluster sizes to ``refine_over * budget``), else one
     row per distinct pick. ``refine="none"`` explodes the chosen clusters whole (the paper's method; ``budget``
-    and ``budget_exact`` then act as in the pipeline).
+    and ``budget_exact`` then act as in the pipeline); ``refine="gio"`` runs GIO again on every row of the chosen
+    clusters (more precise than the default ``"knn"``, at about the cost of an unquantised run of ``budget``
+    picks; ``refine_over=2`` is the measured setting, EXPERIMENTS.md).
 
     ``pool``/``target`` may be frames (:mod:`gioselect.frames`; then ``.frame`` holds the selected rows as the
     pool's kind of frame), and ``params`` may hold ``vector_column``, ``text_column``, ``model``, ``exclude`` and

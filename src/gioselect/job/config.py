@@ -106,8 +106,9 @@ class SelectConfig:
     ``clusters=0`` turns quantisation off (GIO runs on the pool rows themselves). ``target_clusters=None``
     uses ``clusters`` for the target too. ``candidates`` is what stands for a cluster in GIO
     (:data:`gioselect.quantize.CANDIDATE_MODES`), ``refine`` the row-level pass that picks the rows of the chosen
-    clusters (``"none"``: explode them whole), ``refine_over`` how many rows' worth of clusters it takes per
-    selected row, ``refine_whole`` the share of the size that the first chosen clusters fill whole, unranked.
+    clusters (``"none"``: explode them whole; ``"gio"``: GIO again on their rows), ``refine_over`` how many
+    rows' worth of clusters it takes per selected row, ``refine_whole`` the share of the size that the first
+    chosen clusters fill whole, unranked.
     ``budget`` is ``"N"`` rows or ``"P%"`` of the pool.
     """
 

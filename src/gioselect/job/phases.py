@@ -54,7 +54,7 @@ from .record import (
 )
 from .run import RunContext
 from .seeds import Seeds
-from .select import PickHook, run_gio
+from .select import PickHook, gio_fill, run_gio
 from .workdir import CHECKPOINT_FORMAT, load_npz, save_npz
 
 __all__ = ["MIN_ROWS_PER_CLUSTER", "PhaseSettings", "Selected", "run_phases", "select_phases"]
@@ -227,9 +227,10 @@ def select_phases(engine: Engine, pool: Any, target: np.ndarray, target_source: 
     if asg is not None:
         with prog("choosing rows of the chosen clusters" if refining else "exploding clusters", None, "step") as upd:
             if refining:
+                fill = gio_fill(settings.params, target_c, seeds["explode"]) if settings.refine == "gio" else None
                 ids = quantized_rows(picks, engine.members(asg), lambda i: engine.take(pool, i), target,
                                      candidates, budget_rows, how=settings.refine, k=k, over=settings.refine_over,
-                                     whole=settings.refine_whole, limit=limit, seed=seeds["explode"])
+                                     whole=settings.refine_whole, limit=limit, seed=seeds["explode"], fill=fill)
                 selection = engine.selection(ids)
             else:
                 selection = engine.explode(picks, asg, limit=limit, seed=seeds["explode"])

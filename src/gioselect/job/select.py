@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -79,3 +80,26 @@ def run_gio(params: GIOParams, candidates: np.ndarray, target: np.ndarray, sizes
             if search.done:
                 break
     return search
+
+
+def gio_fill(params: GIOParams, target: np.ndarray, seed: int) -> Callable[[np.ndarray, int], np.ndarray]:
+    """The ``gio`` row-level pass's GIO (:func:`gioselect.quantize.refine`): ``fill(rows, n)`` runs GIO with the
+    run's own parameters on ``rows`` (the chosen clusters' rows), filled to ``n`` picks (stop ``data_size``,
+    no pick limit), and returns the positions of its distinct picks in order (at most ``n``).
+
+    Every pick scans the rows, so the pass costs about an unquantised GIO run of ``n`` picks on those rows
+    (EXPERIMENTS.md, "Quantised selection"); it is for sizes up to some thousands of rows.
+    """
+    filled = dataclasses.replace(params, stop_criterion="data_size", max_data_size=1.0, max_iter=None)
+
+    def fill(rows: np.ndarray, n: int) -> np.ndarray:
+        search = make_search(rows, target, filled, seed=seed, budget=float(n))
+        blas = single_threaded_blas() if filled.objective == "relaxed" else contextlib.nullcontext()
+        with blas:
+            for _ in search.run():
+                pass
+        picks = np.asarray(search.state.selected, dtype=np.int64)
+        _, first = np.unique(picks, return_index=True)
+        return picks[np.sort(first)][:n]
+
+    return fill
