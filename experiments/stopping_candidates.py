@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from gioselect.sizing import F1Prefix, _estimate, _fit_logistic, _sigmoid
+from gioselect.sizing import F1Prefix, _estimate, _fit_logistic, _principal_scaling, _sigmoid
 
 RFF_DIM = 300
 KNN_K = (10, 25, 50, 100, 200)
@@ -77,17 +77,10 @@ def en_posterior(g: np.ndarray, c: float) -> np.ndarray:
 
 
 def _features(x: np.ndarray, tr: np.ndarray, r: int) -> np.ndarray:
-    """Standardised principal coordinates (unit variance) of every row of ``x``, fitted on rows ``tr``."""
-    mu = x[tr].mean(axis=0)
-    sd = x[tr].std(axis=0)
-    sd[sd == 0] = 1.0
-    xs = (x[tr] - mu) / sd
-    _ev, evecs = np.linalg.eigh(xs.T @ xs / xs.shape[0])
-    axes = evecs[:, ::-1][:, :r]
-    proj = ((x - mu) / sd) @ axes
-    psd = proj[tr].std(axis=0)
-    psd[psd == 0] = 1.0
-    return np.asarray(proj / psd)
+    """Standardised principal coordinates (unit variance) of every row of ``x``, fitted on rows ``tr`` (the
+    library's classifier features, :func:`gioselect.sizing._principal_scaling`)."""
+    mu, sd, axes, psd, _ = _principal_scaling(x[tr], r)
+    return np.asarray(((x - mu) / sd) @ axes / psd)
 
 
 def crossfit(pool: np.ndarray, target: np.ndarray, seed: int, kind: str) -> tuple[np.ndarray, np.ndarray]:

@@ -485,16 +485,7 @@ def _estimate(
     r = min(n_components, dim)
     for f in range(folds):
         tr, te = fold != f, fold == f
-        mu = x[tr].mean(axis=0)
-        sd = x[tr].std(axis=0)
-        sd[sd == 0] = 1.0
-        xs = (x[tr] - mu) / sd
-        # Principal axes of the training rows (eigenvectors of their covariance, largest first).
-        _evals, evecs = np.linalg.eigh(xs.T @ xs / xs.shape[0])
-        axes = evecs[:, ::-1][:, :r]
-        proj = xs @ axes
-        psd = proj.std(axis=0)
-        psd[psd == 0] = 1.0
+        mu, sd, axes, psd, proj = _principal_scaling(x[tr], r)
         feats = np.hstack([proj / psd, np.ones((proj.shape[0], 1))])
         w = _fit_logistic(feats, y[tr], l2)
         te_feats = np.hstack([((x[te] - mu) / sd) @ axes / psd, np.ones((int(te.sum()), 1))])
@@ -541,17 +532,26 @@ def _estimate(
     return est, g_t, g_u
 
 
-def _fit_scorer(x: np.ndarray, y: np.ndarray, r: int, l2: float, c: float) -> PosteriorScorer:
-    """The fold models' recipe (standardise, principal axes, logistic regression) on all training rows."""
-    mu = x.mean(axis=0)
-    sd = x.std(axis=0)
+def _principal_scaling(xtr: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The classifier's features fitted on training rows ``xtr``: their mean ``mu`` and standard deviation ``sd``
+    (0 read as 1), their first ``r`` principal axes (eigenvectors of the standardised rows' covariance, largest
+    first), the standardised rows' coordinates on them ``proj`` and those coordinates' standard deviations ``psd``
+    (0 read as 1). A row ``z`` has the features ``((z - mu) / sd) @ axes / psd``."""
+    mu = xtr.mean(axis=0)
+    sd = xtr.std(axis=0)
     sd[sd == 0] = 1.0
-    xs = (x - mu) / sd
+    xs = (xtr - mu) / sd
     _evals, evecs = np.linalg.eigh(xs.T @ xs / xs.shape[0])
     axes = evecs[:, ::-1][:, :r]
     proj = xs @ axes
     psd = proj.std(axis=0)
     psd[psd == 0] = 1.0
+    return mu, sd, axes, psd, proj
+
+
+def _fit_scorer(x: np.ndarray, y: np.ndarray, r: int, l2: float, c: float) -> PosteriorScorer:
+    """The fold models' recipe (standardise, principal axes, logistic regression) on all training rows."""
+    mu, sd, axes, psd, proj = _principal_scaling(x, r)
     w = _fit_logistic(np.hstack([proj / psd, np.ones((proj.shape[0], 1))]), y, l2)
     return PosteriorScorer(mu=mu, sd=sd, axes=axes, psd=psd, w=w, c=c)
 

@@ -54,7 +54,7 @@ from .record import (
 )
 from .run import RunContext
 from .seeds import Seeds
-from .select import PickHook, gio_fill, run_gio
+from .select import PickHook, distinct_picks, gio_fill, run_gio
 from .workdir import CHECKPOINT_FORMAT, load_npz, save_npz
 
 __all__ = ["MIN_ROWS_PER_CLUSTER", "PhaseSettings", "Selected", "run_phases", "select_phases"]
@@ -236,8 +236,7 @@ def select_phases(engine: Engine, pool: Any, target: np.ndarray, target_source: 
                 selection = engine.explode(picks, asg, limit=limit, seed=seeds["explode"])
             upd(1)
     else:
-        _, first = np.unique(picks, return_index=True)
-        ids = picks[np.sort(first)]
+        ids = distinct_picks(picks)
         selection = engine.selection(ids[:limit] if limit is not None else ids)
     timings["explode"] = time.monotonic() - t0
     return Selected(plan, candidates, sizes, asg, target_c, budget_rows, size_est, search, picks, selection,

@@ -82,6 +82,14 @@ def run_gio(params: GIOParams, candidates: np.ndarray, target: np.ndarray, sizes
     return search
 
 
+def distinct_picks(picks: Any) -> np.ndarray:
+    """The distinct entries of ``picks`` in the order of their first pick (after a reset a candidate can be
+    picked again)."""
+    picks = np.asarray(picks, dtype=np.int64)
+    _, first = np.unique(picks, return_index=True)
+    return picks[np.sort(first)]
+
+
 def gio_fill(params: GIOParams, target: np.ndarray, seed: int) -> Callable[[np.ndarray, int], np.ndarray]:
     """The ``gio`` row-level pass's GIO (:func:`gioselect.quantize.refine`): ``fill(rows, n)`` runs GIO with the
     run's own parameters on ``rows`` (the chosen clusters' rows), filled to ``n`` picks (stop ``data_size``,
@@ -98,8 +106,6 @@ def gio_fill(params: GIOParams, target: np.ndarray, seed: int) -> Callable[[np.n
         with blas:
             for _ in search.run():
                 pass
-        picks = np.asarray(search.state.selected, dtype=np.int64)
-        _, first = np.unique(picks, return_index=True)
-        return picks[np.sort(first)][:n]
+        return distinct_picks(search.state.selected)[:n]
 
     return fill
