@@ -314,14 +314,17 @@ class OnnxModel:
         return next(self.run_batches([encodings], max_tokens))
 
     @staticmethod
-    def _slices(encodings: list[Any], max_tokens: int) -> list[np.ndarray]:
-        """Positions in ``encodings``, longest first, cut into slices of at most ``max_tokens`` padded tokens."""
+    def slices(encodings: list[Any], max_tokens: int, max_rows: int | None = None) -> list[np.ndarray]:
+        """Positions in ``encodings``, longest first, cut into slices of at most ``max_tokens`` padded tokens
+        (and at most ``max_rows`` encodings, when given; at least one)."""
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
         order = np.argsort(-lengths, kind="stable")
+        cap = len(order) if max_rows is None else int(max_rows)
         parts = []
         a = 0
         while a < len(order):
-            rows = max(1, int(max_tokens) // int(lengths[order[a]]))  # the first encoding of a slice is its longest
+            # the first encoding of a slice is its longest
+            rows = max(1, min(cap, int(max_tokens) // int(lengths[order[a]])))
             parts.append(order[a:a + rows])
             a += rows
         return parts
@@ -336,7 +339,7 @@ class OnnxModel:
         vectors do not depend on ``workers``.
         """
         check_int(max_tokens, "max_tokens", low=1)
-        plans = [(encs, self._slices(encs, max_tokens)) for encs in batches]
+        plans = [(encs, self.slices(encs, max_tokens)) for encs in batches]
         if self.workers == 1:
             for encs, parts in plans:
                 yield self._gather(encs, parts, (self._run_padded([encs[i] for i in p]) for p in parts))
@@ -433,6 +436,9 @@ def load_onnx_model(model_id: str, path: Path, threads: int, int8: bool = False)
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Every slice has its own shape, so a memory plan recorded for one call does not fit the next: planning
+    # off (BENCHMARKS.md, "Text embedding").
+    opts.enable_mem_pattern = False
     opts.log_severity_level = 3  # errors only: the library does not write to the terminal
     # Idle worker threads sleep instead of spinning: on a loaded machine spinning steals the cores the other
     # threads need (measured 25% faster under load, BENCHMARKS.md).

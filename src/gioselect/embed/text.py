@@ -76,7 +76,8 @@ class TextEmbedder:
         (see :func:`resolve_model`).
     batch_size : int, default 64
         Texts per batch; ``progress`` is called after each batch. sentence-transformers runs a batch in one
-        forward pass; the ONNX backends in slices of at most ``onnx_batch_tokens`` tokens.
+        forward pass; the ONNX backends cut every 32 batches' worth of texts, sorted by token count, into slices
+        of at most ``onnx_batch_tokens`` tokens and ``batch_size`` texts (a slice is their batch).
     threads : int or None, default None
         Cores to use; ``None`` uses ``os.cpu_count()``. sentence-transformers: torch's CPU threads
         (``torch.set_num_threads``); the ONNX backends: ONNX Runtime calls run at once, one core each.
@@ -177,10 +178,12 @@ class TextEmbedder:
                       ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(row ids, vectors) of each ONNX batch.
 
-        Texts are tokenised once, :data:`_TOKENIZE_BATCHES` batches at a time (in the character-length order),
-        and re-sorted by token count within that chunk; each batch runs in slices of at most
-        ``onnx_batch_tokens`` tokens, each padded to its own longest text, and no further; the slices of a chunk
-        run ``threads`` at once, one core each (:meth:`OnnxModel.run_batches`).
+        Texts are tokenised once, :data:`_TOKENIZE_BATCHES` x ``batch_size`` texts at a time (in the
+        character-length order); the whole chunk is re-sorted by token count and cut into slices of at most
+        ``onnx_batch_tokens`` tokens and ``batch_size`` texts, each padded to its own longest text
+        (:meth:`OnnxModel.slices`), so no slice is cut short at a batch boundary; the slices of a chunk run
+        ``threads`` at once, one core each (:meth:`OnnxModel.run_batches`). Each slice is one entry of the
+        iteration (and one progress call).
         """
         length = self.max_seq_length if self.max_seq_length is not None else onnx_model.spec.max_seq_length
         bs = int(self.batch_size)
@@ -188,9 +191,7 @@ class TextEmbedder:
         for c0 in range(0, len(items), chunk):
             rows = order[c0:c0 + chunk]
             encs = onnx_model.tokenize([items[i] for i in rows], length)
-            by_tokens = np.argsort(-np.fromiter((len(e.ids) for e in encs), dtype=np.int64, count=len(encs)),
-                                   kind="stable")
-            parts = [by_tokens[a:a + bs] for a in range(0, len(rows), bs)]
+            parts = onnx_model.slices(encs, int(self.onnx_batch_tokens), bs)  # the whole chunk, longest first
             vectors = onnx_model.run_batches([[encs[j] for j in part] for part in parts], int(self.onnx_batch_tokens))
             yield from zip((rows[part] for part in parts), vectors, strict=True)
 
