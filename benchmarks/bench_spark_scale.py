@@ -133,8 +133,9 @@ def run_child(spec: dict[str, Any], interval: float) -> dict[str, Any]:
     done.set()
     th.join()
     wall = time.monotonic() - t0
+    Path(spec["result"]).with_suffix(".log").write_text(out)  # the whole child output (Spark's errors are long)
     if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{spec['engine']} run failed:\n{out[-4000:]}")
+        raise RuntimeError(f"{spec['engine']} run failed (whole output in {spec['result'][:-5]}.log):\n{out[-4000:]}")
     m = json.loads(Path(spec["result"]).read_text())
     return {"engine": spec["engine"], "wall_s": round(wall, 1),
             "cpu_s_wait4": round(usage.ru_utime + usage.ru_stime, 1),

@@ -176,6 +176,8 @@ def test_same_centroids_same_selection(
     assert (tmp_path / "spark" / "kl_trace.csv").read_text() == (
         tmp_path / "local" / "kl_trace.csv"
     ).read_text()
+    # picks.csv: the nearest target rows found on the executors, the same bytes as in-process
+    assert (tmp_path / "spark" / "picks.csv").read_bytes() == (tmp_path / "local" / "picks.csv").read_bytes()
     for key in ("stop_reason", "initial_kl", "final_kl", "counts", "sub_seeds"):
         assert m_spark[key] == m_local[key], key
     for m in (m_local, m_spark):  # CPU seconds per phase beside the wall seconds, on both engines

@@ -11,10 +11,13 @@ fetched in one pass.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from ..errors import InvalidInputError
 from ..io import EmbeddingSource, atomic_path, file_sha256, open_embeddings
@@ -23,10 +26,34 @@ from ..job.record import versions
 from ..validation import check_embeddings, check_target_fits
 from .base import Assignment, JobInputs
 from .spark import RANK, ROW, SparkEngine, SparkSource, errors_from_spark, is_local_path, local_path
+from .spark_base import batch_features, collect_table
 
 __all__ = ["SELECTED_ROWS_NAME", "SparkJobEngine"]
 
 SELECTED_ROWS_NAME = "selected_rows.parquet"
+NEAR = "__gio_near"
+
+
+@dataclass(frozen=True)
+class _NearestTargets:
+    """On an executor: each row's ``n`` nearest target rows (:func:`gioselect.frames.nearest_targets`, the
+    function the in-process engine calls on the same float32 rows)."""
+
+    target: np.ndarray
+    n: int
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from ..frames import nearest_targets
+
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            near = nearest_targets(batch_features(batch, 1, self.target.shape[1]), self.target, n=self.n)
+            m = near.shape[0]
+            offsets = pa.array(np.arange(0, (m + 1) * self.n, self.n, dtype=np.int32))
+            yield pa.RecordBatch.from_arrays(
+                [batch.column(0), pa.ListArray.from_arrays(offsets, pa.array(near.reshape(-1), pa.int64()))],
+                names=[ROW, NEAR])
 
 
 def fingerprint_input(src: SparkSource | EmbeddingSource) -> dict[str, Any]:
@@ -181,19 +208,36 @@ class SparkJobEngine(SparkEngine):
         """``picks.csv`` as the local engine writes it (:func:`gioselect.report.write_picks`).
 
         The driver holds what the file holds (the selected ids, each row's cluster, gain and 3 nearest target
-        rows: 40 bytes a row) and one block of selected vectors at a time; a block is as many rows as fit the
-        memory budget (at least 16,384), fetched in one pass over the pool, so most selections take one pass.
+        rows: 40 bytes a row); the nearest target rows are found on the executors (:class:`_NearestTargets`, the
+        target broadcast with the task), in one pass over the pool, so no selected vector reaches the driver
+        (a million selected 384-D rows would be 1.5 GB).
         """
+        from ..frames import N_NEAREST_TARGETS
         from ..report import write_picks
 
         pool: SparkSource = inputs.pool
         assert inputs.target is not None
         ids = np.asarray(selected_ids, dtype=np.int64)
-        block = max(16_384, int(inputs.state.get("memory_budget", 1 << 30)) // max(1, pool.dim * 4))
+        target = np.ascontiguousarray(inputs.target, dtype=np.float32)
+        n_near = min(N_NEAREST_TARGETS, int(target.shape[0]))
+        near = np.zeros((ids.shape[0], n_near), dtype=np.int64)
+        if ids.size:
+            uniq = np.unique(ids)
+            with errors_from_spark(pool.where):
+                table = collect_table(self.vectors(pool, uniq).mapInArrow(
+                    _NearestTargets(target, n_near), f"`{ROW}` long, `{NEAR}` array<long>"))
+            got = np.asarray(table.column(ROW).to_numpy(), dtype=np.int64)
+            vals = table.column(NEAR).combine_chunks().flatten().to_numpy(zero_copy_only=False)
+            found = np.asarray(vals, dtype=np.int64).reshape(len(got), n_near)
+            order = np.argsort(got)
+            got, found = got[order], found[order]
+            if got.shape[0] != uniq.shape[0] or not np.array_equal(got, uniq):
+                raise InvalidInputError(f"{pool.where}: found {got.shape[0]} of {uniq.shape[0]} selected rows "
+                                        "(did the input change?)")
+            near = found[np.searchsorted(got, ids)]
         row_clusters = None if assignment is None else self.row_clusters(assignment, ids)
         return write_picks(result / "picks.csv", ids, picks, None, search.initial_kl, search.state.kl_trace,
-                           lambda i: self.take(pool, i), inputs.target, block_rows=block,
-                           row_clusters=row_clusters)
+                           lambda i: self.take(pool, i), target, row_clusters=row_clusters, nearest=near)
 
     def report_rows(self, inputs: JobInputs, pool_ids: np.ndarray, selected_ids: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray | None]:
