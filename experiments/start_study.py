@@ -36,14 +36,17 @@ A variant has no size of its own: it runs at the task's fixed size and at ``gio`
 Commands::
 
     python experiments/start_study.py run --size full --seeds 3 --out DIR [--tasks ...] [--methods ...]
-    python experiments/start_study.py summarize DIR/suite_full.json [--recorded experiments/results/suite_full.json]
+    python experiments/start_study.py summarize DIR/suite_full.json [MORE.json ...] [--recorded JSON] [--out PATH]
 
 ``run`` takes the suite's options (``python experiments/suite --help``), one process only (``--jobs 1``: the
 suite's worker processes know only the built-in methods); by default the suite's 11 smaller tasks (not the
 whole corpus) with ``gio``, ``gio-mean``, ``knn`` (to check the recorded run's peers) and every variant.
-``summarize`` checks the ``gio``, ``gio-mean`` and ``knn`` records against the recorded run (the tasks and
-seeds are deterministic), takes every other method's records from there, and prints the comparison: task number
-and energy per task and size, mean ranks against the peers, the rows within 1 point of the best method.
+``summarize`` merges one or more ``run`` outputs, checks the ``gio``, ``gio-mean`` and ``knn`` records against the
+recorded run (the tasks and seeds are deterministic), takes every other method's records from there where the data
+is the same (:func:`combine`), and prints the comparison: task number and energy per task and size, mean ranks
+against the peers, the rows within 1 point of the best method. The recorded study (EXPERIMENTS.md, "Hybrid starts
+for the gradient search") is ``results/start_study_full_run{1,2,3}.json``, summarised in
+``results/start_study_full.{md,json}``.
 """
 
 from __future__ import annotations
