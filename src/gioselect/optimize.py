@@ -378,7 +378,7 @@ class GIOSearch:
             )
         self.objective.reset(self.start_points)
         self.initial_kl = self.objective.value()
-        v = self._v_start()
+        v = self.search_start(None)
         self.scale = self._scale(v)
         self.state = LoopState(v=v, kl_prev=self.initial_kl)
         logger.info("GIO start: %d start points, KL~ %.6g, scale %.6g", self.start_points.shape[0],
@@ -429,10 +429,24 @@ class GIOSearch:
         idx = np.sort(np.asarray(self.rng.choice(self.cands.size, size=n, replace=False), dtype=np.int64))
         return np.asarray(self.cands.points[idx], dtype=np.float64).reshape(n, self.target.shape[1])
 
-    def _v_start(self) -> np.ndarray:
+    def search_start(self, after: np.ndarray | None) -> np.ndarray:
+        """Start of the next gradient search, before the first (``after`` None; the step scale is taken there) and
+        after each pick (``after``: the last search's end), per ``v_init``; the override point for other starts."""
         if self.params.v_init == "jump":
             return np.array(self.target[int(self.rng.integers(self.target.shape[0]))], dtype=np.float64)
-        return self.target_mean.copy()
+        return after if self.params.v_init == "prev_opt" and after is not None else self.target_mean.copy()
+
+    def descend_and_snap(self, v: np.ndarray, steps: int) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+        """A gradient search from ``v``, snapped: (end, nearest unused candidate, its point, its sq_dists)."""
+        p, cs = self.params, self.cands
+        fused = (self.objective.descend_and_pick(v, steps, p.lr, self.scale, cs.points, cs.sq_norms, cs.used)
+                 if cs.use_fast is not False and cs._compiled_ok else None)
+        if fused is not None:  # descent, nearest unused candidate and its distances in one compiled call
+            return fused
+        v = self.objective.descend(v, steps, p.lr, self.scale)
+        idx = cs.nearest_unused(v)
+        point = np.asarray(cs.points[idx], dtype=np.float64)
+        return v, idx, point, self.objective.sq_dists(point)
 
     def _scale(self, v: np.ndarray) -> float:
         sf = self.params.scale_factor
@@ -480,28 +494,14 @@ class GIOSearch:
         if not restart and p.random_restart_prob > 0:
             restart = bool(self.rng.random() < p.random_restart_prob)
         steps = p.grad_desc_iter * 3 if restart else p.grad_desc_iter
-        cs = self.cands
-        fused = (self.objective.descend_and_pick(st.v, steps, p.lr, self.scale, cs.points, cs.sq_norms, cs.used)
-                 if cs.use_fast is not False and cs._compiled_ok else None)
-        if fused is not None:  # descent, nearest unused candidate and its distances in one compiled call
-            st.v, idx, point, sq = fused
-        else:
-            st.v = self.objective.descend(st.v, steps, p.lr, self.scale)
-            idx = cs.nearest_unused(st.v)
-            point = np.asarray(cs.points[idx], dtype=np.float64)
-            sq = self.objective.sq_dists(point)
-        cs.mark_used(idx)
+        st.v, idx, point, sq = self.descend_and_snap(st.v, steps)
+        self.cands.mark_used(idx)
         kl = self.objective.value_if_added(point, sq)
         st.n_iter += 1
 
         if p.reference_max_iter and p.max_iter is not None and st.total_iter > p.max_iter:
             return self._finish("max_iter", idx, kl)
-
-        if p.v_init == "mean":
-            st.v = self.target_mean.copy()
-        elif p.v_init == "jump":
-            st.v = np.array(self.target[int(self.rng.integers(self.target.shape[0]))], dtype=np.float64)
-
+        st.v = self.search_start(st.v)  # where the next gradient search starts
         ctx = StopContext(kl, st.kl_prev, st.i, self.cands.size, st.num_resets, st.increases)
         # A budget is a size the caller asked for: no criterion ends the run before it.
         stop = self.budget is None and self.criterion.triggered(ctx)
