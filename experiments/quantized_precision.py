@@ -133,6 +133,8 @@ VARIANTS: tuple[tuple[str, float, str, float], ...] = (
 
 
 def parse_variants(text: str) -> tuple[tuple[str, float, str, float], ...]:
+    if text == "none":  # no script variant (with --library-auto: the library's call only)
+        return ()
     out = []
     for item in text.split(","):
         how, over, whole = item.split(":")
@@ -371,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bbc-size", type=int, default=None, help="BBC equal size (default: the settings', 1,000 full)")
     ap.add_argument("--seeds", type=int, default=1, help="seeds --seed, --seed + 1, ...")
     ap.add_argument("--no-unquantized", action="store_true", help="skip the (slow) unquantised runs")
-    ap.add_argument("--variants", default=None, help="pass:over:whole,... instead of the default variants")
+    ap.add_argument("--variants", default=None,
+                    help="pass:over:whole,... instead of the default variants ('none': no variant)")
     ap.add_argument("--tag", default="", help="suffix of the results file name")
     ap.add_argument("--save-dir", type=Path, default=None, help="write each task's selections there (.npz)")
     ap.add_argument("--pick", default="", help="prototype: variant groups a|b,c|d, each run keeping the lowest-KL")
