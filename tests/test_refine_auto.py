@@ -157,3 +157,12 @@ def test_cli_states_the_refine_decision(tmp_path: Path, capsys: pytest.CaptureFi
                                   np.load(tmp_path / "auto" / "selected_ids.npy"))
     assert main([*base, "--out", str(tmp_path / "bad"), "--refine-over", "0.5", "--no-report", "-q"]) == 2
     assert "refine_over" in capsys.readouterr().err
+
+
+def test_gio_pass_on_few_rows_with_random_init_pct_uses_the_default_start() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(40, 3)).astype(np.float32)
+    t = rng.normal(size=(12, 3)).astype(np.float32)
+    got = gio_fill(GIOParams(random_init_pct=0.01), t, 0)(x, 10)  # 0.4 start points: the default start instead
+    np.testing.assert_array_equal(got, gio_fill(GIOParams(), t, 0)(x, 10))
+    assert got.shape == (10,) and np.unique(got).shape == (10,)
