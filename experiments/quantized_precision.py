@@ -13,6 +13,11 @@ equal size 6,000), domain precision of:
 * ``medoid/knn/over1.5/whole<w>``: the same, but the first chosen clusters holding ``w`` times the size are kept
   whole and only the rest is ranked (``refine(..., whole=w)``);
 * ``medoid/share/over1.5``: round-robin over the target;
+* ``medoid/libgio/over<o>``: the library's ``gio`` pass (``refine(..., how="gio", fill=gio_fill(...))``, the code
+  the job's explode phase runs) on the same chosen clusters;
+* ``library/auto`` (``--library-auto``): the whole library call, :func:`gioselect.select_quantized` with its
+  defaults (``refine="auto"``) and K = 1500, ``target_clusters=0``, ``budget`` the equal size (its own K-means and
+  medoids; the pass it chose is recorded in ``refine_rule``);
 * prototypes (not in the library): ``medoid/gio/over<o>[/whole<w>]``, GIO run again on the rows of the chosen
   clusters covering ``o`` times the size (with ``w``: the kept-whole prefix as ``refine`` keeps it, its rows GIO's
   start set), filled to the size; ``medoid/spread/over<o>/whole<w>``, ``knn`` with only the prefix's tight
@@ -53,6 +58,7 @@ from quantized_study import _centroid_order, distinct, quantise, run
 
 from gioselect.divergence import kl_knn
 from gioselect.evaluate import knn_retrieval
+from gioselect.job.select import gio_fill
 from gioselect.optimize import GIOParams
 from gioselect.quantize import cover_clusters, explode, on_unit_sphere, refine
 from gioselect.search import make_search
@@ -127,6 +133,8 @@ VARIANTS: tuple[tuple[str, float, str, float], ...] = (
 
 
 def parse_variants(text: str) -> tuple[tuple[str, float, str, float], ...]:
+    if text == "none":  # no script variant (with --library-auto: the library's call only)
+        return ()
     out = []
     for item in text.split(","):
         how, over, whole = item.split(":")
@@ -134,6 +142,11 @@ def parse_variants(text: str) -> tuple[tuple[str, float, str, float], ...]:
         out.append((name, float(over), how, float(whole)))
     return tuple(out)
 
+
+#: ``--library-auto``: also run the library's whole call with its defaults (``library/auto``).
+LIBRARY_AUTO = False
+#: ``--fm-only``: the Fashion-MNIST classes to run (the targets are still drawn in ``--fm-classes`` order).
+FM_ONLY: set[int] | None = None
 
 #: Folder for each task's selections (``--save-dir``: one ``<task>_<target>_seed<s>.npz``), or None.
 SAVE_DIR: Path | None = None
@@ -248,7 +261,10 @@ def one_task(name: str, pool: np.ndarray, dom: np.ndarray, target: np.ndarray, t
             chosen[over] = np.asarray(s.state.selected, dtype=np.int64)
             saved[f"chosen_over{over:g}"] = chosen[over]
         tv = time.process_time()
-        if how == "gio":
+        if how == "libgio":
+            ids = refine(chosen[over], members, lambda i: pool[i], target, size, how="gio", over=over,
+                         fallback=fallback, fill=gio_fill(fill, target, seed))
+        elif how == "gio":
             ids = refine_gio(chosen[over], members, pool, target, size, over, whole, fallback, fill, seed)
         elif how == "spread":
             if spread is None:
@@ -260,6 +276,14 @@ def one_task(name: str, pool: np.ndarray, dom: np.ndarray, target: np.ndarray, t
         res.setdefault("pass_cpu_seconds", {})[vname] = round(time.process_time() - tv, 2)
         record(vname, ids)
     record("knn_retrieval", knn_retrieval(pool, target, size))
+    if LIBRARY_AUTO:
+        from gioselect import select_quantized
+
+        tv = time.process_time()
+        qs = select_quantized(pool, target, clusters=k, target_clusters=0, budget=size, seed=seed, **base)
+        res.setdefault("pass_cpu_seconds", {})["library/auto (whole call)"] = round(time.process_time() - tv, 2)
+        res["refine_rule"] = qs.refine_rule
+        record("library/auto", np.asarray(qs.ids, dtype=np.int64))
     logger.info("%s %s seed %d quantised: %s (%.0f s)", name, target_dom, seed,
                 {m: round(v, 3) for m, v in res["precision"].items()}, time.monotonic() - t0)
     if unquantized:
@@ -320,6 +344,7 @@ def add_baseline(results: list[dict[str, Any]], files: list[Path]) -> None:
 
 def table(results: list[dict[str, Any]]) -> str:
     methods = ["unquantized", "knn_retrieval", "medoid/none", *(v[0] for v in VARIANTS),
+               *(["library/auto"] if LIBRARY_AUTO else []),
                *("pick(" + "|".join(g) + ")" for g in PICKS)]
     head = ["task", "target", "seed", *methods]
     rows = []
@@ -348,14 +373,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bbc-size", type=int, default=None, help="BBC equal size (default: the settings', 1,000 full)")
     ap.add_argument("--seeds", type=int, default=1, help="seeds --seed, --seed + 1, ...")
     ap.add_argument("--no-unquantized", action="store_true", help="skip the (slow) unquantised runs")
-    ap.add_argument("--variants", default=None, help="pass:over:whole,... instead of the default variants")
+    ap.add_argument("--variants", default=None,
+                    help="pass:over:whole,... instead of the default variants ('none': no variant)")
     ap.add_argument("--tag", default="", help="suffix of the results file name")
     ap.add_argument("--save-dir", type=Path, default=None, help="write each task's selections there (.npz)")
     ap.add_argument("--pick", default="", help="prototype: variant groups a|b,c|d, each run keeping the lowest-KL")
     ap.add_argument("--baseline", default="", help="comma-separated result files to take unquantised numbers from")
+    ap.add_argument("--library-auto", action="store_true", help="also the library's select_quantized defaults")
+    ap.add_argument("--fm-only", default="", help="run only these of --fm-classes (drawn in --fm-classes order)")
     args = ap.parse_args(argv)
-    global VARIANTS, SAVE_DIR, PICKS
+    global VARIANTS, SAVE_DIR, PICKS, LIBRARY_AUTO, FM_ONLY
     SAVE_DIR = args.save_dir
+    LIBRARY_AUTO = args.library_auto
+    FM_ONLY = {int(c) for c in args.fm_only.split(",")} if args.fm_only else None
     PICKS = [g.split("|") for g in args.pick.split(",") if g]
     baseline = [Path(f) for f in args.baseline.split(",") if f]
     if args.variants:
@@ -373,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
         for task in args.tasks.split(","):
             tasks = bbc_tasks(cfg, seed) if task == "bbc" else fm_tasks(cfg, seed)
             for name, pool, dom, target, tdom in tasks:
+                if name == "fashion_mnist" and FM_ONLY is not None and int(tdom) not in FM_ONLY:
+                    continue
                 results.append(one_task(name, pool, dom, target, tdom, cfg["clusters"][0], seed,
                                         bbc_size if name == "bbc" else None, not args.no_unquantized))
                 add_picks(results[-1:], PICKS)

@@ -402,7 +402,8 @@ def test_cli_default_states_the_k_decision_and_budget_is_exact(tmp_path: Path,
     assert "quantisation: none (auto: pool of 900 rows <= 100000: no quantisation" in out
     m = json.loads((tmp_path / "auto" / "manifest.json").read_text())
     assert m["clusters_decision"]["pool_clusters"] == 0 and m["quantization"] is None
-    assert main([*base, "--out", str(tmp_path / "q"), "--clusters", "30", "--budget", "123", "-q"]) == 0
+    assert main([*base, "--out", str(tmp_path / "q"), "--clusters", "30", "--budget", "123", "-q",
+                 "--refine", "knn"]) == 0
     m = json.loads((tmp_path / "q" / "manifest.json").read_text())
     ids = np.load(tmp_path / "q" / "selected_ids.npy")
     assert ids.shape == (123,) and np.unique(ids).shape == (123,) and m["counts"]["selected_rows"] == 123
@@ -411,7 +412,7 @@ def test_cli_default_states_the_k_decision_and_budget_is_exact(tmp_path: Path,
     assert m["parameters"]["refine_whole"] == REFINE_WHOLE
     # --refine-whole: the same rows as the library's pass on the job's own clusters (read from its picks.csv)
     assert main([*base, "--out", str(tmp_path / "w0"), "--clusters", "30", "--budget", "123", "-q",
-                 "--refine-whole", "0"]) == 0
+                 "--refine", "knn", "--refine-whole", "0"]) == 0
     m0 = json.loads((tmp_path / "w0" / "manifest.json").read_text())
     assert m0["parameters"]["refine_whole"] == 0.0 and m0["counts"]["selected_rows"] == 123
     ids0 = np.load(tmp_path / "w0" / "selected_ids.npy")

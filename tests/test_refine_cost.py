@@ -75,7 +75,8 @@ def test_manifest_has_cpu_seconds_for_every_timed_phase(tmp_path: Path) -> None:
     assert main(["select", "--pool", str(tmp_path / "pool.npy"), "--target", str(tmp_path / "target.npy"),
                  "--out", str(out), "--clusters", "40", "--budget", "300", "--seed", "0", "--no-report", "-q"]) == 0
     m = json.loads((out / "manifest.json").read_text())
-    assert m["quantization"]["rows"].startswith("row-level pass (knn)")
+    assert m["quantization"]["rows"].startswith("row-level pass (gio)")  # refine="auto": small, so gio
+    assert m["refine_decision"]["rule"].startswith("auto: gio, over 2")
     assert set(m["cpu_s"]) == set(m["timings_s"]) and {"select", "explode"} <= set(m["cpu_s"])
     assert all(v >= 0.0 for v in m["cpu_s"].values())
     phases = sum(v for k, v in m["cpu_s"].items() if k != "total")

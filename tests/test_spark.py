@@ -146,6 +146,7 @@ def _spark_rows(out: Path) -> pa.Table:
         ("pool.csv", None, False, False, "knn"),
         ("pool.jsonl", "15%", False, False, "knn"),
         ("pool.parquet", "10%", False, False, "gio"),
+        ("pool.parquet", "10%", False, False, "auto"),
     ],
 )
 def test_same_centroids_same_selection(
@@ -173,6 +174,9 @@ def test_same_centroids_same_selection(
     if refine == "gio":  # GIO again on the chosen clusters' rows: exactly the budget, distinct rows
         assert ids_spark.shape[0] == int(0.10 * N_POOL) == np.unique(ids_spark).shape[0]
         assert m_spark["quantization"]["rows"].startswith("row-level pass (gio)")
+    if refine == "auto":  # the default: the same decision, stated alike, on both engines (gio: a small pass)
+        assert m_spark["refine_decision"] == m_local["refine_decision"]
+        assert m_spark["refine_decision"]["rule"].startswith("auto: gio, over 2 (")
     assert (tmp_path / "spark" / "kl_trace.csv").read_text() == (
         tmp_path / "local" / "kl_trace.csv"
     ).read_text()
@@ -284,6 +288,9 @@ def test_own_kmeans_equally_good(spark: Any, data: dict[str, Any], tmp_path: Pat
         "kmeans_iter": 8,
         "budget": "25%",
         "params": GIOParams(v_init="jump"),
+        # the knn pass these thresholds were set for (the default, refine="auto", takes gio at this size: the
+        # in-process share below was then 0.987, GIO on the rows keeping some off-component rows)
+        "refine": "knn",
     }
     runs = {"local": run_select(_cfg(data, tmp_path / "local", "pool.parquet", **kw))}
     runs["lloyd"] = run_select_spark(

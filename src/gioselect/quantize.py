@@ -37,6 +37,7 @@ import numpy as np
 from .divergence import kl_knn
 from .errors import InvalidParameterError, MissingDependencyError
 from .quantize_f1 import F1_MAX_SAMPLE_ROWS, F1_ROWS_PER_CLUSTER, cluster_target_like  # noqa: F401
+from .quantize_refine import REFINE_AUTO_MAX_WORK, REFINE_GIO_OVER, REFINE_OVER, RefinePlan, plan_refine
 from .validation import check_int
 
 __all__ = [
@@ -44,11 +45,15 @@ __all__ = [
     "F1_ROWS_PER_CLUSTER",
     "KMEANS_TOL",
     "MAX_POINTS_PER_CENTROID",
+    "REFINE_AUTO_MAX_WORK",
+    "REFINE_GIO_OVER",
     "ClusterMembers",
+    "RefinePlan",
     "assign_blocks",
     "cluster_target_like",
     "explode",
     "kmeans_centroids",
+    "plan_refine",
     "quantization_consistency",
     "quantize_array",
     "training_sample_indices",
@@ -266,7 +271,7 @@ def quantization_consistency(target: np.ndarray, k: int, *, seed: int = 0, max_k
 # faithful candidates, the row-level pass, and the automatic K
 # ---------------------------------------------------------------------------------------------------------
 CANDIDATE_MODES = ("auto", "centroid", "renormalized", "medoid")
-REFINE_MODES = ("share", "knn", "relaxed", "gio", "none")
+REFINE_MODES = ("auto", "share", "knn", "relaxed", "gio", "none")  # "auto": gioselect.quantize_refine
 #: Pools up to this many rows are selected on their rows (no quantisation) by ``clusters="auto"``.
 AUTO_MAX_DIRECT_ROWS = 100_000
 #: Targets up to this many rows are used as they are by ``clusters="auto"``.
@@ -274,9 +279,6 @@ AUTO_MAX_DIRECT_TARGET = 10_000
 #: The row-level pass keeps the first chosen clusters holding up to this share of the size whole and ranks
 #: only the rows after them (:func:`refine`'s ``whole``; EXPERIMENTS.md, "Quantised selection").
 REFINE_WHOLE = 0.5
-#: The row-level pass ranks the rows of chosen clusters worth this many times the size (:func:`refine`'s
-#: ``over``). 1.25 would meet the pass's cost goal at 1e6 rows but lost target rows on mixed clusters (EXPERIMENTS.md).
-REFINE_OVER = 1.5
 #: Pool rows read per block by the row-level pass.
 REFINE_BLOCK_ROWS = 16_384
 

@@ -12,7 +12,6 @@ import numpy as np
 from .errors import InvalidInputError, InvalidParameterError
 from .exclude import block_candidates, repel_from
 from .optimize import GIOParams, PickEvent
-from .quantize import REFINE_OVER
 from .search import (
     F1Sizer,
     GIOResult,
@@ -503,7 +502,8 @@ class QuantizedSelection:
 
     ``ids`` are pool rows: in selection order without quantisation; with it, the rows the row-level pass kept
     (best first) or, with ``refine="none"``, the chosen clusters exploded. ``clusters_rule`` says how K was
-    decided and ``candidates`` what stood for a cluster (None when not quantised).
+    decided, ``candidates`` what stood for a cluster (None when not quantised) and ``refine_rule`` which row-level
+    pass kept the rows and why (``refine="auto"``: :func:`gioselect.quantize.plan_refine`; empty when not quantised).
     """
 
     ids: np.ndarray
@@ -515,11 +515,12 @@ class QuantizedSelection:
     frame: Any = None  # the selected rows as the pool's kind of frame, when a frame came in (gioselect.frames)
     exclusion: Any = None  # gioselect.exclude.Exclusion, with exclude=
     labels: np.ndarray | None = None  # quantised: each pool row's cluster, an index into the candidates
+    refine_rule: str = ""
 
 
 def select_quantized(pool: Any, target: Any, *, clusters: int | str = "auto", target_clusters: int | None = None,
                      budget: int | None = None, budget_exact: bool = False, seed: int = 0,
-                     candidates: str = "auto", refine: str = "knn", refine_over: float = REFINE_OVER,
+                     candidates: str = "auto", refine: str = "auto", refine_over: float | None = None,
                      **params: Any) -> QuantizedSelection:
     """GIO on in-memory arrays with the pipeline's quantise-explode (``clusters=0``: on the rows themselves).
 
@@ -528,10 +529,12 @@ def select_quantized(pool: Any, target: Any, *, clusters: int | str = "auto", ta
     ``target_clusters`` when it is larger), GIO on one candidate per cluster (``candidates``: medoids by
     default), then the row-level pass (``refine``) keeps the best rows of the chosen clusters: exactly
     ``budget`` rows when a budget is given (GIO then counts cluster sizes to ``refine_over * budget``), else one
-    row per distinct pick. ``refine="none"`` explodes the chosen clusters whole (the paper's method; ``budget``
-    and ``budget_exact`` then act as in the pipeline); ``refine="gio"`` runs GIO again on every row of the chosen
-    clusters (more precise than the default ``"knn"``, at about the cost of an unquantised run of ``budget``
-    picks; ``refine_over=2`` is the measured setting, EXPERIMENTS.md).
+    row per distinct pick. ``refine="auto"`` (the default) runs ``"gio"`` (GIO again on every row of the chosen
+    clusters, over 2: the precise pass, at about the cost of an unquantised run of ``budget`` picks) while its
+    estimated cost is at most :data:`gioselect.quantize.REFINE_AUTO_MAX_WORK`, and ``"knn"`` (the rows nearest the
+    target, over 1.5) above (:func:`gioselect.quantize.plan_refine`; ``.refine_rule`` says which and why); an
+    explicit pass always wins, and ``refine_over=None`` is the pass's own over. ``refine="none"`` explodes the chosen
+    clusters whole (the paper's method; ``budget`` and ``budget_exact`` then act as in the pipeline).
 
     ``pool``/``target`` may be frames (:mod:`gioselect.frames`; then ``.frame`` holds the selected rows as the
     pool's kind of frame), and ``params`` may hold ``vector_column``, ``text_column``, ``model``, ``exclude`` and

@@ -43,7 +43,7 @@ from .job.run import RunContext, run_job
 from .job.seeds import Seeds
 from .job.select import PickHook
 from .optimize import GIOParams
-from .quantize import REFINE_OVER, REFINE_WHOLE
+from .quantize import REFINE_WHOLE
 from .validation import check_embeddings, check_int, check_target_fits
 
 if TYPE_CHECKING:
@@ -162,8 +162,8 @@ def select(
     kmeans_iter: int = 20,
     kmeans: str = "auto",
     candidates: str = "auto",
-    refine: str = "knn",
-    refine_over: float = REFINE_OVER,
+    refine: str = "auto",
+    refine_over: float | None = None,
     refine_whole: float = REFINE_WHOLE,
     budget: str | int | None = None,
     budget_exact: bool = False,

@@ -58,13 +58,15 @@ def add_select(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--kmeans-iter", type=int, default=20, help="K-means iterations (default 20)")
     q.add_argument("--candidates", choices=("auto", "centroid", "renormalized", "medoid"), default="auto",
                    help="what stands for a cluster in GIO (auto: the medoid, the member row nearest its centroid)")
-    q.add_argument("--refine", choices=("knn", "share", "relaxed", "gio", "none"), default="knn",
-                   help="the row-level pass over the chosen clusters when the size is known (knn, default: their "
-                        "rows nearest the target; gio: GIO again on their rows, more precise, costs about an "
-                        "unquantised run of the size's picks; none: explode the chosen clusters whole, as in the "
-                        "paper)")
+    q.add_argument("--refine", choices=("auto", "knn", "share", "relaxed", "gio", "none"), default="auto",
+                   help="the row-level pass over the chosen clusters when the size is known (auto, default: gio "
+                        "while its estimated cost is small, knn above, the decision printed and kept in the "
+                        "manifest; gio: GIO again on their rows, more precise, costs about an unquantised run of "
+                        "the size's picks; knn: their rows nearest the target; none: explode the chosen clusters "
+                        "whole, as in the paper)")
     q.add_argument("--refine-over", type=float, default=None, metavar="F",
-                   help="the pass ranks the rows of clusters worth this many times the size (default 1.5)")
+                   help="the pass reads the rows of clusters worth this many times the size (default: 2 for gio, "
+                        "1.5 for the others)")
     q.add_argument("--refine-whole", type=float, default=None, metavar="W",
                    help="the first chosen clusters holding up to W times the size are kept whole, unranked; the "
                         "pass ranks only the rest (0..1; default 0.5)")

@@ -16,7 +16,7 @@ import numpy as np
 from ..engines.local import LocalEngine
 from ..errors import InvalidParameterError
 from ..optimize import GIOParams
-from ..quantize import REFINE_MODES, REFINE_OVER
+from ..quantize import REFINE_MODES
 from ..selector import QuantizedSelection, cut_to_picks, result_from_search, validate_fit_inputs, with_size_estimate
 from ..validation import check_int, check_real
 from .phases import PhaseSettings, select_phases
@@ -51,7 +51,7 @@ class ArraySource:
 
 def select_arrays(pool: Any, target: Any, *, clusters: int | str = "auto", target_clusters: int | None = None,
                   budget: int | None = None, budget_exact: bool = False, seed: int = 0,
-                  candidates: str = "auto", refine: str = "knn", refine_over: float = REFINE_OVER,
+                  candidates: str = "auto", refine: str = "auto", refine_over: float | None = None,
                   **params: Any) -> QuantizedSelection:
     """:func:`gioselect.selector.select_quantized` on arrays (frames are unpacked there); same parameters.
 
@@ -64,7 +64,8 @@ def select_arrays(pool: Any, target: Any, *, clusters: int | str = "auto", targe
         check_int(budget, "budget", low=1)
     if refine not in REFINE_MODES:
         raise InvalidParameterError(f"refine: expected one of {', '.join(REFINE_MODES)}, got {refine!r}")
-    check_real(refine_over, "refine_over", low=1.0)
+    if refine_over is not None:
+        check_real(refine_over, "refine_over", low=1.0)
     settings = PhaseSettings(params=gp, clusters=clusters, target_clusters=target_clusters,
                              candidates=candidates, refine=refine, refine_over=refine_over, memory_budget=_NO_LIMIT)
     engine = LocalEngine(_NO_LIMIT)
@@ -78,4 +79,5 @@ def select_arrays(pool: Any, target: Any, *, clusters: int | str = "auto", targe
         return QuantizedSelection(ids, res, int(pool_.shape[0]), int(sel.target_points.shape[0]), sel.plan.rule,
                                   None)
     return QuantizedSelection(ids, res, int(sel.candidates.shape[0]), int(sel.target_points.shape[0]), sel.plan.rule,
-                              sel.candidates_mode, labels=sel.assignment.labels)
+                              sel.candidates_mode, labels=sel.assignment.labels,
+                              refine_rule=sel.refine_plan.rule if sel.refine_plan is not None else "")

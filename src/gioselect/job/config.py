@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from ..embed.models import EXACT_EMBED_BACKENDS
 from ..errors import InvalidParameterError
 from ..optimize import GIOParams
-from ..quantize import CANDIDATE_MODES, REFINE_MODES, REFINE_OVER, REFINE_WHOLE
+from ..quantize import CANDIDATE_MODES, REFINE_MODES, REFINE_WHOLE
 from ..validation import check_int, check_real
 
 __all__ = [
@@ -106,8 +106,10 @@ class SelectConfig:
     ``clusters=0`` turns quantisation off (GIO runs on the pool rows themselves). ``target_clusters=None``
     uses ``clusters`` for the target too. ``candidates`` is what stands for a cluster in GIO
     (:data:`gioselect.quantize.CANDIDATE_MODES`), ``refine`` the row-level pass that picks the rows of the chosen
-    clusters (``"none"``: explode them whole; ``"gio"``: GIO again on their rows), ``refine_over`` how many
-    rows' worth of clusters it takes per selected row, ``refine_whole`` the share of the size that the first
+    clusters (``"auto"``, the default: ``"gio"`` while its estimated cost is small, ``"knn"`` above,
+    :func:`gioselect.quantize.plan_refine`; ``"none"``: explode them whole; ``"gio"``: GIO again on their rows),
+    ``refine_over`` how many rows' worth of clusters it takes per selected row (None: the pass's own, 2 for ``gio``
+    and 1.5 for the others), ``refine_whole`` the share of the size that the first
     chosen clusters fill whole, unranked.
     ``budget`` is ``"N"`` rows or ``"P%"`` of the pool.
     """
@@ -121,8 +123,8 @@ class SelectConfig:
     clusters: int | str = "auto"
     target_clusters: int | None = None
     candidates: str = "auto"
-    refine: str = "knn"
-    refine_over: float = REFINE_OVER
+    refine: str = "auto"
+    refine_over: float | None = None
     refine_whole: float = REFINE_WHOLE
     kmeans_iter: int = 20
     budget: str | None = None
@@ -156,7 +158,8 @@ class SelectConfig:
                 f"candidates: expected one of {', '.join(CANDIDATE_MODES)}, got {self.candidates!r}")
         if self.refine not in REFINE_MODES:
             raise InvalidParameterError(f"refine: expected one of {', '.join(REFINE_MODES)}, got {self.refine!r}")
-        check_real(self.refine_over, "refine_over", low=1.0)
+        if self.refine_over is not None:
+            check_real(self.refine_over, "refine_over", low=1.0)
         check_real(self.refine_whole, "refine_whole", low=0.0, high=1.0)
         if self.target_clusters is not None:
             check_int(self.target_clusters, "target_clusters", low=0)

@@ -17,8 +17,9 @@ report. The phases, in order:
    prefix is the argmax (``QUANTIZED_F1_TOLERANCE``), and the chosen clusters are exploded whole). The estimate rule
    (``"estimate"``): the estimated number of target-like pool rows is the budget (quantised, the row-level pass
    keeps that many);
-3. select: GIO on the candidates (:func:`gioselect.job.select.run_gio`), to ``refine_over`` times the size when
-   the row-level pass follows;
+3. select: GIO on the candidates (:func:`gioselect.job.select.run_gio`), to the pass's ``over`` times the size
+   when the row-level pass follows (:func:`gioselect.quantize.plan_refine` decides the pass: ``refine="auto"``,
+   the default, takes ``gio`` while its estimated cost is small and ``knn`` above);
 4. choose rows: the row-level pass inside the chosen clusters (:func:`gioselect.quantize.quantized_rows`), or the
    chosen clusters exploded whole (``refine="none"``, or no size).
 """
@@ -39,7 +40,15 @@ from .. import __version__, quantize
 from ..engines.base import Assignment, Engine, JobEngine
 from ..errors import InvalidParameterError
 from ..optimize import GIOParams
-from ..quantize import REFINE_OVER, REFINE_WHOLE, ClusterPlan, plan_clusters, quantized_rows, select_candidates
+from ..quantize import (
+    REFINE_WHOLE,
+    ClusterPlan,
+    RefinePlan,
+    plan_clusters,
+    plan_refine,
+    quantized_rows,
+    select_candidates,
+)
 from ..selector import F1Sizer, auto_budget, size_rule
 from ..sizing import SizeEstimate
 from .config import Progress, SelectConfig, no_progress, parse_budget, text_fields
@@ -73,8 +82,8 @@ class PhaseSettings:
     target_clusters: int | None = None
     kmeans_iter: int = 20
     candidates: str = "auto"
-    refine: str = "knn"
-    refine_over: float = REFINE_OVER
+    refine: str = "auto"
+    refine_over: float | None = None  # None: the pass's own (gioselect.quantize_refine.default_over)
     refine_whole: float = REFINE_WHOLE
     memory_budget: int = 1 << 30
     checkpoint_every: int = 25
@@ -106,6 +115,7 @@ class Selected:
     refining: bool
     candidates_mode: str | None
     kmeans_sample: int
+    refine_plan: RefinePlan | None = None  # quantised runs: the row-level pass used and why
 
 
 def _cluster_target_like(engine: Engine, pool: Any, asg: Assignment, candidates: np.ndarray,
@@ -197,11 +207,17 @@ def select_phases(engine: Engine, pool: Any, target: np.ndarray, target_source: 
         if not f1_rule:
             budget_rows = size_est.rows
         timings["size_estimate"] = time.monotonic() - t0
-    # The row-level pass ranks the rows of clusters worth refine_over times the budget, then keeps the budget.
-    refining = asg is not None and settings.refine != "none" and budget_rows is not None
+    # The row-level pass (refine="auto": gio while its cost is small, knn above) ranks the rows of clusters worth
+    # its over times the budget, then keeps the budget.
+    rplan = None if asg is None else plan_refine(
+        settings.refine, settings.refine_over, budget_rows, int(candidates.shape[1]), int(target_c.shape[0]),
+        objective=settings.params.objective, grad_desc_iter=settings.params.grad_desc_iter)
+    if rplan is not None:
+        logger.info("row-level pass: %s", rplan.rule)
+    refining = rplan is not None and rplan.refine != "none" and budget_rows is not None
     gio_budget = budget_rows  # GIO fills any budget exactly by cluster sizes (gioselect.job.select.run_gio)
-    if refining and budget_rows is not None:
-        gio_budget = math.ceil(settings.refine_over * budget_rows)
+    if refining and rplan is not None and budget_rows is not None:
+        gio_budget = math.ceil(rplan.over * budget_rows)
 
     # -- select --------------------------------------------------------------------------------------------
     t0 = time.monotonic()
@@ -226,10 +242,10 @@ def select_phases(engine: Engine, pool: Any, target: np.ndarray, target_source: 
     limit = budget_rows  # a budget (given, or the automatic size) is exact: the last cluster is cut to fill it
     if asg is not None:
         with prog("choosing rows of the chosen clusters" if refining else "exploding clusters", None, "step") as upd:
-            if refining:
-                fill = gio_fill(settings.params, target_c, seeds["explode"]) if settings.refine == "gio" else None
+            if refining and rplan is not None:
+                fill = gio_fill(settings.params, target_c, seeds["explode"]) if rplan.refine == "gio" else None
                 ids = quantized_rows(picks, engine.members(asg), lambda i: engine.take(pool, i), target,
-                                     candidates, budget_rows, how=settings.refine, k=k, over=settings.refine_over,
+                                     candidates, budget_rows, how=rplan.refine, k=k, over=rplan.over,
                                      whole=settings.refine_whole, limit=limit, seed=seeds["explode"], fill=fill)
                 selection = engine.selection(ids)
             else:
@@ -240,7 +256,7 @@ def select_phases(engine: Engine, pool: Any, target: np.ndarray, target_source: 
         selection = engine.selection(ids[:limit] if limit is not None else ids)
     timings["explode"] = time.monotonic() - t0
     return Selected(plan, candidates, sizes, asg, target_c, budget_rows, size_est, search, picks, selection,
-                    refining, cand_mode, kmeans_sample)
+                    refining, cand_mode, kmeans_sample, rplan)
 
 
 def _quantize_pool(engine: Engine, pool: Any, kp: int, settings: PhaseSettings, seeds: Seeds, work: Path | None,
@@ -335,7 +351,7 @@ def run_phases(ctx: RunContext, engine: JobEngine) -> dict[str, Any]:
 def _manifest(ctx: RunContext, engine: JobEngine, inp: Any, sel: Selected, seeds: Seeds, selected_ids: np.ndarray,
               outputs: dict[str, str], final_kl: float, exclusion: dict[str, Any] | None) -> dict[str, Any]:
     cfg = ctx.cfg
-    st, search, plan = sel.search.state, sel.search, sel.plan
+    st, search, plan, rp = sel.search.state, sel.search, sel.plan, sel.refine_plan
     quantized = sel.assignment is not None
     n_sel = int(selected_ids.shape[0])
     target = inp.target
@@ -363,11 +379,12 @@ def _manifest(ctx: RunContext, engine: JobEngine, inp: Any, sel: Selected, seeds
                    "distinct_selected_candidates": int(np.unique(sel.picks).shape[0]),
                    "selected_rows": n_sel, "picks_evaluated": st.n_iter, "resets": st.num_resets},
         "clusters_decision": {"pool_clusters": kp, "target_clusters": kt, "rule": plan.rule},
+        "refine_decision": (None if rp is None else {"refine": rp.refine, "refine_over": rp.over, "rule": rp.rule}),
         "quantization": ({"pool_clusters": int(sel.candidates.shape[0]), "pool_clusters_requested": kp,
                           "target_clusters": int(sel.target_points.shape[0]) if kt > 0 else None,
                           "rule": plan.rule, "candidates": sel.candidates_mode,
-                          "rows": (f"row-level pass ({cfg.refine}): the best rows of the chosen clusters"
-                                   if sel.refining else "chosen clusters exploded whole"),
+                          "rows": (f"row-level pass ({rp.refine}): the best rows of the chosen clusters"
+                                   if sel.refining and rp is not None else "chosen clusters exploded whole"),
                           "weighting": ("none in the objective (each candidate is one point); sizes count for --budget "
                                         "and, times a row sample's mean posterior, for the F1 rule"),
                           **engine.quantization_record()}

@@ -101,8 +101,14 @@ def gio_fill(params: GIOParams, target: np.ndarray, seed: int) -> Callable[[np.n
     filled = dataclasses.replace(params, stop_criterion="data_size", max_data_size=1.0, max_iter=None)
 
     def fill(rows: np.ndarray, n: int) -> np.ndarray:
-        search = make_search(rows, target, filled, seed=seed, budget=float(n))
-        blas = single_threaded_blas() if filled.objective == "relaxed" else contextlib.nullcontext()
+        p = filled
+        if p.random_init_pct > 0 and int(p.random_init_pct * rows.shape[0]) < 1:
+            # too few rows read for a random_init_pct start set: the default start instead of no start point
+            logger.info("gio pass: %d rows x random_init_pct %g is no start point; the default start set is used",
+                        rows.shape[0], p.random_init_pct)
+            p = dataclasses.replace(p, random_init_pct=0.0)
+        search = make_search(rows, target, p, seed=seed, budget=float(n))
+        blas = single_threaded_blas() if p.objective == "relaxed" else contextlib.nullcontext()
         with blas:
             for _ in search.run():
                 pass

@@ -189,6 +189,8 @@ def render_summary_text(manifest: dict) -> str:
     ]
     if dig(m, "quantization") is not None or dig(m, "clusters_decision") is not None:
         lines.append(f"quantisation: {quantization_text(m)}")
+    if dig(m, "refine_decision", "rule") is not None:
+        lines.append(f"row-level pass: {fmt_value(dig(m, 'refine_decision', 'rule'))}")
     lines.append(f"stop reason: {fmt_value(dig(m, 'stop_reason'))}")
     if dig(m, "size_reason") is not None:
         lines.append(f"size: {fmt_value(dig(m, 'size_reason'))}")

@@ -241,6 +241,8 @@ def write_report(
         ("target rows", escape(dig(m, "counts", "target_rows"))),
         ("candidates", escape(dig(m, "counts", "candidates"))),
         ("quantisation", html.escape(quantization_text(m))),
+        *([("row-level pass", escape(dig(m, "refine_decision", "rule")))]
+          if dig(m, "refine_decision", "rule") is not None else []),
         ("stop reason", html.escape(stop_text(dig(m, "stop_reason")))),
         *([("size", escape(dig(m, "size_reason")))] if dig(m, "size_reason") is not None else []),
         ("initial objective", escape(init_val)),
