@@ -711,3 +711,26 @@ def test_f1_size_rule_same_on_both_engines(
     assert m_local["stop_reason"] == m_spark["stop_reason"] == "auto-f1"
     assert m_local["size_reason"] == m_spark["size_reason"]
     assert m_spark["size_estimate"]["f1"]["best_rows"] == ids.shape[0] > 0
+
+
+def test_take_block_rows_fits_the_memory_budget_and_spark_result_limit() -> None:
+    """The row-level pass's reads on Spark (each a pass over the pool): as many rows as a quarter of the memory
+    budget and half of spark.driver.maxResultSize hold, at least the in-process block; the local engine's block
+    is unchanged."""
+    from types import SimpleNamespace
+
+    from gioselect.quantize import REFINE_BLOCK_ROWS
+
+    def engine(limit: str | None) -> SparkEngine:
+        eng = object.__new__(SparkEngine)
+        conf = {} if limit is None else {"spark.driver.maxResultSize": limit}
+        eng.spark = SimpleNamespace(conf=SimpleNamespace(get=lambda key, default=None: conf.get(key, default)))
+        return eng
+
+    src = SimpleNamespace(dim=384)
+    row = 4 * 384 + 16
+    assert engine(None).take_block_rows(src, 4 << 30) == (1 << 30) // 2 // row  # Spark's default limit, 1g
+    assert engine("4g").take_block_rows(src, 4 << 30) == (1 << 30) // row  # now the budget's quarter binds
+    assert engine("0").take_block_rows(src, 8 << 30) == (2 << 30) // row  # 0: no result limit
+    assert engine("1g").take_block_rows(src, 1 << 20) == REFINE_BLOCK_ROWS  # never below the local block
+    assert LocalEngine(1 << 30).take_block_rows(src, 8 << 30) == REFINE_BLOCK_ROWS

@@ -574,8 +574,9 @@ def select_candidates(mode: str, centroids: np.ndarray, medoids: np.ndarray, nor
 def quantized_rows(picks: np.ndarray, members: ClusterMembers, take: Callable[[np.ndarray], np.ndarray],
                    target: np.ndarray, candidates: np.ndarray, n_rows: int | None, *, how: str = "knn",
                    k: int = 5, over: float = REFINE_OVER, whole: float = REFINE_WHOLE, limit: int | None = None,
-                   seed: int = 0, fill: Callable[[np.ndarray, int], np.ndarray] | None = None) -> np.ndarray:
-    """The explode phase: pool rows of a quantised selection.
+                   seed: int = 0, fill: Callable[[np.ndarray, int], np.ndarray] | None = None,
+                   block_rows: int = REFINE_BLOCK_ROWS) -> np.ndarray:
+    """The explode phase: pool rows of a quantised selection (``take`` reads at most ``block_rows`` at a time).
 
     Without a row count (``n_rows=None``: GIO's stopping rule set the size) or with ``how="none"`` this is the
     paper's explode (:func:`explode`: every chosen cluster whole, ``limit`` cutting the last one). Otherwise the
@@ -594,4 +595,4 @@ def quantized_rows(picks: np.ndarray, members: ClusterMembers, take: Callable[[n
         fallback = np.lexsort((np.arange(cand.shape[0]),
                                score_rows(np.arange(cand.shape[0]), lambda i: cand[i], target, how="knn", k=k)))
     return refine(picks, members, take, target, rows, how=how, k=k, over=over, fallback=fallback, whole=whole,
-                  fill=fill)
+                  fill=fill, block_rows=block_rows)

@@ -139,6 +139,10 @@ class Engine(Protocol):
         """Rows ``ids`` of ``source`` as float32, in the order given."""
         ...
 
+    def take_block_rows(self, source: Any, memory_budget: int) -> int:
+        """The most rows one :meth:`take` should fetch in a loop over many rows (the row-level pass)."""
+        ...
+
     def sample_ids(self, n_rows: int, n: int, seed: int) -> np.ndarray:
         """A seeded sorted sample of ``min(n, n_rows)`` distinct row ids (the report's pool sample)."""
         ...

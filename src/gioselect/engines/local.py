@@ -29,6 +29,7 @@ from ..job.config import Progress, SelectConfig, resolved_path, text_fields
 from ..job.record import write_json
 from ..quantize import (
     MAX_POINTS_PER_CENTROID,
+    REFINE_BLOCK_ROWS,
     ClusterMembers,
     assign_blocks,
     drop_empty,
@@ -164,6 +165,10 @@ class LocalEngine:
     def take(self, source: EmbeddingSource, ids: np.ndarray) -> np.ndarray:
         """Rows ``ids`` of the pool (float32, in the given order)."""
         return source.read_rows(np.asarray(ids, dtype=np.int64))
+
+    def take_block_rows(self, source: EmbeddingSource, memory_budget: int) -> int:
+        """:data:`gioselect.quantize.REFINE_BLOCK_ROWS`: a read from the pool file costs the rows it reads."""
+        return REFINE_BLOCK_ROWS
 
     def sample_ids(self, n_rows: int, n: int, seed: int) -> np.ndarray:
         """A seeded sorted sample of ``min(n, n_rows)`` row ids."""

@@ -412,6 +412,19 @@ class SparkReader:
             )
         return np.ascontiguousarray(x[np.searchsorted(got, ids)])
 
+    def take_block_rows(self, src: SparkSource, memory_budget: int) -> int:
+        """Rows one :meth:`take` may fetch. Each take is a pass over the pool, so as many as fit a quarter of
+        ``memory_budget`` and half of ``spark.driver.maxResultSize`` (a larger collect fails), and at least
+        :data:`gioselect.quantize.REFINE_BLOCK_ROWS`."""
+        from ..job.config import parse_memory
+        from ..quantize import REFINE_BLOCK_ROWS
+
+        cap = int(memory_budget) // 4
+        limit = parse_memory(str(self.spark.conf.get("spark.driver.maxResultSize", "1g")))
+        if limit > 0:
+            cap = min(cap, limit // 2)
+        return max(REFINE_BLOCK_ROWS, cap // (4 * src.dim + 16))
+
     def read_all(self, src: SparkSource) -> np.ndarray:
         """Every row, in row order: only what the driver holds anyway (the target, a pool of <= K rows)."""
         with errors_from_spark(src.where):

@@ -246,7 +246,8 @@ def select_phases(engine: Engine, pool: Any, target: np.ndarray, target_source: 
                 fill = gio_fill(settings.params, target_c, seeds["explode"]) if rplan.refine == "gio" else None
                 ids = quantized_rows(picks, engine.members(asg), lambda i: engine.take(pool, i), target,
                                      candidates, budget_rows, how=rplan.refine, k=k, over=rplan.over,
-                                     whole=settings.refine_whole, limit=limit, seed=seeds["explode"], fill=fill)
+                                     whole=settings.refine_whole, limit=limit, seed=seeds["explode"], fill=fill,
+                                     block_rows=engine.take_block_rows(pool, settings.memory_budget))
                 selection = engine.selection(ids)
             else:
                 selection = engine.explode(picks, asg, limit=limit, seed=seeds["explode"])
