@@ -198,6 +198,32 @@ def _rss(pid: int) -> int:
     return 0
 
 
+class RssSampler:
+    """Peak RSS of a process tree by role ('driver', 'jvm', 'worker') and of their sum at one instant, sampled
+    every ``interval`` seconds from ``/proc`` on a thread until :meth:`stop`."""
+
+    def __init__(self, pid: int, interval: float) -> None:
+        self.peaks = {"driver": 0, "jvm": 0, "worker": 0, "total": 0}
+        self._pid, self._interval, self._done = pid, interval, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            by_role = {"driver": 0, "jvm": 0, "worker": 0}
+            for pid, role in _proc_tree(self._pid).items():
+                by_role[role] += _rss(pid)
+            for role, v in by_role.items():
+                self.peaks[role] = max(self.peaks[role], v)
+            self.peaks["total"] = max(self.peaks["total"], sum(by_role.values()))
+            self._done.wait(self._interval)
+
+    def stop(self) -> dict[str, int]:
+        self._done.set()
+        self._thread.join()
+        return self.peaks
+
+
 def run_child(spec: dict[str, Any], interval: float) -> dict[str, Any]:
     result = Path(spec["result"])
     t0 = time.monotonic()
@@ -207,24 +233,9 @@ def run_child(spec: dict[str, Any], interval: float) -> dict[str, Any]:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    peaks = {"driver": 0, "jvm": 0, "worker": 0, "total": 0}
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            by_role = {"driver": 0, "jvm": 0, "worker": 0}
-            for pid, role in _proc_tree(proc.pid).items():
-                by_role[role] += _rss(pid)
-            for role, v in by_role.items():
-                peaks[role] = max(peaks[role], v)
-            peaks["total"] = max(peaks["total"], sum(by_role.values()))
-            done.wait(interval)
-
-    th = threading.Thread(target=sample, daemon=True)
-    th.start()
+    sampler = RssSampler(proc.pid, interval)
     out, _ = proc.communicate()
-    done.set()
-    th.join()
+    peaks = sampler.stop()
     wall = time.monotonic() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"{spec['engine']} run failed:\n{out[-4000:]}")

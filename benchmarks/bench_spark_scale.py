@@ -32,7 +32,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_scale
-from bench_spark import _proc_tree, _rss
+from bench_spark import RssSampler
 
 
 def write_pool_parquet(path: Path, n_rows: int, dim: int, seed: int) -> float:
@@ -112,26 +111,11 @@ def run_child(spec: dict[str, Any], interval: float) -> dict[str, Any]:
     t0 = time.monotonic()
     proc = subprocess.Popen([sys.executable, __file__, "--child", json.dumps(spec)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    peaks = {"driver": 0, "jvm": 0, "worker": 0, "total": 0}
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            by_role = {"driver": 0, "jvm": 0, "worker": 0}
-            for pid, role in _proc_tree(proc.pid).items():
-                by_role[role] += _rss(pid)
-            for role, v in by_role.items():
-                peaks[role] = max(peaks[role], v)
-            peaks["total"] = max(peaks["total"], sum(by_role.values()))
-            done.wait(interval)
-
-    th = threading.Thread(target=sample, daemon=True)
-    th.start()
+    sampler = RssSampler(proc.pid, interval)
     assert proc.stdout is not None
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
-    done.set()
-    th.join()
+    peaks = sampler.stop()
     wall = time.monotonic() - t0
     Path(spec["result"]).with_suffix(".log").write_text(out)  # the whole child output (Spark's errors are long)
     if os.waitstatus_to_exitcode(status) != 0:
