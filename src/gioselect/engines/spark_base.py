@@ -280,11 +280,12 @@ def batch_features(batch: pa.RecordBatch, col: int, dim: int) -> np.ndarray:
     return np.asarray(flat.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(len(arr), dim)
 
 
-def matrix_array(x: np.ndarray) -> pa.Array:
-    """A (n, d) float32 matrix as an Arrow ``list<float>`` column."""
+def matrix_array(x: np.ndarray, value_type: pa.DataType | None = None) -> pa.Array:
+    """A (n, d) matrix as an Arrow list column (``list<float>`` unless ``value_type`` says otherwise)."""
     n, d = x.shape
     offsets = pa.array(np.arange(0, (n + 1) * d, d, dtype=np.int32) if n else np.zeros(1, np.int32))
-    return pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(x).reshape(-1), pa.float32()))
+    values = pa.array(np.ascontiguousarray(x).reshape(-1), pa.float32() if value_type is None else value_type)
+    return pa.ListArray.from_arrays(offsets, values)
 
 
 @dataclass

@@ -26,7 +26,7 @@ from ..job.record import versions
 from ..validation import check_embeddings, check_target_fits
 from .base import Assignment, JobInputs
 from .spark import RANK, ROW, SparkEngine, SparkSource, errors_from_spark, is_local_path, local_path
-from .spark_base import batch_features, collect_table
+from .spark_base import batch_features, matrix_array
 
 __all__ = ["SELECTED_ROWS_NAME", "SparkJobEngine"]
 
@@ -49,11 +49,7 @@ class _NearestTargets:
             if batch.num_rows == 0:
                 continue
             near = nearest_targets(batch_features(batch, 1, self.target.shape[1]), self.target, n=self.n)
-            m = near.shape[0]
-            offsets = pa.array(np.arange(0, (m + 1) * self.n, self.n, dtype=np.int32))
-            yield pa.RecordBatch.from_arrays(
-                [batch.column(0), pa.ListArray.from_arrays(offsets, pa.array(near.reshape(-1), pa.int64()))],
-                names=[ROW, NEAR])
+            yield pa.RecordBatch.from_arrays([batch.column(0), matrix_array(near, pa.int64())], names=[ROW, NEAR])
 
 
 def fingerprint_input(src: SparkSource | EmbeddingSource) -> dict[str, Any]:
@@ -222,22 +218,13 @@ class SparkJobEngine(SparkEngine):
         n_near = min(N_NEAREST_TARGETS, int(target.shape[0]))
         near = np.zeros((ids.shape[0], n_near), dtype=np.int64)
         if ids.size:
-            uniq = np.unique(ids)
-            with errors_from_spark(pool.where):
-                table = collect_table(self.vectors(pool, uniq).mapInArrow(
-                    _NearestTargets(target, n_near), f"`{ROW}` long, `{NEAR}` array<long>"))
-            got = np.asarray(table.column(ROW).to_numpy(), dtype=np.int64)
-            vals = table.column(NEAR).combine_chunks().flatten().to_numpy(zero_copy_only=False)
-            found = np.asarray(vals, dtype=np.int64).reshape(len(got), n_near)
-            order = np.argsort(got)
-            got, found = got[order], found[order]
-            if got.shape[0] != uniq.shape[0] or not np.array_equal(got, uniq):
-                raise InvalidInputError(f"{pool.where}: found {got.shape[0]} of {uniq.shape[0]} selected rows "
-                                        "(did the input change?)")
-            near = found[np.searchsorted(got, ids)]
+            near = self.collect_rows(
+                pool, ids, lambda uniq: self.vectors(pool, uniq).mapInArrow(
+                    _NearestTargets(target, n_near), f"`{ROW}` long, `{NEAR}` array<long>"),
+                NEAR, n_near, np.int64)
         row_clusters = None if assignment is None else self.row_clusters(assignment, ids)
         return write_picks(result / "picks.csv", ids, picks, None, search.initial_kl, search.state.kl_trace,
-                           lambda i: self.take(pool, i), target, row_clusters=row_clusters, nearest=near)
+                           None, target, row_clusters=row_clusters, nearest=near)
 
     def report_rows(self, inputs: JobInputs, pool_ids: np.ndarray, selected_ids: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray | None]:

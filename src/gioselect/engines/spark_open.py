@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -397,13 +398,19 @@ class SparkReader:
         ids = np.asarray(ids, dtype=np.int64)
         if ids.size == 0:
             return np.zeros((0, src.dim), dtype=np.float32)
+        return self.collect_rows(src, ids, lambda uniq: self.vectors(src, uniq), FEAT, src.dim, np.float32)
+
+    def collect_rows(self, src: SparkSource, ids: np.ndarray, frame: Callable[[np.ndarray], DataFrame],
+                     column: str, width: int, dtype: Any) -> np.ndarray:
+        """The list column ``column`` (``width`` values a row, as ``dtype``) of ``frame(unique ids)``, a
+        ``(row id, column)`` frame computed on the executors, for the rows ``ids`` in the order given."""
         uniq = np.unique(ids)
         with errors_from_spark(src.where):
-            table = collect_table(self.vectors(src, uniq))
+            table = collect_table(frame(uniq))
         got = np.asarray(table.column(ROW).to_numpy(), dtype=np.int64)
         x = np.asarray(
-            table.column(FEAT).combine_chunks().flatten().to_numpy(zero_copy_only=False), dtype=np.float32
-        ).reshape(len(got), src.dim)
+            table.column(column).combine_chunks().flatten().to_numpy(zero_copy_only=False), dtype=dtype
+        ).reshape(len(got), width)
         order = np.argsort(got)
         got, x = got[order], x[order]
         if got.shape[0] != uniq.shape[0] or not np.array_equal(got, uniq):
