@@ -16,8 +16,9 @@ The embedding cache is not used (every figure is a model run). Run from the repo
     .venv/bin/python benchmarks/bench_embed.py --out benchmarks/results/bench_embed.json
 
 Options: ``--sentences``, ``--repeats``, ``--threads`` (default: all cores), ``--batch-size`` (default 64),
-``--corpus demo|bbc``, ``--no-agreement`` (speed only), ``--out`` (JSON), ``--int8 qkv-inter|inter|ff|all``: a
-third column, a dynamically quantised (int8 weights, per channel) copy of the exported ONNX model, built with
+``--corpus demo|bbc``, ``--no-agreement`` (speed only), ``--out`` (JSON), ``--int8 library``: a third column, the
+library's opt-in ``onnx-int8`` backend (as a user runs it); ``--int8 qkv-inter|inter|ff|all``: a third column, a
+dynamically quantised (int8 weights, per channel) copy of the exported ONNX model, built with
 ``onnxruntime.quantization.quantize_dynamic`` in a temporary folder from the cached export: ``qkv-inter`` quantises
 the query/key/value and feed-forward up-projection MatMuls of every layer, ``inter`` the up-projections only,
 ``ff`` both feed-forward MatMuls, ``all`` every weight MatMul. It is timed and checked like the other two.
@@ -49,6 +50,8 @@ from gioselect.embed.onnx_backend import ONNX_BATCH_TOKENS  # noqa: E402
 
 BACKENDS = ("sentence-transformers", "onnx")
 INT8_VARIANTS = ("qkv-inter", "inter", "ff", "all")
+#: ``--int8`` choices: the library's ``onnx-int8`` backend, or one of the screening variants above.
+INT8_CHOICES = ("library", *INT8_VARIANTS)
 
 
 def _int8_nodes(names: list[str], variant: str) -> list[str]:
@@ -151,8 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-agreement", dest="agreement", action="store_false", help="speed only")
     ap.add_argument("--seed", type=int, default=0, help="seed of the timed sample")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
-    ap.add_argument("--int8", choices=INT8_VARIANTS, default=None,
-                    help="also time and check an int8 copy of the ONNX model (see the module notes)")
+    ap.add_argument("--int8", choices=INT8_CHOICES, default=None,
+                    help="also time and check the library's onnx-int8 backend ('library') or an int8 copy of the "
+                         "ONNX model (see the module notes)")
     args = ap.parse_args(argv)
     import tempfile
 
@@ -165,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     sample = [texts[i] for i in rng.choice(len(texts), size=min(args.sentences, len(texts)), replace=False)]
     emb = {b: TextEmbedder(threads=args.threads, batch_size=args.batch_size, backend=b) for b in BACKENDS}
-    if args.int8:
+    if args.int8 == "library":
+        emb["onnx-int8"] = TextEmbedder(threads=args.threads, batch_size=args.batch_size, backend="onnx-int8")
+    elif args.int8:
         emb["onnx-int8"] = Int8Embedder(args.int8, Path(tmp.name), threads=args.threads, batch_size=args.batch_size)
     load_s = {}
     for b, e in emb.items():  # load (and export or quantise, first time), then warm up

@@ -114,7 +114,7 @@ def test_order_is_kept_and_batching_does_not_change_rows(
     embedder: E.TextEmbedder, sentence_vectors: np.ndarray
 ) -> None:
     # Texts are sorted by length internally; each row must still belong to its own text.
-    small = E.TextEmbedder(threads=1, batch_size=2)
+    small = E.TextEmbedder(threads=1, batch_size=2, backend="onnx")
     calls: list[int] = []
     x = small.embed(SENTENCES, progress=calls.append)
     assert calls == [2, 2, 1]
@@ -126,7 +126,7 @@ def test_order_is_kept_and_batching_does_not_change_rows(
 def test_max_seq_length_truncates_and_is_restored(embedder: E.TextEmbedder) -> None:
     long_a = "apples and pears " + "one two three four five six seven eight nine ten " * 5
     long_b = "rockets and moons " + "one two three four five six seven eight nine ten " * 5
-    short = E.TextEmbedder(threads=1, max_seq_length=4)
+    short = E.TextEmbedder(threads=1, max_seq_length=4, backend="onnx")
     y = short.embed([long_a, long_b])
     full = embedder.embed([long_a, long_b])
     # With 4 tokens ([CLS] + 2 words + [SEP]) the shared tail is cut off, so the texts differ more.
@@ -154,7 +154,7 @@ def test_embed_texts_cache_hit_and_miss(
     with monkeypatch.context() as m:
         m.setattr(E.TextEmbedder, "embed", boom)
         done: list[int] = []
-        second, hit2 = E.embed_texts(texts, cache=cache, threads=1, progress=done.append)
+        second, hit2 = E.embed_texts(texts, cache=cache, threads=1, progress=done.append, backend="onnx")
         assert hit2 is True
         assert done == [3]
         np.testing.assert_array_equal(second, first)
@@ -623,8 +623,8 @@ def test_onnx_int8_model_built_once_beside_the_export(onnx_dir: Path, both: tupl
     model_id = E.TextEmbedder().model_id
     folder = onnx_dir / f"{model_id}-onnx{E.onnx_backend._ONNX_EXPORT_VERSION}"
     names = sorted(p.name for p in folder.iterdir())
-    assert names == ["model-fusedv1.onnx", "model-int8v1.onnx", "model.onnx"]  # no temporary file left behind
-    assert (folder / "model-int8v1.onnx").stat().st_size < 0.85 * (folder / "model.onnx").stat().st_size
+    assert names == ["model-fusedv1.onnx", "model-int8v2.onnx", "model.onnx"]  # no temporary file left behind
+    assert (folder / "model-int8v2.onnx").stat().st_size < 0.9 * (folder / "model.onnx").stat().st_size  # 80 of 90 MB
 
     def fail(*args: object, **kwargs: object) -> None:
         raise AssertionError("built again although it is cached")
@@ -637,15 +637,15 @@ def test_onnx_int8_model_built_once_beside_the_export(onnx_dir: Path, both: tupl
     np.testing.assert_allclose(again, both[1], atol=1e-6)
 
 
-def test_onnx_int8_nodes_are_qkv_and_up_projections(onnx_dir: Path, both: tuple[np.ndarray, np.ndarray]) -> None:
+def test_onnx_int8_nodes_are_the_up_projections(onnx_dir: Path, both: tuple[np.ndarray, np.ndarray]) -> None:
     import onnx
 
     model_id = E.TextEmbedder().model_id
     graph = onnx.load(str(onnx_dir / f"{model_id}-onnx{E.onnx_backend._ONNX_EXPORT_VERSION}" / "model.onnx"))
     nodes = E.onnx_backend._int8_nodes(graph)
-    assert len(nodes) == 6 * 4  # six layers: query, key, value, intermediate
-    assert not any("/output/dense/" in n for n in nodes)
-    qgraph = onnx.load(str(onnx_dir / f"{model_id}-onnx{E.onnx_backend._ONNX_EXPORT_VERSION}" / "model-int8v1.onnx"))
+    assert len(nodes) == 6 and all("/intermediate/dense/" in n for n in nodes)  # six layers, one each
+    assert not any(f"/{part}/" in n for n in nodes for part in ("output", "query", "key", "value"))
+    qgraph = onnx.load(str(onnx_dir / f"{model_id}-onnx{E.onnx_backend._ONNX_EXPORT_VERSION}" / "model-int8v2.onnx"))
     assert sum(n.op_type == "MatMulInteger" for n in qgraph.graph.node) == len(nodes)
 
 
@@ -670,7 +670,26 @@ def test_onnx_int8_changes_the_run_fingerprint(tmp_path: Path) -> None:
 
     assert fp("onnx") == fp("sentence-transformers")  # same vectors to float32 rounding: the same run
     assert fp("onnx-int8") != fp("onnx")
-    assert fp("onnx-int8")["embed_backend"] == "onnx-int8"
+    assert fp("onnx-int8")["embed_backend"] == f"onnx-int8 {E.models.INT8_RECIPE}"  # a new recipe: a new run
+
+
+def test_int8_recipe_is_part_of_the_cache_key_and_fingerprint(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Vectors of an older int8 recipe must never be served for a newer one.
+    assert E.models.backend_variant("onnx") is None and E.models.backend_variant("sentence-transformers") is None
+    now = E.models.backend_variant("onnx-int8")
+    monkeypatch.setattr(E.models, "INT8_RECIPE", "v-next")
+    assert E.models.backend_variant("onnx-int8") == "onnx-int8 v-next" != now
+
+
+def test_fingerprint_of_an_embeddings_job_ignores_the_backend(tmp_path: Path) -> None:
+    from gioselect.job.config import SelectConfig
+
+    def fp(backend: str) -> dict[str, object]:
+        return SelectConfig(pool=tmp_path / "p.npy", target=tmp_path / "t.npy", out=tmp_path / "o",
+                            embed_backend=backend).fingerprint_dict()
+
+    assert fp("onnx") == fp("onnx-int8")  # no text is embedded: the backend changes nothing
+    assert "embed_backend" not in fp("onnx-int8")
 
 
 # ------------------------------------------------------------------------------------------------ images

@@ -15,7 +15,7 @@ by length before batching (less padding, as sentence-transformers does itself) a
 ``torch``, ``sentence_transformers`` and the packaged model are imported lazily; without them a
 :class:`~gioselect.errors.MissingDependencyError` gives the install command.
 
-Two backends compute the same vectors (see BENCHMARKS.md for the speed and agreement measured):
+Three backends (see BENCHMARKS.md for the speed and agreement measured):
 
 * ``"onnx"`` (the default): the model's transformer is exported once, locally, from its own weights with
   ``torch.onnx`` into ``model.onnx`` under the ONNX model cache (:func:`onnx_cache_dir`: ``$GIOSELECT_ONNX_DIR``
@@ -29,17 +29,21 @@ Two backends compute the same vectors (see BENCHMARKS.md for the speed and agree
   default, padding included), each padded only to its own longest text, then apply the model's own pooling
   (``1_Pooling/config.json``: mean, CLS or max) and ``Normalize`` layer in numpy, exactly as
   sentence-transformers does. Only models made of a Transformer,
-  a Pooling and optionally a Normalize module are supported (the common layout); others need the second
-  backend.
+  a Pooling and optionally a Normalize module are supported (the common layout); others need the
+  ``"sentence-transformers"`` backend.
 * ``"sentence-transformers"``: ``SentenceTransformer.encode``, the reference.
-* ``"onnx-int8"`` (opt-in): the export with int8 weights (dynamic quantisation, per output channel) in each
-  layer's query, key, value and feed-forward up-projection MatMuls, written once beside the export as
-  ``model-int8v1.onnx`` by ``onnxruntime.quantization`` (offline). Faster, but its vectors differ beyond
-  rounding (cosine to the float32 ones about 0.99), so it has its own cache entries and run fingerprint.
+* ``"onnx-int8"`` (opt-in): the same pipeline on a copy of the export with int8 weights (dynamic quantisation,
+  per output channel) in each layer's feed-forward up-projection MatMul, the largest weight of a layer, written
+  once beside the export as ``model-int8v2.onnx`` by ``onnxruntime.quantization`` (offline; the ``v2`` recipe,
+  :data:`~gioselect.embed.models.INT8_RECIPE`). About 2.5x faster than sentence-transformers on 2 cores. Its
+  vectors differ beyond rounding (cosine to the float32 ones 0.9927 at worst on the demo's 5,200 sentences), so
+  it has its own cache entries and run fingerprint; and because ONNX Runtime quantises the activations per call,
+  a text's vector also depends on the texts that share its call (cosine 0.989-0.992 between one sentence embedded
+  alone and in four different batches). That is why it is not the default.
 
-The two agree to float32 rounding (largest element difference 2.4e-7 on the demo's 5,200 sentences, less
-than a different batch composition changes within sentence-transformers itself), so they share cache entries
-(:data:`~gioselect.embed.models.EXACT_EMBED_BACKENDS`).
+``"onnx"`` and ``"sentence-transformers"`` agree to float32 rounding (largest element difference 2.4e-7 on the
+demo's 5,200 sentences, less than a different batch composition changes within sentence-transformers itself),
+so they share cache entries (:data:`~gioselect.embed.models.EXACT_EMBED_BACKENDS`).
 
 Embedding a large pool is the slow step, so :func:`embed_texts` keeps results in an on-disk
 :class:`EmbeddingCache` keyed by the model's identity (:func:`resolve_model`), a hash of the texts
@@ -74,7 +78,13 @@ from __future__ import annotations
 
 from . import images, models, onnx_backend, text
 from .images import ImagePCA, image_embeddings, load_idx_labels, load_images
-from .models import DEFAULT_EMBED_BACKEND, DEFAULT_TEXT_MODEL, EMBED_BACKENDS, TEXT_INSTALL_HINT, resolve_model
+from .models import (
+    DEFAULT_EMBED_BACKEND,
+    DEFAULT_TEXT_MODEL,
+    EMBED_BACKENDS,
+    TEXT_INSTALL_HINT,
+    resolve_model,
+)
 from .onnx_backend import onnx_cache_dir
 from .text import EmbeddingCache, TextEmbedder, embed_texts, text_content_hash
 

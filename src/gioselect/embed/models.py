@@ -13,8 +13,9 @@ from typing import Any
 
 from ..errors import InvalidParameterError, MissingDependencyError
 
-__all__ = ["DEFAULT_EMBED_BACKEND", "DEFAULT_TEXT_MODEL", "EMBED_BACKENDS", "EXACT_EMBED_BACKENDS", "TEXT_INSTALL_HINT",
-           "import_text_stack", "load_model", "missing_text_dependency", "resolve_model"]
+__all__ = ["DEFAULT_EMBED_BACKEND", "DEFAULT_TEXT_MODEL", "EMBED_BACKENDS", "EXACT_EMBED_BACKENDS", "INT8_RECIPE",
+           "TEXT_INSTALL_HINT", "backend_variant", "import_text_stack", "load_model", "missing_text_dependency",
+           "resolve_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,18 @@ DEFAULT_EMBED_BACKEND = "onnx"
 #: Backends whose vectors equal sentence-transformers' to float32 rounding: they share embedding-cache entries
 #: and run fingerprints. Any other backend (int8 weights change the vectors) gets its own.
 EXACT_EMBED_BACKENDS = ("onnx", "sentence-transformers")
+#: Version of the ``"onnx-int8"`` backend's recipe (which MatMuls get int8 weights); a new recipe gives new
+#: vectors, so it is part of that backend's embedding-cache key and run fingerprint (:func:`backend_variant`).
+INT8_RECIPE = "v2"
+
+
+def backend_variant(backend: str) -> str | None:
+    """What a backend adds to embedding-cache keys and run fingerprints: ``None`` for the backends with the same
+    vectors as sentence-transformers (:data:`EXACT_EMBED_BACKENDS`, whose keys never change), else the backend
+    and its recipe (``"onnx-int8 v2"``), so vectors of an older recipe are never reused."""
+    if backend in EXACT_EMBED_BACKENDS:
+        return None
+    return f"{backend} {INT8_RECIPE}" if backend == "onnx-int8" else backend
 
 
 _SAMPLE_BYTES = 1 << 16  # bytes read from each end of a model file for its identity hash

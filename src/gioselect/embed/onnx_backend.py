@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import InvalidParameterError, MissingDependencyError
 from ..io.files import atomic_path
 from ..validation import check_int
-from .models import TEXT_INSTALL_HINT, import_text_stack, missing_text_dependency
+from .models import INT8_RECIPE, TEXT_INSTALL_HINT, import_text_stack, missing_text_dependency
 
 __all__ = ["ONNX_BATCH_TOKENS", "OnnxModel", "load_onnx_model", "onnx_cache_dir"]
 
@@ -30,8 +30,10 @@ logger = logging.getLogger(__name__)
 #: ONNX Runtime's transformer optimiser fuses into its Attention operator (:func:`_fuse_onnx`).
 _ONNX_EXPORT_VERSION = "v2"
 _ONNX_OPSET = 17
-#: Version of the int8 recipe (:func:`_quantize_onnx`); part of the quantised file's name.
-_INT8_VERSION = "v1"
+#: Version of the int8 recipe (:func:`_quantize_onnx`); part of the quantised file's name (and, through
+#: :data:`~gioselect.embed.models.INT8_RECIPE`, of the int8 backend's cache entries and run fingerprint).
+#: v2: the feed-forward up-projections only (v1 also quantised query, key and value: 0.9891 on a demo sentence).
+_INT8_VERSION = INT8_RECIPE
 #: Version of the fusion recipe (:func:`_fuse_onnx`); part of the fused file's name (``model-fusedv1.onnx``),
 #: so a changed recipe never reuses a stale file.
 _FUSED_VERSION = "v1"
@@ -233,20 +235,21 @@ def _fuse_onnx(spec: _OnnxSpec, src: Path, dest: Path) -> None:
 
 
 def _int8_nodes(model: Any) -> list[str]:
-    """The MatMuls of an exported graph that the int8 recipe quantises: each layer's query, key and value
-    projections and its feed-forward up-projection (``.../attention/self/{query,key,value}/MatMul`` and
-    ``.../intermediate/dense/MatMul``, the names torch.onnx gives a BERT-style encoder).
+    """The MatMuls of an exported graph that the int8 recipe quantises: each layer's feed-forward
+    up-projection (``.../intermediate/dense/MatMul``, the name torch.onnx gives a BERT-style encoder), the
+    largest weight matrix of a layer (4x the hidden size wide).
 
-    The feed-forward down-projection and the attention output stay float32: quantising them as well lowered the
-    cosine to the float32 vectors to 0.984-0.989 on the demo's sentences (BENCHMARKS.md).
+    Everything else stays float32. Quantising the feed-forward down-projection as well lowered the cosine to the
+    float32 vectors to 0.984 on the demo's sentences; the query, key and value projections as well (recipe v1)
+    to 0.9891 on one demo sentence; the up-projections alone keep every demo sentence above 0.99
+    (BENCHMARKS.md).
     """
     weights = {init.name for init in model.graph.initializer}
     out = []
     for node in model.graph.node:
         if node.op_type != "MatMul" or len(node.input) != 2 or node.input[1] not in weights:
             continue
-        if any(f"/attention/self/{p}/" in node.name for p in ("query", "key", "value")) \
-                or "/intermediate/dense/" in node.name:
+        if "/intermediate/dense/" in node.name:
             out.append(node.name)
     return out
 
@@ -264,7 +267,7 @@ def _quantize_onnx(src: Path, dest: Path) -> None:
     nodes = _int8_nodes(onnx.load(str(src), load_external_data=False))
     if not nodes:
         raise InvalidParameterError(
-            f"the exported model {str(src)!r} has none of the query/key/value or feed-forward MatMuls the "
+            f"the exported model {str(src)!r} has none of the feed-forward up-projection MatMuls the "
             "'onnx-int8' backend quantises (it knows BERT-style encoders only); use --embed-backend onnx"
         )
     qlog = logging.getLogger()  # quantize_dynamic warns on the root logger about pre-processing; not useful here

@@ -22,7 +22,7 @@ from ..validation import check_int
 from .models import (
     DEFAULT_EMBED_BACKEND,
     EMBED_BACKENDS,
-    EXACT_EMBED_BACKENDS,
+    backend_variant,
     import_text_stack,
     load_model,
     resolve_model,
@@ -89,9 +89,10 @@ class TextEmbedder:
     backend : {"onnx", "onnx-int8", "sentence-transformers"}, default "onnx"
         ``"onnx"``: ONNX Runtime on the model exported locally (once, into :func:`onnx_cache_dir`);
         ``"sentence-transformers"``: ``SentenceTransformer.encode``. Both give the same vectors to float32
-        rounding; see the module notes. ``"onnx-int8"``: the export with int8 weights in the query, key, value
-        and feed-forward up-projection MatMuls (made once from the export, cached beside it): faster, with
-        vectors that differ slightly (cosine to the float32 ones about 0.99; BENCHMARKS.md).
+        rounding; see the module notes. ``"onnx-int8"``: the export with int8 weights in the feed-forward
+        up-projection MatMuls (made once from the export, cached beside it): faster, with vectors that differ
+        slightly (cosine to the float32 ones 0.9927 or more on the demo's sentences) and with the other texts
+        of their ONNX Runtime call (activations are quantised per call; BENCHMARKS.md).
     onnx_batch_tokens : int, default :data:`~gioselect.embed.onnx_backend.ONNX_BATCH_TOKENS` (512)
         ONNX backends only: the token budget of one ONNX Runtime call (rows times padded width; a slice holds
         at least one text, so a longer text still runs). Changes speed only, not the vectors (beyond float32
@@ -393,7 +394,8 @@ def embed_texts(
         ``True`` for the default :class:`EmbeddingCache`, an instance to use it, ``False``/``None`` for none.
     batch_size, threads, normalize, max_seq_length, backend, onnx_batch_tokens
         As in :class:`TextEmbedder`. ``"onnx"`` and ``"sentence-transformers"`` give the same vectors to float32
-        rounding (see the module notes), so they share cache entries; ``"onnx-int8"`` has its own.
+        rounding (see the module notes), so they share cache entries; ``"onnx-int8"`` has its own, per int8
+        recipe.
         ``onnx_batch_tokens`` changes speed only, so it is not part of the cache key.
     progress : callable, optional
         Called with the number of texts finished, after each batch (once with n on a cache hit).
@@ -426,7 +428,8 @@ def embed_texts(
     key = None
     if store is not None:
         # Backends that change the vectors get their own entries; the exact ones keep the key they always had.
-        variant = {} if backend in EXACT_EMBED_BACKENDS else {"backend": backend}
+        ident = backend_variant(backend)
+        variant = {} if ident is None else {"backend": ident}
         key = store.key(
             embedder.model_id, text_content_hash(items), normalize=bool(normalize), max_seq_length=max_seq_length,
             **variant,

@@ -319,7 +319,7 @@ def embed_file(cfg: SelectConfig, which: str, field_: str, work: Path, prog: Pro
     with atomic_path(dest) as tmp:
         np.save(tmp, np.ascontiguousarray(emb, dtype=np.float32))
     info = {"text_field": field_, "model": TextEmbedder(cfg.model).model_id, "rows": len(texts),
-            "dim": int(emb.shape[1]), "cache_hit": bool(hit)}
+            "dim": int(emb.shape[1]), "cache_hit": bool(hit), "backend": cfg.embed_backend}
     logger.info("%s: %d texts embedded with %s (%s)", which, len(texts), info["model"],
                 "from the cache" if hit else "computed")
     write_json(info_path, info)

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..embed.models import EXACT_EMBED_BACKENDS
+from ..embed.models import backend_variant
 from ..errors import InvalidParameterError
 from ..optimize import GIOParams
 from ..quantize import CANDIDATE_MODES, REFINE_MODES, REFINE_WHOLE
@@ -204,8 +204,9 @@ class SelectConfig:
             d.pop(key)
         if not self.exclude_repel:  # off: the same fingerprint as before the option existed
             d.pop("exclude_repel")
-        if self.embed_backend not in EXACT_EMBED_BACKENDS:  # int8 changes the vectors: a different run
-            d["embed_backend"] = self.embed_backend
+        variant = backend_variant(self.embed_backend)
+        if variant is not None and (self.text_field or self.target_text_field):  # int8 vectors: a different run
+            d["embed_backend"] = variant
         d["pool"] = resolved_path(self.pool)
         d["target"] = resolved_path(self.target)
         if self.model is not None and Path(self.model).exists():
