@@ -30,8 +30,11 @@ DEFAULT_EMBED_BACKEND = "onnx"
 #: Backends whose vectors equal sentence-transformers' to float32 rounding: they share embedding-cache entries
 #: and run fingerprints. Any other backend (int8 weights change the vectors) gets its own.
 EXACT_EMBED_BACKENDS = ("onnx", "sentence-transformers")
-#: Version of the ``"onnx-int8"`` backend's recipe (which MatMuls get int8 weights); a new recipe gives new
-#: vectors, so it is part of that backend's embedding-cache key and run fingerprint (:func:`backend_variant`).
+#: Version of the ``"onnx-int8"`` backend's recipe (which MatMuls get int8 weights,
+#: :func:`gioselect.embed.onnx_backend._int8_nodes`); a new recipe gives new vectors, so it is part of the int8
+#: file's name (``model-int8v2.onnx``) and of that backend's embedding-cache key and run fingerprint
+#: (:func:`backend_variant`). v2: the feed-forward up-projections only (v1 also quantised query, key and value:
+#: 0.9891 on a demo sentence).
 INT8_RECIPE = "v2"
 
 

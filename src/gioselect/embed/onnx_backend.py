@@ -30,10 +30,6 @@ logger = logging.getLogger(__name__)
 #: ONNX Runtime's transformer optimiser fuses into its Attention operator (:func:`_fuse_onnx`).
 _ONNX_EXPORT_VERSION = "v2"
 _ONNX_OPSET = 17
-#: Version of the int8 recipe (:func:`_quantize_onnx`); part of the quantised file's name (and, through
-#: :data:`~gioselect.embed.models.INT8_RECIPE`, of the int8 backend's cache entries and run fingerprint).
-#: v2: the feed-forward up-projections only (v1 also quantised query, key and value: 0.9891 on a demo sentence).
-_INT8_VERSION = INT8_RECIPE
 #: Version of the fusion recipe (:func:`_fuse_onnx`); part of the fused file's name (``model-fusedv1.onnx``),
 #: so a changed recipe never reuses a stale file.
 _FUSED_VERSION = "v1"
@@ -55,7 +51,7 @@ def onnx_cache_dir() -> Path:
     Each model gets a sub-folder named by its :func:`resolve_model` id (and the export recipe's version) that
     holds ``model.onnx`` (about the size of the model's weights: 90 MB for all-MiniLM-L6-v2), the fused copy
     the ``"onnx"`` backend runs (``model-fusedv1.onnx``, same size) and, once the ``"onnx-int8"`` backend has
-    run, ``model-int8v1.onnx``. Deleting the folder is safe: the next run exports again (seconds).
+    run, ``model-int8v2.onnx``. Deleting the folder is safe: the next run exports again (seconds).
     """
     env = os.environ.get("GIOSELECT_ONNX_DIR")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "gioselect" / "onnx"
@@ -403,7 +399,7 @@ def load_onnx_model(model_id: str, path: Path, threads: int, int8: bool = False)
     Without ``int8`` (the ``"onnx"`` backend) the session runs ``model-fusedv1.onnx`` beside the export, made
     from it once by :func:`_fuse_onnx` (the same vectors to float32 rounding, fewer and faster operators); if
     the optimiser fails on a model, the plain export runs instead (with a warning). With ``int8`` it runs
-    ``model-int8v1.onnx``, made from the export once by :func:`_quantize_onnx` (the ``"onnx-int8"`` backend).
+    ``model-int8v2.onnx``, made from the export once by :func:`_quantize_onnx` (the ``"onnx-int8"`` backend).
     """
     key = (model_id, threads, bool(int8))
     if key in _ONNX_MODELS:
@@ -418,7 +414,7 @@ def load_onnx_model(model_id: str, path: Path, threads: int, int8: bool = False)
     if not dest.is_file():
         _export_onnx(spec, dest)
     if int8:
-        exported, dest = dest, dest.with_name(f"model-int8{_INT8_VERSION}.onnx")
+        exported, dest = dest, dest.with_name(f"model-int8{INT8_RECIPE}.onnx")
         if not dest.is_file():
             _quantize_onnx(exported, dest)
     else:
