@@ -1,4 +1,9 @@
-"""frames.nearest_targets (the ``gio_nearest_target`` column and ``picks.csv``) against a full stable sort."""
+"""frames.nearest_targets (the ``gio_nearest_target`` column and ``picks.csv``) against a full stable sort.
+
+The oracle measures every pair in float64 (sum of squared differences) and sorts stably; the function screens in
+float32 first, so these cases include near-ties far below float32's resolution, large offsets and values whose
+float32 squares overflow.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,8 @@ from gioselect.frames import nearest_targets
 def _oracle(rows: np.ndarray, target: np.ndarray, n: int) -> np.ndarray:
     """Every target distance of every row, sorted in full (ties: lowest id first)."""
     r, t = rows.astype(np.float64), target.astype(np.float64)
-    d = np.einsum("ij,ij->i", t, t)[None, :] - 2.0 * (r @ t.T) + np.einsum("ij,ij->i", r, r)[:, None]
+    diff = r[:, None, :] - t[None, :, :]
+    d = np.einsum("ijk,ijk->ij", diff, diff)
     return np.argsort(d, axis=1, kind="stable")[:, : min(n, t.shape[0])]
 
 
@@ -39,3 +45,33 @@ def test_tie_at_the_cut_keeps_the_lowest_ids() -> None:
     # A tie with a lower id left out by the partition: target 0 ties with target 20 at the 1st place.
     target = np.vstack([[[0.0, 2.0]], np.full((19, 2), 9.0), [[2.0, 0.0]]])
     assert nearest_targets(np.zeros((1, 2)), target, n=1).tolist() == [[0]]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 60), st.integers(1, 20), st.integers(1, 5), st.integers(1, 4),
+       st.sampled_from([1e-9, 1e-6, 1e-3]), st.sampled_from([0.0, 1e3, 1e6]), st.integers(0, 2**32 - 1))
+def test_near_ties_below_float32_resolution(m: int, s: int, d: int, n: int, spread: float, offset: float,
+                                            seed: int) -> None:
+    # Targets differ by far less than a float32 ulp of their coordinates: the screen keeps them all and the
+    # float64 measure decides, as the oracle does.
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal(d)
+    target = offset + base + spread * rng.standard_normal((m, d))
+    rows = offset + base + spread * rng.standard_normal((s, d)) * rng.choice([1.0, 1e3], size=(s, 1))
+    np.testing.assert_array_equal(nearest_targets(rows, target, n=n, block_rows=7), _oracle(rows, target, n))
+
+
+def test_values_whose_float32_squares_overflow() -> None:
+    rng = np.random.default_rng(3)
+    target = rng.standard_normal((30, 4)) * 1e20
+    rows = np.vstack([rng.standard_normal((5, 4)) * 1e20, rng.standard_normal((5, 4)), [[1e25, 0, 0, 0]]])
+    np.testing.assert_array_equal(nearest_targets(rows, target, n=3), _oracle(rows, target, 3))
+
+
+def test_many_targets_at_one_distance_use_bounded_memory() -> None:
+    # Every target ties with every other for each row: all are candidates and go through the exact measure in
+    # chunks; the lowest ids win.
+    target = np.ones((5000, 8))
+    rows = np.zeros((600, 8))
+    got = nearest_targets(rows, target, n=3, block_rows=256)
+    assert got.shape == (600, 3) and (got == np.array([0, 1, 2])).all()
