@@ -280,9 +280,11 @@ def nearest_targets(rows: np.ndarray, target: np.ndarray, n: int = N_NEAREST_TAR
     pair made this the slowest step of writing a large selection (``picks.csv``: 3 nearest of a 10,000-row
     target for 143,000 selected rows took 44 of a job's 63 s), so the pairs are screened first: squared
     distances in float32 (both sides centred on the target's mean, one single-precision matrix product), the
-    ``n``-th smallest of each row found by ``n`` argmin passes, and only the targets within a certified bound
-    of it (twice the worst-case float32 rounding error of a squared distance of that row, see
-    :func:`_screen_error`) are measured exactly. Every true ``n``-nearest target passes the screen, so the result
+    ``n`` smallest of each row found by ``n`` argmin passes, and only the targets within a certified bound of
+    the ``n``-th (twice the worst-case float32 rounding error of a squared distance of that row, see
+    :func:`_screen_error`) are measured exactly. One more argmin pass finds the rows where no other target is
+    inside the bound (nearly all of them): their candidates are the ``n`` found; only the others are compared
+    with every target. Every true ``n``-nearest target passes the screen, so the result
     is the same as measuring every pair in float64 and sorting stably; rows whose float32 values could
     overflow are measured in full.
     """
@@ -297,19 +299,24 @@ def nearest_targets(rows: np.ndarray, target: np.ndarray, n: int = N_NEAREST_TAR
     tc = tgt - mu
     t_norm = np.sqrt(np.einsum("ij,ij->i", tc, tc))
     with np.errstate(over="ignore", invalid="ignore"):  # overflowing rows are measured in full below
-        t32 = tc.astype(np.float32)
-        t_sq32 = np.einsum("ij,ij->i", t32, t32)
+        # Screened value of a pair: |t|^2 - 2 x.t, one matrix product of [x, 1] with [-2 t, |t|^2] (|x|^2 is the
+        # same for every target of a row, so it changes neither the order nor the gaps and is left out).
+        d = tc.shape[1]
+        t_aug = np.empty((m, d + 1), dtype=np.float32)
+        t_aug[:, :d] = tc
+        t_aug[:, d] = np.einsum("ij,ij->i", t_aug[:, :d], t_aug[:, :d])
+        t_aug[:, :d] *= -2.0
+        t_aug_t = np.ascontiguousarray(t_aug.T)
         cols = np.arange(n)
         for s0 in range(0, s, block_rows):
             b = rows[s0 : s0 + block_rows]
             bc = b - mu
             b_norm = np.sqrt(np.einsum("ij,ij->i", bc, bc))
-            b32 = bc.astype(np.float32)
-            d32 = b32 @ t32.T
-            d32 *= -2.0
-            d32 += t_sq32[None, :]
-            d32 += np.einsum("ij,ij->i", b32, b32)[:, None]
-            # The n-th smallest screened distance of each row: n argmin passes, each taking one entry out.
+            b_aug = np.empty((b.shape[0], d + 1), dtype=np.float32)
+            b_aug[:, :d] = bc
+            b_aug[:, d] = 1.0
+            d32 = b_aug @ t_aug_t
+            # The n smallest screened distances of each row: n argmin passes, each taking one entry out.
             r_ix = np.arange(b.shape[0])
             taken = np.empty((b.shape[0], n), dtype=np.int64)
             kept = np.empty((b.shape[0], n), dtype=np.float32)
@@ -318,14 +325,26 @@ def nearest_targets(rows: np.ndarray, target: np.ndarray, n: int = N_NEAREST_TAR
                 taken[:, j] = a
                 kept[:, j] = d32[r_ix, a]
                 d32[r_ix, a] = np.inf
-            d32[r_ix[:, None], taken] = kept
-            err = _screen_error(b_norm, float(t_norm.max()), tc.shape[1])
+            err = _screen_error(b_norm, float(t_norm.max()), d + 1)
             limit = kept.max(axis=1).astype(np.float64) + 2.0 * err
             full = ~(((b_norm + float(t_norm.max())) ** 2 < 1e37) & np.isfinite(limit))  # float32 could overflow
             lim32 = np.nextafter(np.where(full, 0.0, limit).astype(np.float32), np.float32(np.inf))
-            mask = d32 <= lim32[:, None]
-            mask[full] = True  # every target is a candidate
-            ri, ci = np.nonzero(mask)
+            # One more pass: where the next screened distance is beyond the limit (almost every row), the n taken
+            # are the only candidates; the other rows ("open") are screened against every target.
+            nxt = d32[r_ix, np.argmin(d32, axis=1)]
+            open_rows = np.flatnonzero((nxt <= lim32) | full)
+            closed = np.setdiff1d(r_ix, open_rows, assume_unique=True)
+            ri_parts = [np.repeat(closed, n)]
+            ci_parts = [taken[closed].ravel()]
+            if open_rows.size:
+                sub = d32[open_rows]
+                sub[np.arange(open_rows.size)[:, None], taken[open_rows]] = kept[open_rows]
+                mask = sub <= lim32[open_rows, None]
+                mask[full[open_rows]] = True  # every target is a candidate
+                oi, oc = np.nonzero(mask)
+                ri_parts.append(open_rows[oi])
+                ci_parts.append(oc)
+            ri, ci = np.concatenate(ri_parts), np.concatenate(ci_parts)
             exact = _pair_distances(b, tgt, ri, ci)
             order = np.lexsort((ci, exact, ri))  # by row, then distance, then target id
             starts = np.searchsorted(ri[order], r_ix)
@@ -334,12 +353,13 @@ def nearest_targets(rows: np.ndarray, target: np.ndarray, n: int = N_NEAREST_TAR
 
 
 def _screen_error(row_norm: np.ndarray, target_norm: float, dim: int) -> np.ndarray:
-    """Worst-case error of a float32 squared distance ``|x|^2 - 2 x.t + |t|^2`` of each row (float64, per row).
+    """Worst-case error of a float32 screened distance of each row (float64, per row), up to the row's constant.
 
-    With ``u = 2**-24`` the unit roundoff and ``a``, ``c`` the row's and the largest target norm (centred), the
-    conversion to float32 moves the squared distance by at most about ``2u (a + c)^2``, the three length-``dim``
-    dot products err by at most ``gamma_dim (a + c)^2`` (``gamma_dim = dim u / (1 - dim u)``, any summation
-    order) and the two additions by ``2u (a + c)^2``; the bound used is twice their sum.
+    The screened value is ``|t|^2 - 2 x.t``, a length-``dim`` dot product (``dim`` = dimension + 1) of
+    ``[x, 1]`` with ``[-2 t, |t|^2]``. With ``u = 2**-24`` the unit roundoff and ``a``, ``c`` the row's and the
+    largest target norm (centred), the conversion to float32 moves a squared distance by at most about
+    ``2u (a + c)^2``, computing ``|t|^2`` in float32 errs by ``gamma c^2`` and the product by ``gamma (2ac + c^2)``
+    (``gamma = dim u / (1 - dim u)``, any summation order); ``2 (gamma + 4u) (a + c)^2`` is over twice their sum.
     """
     u = 2.0**-24
     gamma = dim * u / max(1.0 - dim * u, 0.5)
