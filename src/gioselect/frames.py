@@ -280,13 +280,12 @@ def nearest_targets(rows: np.ndarray, target: np.ndarray, n: int = N_NEAREST_TAR
     pair made this the slowest step of writing a large selection (``picks.csv``: 3 nearest of a 10,000-row
     target for 143,000 selected rows took 44 of a job's 63 s), so the pairs are screened first: squared
     distances in float32 (both sides centred on the target's mean, one single-precision matrix product), the
-    ``n`` smallest of each row found by ``n`` argmin passes, and only the targets within a certified bound of
-    the ``n``-th (twice the worst-case float32 rounding error of a squared distance of that row, see
-    :func:`_screen_error`) are measured exactly. One more argmin pass finds the rows where no other target is
-    inside the bound (nearly all of them): their candidates are the ``n`` found; only the others are compared
-    with every target. Every true ``n``-nearest target passes the screen, so the result
-    is the same as measuring every pair in float64 and sorting stably; rows whose float32 values could
-    overflow are measured in full.
+    ``n`` smallest of each row found by ``n`` argmin passes, and only the targets within twice a certified
+    bound on the row's float32 rounding error (:func:`_screen_error`) of the ``n``-th are measured exactly.
+    One more argmin pass finds the rows where no other target is inside that limit (nearly all of them): their
+    candidates are the ``n`` found; only the others are compared with every target. Every true ``n``-nearest
+    target passes the screen, so the result is the same as measuring every pair in float64 and sorting stably;
+    rows whose float32 values could overflow are measured in full.
     """
     rows = np.asarray(rows, dtype=np.float64)
     tgt = np.asarray(target, dtype=np.float64)
@@ -359,11 +358,13 @@ def _screen_error(row_norm: np.ndarray, target_norm: float, dim: int) -> np.ndar
     ``[x, 1]`` with ``[-2 t, |t|^2]``. With ``u = 2**-24`` the unit roundoff and ``a``, ``c`` the row's and the
     largest target norm (centred), the conversion to float32 moves a squared distance by at most about
     ``2u (a + c)^2``, computing ``|t|^2`` in float32 errs by ``gamma c^2`` and the product by ``gamma (2ac + c^2)``
-    (``gamma = dim u / (1 - dim u)``, any summation order); ``2 (gamma + 4u) (a + c)^2`` is over twice their sum.
+    (``gamma = dim u / (1 - dim u)``, any summation order). Since ``2ac + 2c^2 <= 2 (a + c)^2`` their sum is at most
+    ``2 (gamma + u) (a + c)^2``; the bound returned is ``4 (gamma + 4u) (a + c)^2``, twice that with room to spare.
+    The float64 centring (``x - mean``) errs by ``2**-53`` relative, far inside the float32 terms.
     """
     u = 2.0**-24
     gamma = dim * u / max(1.0 - dim * u, 0.5)
-    return 2.0 * (gamma + 4.0 * u) * (row_norm + target_norm) ** 2
+    return 4.0 * (gamma + 4.0 * u) * (row_norm + target_norm) ** 2
 
 
 def _pair_distances(rows: np.ndarray, target: np.ndarray, ri: np.ndarray, ci: np.ndarray,
