@@ -296,7 +296,7 @@ def nearest_targets(rows: np.ndarray, target: np.ndarray, n: int = N_NEAREST_TAR
         return out
     mu = tgt.mean(axis=0)
     tc = tgt - mu
-    t_norm = np.sqrt(np.einsum("ij,ij->i", tc, tc))
+    c_max = float(np.sqrt(np.einsum("ij,ij->i", tc, tc).max()))  # the largest centred target norm
     with np.errstate(over="ignore", invalid="ignore"):  # overflowing rows are measured in full below
         # Screened value of a pair: |t|^2 - 2 x.t, one matrix product of [x, 1] with [-2 t, |t|^2] (|x|^2 is the
         # same for every target of a row, so it changes neither the order nor the gaps and is left out).
@@ -324,9 +324,9 @@ def nearest_targets(rows: np.ndarray, target: np.ndarray, n: int = N_NEAREST_TAR
                 taken[:, j] = a
                 kept[:, j] = d32[r_ix, a]
                 d32[r_ix, a] = np.inf
-            err = _screen_error(b_norm, float(t_norm.max()), d + 1)
+            err = _screen_error(b_norm, c_max, d + 1)
             limit = kept.max(axis=1).astype(np.float64) + 2.0 * err
-            full = ~(((b_norm + float(t_norm.max())) ** 2 < 1e37) & np.isfinite(limit))  # float32 could overflow
+            full = ~(((b_norm + c_max) ** 2 < 1e37) & np.isfinite(limit))  # float32 could overflow
             lim32 = np.nextafter(np.where(full, 0.0, limit).astype(np.float32), np.float32(np.inf))
             # One more pass: where the next screened distance is beyond the limit (almost every row), the n taken
             # are the only candidates; the other rows ("open") are screened against every target.
