@@ -1,4 +1,4 @@
-"""frames.nearest_targets (the ``gio_nearest_target`` column and ``picks.csv``) against a full stable sort.
+"""nearest.nearest_targets (the ``gio_nearest_target`` column and ``picks.csv``) against a full stable sort.
 
 The oracle measures every pair in float64 (sum of squared differences) and sorts stably; the function screens in
 float32 first, so these cases include near-ties far below float32's resolution, large offsets and values whose
@@ -11,7 +11,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gioselect.frames import nearest_targets
+from gioselect.nearest import _screen_error, nearest_target_scan, nearest_targets
 
 
 def _oracle(rows: np.ndarray, target: np.ndarray, n: int) -> np.ndarray:
@@ -75,3 +75,43 @@ def test_many_targets_at_one_distance_use_bounded_memory() -> None:
     rows = np.zeros((600, 8))
     got = nearest_targets(rows, target, n=3, block_rows=256)
     assert got.shape == (600, 3) and (got == np.array([0, 1, 2])).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 60), st.integers(1, 30), st.integers(1, 6), st.integers(0, 4), st.integers(0, 8),
+       st.integers(1, 9), st.integers(0, 2**32 - 1), st.booleans())
+def test_scan_distances_within_the_screen_bound(m: int, s: int, d: int, n: int, k: int, block: int, seed: int,
+                                               grid: bool) -> None:
+    # ids: the oracle's (also when k > n, where the (n+1)-th screened value comes from the k passes); d2: the
+    # max(n, k) smallest float64 squared distances of each row, to within the certified screen error.
+    rng = np.random.default_rng(seed)
+    if grid:
+        target = rng.integers(-2, 3, size=(m, d)).astype(np.float32)
+        rows = rng.integers(-2, 3, size=(s, d)).astype(np.float32)
+    else:
+        target = (rng.standard_normal((m, d)) * rng.choice([1e-3, 1.0, 1e3])).astype(np.float32)
+        rows = (rng.standard_normal((s, d)) * rng.choice([1e-3, 1.0, 1e3])).astype(np.float32)
+    ids, d2 = nearest_target_scan(rows, target, n=n, k=k, block_rows=block)
+    p = min(max(n, k), m)
+    assert ids.shape == (s, min(n, m)) and d2.shape == (s, p) and d2.dtype == np.float64
+    np.testing.assert_array_equal(ids, _oracle(rows, target, n))
+    r64, t64 = rows.astype(np.float64), target.astype(np.float64)
+    full = np.sort(np.einsum("ijk,ijk->ij", r64[:, None, :] - t64[None], r64[:, None, :] - t64[None]), axis=1)
+    mu = t64.mean(axis=0)
+    a = np.linalg.norm(r64 - mu, axis=1)
+    c = float(np.linalg.norm(t64 - mu, axis=1).max())
+    bound = _screen_error(a, c, d + 1)[:, None]
+    assert np.all(np.abs(d2 - full[:, :p]) <= bound)
+    assert np.all(np.diff(d2, axis=1) >= 0.0)
+
+
+def test_scan_of_overflowing_rows_gives_float64_distances() -> None:
+    rng = np.random.default_rng(5)
+    target = rng.standard_normal((12, 3)) * 1e20
+    rows = np.vstack([rng.standard_normal((4, 3)) * 1e20, [[1e25, 0, 0]]])
+    diff = rows[:, None, :] - target[None]
+    exact = np.sort(np.einsum("ijk,ijk->ij", diff, diff), axis=1)[:, :5]
+    for n in (2, 0):  # with ids, and distances only
+        ids, d2 = nearest_target_scan(rows, target, n=n, k=5)
+        np.testing.assert_array_equal(ids, _oracle(rows, target, n))
+        np.testing.assert_allclose(d2, exact, rtol=1e-12)

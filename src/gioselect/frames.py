@@ -40,14 +40,17 @@ from typing import Any
 import numpy as np
 
 from .errors import InvalidInputError, InvalidParameterError
+from .nearest import N_NEAREST_TARGETS, KnownNearest, nearest_target_scan, nearest_targets
 from .validation import check_embeddings
 
 __all__ = [
     "ADDED_COLUMNS",
     "N_NEAREST_TARGETS",
     "FrameVectors",
+    "KnownNearest",
     "frame_kind",
     "is_frame",
+    "nearest_target_scan",
     "nearest_targets",
     "pick_gains",
     "subset_frame",
@@ -55,9 +58,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-N_NEAREST_TARGETS = 3
-"""How many nearest target ids ``gio_nearest_target`` lists."""
 
 ADDED_COLUMNS = ("gio_row_id", "gio_rank", "gio_gain", "gio_nearest_target")
 
@@ -270,112 +270,6 @@ def pick_gains(initial_kl: float, kl_trace: np.ndarray) -> np.ndarray:
     trace = np.asarray(kl_trace, dtype=np.float64)
     prev = np.concatenate([[float(initial_kl)], trace[:-1]]) if trace.size else trace
     return prev - trace
-
-
-def nearest_targets(rows: np.ndarray, target: np.ndarray, n: int = N_NEAREST_TARGETS,
-                    block_rows: int = 4096) -> np.ndarray:
-    """The ``n`` nearest target rows (Euclidean, ascending distance; ties: lowest id) of each row, shape (s, n).
-
-    The distance that decides is the float64 sum of squared differences. Computing it for every (row, target)
-    pair made this the slowest step of writing a large selection (``picks.csv``: 3 nearest of a 10,000-row
-    target for 143,000 selected rows took 44 of a job's 63 s), so the pairs are screened first: squared
-    distances in float32 (both sides centred on the target's mean, one single-precision matrix product), the
-    ``n`` smallest of each row found by ``n`` argmin passes, and only the targets within twice a certified
-    bound on the row's float32 rounding error (:func:`_screen_error`) of the ``n``-th are measured exactly.
-    One more argmin pass finds the rows where no other target is inside that limit (nearly all of them): their
-    candidates are the ``n`` found; only the others are compared with every target. Every true ``n``-nearest
-    target passes the screen, so the result is the same as measuring every pair in float64 and sorting stably;
-    rows whose float32 values could overflow are measured in full.
-    """
-    rows = np.asarray(rows, dtype=np.float64)
-    tgt = np.asarray(target, dtype=np.float64)
-    s, m = rows.shape[0], tgt.shape[0]
-    n = min(int(n), m)
-    out = np.empty((s, n), dtype=np.int64)
-    if n == 0 or s == 0:
-        return out
-    mu = tgt.mean(axis=0)
-    tc = tgt - mu
-    c_max = float(np.sqrt(np.einsum("ij,ij->i", tc, tc).max()))  # the largest centred target norm
-    with np.errstate(over="ignore", invalid="ignore"):  # overflowing rows are measured in full below
-        # Screened value of a pair: |t|^2 - 2 x.t, one matrix product of [x, 1] with [-2 t, |t|^2] (|x|^2 is the
-        # same for every target of a row, so it changes neither the order nor the gaps and is left out).
-        d = tc.shape[1]
-        t_aug = np.empty((m, d + 1), dtype=np.float32)
-        t_aug[:, :d] = tc
-        t_aug[:, d] = np.einsum("ij,ij->i", t_aug[:, :d], t_aug[:, :d])
-        t_aug[:, :d] *= -2.0
-        t_aug_t = np.ascontiguousarray(t_aug.T)
-        cols = np.arange(n)
-        for s0 in range(0, s, block_rows):
-            b = rows[s0 : s0 + block_rows]
-            bc = b - mu
-            b_norm = np.sqrt(np.einsum("ij,ij->i", bc, bc))
-            b_aug = np.empty((b.shape[0], d + 1), dtype=np.float32)
-            b_aug[:, :d] = bc
-            b_aug[:, d] = 1.0
-            d32 = b_aug @ t_aug_t
-            # The n smallest screened distances of each row: n argmin passes, each taking one entry out.
-            r_ix = np.arange(b.shape[0])
-            taken = np.empty((b.shape[0], n), dtype=np.int64)
-            kept = np.empty((b.shape[0], n), dtype=np.float32)
-            for j in range(n):
-                a = np.argmin(d32, axis=1)
-                taken[:, j] = a
-                kept[:, j] = d32[r_ix, a]
-                d32[r_ix, a] = np.inf
-            err = _screen_error(b_norm, c_max, d + 1)
-            limit = kept.max(axis=1).astype(np.float64) + 2.0 * err
-            full = ~(((b_norm + c_max) ** 2 < 1e37) & np.isfinite(limit))  # float32 could overflow
-            lim32 = np.nextafter(np.where(full, 0.0, limit).astype(np.float32), np.float32(np.inf))
-            # One more pass: where the next screened distance is beyond the limit (almost every row), the n taken
-            # are the only candidates; the other rows ("open") are screened against every target.
-            nxt = d32[r_ix, np.argmin(d32, axis=1)]
-            open_rows = np.flatnonzero((nxt <= lim32) | full)
-            closed = np.setdiff1d(r_ix, open_rows, assume_unique=True)
-            ri_parts = [np.repeat(closed, n)]
-            ci_parts = [taken[closed].ravel()]
-            if open_rows.size:
-                sub = d32[open_rows]
-                sub[np.arange(open_rows.size)[:, None], taken[open_rows]] = kept[open_rows]
-                mask = sub <= lim32[open_rows, None]
-                mask[full[open_rows]] = True  # every target is a candidate
-                oi, oc = np.nonzero(mask)
-                ri_parts.append(open_rows[oi])
-                ci_parts.append(oc)
-            ri, ci = np.concatenate(ri_parts), np.concatenate(ci_parts)
-            exact = _pair_distances(b, tgt, ri, ci)
-            order = np.lexsort((ci, exact, ri))  # by row, then distance, then target id
-            starts = np.searchsorted(ri[order], r_ix)
-            out[s0 : s0 + b.shape[0]] = ci[order][starts[:, None] + cols[None, :]]
-    return out
-
-
-def _screen_error(row_norm: np.ndarray, target_norm: float, dim: int) -> np.ndarray:
-    """Worst-case error of a float32 screened distance of each row (float64, per row), up to the row's constant.
-
-    The screened value is ``|t|^2 - 2 x.t``, a length-``dim`` dot product (``dim`` = dimension + 1) of
-    ``[x, 1]`` with ``[-2 t, |t|^2]``. With ``u = 2**-24`` the unit roundoff and ``a``, ``c`` the row's and the
-    largest target norm (centred), the conversion to float32 moves a squared distance by at most about
-    ``2u (a + c)^2``, computing ``|t|^2`` in float32 errs by ``gamma c^2`` and the product by ``gamma (2ac + c^2)``
-    (``gamma = dim u / (1 - dim u)``, any summation order). Since ``2ac + 2c^2 <= 2 (a + c)^2`` their sum is at most
-    ``2 (gamma + u) (a + c)^2``; the bound returned is ``4 (gamma + 4u) (a + c)^2``, twice that with room to spare.
-    The float64 centring (``x - mean``) errs by ``2**-53`` relative, far inside the float32 terms.
-    """
-    u = 2.0**-24
-    gamma = dim * u / max(1.0 - dim * u, 0.5)
-    return 4.0 * (gamma + 4.0 * u) * (row_norm + target_norm) ** 2
-
-
-def _pair_distances(rows: np.ndarray, target: np.ndarray, ri: np.ndarray, ci: np.ndarray,
-                    max_elements: int = 1 << 22) -> np.ndarray:
-    """float64 squared distance of each pair ``(rows[ri[k]], target[ci[k]])``, in chunks of bounded size."""
-    out = np.empty(ri.shape[0], dtype=np.float64)
-    step = max(1, max_elements // max(rows.shape[1], 1))
-    for k in range(0, ri.shape[0], step):
-        diff = rows[ri[k : k + step]] - target[ci[k : k + step]]
-        out[k : k + step] = np.einsum("ij,ij->i", diff, diff)
-    return out
 
 
 def _drop_existing(obj: Any, kind: str) -> Any:

@@ -30,12 +30,12 @@ import logging
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from .divergence import kl_knn
 from .errors import InvalidParameterError, MissingDependencyError
+from .nearest import SCORE_BLOCK_ROWS, KnownNearest, score_rows
 from .quantize_f1 import F1_MAX_SAMPLE_ROWS, F1_ROWS_PER_CLUSTER, cluster_target_like  # noqa: F401
 from .quantize_refine import REFINE_AUTO_MAX_WORK, REFINE_GIO_OVER, REFINE_OVER, RefinePlan, plan_refine
 from .validation import check_int
@@ -280,7 +280,7 @@ AUTO_MAX_DIRECT_TARGET = 10_000
 #: only the rows after them (:func:`refine`'s ``whole``; EXPERIMENTS.md, "Quantised selection").
 REFINE_WHOLE = 0.5
 #: Pool rows read per block by the row-level pass.
-REFINE_BLOCK_ROWS = 16_384
+REFINE_BLOCK_ROWS = SCORE_BLOCK_ROWS
 
 
 def on_unit_sphere(sample: np.ndarray, *, tol: float = 1e-3) -> bool:
@@ -378,46 +378,6 @@ def cover_clusters(chosen: Sequence[int] | np.ndarray, sizes: np.ndarray, need: 
     return order[: min(n, order.shape[0])]
 
 
-def _row_scores(block: np.ndarray, target: np.ndarray, target_index: Any, how: str, k: int) -> np.ndarray:
-    """Score of each row of ``block`` against the target (lower is better)."""
-    b = np.ascontiguousarray(block, dtype=np.float32)
-    if how == "knn":
-        d2, _ = target_index.search(b, k)
-        return np.sqrt(np.maximum(d2.astype(np.float64), 0.0)).mean(axis=1)
-    # "relaxed": the row's own term of the relaxed estimate, mean_i log(|x_i - w| + eps), in chunks of rows
-    out = np.empty(b.shape[0], dtype=np.float64)
-    t = np.asarray(target, dtype=np.float64)
-    tn = np.einsum("ij,ij->i", t, t)
-    step = max(1, 4_000_000 // max(1, t.shape[0]))
-    for s in range(0, b.shape[0], step):
-        w = b[s : s + step].astype(np.float64)
-        d2 = np.einsum("ij,ij->i", w, w)[:, None] + tn[None, :] - 2.0 * (w @ t.T)
-        out[s : s + step] = np.log(np.sqrt(np.clip(d2, 1e-10, 1e20)) + 1e-8).mean(axis=1)
-    return out
-
-
-def score_rows(ids: np.ndarray, read_rows: Callable[[np.ndarray], np.ndarray], target: np.ndarray, *,
-               how: str = "knn", k: int = 5, block_rows: int = REFINE_BLOCK_ROWS) -> np.ndarray:
-    """Scores (float64, lower is better) of pool rows ``ids``, read ``block_rows`` at a time by ``read_rows``.
-
-    ``how="knn"``: mean distance to the row's ``k`` nearest target points; ``how="relaxed"``: the row's term of
-    the relaxed objective, the mean log distance to every target point. Memory: one block and its scores.
-    """
-    ids = np.asarray(ids, dtype=np.int64)
-    out = np.empty(ids.shape[0], dtype=np.float64)
-    t = np.ascontiguousarray(target, dtype=np.float32)
-    index = None
-    kk = max(1, min(int(k), t.shape[0]))
-    if how == "knn":
-        index = _faiss().IndexFlatL2(t.shape[1])
-        index.add(t)
-    elif how != "relaxed":
-        raise ValueError(f"unknown row score {how!r}")
-    for s in range(0, ids.shape[0], block_rows):
-        out[s : s + block_rows] = _row_scores(read_rows(ids[s : s + block_rows]), t, index, how, kk)
-    return out
-
-
 def share_order(ids: np.ndarray, read_rows: Callable[[np.ndarray], np.ndarray], target: np.ndarray, n_rows: int,
                 *, block_rows: int = REFINE_BLOCK_ROWS) -> np.ndarray:
     """Rows ``ids`` in round-robin order over the target: round r gives every target point (in order) its r-th
@@ -463,7 +423,8 @@ def share_order(ids: np.ndarray, read_rows: Callable[[np.ndarray], np.ndarray], 
 def refine(chosen: Sequence[int] | np.ndarray, members: ClusterMembers, read_rows: Callable[[np.ndarray], np.ndarray],
            target: np.ndarray, n_rows: int, *, how: str = "knn", k: int = 5, over: float = REFINE_OVER,
            fallback: np.ndarray | None = None, block_rows: int = REFINE_BLOCK_ROWS, whole: float = 0.0,
-           fill: Callable[[np.ndarray, int], np.ndarray] | None = None) -> np.ndarray:
+           fill: Callable[[np.ndarray, int], np.ndarray] | None = None,
+           known: KnownNearest | None = None) -> np.ndarray:
     """The row-level second pass: exactly ``min(n_rows, pool rows)`` rows from the chosen clusters.
 
     The distinct chosen clusters are taken in selection order until they hold ``over * n_rows`` rows (appending
@@ -479,6 +440,9 @@ def refine(chosen: Sequence[int] | np.ndarray, members: ClusterMembers, read_row
 
     ``how="gio"`` keeps nothing whole: ``fill(rows, n)`` (GIO on the rows read, :func:`gioselect.job.select.gio_fill`)
     gives at most ``n`` distinct positions in them, best first; :func:`score_rows` tops up a short answer.
+
+    ``known`` (``how="knn"``): filled with the nearest target rows of the ranked rows that are kept, found while
+    scoring them (``picks.csv`` reuses them).
     """
     n_rows = check_int(n_rows, "rows", low=0)
     sizes = np.diff(members.starts)
@@ -515,8 +479,11 @@ def refine(chosen: Sequence[int] | np.ndarray, members: ClusterMembers, read_row
     if how == "share":
         best = share_order(rest, read_rows, target, room, block_rows=block_rows)
     else:
-        scores = score_rows(rest, read_rows, target, how=how, k=k, block_rows=block_rows)
+        scores = score_rows(rest, read_rows, target, how=how, k=k, block_rows=block_rows,
+                            known=known if how == "knn" else None)
         best = rest[np.lexsort((rest, scores))[:room]]
+        if known is not None:
+            known.keep(best)
     return np.concatenate([core, best]).astype(np.int64)
 
 
@@ -575,7 +542,7 @@ def quantized_rows(picks: np.ndarray, members: ClusterMembers, take: Callable[[n
                    target: np.ndarray, candidates: np.ndarray, n_rows: int | None, *, how: str = "knn",
                    k: int = 5, over: float = REFINE_OVER, whole: float = REFINE_WHOLE, limit: int | None = None,
                    seed: int = 0, fill: Callable[[np.ndarray, int], np.ndarray] | None = None,
-                   block_rows: int = REFINE_BLOCK_ROWS) -> np.ndarray:
+                   block_rows: int = REFINE_BLOCK_ROWS, known: KnownNearest | None = None) -> np.ndarray:
     """The explode phase: pool rows of a quantised selection (``take`` reads at most ``block_rows`` at a time).
 
     Without a row count (``n_rows=None``: GIO's stopping rule set the size) or with ``how="none"`` this is the
@@ -583,7 +550,7 @@ def quantized_rows(picks: np.ndarray, members: ClusterMembers, take: Callable[[n
     row-level pass (:func:`refine`, ``whole`` of the size filled by the first chosen clusters whole) returns
     exactly ``min(n_rows, pool rows)`` rows, taken from the chosen clusters and, when those hold too few, from
     the clusters whose candidates lie nearest the target (mean
-    distance to their ``k`` nearest target points).
+    distance to their ``k`` nearest target points). ``known``: see :func:`refine`.
     """
     picks = np.asarray(picks, dtype=np.int64)
     if how == "none" or n_rows is None:
@@ -595,4 +562,4 @@ def quantized_rows(picks: np.ndarray, members: ClusterMembers, take: Callable[[n
         fallback = np.lexsort((np.arange(cand.shape[0]),
                                score_rows(np.arange(cand.shape[0]), lambda i: cand[i], target, how="knn", k=k)))
     return refine(picks, members, take, target, rows, how=how, k=k, over=over, fallback=fallback, whole=whole,
-                  fill=fill, block_rows=block_rows)
+                  fill=fill, block_rows=block_rows, known=known)

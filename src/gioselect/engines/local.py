@@ -260,15 +260,17 @@ class LocalEngine:
         return selection, outputs
 
     def write_picks(self, result: Path, selected_ids: np.ndarray, picks: np.ndarray,
-                    assignment: Assignment | None, search: Any, inputs: JobInputs) -> dict[str, np.ndarray]:
-        """``picks.csv``: per-row gain and nearest target ids (:func:`gioselect.report.write_picks`)."""
+                    assignment: Assignment | None, search: Any, inputs: JobInputs,
+                    known: Any = None) -> dict[str, np.ndarray]:
+        """``picks.csv``: per-row gain and nearest target ids (:func:`gioselect.report.write_picks`; the rows
+        ``known`` holds are not read again)."""
         from ..report import write_picks
 
         pool = inputs.pool
         assert inputs.target is not None
         return write_picks(result / "picks.csv", selected_ids, picks,
                            None if assignment is None else assignment.labels, search.initial_kl,
-                           search.state.kl_trace, lambda ids: self.take(pool, ids), inputs.target)
+                           search.state.kl_trace, lambda ids: self.take(pool, ids), inputs.target, known=known)
 
     def report_rows(self, inputs: JobInputs, pool_ids: np.ndarray, selected_ids: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray | None]:

@@ -200,13 +200,15 @@ class SparkJobEngine(SparkEngine):
         return ids, {"selected_ids": "selected_ids.npy", "selected_rows": SELECTED_ROWS_NAME}
 
     def write_picks(self, result: Path, selected_ids: np.ndarray, picks: np.ndarray,
-                    assignment: Assignment | None, search: Any, inputs: JobInputs) -> dict[str, np.ndarray]:
+                    assignment: Assignment | None, search: Any, inputs: JobInputs,
+                    known: Any = None) -> dict[str, np.ndarray]:
         """``picks.csv`` as the local engine writes it (:func:`gioselect.report.write_picks`).
 
         The driver holds what the file holds (the selected ids, each row's cluster, gain and 3 nearest target
         rows: 40 bytes a row); the nearest target rows are found on the executors (:class:`_NearestTargets`, the
         target broadcast with the task), in one pass over the pool, so no selected vector reaches the driver
-        (a million selected 384-D rows would be 1.5 GB).
+        (a million selected 384-D rows would be 1.5 GB). Rows ``known`` holds (found by the row-level pass on
+        the driver) are not sent.
         """
         from ..frames import N_NEAREST_TARGETS
         from ..report import write_picks
@@ -217,9 +219,14 @@ class SparkJobEngine(SparkEngine):
         target = np.ascontiguousarray(inputs.target, dtype=np.float32)
         n_near = min(N_NEAREST_TARGETS, int(target.shape[0]))
         near = np.zeros((ids.shape[0], n_near), dtype=np.int64)
-        if ids.size:
-            near = self.collect_rows(
-                pool, ids, lambda uniq: self.vectors(pool, uniq).mapInArrow(
+        found = np.zeros(ids.shape[0], dtype=bool)
+        if known is not None and known.matches(inputs.target):
+            found, rows_near = known.lookup(ids)
+            near[found] = rows_near
+        todo = ids[~found]
+        if todo.size:
+            near[~found] = self.collect_rows(
+                pool, todo, lambda uniq: self.vectors(pool, uniq).mapInArrow(
                     _NearestTargets(target, n_near), f"`{ROW}` long, `{NEAR}` array<long>"),
                 NEAR, n_near, np.int64)
         row_clusters = None if assignment is None else self.row_clusters(assignment, ids)

@@ -39,6 +39,7 @@ import numpy as np
 from .. import __version__, quantize
 from ..engines.base import Assignment, Engine, JobEngine
 from ..errors import InvalidParameterError
+from ..frames import KnownNearest
 from ..optimize import GIOParams
 from ..quantize import (
     REFINE_WHOLE,
@@ -116,6 +117,7 @@ class Selected:
     candidates_mode: str | None
     kmeans_sample: int
     refine_plan: RefinePlan | None = None  # quantised runs: the row-level pass used and why
+    known_nearest: KnownNearest | None = None  # nearest target rows the pass found (reused by picks.csv)
 
 
 def _cluster_target_like(engine: Engine, pool: Any, asg: Assignment, candidates: np.ndarray,
@@ -240,14 +242,16 @@ def select_phases(engine: Engine, pool: Any, target: np.ndarray, target_source: 
     # -- choose the rows -----------------------------------------------------------------------------------
     t0 = time.monotonic()
     limit = budget_rows  # a budget (given, or the automatic size) is exact: the last cluster is cut to fill it
+    known = None
     if asg is not None:
         with prog("choosing rows of the chosen clusters" if refining else "exploding clusters", None, "step") as upd:
             if refining and rplan is not None:
                 fill = gio_fill(settings.params, target_c, seeds["explode"]) if rplan.refine == "gio" else None
+                known = KnownNearest(target)
                 ids = quantized_rows(picks, engine.members(asg), lambda i: engine.take(pool, i), target,
                                      candidates, budget_rows, how=rplan.refine, k=k, over=rplan.over,
                                      whole=settings.refine_whole, limit=limit, seed=seeds["explode"], fill=fill,
-                                     block_rows=engine.take_block_rows(pool, settings.memory_budget))
+                                     block_rows=engine.take_block_rows(pool, settings.memory_budget), known=known)
                 selection = engine.selection(ids)
             else:
                 selection = engine.explode(picks, asg, limit=limit, seed=seeds["explode"])
@@ -257,7 +261,7 @@ def select_phases(engine: Engine, pool: Any, target: np.ndarray, target_source: 
         selection = engine.selection(ids[:limit] if limit is not None else ids)
     timings["explode"] = time.monotonic() - t0
     return Selected(plan, candidates, sizes, asg, target_c, budget_rows, size_est, search, picks, selection,
-                    refining, cand_mode, kmeans_sample, rplan)
+                    refining, cand_mode, kmeans_sample, rplan, known)
 
 
 def _quantize_pool(engine: Engine, pool: Any, kp: int, settings: PhaseSettings, seeds: Seeds, work: Path | None,
@@ -319,7 +323,8 @@ def run_phases(ctx: RunContext, engine: JobEngine) -> dict[str, Any]:
     st, search = sel.search.state, sel.search
     quantized = sel.assignment is not None
     write_trace(result / "kl_trace.csv", search.initial_kl, st.history, sel.sizes, quantized)
-    pick_cols = engine.write_picks(result, selected_ids, sel.picks, sel.assignment, search, inp)
+    pick_cols = engine.write_picks(result, selected_ids, sel.picks, sel.assignment, search, inp,
+                                   known=sel.known_nearest)
     if pick_cols is not None:
         outputs["picks"] = "picks.csv"
     kept = len(st.kl_trace)

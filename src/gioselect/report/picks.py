@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 def write_picks(path: Path, selected_ids: np.ndarray, picks: np.ndarray, labels: np.ndarray | None,
                 initial_kl: float, kl_trace: Sequence[float], take: Any, target: np.ndarray,
                 block_rows: int = 16384, row_clusters: np.ndarray | None = None,
-                nearest: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                nearest: np.ndarray | None = None, known: Any = None) -> dict[str, np.ndarray]:
     """Write ``picks.csv``: one line per selected row in rank order, with ``gio_row_id``, ``gio_rank``,
     ``gio_gain`` (the objective decrease of the pick that chose the row: a quantised pick's rows share their
     cluster's) and ``gio_nearest_target`` (the 3 nearest target rows, space-separated). Returns the columns.
@@ -30,7 +30,9 @@ def write_picks(path: Path, selected_ids: np.ndarray, picks: np.ndarray, labels:
     cluster of each selected row, in rank order) stands in for ``labels[selected_ids]`` where no pool-sized
     label vector is at hand (the Spark engine). ``nearest`` (the nearest target rows of each selected row, in rank
     order, shape (s, min(3, target rows))) stands in for reading the rows, when they were computed where the rows
-    are (the Spark engine's executors); ``take`` is not called then.
+    are (the Spark engine's executors); ``take`` is not called then. ``known``
+    (:class:`gioselect.frames.KnownNearest`, computed against ``target``) gives the nearest target rows of the
+    rows it holds, which are then not read.
     """
     from ..frames import N_NEAREST_TARGETS, nearest_targets, pick_gains
 
@@ -51,8 +53,17 @@ def write_picks(path: Path, selected_ids: np.ndarray, picks: np.ndarray, labels:
             raise ValueError(f"nearest: expected shape {(ids.shape[0], n_near)}, got {near.shape}")
     else:
         near = np.empty((ids.shape[0], n_near), dtype=np.int64)
+        use_known = known is not None and known.matches(target)
         for s in range(0, ids.shape[0], block_rows):
-            near[s : s + block_rows] = nearest_targets(take(ids[s : s + block_rows]), target, n=n_near)
+            blk = ids[s : s + block_rows]
+            if not use_known:
+                near[s : s + block_rows] = nearest_targets(take(blk), target, n=n_near)
+                continue
+            found, got = known.lookup(blk)
+            part = near[s : s + block_rows]
+            part[found] = got
+            if not found.all():
+                part[~found] = nearest_targets(take(blk[~found]), target, n=n_near)
     buf = io.StringIO()
     buf.write("gio_row_id,gio_rank,gio_gain,gio_nearest_target\n")
     for r, (i, g, nn) in enumerate(zip(ids.tolist(), row_gain.tolist(), near.tolist(), strict=True)):
