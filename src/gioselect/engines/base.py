@@ -197,7 +197,7 @@ class JobEngine(Engine, Protocol):
     def write_picks(self, result: Path, selected_ids: np.ndarray, picks: np.ndarray, assignment: Assignment | None,
                     search: Any, inputs: JobInputs, known: Any = None) -> dict[str, np.ndarray] | None:
         """``picks.csv`` where the engine writes it (returns its columns), else None. ``known``
-        (:class:`gioselect.frames.KnownNearest` or None): nearest target rows the row-level pass already found,
+        (:class:`gioselect.nearest.KnownNearest` or None): nearest target rows the row-level pass already found,
         which the engine may reuse instead of computing them again."""
         ...
 

@@ -39,7 +39,7 @@ import numpy as np
 from .. import __version__, quantize
 from ..engines.base import Assignment, Engine, JobEngine
 from ..errors import InvalidParameterError
-from ..frames import KnownNearest
+from ..nearest import KnownNearest
 from ..optimize import GIOParams
 from ..quantize import (
     REFINE_WHOLE,

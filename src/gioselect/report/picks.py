@@ -31,7 +31,7 @@ def write_picks(path: Path, selected_ids: np.ndarray, picks: np.ndarray, labels:
     label vector is at hand (the Spark engine). ``nearest`` (the nearest target rows of each selected row, in rank
     order, shape (s, min(3, target rows))) stands in for reading the rows, when they were computed where the rows
     are (the Spark engine's executors); ``take`` is not called then. ``known``
-    (:class:`gioselect.frames.KnownNearest`, computed against ``target``) gives the nearest target rows of the
+    (:class:`gioselect.nearest.KnownNearest`, computed against ``target``) gives the nearest target rows of the
     rows it holds, which are then not read.
     """
     from ..frames import N_NEAREST_TARGETS, nearest_targets, pick_gains
