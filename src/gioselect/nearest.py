@@ -111,7 +111,8 @@ def nearest_target_scan(rows: np.ndarray, target: np.ndarray, n: int = N_NEAREST
     many argmin passes, and the answer certified from the screen's error bound ``e`` of the row: where the next
     screened distance lies more than ``2 e`` beyond the ``n``-th (no other target can be nearer; one more argmin
     pass when ``k <= n``) and consecutive ones among the first ``n`` are more than ``2 e`` apart (their order
-    is sure), the ``n`` found are the answer as they are (nearly every row). Only the other rows are measured in
+    is sure), the ``n`` found are the answer as they are (about 80 % of rows on the BBC benchmark pool, whose
+    rows are noisy copies of sentences; more where near-ties are rarer). Only the other rows are measured in
     float64: a row with a near-tie among its ``n`` on those ``n`` targets, a row with another target inside the
     limit on every target within it. Rows whose float32 values could overflow are measured on every target.
     """
