@@ -114,7 +114,7 @@ def nearest_target_scan(rows: np.ndarray, target: np.ndarray, n: int = N_NEAREST
     is sure), the ``n`` found are the answer as they are (about 80 % of rows on the BBC benchmark pool, whose
     rows are noisy copies of sentences; more where near-ties are rarer). Only the other rows are measured in
     float64: a row with a near-tie among its ``n`` on those ``n`` targets, a row with another target inside the
-    limit on every target within it. Rows whose float32 values could overflow are measured on every target.
+    limit on every target inside it. Rows whose float32 values could overflow are measured on every target.
     """
     rows = np.asarray(rows, dtype=np.float64)
     tgt = np.asarray(target, dtype=np.float64)
@@ -263,7 +263,7 @@ def score_rows(ids: np.ndarray, read_rows: Callable[[np.ndarray], np.ndarray], t
     if how not in ("knn", "relaxed"):
         raise ValueError(f"unknown row score {how!r}")
     kk = max(1, min(int(k), int(target.shape[0])))
-    n_near = N_NEAREST_TARGETS if known is not None and how == "knn" else 0
+    n_near = N_NEAREST_TARGETS if known is not None else 0  # the relaxed score never reaches the scan
     for s in range(0, ids.shape[0], block_rows):
         blk = ids[s : s + block_rows]
         rows = read_rows(blk)

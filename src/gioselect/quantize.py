@@ -479,8 +479,7 @@ def refine(chosen: Sequence[int] | np.ndarray, members: ClusterMembers, read_row
     if how == "share":
         best = share_order(rest, read_rows, target, room, block_rows=block_rows)
     else:
-        scores = score_rows(rest, read_rows, target, how=how, k=k, block_rows=block_rows,
-                            known=known if how == "knn" else None)
+        scores = score_rows(rest, read_rows, target, how=how, k=k, block_rows=block_rows, known=known)
         best = rest[np.lexsort((rest, scores))[:room]]
         if known is not None:
             known.keep(best)

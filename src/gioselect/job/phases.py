@@ -247,7 +247,7 @@ def select_phases(engine: Engine, pool: Any, target: np.ndarray, target_source: 
         with prog("choosing rows of the chosen clusters" if refining else "exploding clusters", None, "step") as upd:
             if refining and rplan is not None:
                 fill = gio_fill(settings.params, target_c, seeds["explode"]) if rplan.refine == "gio" else None
-                known = KnownNearest(target)
+                known = KnownNearest(target) if rplan.refine == "knn" else None  # only knn's scan finds them
                 ids = quantized_rows(picks, engine.members(asg), lambda i: engine.take(pool, i), target,
                                      candidates, budget_rows, how=rplan.refine, k=k, over=rplan.over,
                                      whole=settings.refine_whole, limit=limit, seed=seeds["explode"], fill=fill,
