@@ -15,11 +15,14 @@ import numpy as np
 
 __all__ = [
     "N_NEAREST_TARGETS",
+    "PRUNE_MIN_TARGETS",
     "SCORE_BLOCK_ROWS",
     "KnownNearest",
+    "TargetPartition",
     "nearest_target_scan",
     "nearest_targets",
     "score_rows",
+    "target_partition",
 ]
 
 N_NEAREST_TARGETS = 3
@@ -86,12 +89,192 @@ class KnownNearest:
 
 
 def nearest_targets(rows: np.ndarray, target: np.ndarray, n: int = N_NEAREST_TARGETS,
-                    block_rows: int = 4096) -> np.ndarray:
+                    block_rows: int = 4096, partition: TargetPartition | None = None) -> np.ndarray:
     """The ``n`` nearest target rows (Euclidean, ascending distance; ties: lowest id) of each row, shape (s, n).
 
-    The ids of :func:`nearest_target_scan` (which can also return the distances).
+    The ids of :func:`nearest_target_scan`. Against a large target (at least :data:`PRUNE_MIN_TARGETS` rows)
+    each row is compared only with the groups of target rows that could hold one of its ``n`` nearest
+    (:class:`TargetPartition`); the ids are the same. ``partition`` (built on ``target``) is reused across
+    calls; without one, a call with enough work (:func:`target_partition`) builds its own.
     """
-    return nearest_target_scan(rows, target, n, block_rows=block_rows)[0]
+    rows = np.asarray(rows, dtype=np.float64)
+    if partition is None:
+        partition = target_partition(target, rows.shape[0])
+    if partition is None or not partition.useful:
+        return nearest_target_scan(rows, target, n, block_rows=block_rows)[0]
+    return partition.nearest(rows, n, block_rows)
+
+
+PRUNE_MIN_TARGETS = 2048
+"""Targets smaller than this are always scanned whole by :func:`nearest_targets` (the screen is cheap there)."""
+
+PRUNE_MIN_PAIRS = 50_000_000
+"""Rows x target rows below which a call of :func:`nearest_targets` does not build its own partition."""
+
+
+def target_partition(target: np.ndarray, rows: int) -> TargetPartition | None:
+    """A :class:`TargetPartition` of ``target`` when :func:`nearest_targets` on ``rows`` rows is worth one."""
+    m = int(target.shape[0])
+    if m < PRUNE_MIN_TARGETS or rows * m < PRUNE_MIN_PAIRS:
+        return None
+    return TargetPartition(target)
+
+
+class TargetPartition:
+    """The target's rows in groups (a few Lloyd iterations), each with its centre and radius, so that a row is
+    compared only with the groups that could hold its nearest target rows; the answer stays exact.
+
+    For a row ``x`` and a group with centre ``c`` and radius ``r`` (the largest distance of a member to ``c``),
+    every member ``t`` has ``|x - t| >= |x - c| - r`` (the triangle inequality). Rows are taken in groups by
+    their nearest centre (their home); ``u``, the ``n``-th smallest distance of a row to its home's members,
+    bounds its ``n``-th nearest distance from above. A group whose bound exceeds ``u`` for every row of the
+    home holds none of their ``n`` nearest, nor a tie with them, so it is left out, and the home's rows are
+    screened (:func:`nearest_target_scan`) against the other groups' rows only, whose ids are kept in ascending
+    order so that ties still go to the lowest id. Both bounds are float64 with a relative margin of 1e-9, far
+    beyond their rounding. Homes that keep more than half the target, rows whose bounds are not finite, and
+    homes with fewer than ``n`` members are screened against the whole target.
+
+    Where the target has no cluster structure (text embeddings: no group is left out) the partition stops
+    pruning after :data:`PRUNE_PROBE_ROWS` rows (:attr:`useful` turns false) and costs a few Lloyd
+    iterations; on a clustered target (a Gaussian mixture, Fashion-MNIST's PCA features) it leaves out most of it.
+    """
+
+    def __init__(self, target: np.ndarray, groups: int | None = None, *, seed: int = 0, iters: int = 6) -> None:
+        self.screen = _Screen(target)
+        tgt = self.screen.tgt
+        m = self.screen.m
+        g = int(groups) if groups is not None else int(min(256, max(16, round(np.sqrt(m)))))
+        g = max(1, min(g, m))
+        labels = _lloyd_labels(tgt - self.screen.mu, g, seed=seed, iters=iters)
+        used, labels = np.unique(labels, return_inverse=True)
+        self.labels = labels.astype(np.int64)
+        self.groups = int(used.shape[0])
+        counts = np.bincount(self.labels, minlength=self.groups)
+        self.centres = _group_sums(tgt, self.labels, self.groups) / counts[:, None]
+        diff = tgt - self.centres[self.labels]
+        dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        self.radius = np.zeros(self.groups)
+        np.maximum.at(self.radius, self.labels, dist)
+        self.members = np.split(np.argsort(self.labels, kind="stable"), np.cumsum(counts)[:-1])
+        tc = tgt - self.screen.mu
+        self._member_rows = [tc[mem] for mem in self.members]  # centred, for the homes' upper bounds
+        self._member_norms = [self.screen.norms[mem] for mem in self.members]
+        self.pairs_scanned = 0  # row x target pairs screened so far, and what the whole target would have been
+        self.pairs_whole = 0
+        self.useful = bool(np.isfinite(self.centres).all() and np.isfinite(self.radius).all())
+
+    def nearest(self, rows: np.ndarray, n: int, block_rows: int = 4096) -> np.ndarray:
+        """:func:`nearest_targets` of float64 ``rows`` against the partitioned target."""
+        scr = self.screen
+        s = rows.shape[0]
+        n = min(int(n), scr.m)
+        out = np.empty((s, n), dtype=np.int64)
+        if s == 0 or n == 0:
+            return out
+        whole: list[np.ndarray] = []
+        for c0 in range(0, s, PRUNE_CHUNK_ROWS):
+            whole.append(c0 + self._pruned(rows[c0 : c0 + PRUNE_CHUNK_ROWS], n, block_rows,
+                                          out[c0 : c0 + PRUNE_CHUNK_ROWS]))
+        rest = np.concatenate(whole)
+        for s0 in range(0, rest.shape[0], block_rows):
+            r = rest[s0 : s0 + block_rows]
+            out[r] = scr.scan(rows[r], n, n)[0]
+        self.pairs_scanned += rest.shape[0] * scr.m
+        self.pairs_whole += s * scr.m
+        if self.pairs_whole >= PRUNE_PROBE_ROWS * scr.m and self.pairs_scanned > 0.75 * self.pairs_whole:
+            self.useful = False
+        return out
+
+    def _pruned(self, rows: np.ndarray, n: int, block_rows: int, out: np.ndarray) -> np.ndarray:
+        """Fill ``out`` for the rows of one chunk that a pruned screen can answer; return the others' positions."""
+        scr = self.screen
+        m = scr.m
+        xc = rows - scr.mu
+        cc = self.centres - scr.mu
+        with np.errstate(over="ignore", invalid="ignore"):
+            xn = np.sqrt(np.einsum("ij,ij->i", xc, xc))
+            cn = np.sqrt(np.einsum("ij,ij->i", cc, cc))
+            tol = _PRUNE_MARGIN * (xn[:, None] + cn[None, :]) ** 2
+            d2c = xn[:, None] ** 2 + cn[None, :] ** 2 - 2.0 * (xc @ cc.T)
+            lower = np.sqrt(np.maximum(d2c - tol, 0.0)) - self.radius[None, :] * (1.0 + _PRUNE_MARGIN)
+            ok = np.isfinite(d2c).all(axis=1) & np.isfinite(xn)
+        home = np.argmin(np.where(np.isfinite(d2c), d2c, np.inf), axis=1)
+        whole = [np.flatnonzero(~ok)]
+        order = np.argsort(np.where(ok, home, -1), kind="stable")
+        order = order[(~ok).sum():]
+        bounds = np.searchsorted(home[order], np.arange(self.groups + 1))
+        for h in range(self.groups):
+            r = order[bounds[h] : bounds[h + 1]]
+            mem = self.members[h]
+            if r.size == 0:
+                continue
+            if mem.shape[0] < n:
+                whole.append(r)
+                continue
+            tm, tn = self._member_rows[h], self._member_norms[h]
+            with np.errstate(over="ignore", invalid="ignore"):
+                dd = xn[r, None] ** 2 + tn[None, :] ** 2 - 2.0 * (xc[r] @ tm.T)
+                dd += _PRUNE_MARGIN * (xn[r, None] + tn[None, :]) ** 2
+                upper = np.sqrt(np.partition(dd, n - 1, axis=1)[:, n - 1])
+            keep = np.any(lower[r] <= upper[:, None], axis=0)
+            keep[h] = True
+            cand = np.flatnonzero(keep[self.labels])
+            if cand.shape[0] > 0.5 * m or not np.isfinite(upper).all():
+                whole.append(r)
+                continue
+            self.pairs_scanned += r.shape[0] * cand.shape[0]
+            for s0 in range(0, r.shape[0], block_rows):
+                rr = r[s0 : s0 + block_rows]
+                out[rr] = scr.scan(rows[rr], n, n, cand)[0]
+        return np.concatenate(whole)
+
+
+PRUNE_CHUNK_ROWS = 16_384
+"""Rows :class:`TargetPartition` bounds and groups by home at a time."""
+
+PRUNE_PROBE_ROWS = 8192
+"""Rows after which a :class:`TargetPartition` that leaves out less than a quarter of the pairs stops pruning."""
+
+_PRUNE_MARGIN = 1e-9
+
+
+def _lloyd_labels(x: np.ndarray, g: int, *, seed: int, iters: int, sample: int = 64,
+                  block_rows: int = 65_536) -> np.ndarray:
+    """Group label of each row of ``x``: ``iters`` float32 Lloyd iterations from ``g`` seeded rows, trained on
+    at most ``sample * g`` seeded rows, then every row assigned. Any grouping keeps :class:`TargetPartition`
+    exact; a good one only makes it prune more."""
+    m = x.shape[0]
+    rng = np.random.default_rng(seed)
+    x32 = np.asarray(x, dtype=np.float32)
+    train = x32[np.sort(rng.choice(m, size=sample * g, replace=False))] if m > sample * g else x32
+    cent = train[rng.choice(train.shape[0], size=g, replace=False)].copy()
+
+    def assign(z: np.ndarray) -> np.ndarray:
+        lab = np.empty(z.shape[0], dtype=np.int64)
+        cn = np.einsum("ij,ij->i", cent, cent)
+        for s0 in range(0, z.shape[0], block_rows):
+            lab[s0 : s0 + block_rows] = np.argmin(cn[None, :] - 2.0 * (z[s0 : s0 + block_rows] @ cent.T), axis=1)
+        return lab
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(iters):
+            lab = assign(train)
+            counts = np.bincount(lab, minlength=g)
+            nz = counts > 0
+            onehot = np.zeros((g, train.shape[0]), dtype=np.float32)
+            onehot[lab, np.arange(train.shape[0])] = 1.0
+            cent[nz] = (onehot @ train)[nz] / counts[nz, None].astype(np.float32)
+        return assign(x32)
+
+
+def _group_sums(x: np.ndarray, labels: np.ndarray, g: int) -> np.ndarray:
+    """float64 sum of the rows of ``x`` with each label ``0..g-1`` (zero where a label has no row)."""
+    order = np.argsort(labels, kind="stable")
+    lab = labels[order]
+    starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
+    out = np.zeros((g, x.shape[1]))
+    out[lab[starts]] = np.add.reduceat(np.asarray(x, dtype=np.float64)[order], starts, axis=0)
+    return out
 
 
 def nearest_target_scan(rows: np.ndarray, target: np.ndarray, n: int = N_NEAREST_TARGETS, k: int = 0,
@@ -117,31 +300,61 @@ def nearest_target_scan(rows: np.ndarray, target: np.ndarray, n: int = N_NEAREST
     limit on every target inside it. Rows whose float32 values could overflow are measured on every target.
     """
     rows = np.asarray(rows, dtype=np.float64)
-    tgt = np.asarray(target, dtype=np.float64)
-    s, m = rows.shape[0], tgt.shape[0]
+    screen = _Screen(target)
+    s, m = rows.shape[0], screen.m
     n = min(int(n), m)
     p = min(max(n, int(k)), m)  # screened distances kept per row
     out = np.empty((s, n), dtype=np.int64)
     out_d2 = np.empty((s, p), dtype=np.float64)
     if p == 0 or s == 0:
         return out, out_d2
-    mu = tgt.mean(axis=0)
-    tc = tgt - mu
-    c_max = float(np.sqrt(np.einsum("ij,ij->i", tc, tc).max()))  # the largest centred target norm
-    with np.errstate(over="ignore", invalid="ignore"):  # overflowing rows are measured in full below
-        # Screened value of a pair: |t|^2 - 2 x.t, one matrix product of [x, 1] with [-2 t, |t|^2] (|x|^2 is the
-        # same for every target of a row, so it changes neither the order nor the gaps and is left out).
-        d = tc.shape[1]
-        t_aug = np.empty((m, d + 1), dtype=np.float32)
-        t_aug[:, :d] = tc
-        t_aug[:, d] = np.einsum("ij,ij->i", t_aug[:, :d], t_aug[:, :d])
-        t_aug[:, :d] *= -2.0
-        t_aug_t = np.ascontiguousarray(t_aug.T)
+    for s0 in range(0, s, block_rows):
+        out[s0 : s0 + block_rows], out_d2[s0 : s0 + block_rows] = screen.scan(rows[s0 : s0 + block_rows], n, p)
+    return out, out_d2
+
+
+class _Screen:
+    """A target prepared for the float32 screen of :func:`nearest_target_scan` (all of it, or some of its rows)."""
+
+    def __init__(self, target: np.ndarray) -> None:
+        self.tgt = np.asarray(target, dtype=np.float64)
+        self.m, d = self.tgt.shape
+        self.mu = self.tgt.mean(axis=0) if self.m else np.zeros(d)
+        tc = self.tgt - self.mu
+        self.norms = np.sqrt(np.einsum("ij,ij->i", tc, tc))  # centred target norms
+        with np.errstate(over="ignore", invalid="ignore"):  # overflowing rows are measured in full
+            # Screened value of a pair: |t|^2 - 2 x.t, one matrix product of [x, 1] with [-2 t, |t|^2] (|x|^2 is
+            # the same for every target of a row, so it changes neither the order nor the gaps and is left out).
+            t_aug = np.empty((self.m, d + 1), dtype=np.float32)
+            t_aug[:, :d] = tc
+            t_aug[:, d] = np.einsum("ij,ij->i", t_aug[:, :d], t_aug[:, :d])
+            t_aug[:, :d] *= -2.0
+        self.t_aug = t_aug
+        self._t_aug_t = np.ascontiguousarray(t_aug.T)
+
+    def scan(self, b: np.ndarray, n: int, p: int,
+             cand: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One block of float64 rows ``b`` against the target (or its rows ``cand``, ascending): ``(ids, d2)`` of
+        :func:`nearest_target_scan`, ids of the whole target, ``1 <= p``, ``n <= p <= len(cand)``."""
+        if cand is None:
+            t_aug_t, tgt_ids, c_max = self._t_aug_t, None, float(self.norms.max())
+        else:
+            t_aug_t, tgt_ids, c_max = self.t_aug[cand].T, cand, float(self.norms[cand].max())  # BLAS takes .T as is
+        m = t_aug_t.shape[1]
+        d = t_aug_t.shape[0] - 1
+        nb = b.shape[0]
+        out = np.empty((nb, n), dtype=np.int64)
+        out_d2 = np.empty((nb, p), dtype=np.float64)
         cols = np.arange(n)
-        for s0 in range(0, s, block_rows):
-            b = rows[s0 : s0 + block_rows]
-            nb = b.shape[0]
-            bc = b - mu
+
+        def exact(ri: np.ndarray, ci: np.ndarray) -> np.ndarray:
+            return _pair_distances(b, self.tgt, ri, ci if tgt_ids is None else tgt_ids[ci])
+
+        def ids(ci: np.ndarray) -> np.ndarray:
+            return ci if tgt_ids is None else tgt_ids[ci]
+
+        with np.errstate(over="ignore", invalid="ignore"):  # overflowing rows are measured in full below
+            bc = b - self.mu
             b_sq = np.einsum("ij,ij->i", bc, bc)
             b_norm = np.sqrt(b_sq)
             b_aug = np.empty((nb, d + 1), dtype=np.float32)
@@ -157,16 +370,16 @@ def nearest_target_scan(rows: np.ndarray, target: np.ndarray, n: int = N_NEAREST
                 taken[:, j] = a
                 kept[:, j] = d32[r_ix, a]
                 d32[r_ix, a] = np.inf
-            out_d2[s0 : s0 + nb] = np.maximum(b_sq[:, None] + kept.astype(np.float64), 0.0)
+            out_d2[:] = np.maximum(b_sq[:, None] + kept.astype(np.float64), 0.0)
             err = _screen_error(b_norm, c_max, d + 1)
             limit = kept[:, max(n, 1) - 1].astype(np.float64) + 2.0 * err
             full = ~(((b_norm + c_max) ** 2 < 1e37) & np.isfinite(limit))  # float32 could overflow
             if n == 0:  # distances only: rows that could overflow are measured on every target
                 fr = np.flatnonzero(full)
                 if fr.size:
-                    ex = _pair_distances(b, tgt, np.repeat(fr, m), np.tile(np.arange(m), fr.size))
-                    out_d2[s0 + fr] = np.sort(ex.reshape(fr.size, m), axis=1)[:, :p]
-                continue
+                    ex = exact(np.repeat(fr, m), np.tile(np.arange(m), fr.size))
+                    out_d2[fr] = np.sort(ex.reshape(fr.size, m), axis=1)[:, :p]
+                return out, out_d2
             lim32 = np.nextafter(np.where(full, 0.0, limit).astype(np.float32), np.float32(np.inf))
             # The next screened distance (the (n+1)-th): beyond the limit (almost every row), the n taken are the
             # only candidates; the other rows ("open") are screened against every target.
@@ -177,10 +390,10 @@ def nearest_target_scan(rows: np.ndarray, target: np.ndarray, n: int = N_NEAREST
                 gaps = np.diff(kept[:, :n].astype(np.float64), axis=1)
                 measure |= np.any(gaps <= 2.0 * err[:, None], axis=1)
             sure = np.flatnonzero(~measure)
-            out[s0 + sure] = taken[sure, :n]
+            out[sure] = ids(taken[sure, :n])
             exact_rows = np.flatnonzero(measure)
             if exact_rows.size == 0:
-                continue
+                return out, out_d2
             tied = np.flatnonzero(measure & ~open_mask)
             open_rows = np.flatnonzero(open_mask)
             ri_parts = [np.repeat(tied, n)]
@@ -194,15 +407,15 @@ def nearest_target_scan(rows: np.ndarray, target: np.ndarray, n: int = N_NEAREST
                 ri_parts.append(open_rows[oi])
                 ci_parts.append(oc)
             ri, ci = np.concatenate(ri_parts), np.concatenate(ci_parts)
-            exact = _pair_distances(b, tgt, ri, ci)
-            order = np.lexsort((ci, exact, ri))  # by row, then distance, then target id
+            ex = exact(ri, ci)
+            order = np.lexsort((ci, ex, ri))  # by row, then distance, then target id
             starts = np.searchsorted(ri[order], exact_rows)
-            out[s0 + exact_rows] = ci[order[starts[:, None] + cols[None, :]]]
+            out[exact_rows] = ids(ci[order[starts[:, None] + cols[None, :]]])
             fr = np.flatnonzero(full)
             if fr.size:  # measured on every target: their p smallest distances in float64
                 fs = np.searchsorted(ri[order], fr)
-                out_d2[s0 + fr] = exact[order[fs[:, None] + np.arange(p)[None, :]]]
-    return out, out_d2
+                out_d2[fr] = ex[order[fs[:, None] + np.arange(p)[None, :]]]
+        return out, out_d2
 
 
 def _screen_error(row_norm: np.ndarray, target_norm: float, dim: int) -> np.ndarray:

@@ -36,19 +36,23 @@ NEAR = "__gio_near"
 
 @dataclass(frozen=True)
 class _NearestTargets:
-    """On an executor: each row's ``n`` nearest target rows (:func:`gioselect.frames.nearest_targets`, the
+    """On an executor: each row's ``n`` nearest target rows (:func:`gioselect.nearest.nearest_targets`, the
     function the in-process engine calls on the same float32 rows)."""
 
     target: np.ndarray
     n: int
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from ..frames import nearest_targets
+        from ..nearest import nearest_targets, target_partition
 
+        groups = None  # built once per task, on the first batch large enough for one
         for batch in batches:
             if batch.num_rows == 0:
                 continue
-            near = nearest_targets(batch_features(batch, 1, self.target.shape[1]), self.target, n=self.n)
+            if groups is None:
+                groups = target_partition(self.target, batch.num_rows)
+            near = nearest_targets(batch_features(batch, 1, self.target.shape[1]), self.target, n=self.n,
+                                   partition=groups)
             yield pa.RecordBatch.from_arrays([batch.column(0), matrix_array(near, pa.int64())], names=[ROW, NEAR])
 
 

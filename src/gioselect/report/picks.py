@@ -35,6 +35,7 @@ def write_picks(path: Path, selected_ids: np.ndarray, picks: np.ndarray, labels:
     rows it holds, which are then not read.
     """
     from ..frames import N_NEAREST_TARGETS, nearest_targets, pick_gains
+    from ..nearest import target_partition
 
     picks = np.asarray(picks, dtype=np.int64)
     trace = np.asarray(kl_trace, dtype=np.float64)[: picks.shape[0]]
@@ -54,16 +55,18 @@ def write_picks(path: Path, selected_ids: np.ndarray, picks: np.ndarray, labels:
     else:
         near = np.empty((ids.shape[0], n_near), dtype=np.int64)
         use_known = known is not None and known.matches(target)
+        unknown = ids.shape[0] - (int(known.lookup(ids)[0].sum()) if use_known else 0)
+        groups = target_partition(target, unknown)  # one for every block, when the work is worth it
         for s in range(0, ids.shape[0], block_rows):
             blk = ids[s : s + block_rows]
             if not use_known:
-                near[s : s + block_rows] = nearest_targets(take(blk), target, n=n_near)
+                near[s : s + block_rows] = nearest_targets(take(blk), target, n=n_near, partition=groups)
                 continue
             found, got = known.lookup(blk)
             part = near[s : s + block_rows]
             part[found] = got
             if not found.all():
-                part[~found] = nearest_targets(take(blk[~found]), target, n=n_near)
+                part[~found] = nearest_targets(take(blk[~found]), target, n=n_near, partition=groups)
     buf = io.StringIO()
     buf.write("gio_row_id,gio_rank,gio_gain,gio_nearest_target\n")
     for r, (i, g, nn) in enumerate(zip(ids.tolist(), row_gain.tolist(), near.tolist(), strict=True)):
