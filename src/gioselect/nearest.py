@@ -121,18 +121,18 @@ def target_partition(target: np.ndarray, rows: int) -> TargetPartition | None:
 
 
 class TargetPartition:
-    """The target's rows in groups (a few Lloyd iterations), each with its centre and radius, so that a row is
+    """The target's rows in groups (a few Lloyd iterations), each with its centre, so that a row is
     compared only with the groups that could hold its nearest target rows; the answer stays exact.
 
-    For a row ``x`` and a group with centre ``c`` and radius ``r`` (the largest distance of a member to ``c``),
-    every member ``t`` has ``|x - t| >= |x - c| - r`` (the triangle inequality). Rows are taken in groups by
-    their nearest centre (their home); ``u``, the ``n``-th smallest distance of a row to its home's members,
-    bounds its ``n``-th nearest distance from above. A group whose bound exceeds ``u`` for every row of the
-    home holds none of their ``n`` nearest, nor a tie with them, so it is left out, and the home's rows are
-    screened (:func:`nearest_target_scan`) against the other groups' rows only, whose ids are kept in ascending
-    order so that ties still go to the lowest id. Both bounds are float64 with a relative margin of 1e-9, far
-    beyond their rounding. Homes that keep more than half the target, rows whose bounds are not finite, and
-    homes with fewer than ``n`` members are screened against the whole target.
+    For a row ``x`` and a target row ``t`` of the group with centre ``c``, ``|x - t| >= |x - c| - |t - c|`` (the
+    triangle inequality). Rows are taken in groups by their nearest centre (their home); ``u``, the ``n``-th
+    smallest distance of a row to its home's members, bounds its ``n``-th nearest distance from above. A target
+    row whose bound exceeds ``u`` for every row of the home is none of their ``n`` nearest, nor tied with them,
+    so it is left out: per group, the target rows with ``|t - c|`` below ``min_x (|x - c| - u(x))``. The home's
+    rows are then screened (:func:`nearest_target_scan`) against the other target rows only, ids ascending so
+    that ties still go to the lowest id. The bounds are float64 with a relative margin of 1e-9, far beyond their
+    rounding. Homes that keep more than half the target, rows whose bounds are not finite, and homes with fewer
+    than ``n`` members are screened against the whole target.
 
     Where the target has no cluster structure (text embeddings: no group is left out) the partition stops
     pruning after :data:`PRUNE_PROBE_ROWS` rows (:attr:`useful` turns false) and costs a few Lloyd
@@ -152,16 +152,14 @@ class TargetPartition:
         counts = np.bincount(self.labels, minlength=self.groups)
         self.centres = _group_sums(tgt, self.labels, self.groups) / counts[:, None]
         diff = tgt - self.centres[self.labels]
-        dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
-        self.radius = np.zeros(self.groups)
-        np.maximum.at(self.radius, self.labels, dist)
+        self.spread = np.sqrt(np.einsum("ij,ij->i", diff, diff)) * (1.0 + _PRUNE_MARGIN)  # |t - c|, rounded up
         self.members = np.split(np.argsort(self.labels, kind="stable"), np.cumsum(counts)[:-1])
         tc = tgt - self.screen.mu
         self._member_rows = [tc[mem] for mem in self.members]  # centred, for the homes' upper bounds
         self._member_norms = [self.screen.norms[mem] for mem in self.members]
         self.pairs_scanned = 0  # row x target pairs screened so far, and what the whole target would have been
         self.pairs_whole = 0
-        self.useful = bool(np.isfinite(self.centres).all() and np.isfinite(self.radius).all())
+        self.useful = bool(np.isfinite(self.centres).all() and np.isfinite(self.spread).all())
 
     def nearest(self, rows: np.ndarray, n: int, block_rows: int = 4096) -> np.ndarray:
         """:func:`nearest_targets` of float64 ``rows`` against the partitioned target."""
@@ -172,17 +170,24 @@ class TargetPartition:
         if s == 0 or n == 0:
             return out
         whole: list[np.ndarray] = []
-        for c0 in range(0, s, PRUNE_CHUNK_ROWS):
-            whole.append(c0 + self._pruned(rows[c0 : c0 + PRUNE_CHUNK_ROWS], n, block_rows,
-                                          out[c0 : c0 + PRUNE_CHUNK_ROWS]))
+        c0 = 0
+        while c0 < s:
+            if not self.useful:  # the rest of the rows: the whole target
+                whole.append(np.arange(c0, s))
+                break
+            # The first PRUNE_PROBE_ROWS rows a partition sees decide whether it keeps pruning.
+            size = PRUNE_PROBE_ROWS if self.pairs_whole < PRUNE_PROBE_ROWS * scr.m else PRUNE_CHUNK_ROWS
+            w = self._pruned(rows[c0 : c0 + size], n, block_rows, out[c0 : c0 + size])
+            whole.append(c0 + w)
+            self.pairs_scanned += w.shape[0] * scr.m
+            self.pairs_whole += min(size, s - c0) * scr.m
+            if self.pairs_whole >= PRUNE_PROBE_ROWS * scr.m and self.pairs_scanned > 0.75 * self.pairs_whole:
+                self.useful = False
+            c0 += size
         rest = np.concatenate(whole)
         for s0 in range(0, rest.shape[0], block_rows):
             r = rest[s0 : s0 + block_rows]
             out[r] = scr.scan(rows[r], n, n)[0]
-        self.pairs_scanned += rest.shape[0] * scr.m
-        self.pairs_whole += s * scr.m
-        if self.pairs_whole >= PRUNE_PROBE_ROWS * scr.m and self.pairs_scanned > 0.75 * self.pairs_whole:
-            self.useful = False
         return out
 
     def _pruned(self, rows: np.ndarray, n: int, block_rows: int, out: np.ndarray) -> np.ndarray:
@@ -196,7 +201,7 @@ class TargetPartition:
             cn = np.sqrt(np.einsum("ij,ij->i", cc, cc))
             tol = _PRUNE_MARGIN * (xn[:, None] + cn[None, :]) ** 2
             d2c = xn[:, None] ** 2 + cn[None, :] ** 2 - 2.0 * (xc @ cc.T)
-            lower = np.sqrt(np.maximum(d2c - tol, 0.0)) - self.radius[None, :] * (1.0 + _PRUNE_MARGIN)
+            near = np.sqrt(np.maximum(d2c - tol, 0.0))  # |x - c|, rounded down
             ok = np.isfinite(d2c).all(axis=1) & np.isfinite(xn)
         home = np.argmin(np.where(np.isfinite(d2c), d2c, np.inf), axis=1)
         whole = [np.flatnonzero(~ok)]
@@ -208,17 +213,24 @@ class TargetPartition:
             mem = self.members[h]
             if r.size == 0:
                 continue
-            if mem.shape[0] < n:
+            if mem.shape[0] < n or mem.shape[0] > 0.5 * m:  # no bound, or no saving: the whole target
                 whole.append(r)
                 continue
             tm, tn = self._member_rows[h], self._member_norms[h]
+            upper = np.empty(r.shape[0])
+            step = max(1, (1 << 22) // mem.shape[0])  # at most 4M distances (32 MB) at a time
             with np.errstate(over="ignore", invalid="ignore"):
-                dd = xn[r, None] ** 2 + tn[None, :] ** 2 - 2.0 * (xc[r] @ tm.T)
-                dd += _PRUNE_MARGIN * (xn[r, None] + tn[None, :]) ** 2
-                upper = np.sqrt(np.partition(dd, n - 1, axis=1)[:, n - 1])
-            keep = np.any(lower[r] <= upper[:, None], axis=0)
-            keep[h] = True
-            cand = np.flatnonzero(keep[self.labels])
+                for u0 in range(0, r.shape[0], step):
+                    ru = r[u0 : u0 + step]
+                    dd = xn[ru, None] ** 2 + tn[None, :] ** 2 - 2.0 * (xc[ru] @ tm.T)
+                    dd += _PRUNE_MARGIN * (xn[ru, None] + tn[None, :]) ** 2
+                    upper[u0 : u0 + step] = np.sqrt(np.partition(dd, n - 1, axis=1)[:, n - 1])
+            # Target t of group g is left out when |x - c_g| - |t - c_g| > u(x) for every row x of the home, that
+            # is when |t - c_g| < need_g = min_x (|x - c_g| - u(x)).
+            need = np.min(near[r] - upper[:, None], axis=0)
+            keep = self.spread >= need[self.labels]
+            keep[mem] = True
+            cand = np.flatnonzero(keep)
             if cand.shape[0] > 0.5 * m or not np.isfinite(upper).all():
                 whole.append(r)
                 continue
@@ -232,7 +244,7 @@ class TargetPartition:
 PRUNE_CHUNK_ROWS = 16_384
 """Rows :class:`TargetPartition` bounds and groups by home at a time."""
 
-PRUNE_PROBE_ROWS = 8192
+PRUNE_PROBE_ROWS = 4096
 """Rows after which a :class:`TargetPartition` that leaves out less than a quarter of the pairs stops pruning."""
 
 _PRUNE_MARGIN = 1e-9
