@@ -192,3 +192,21 @@ def test_spark_executor_function_builds_one_partition_per_task(monkeypatch: pyte
     got = np.vstack([np.asarray(b.column(1).flatten()).reshape(-1, 3) for b in out])
     np.testing.assert_array_equal(np.concatenate([b.column(0).to_numpy() for b in out]), np.arange(1200))
     np.testing.assert_array_equal(got, _oracle(rows, target, 3))
+
+
+def test_bench_nearest_runs_and_checks_the_ids(tmp_path: Path) -> None:
+    """benchmarks/bench_nearest.py, on a small mixture case: it runs, prunes, and records equal ids."""
+    import importlib.util
+    import json
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_nearest.py"
+    spec = importlib.util.spec_from_file_location("bench_nearest", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "r.json"
+    assert mod.main(["--cases", "mixture", "--rows", "3000", "--target-rows", "2500", "--repeats", "1",
+                     "--out", str(out)]) == 0
+    case = json.loads(out.read_text())["cases"]["mixture"]
+    assert case["all_equal"] and case["rows"] == 3000 and case["target_rows"] == 2500
+    assert 0.0 < case["median"]["pairs_screened"] < 0.6
