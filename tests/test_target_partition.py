@@ -29,6 +29,21 @@ def _blobs(rng: np.random.Generator, centres: np.ndarray, rows: int, scale: floa
     return centres[rng.integers(centres.shape[0], size=rows)] + scale * rng.standard_normal((rows, centres.shape[1]))
 
 
+def _spy_partitions(monkeypatch: pytest.MonkeyPatch) -> list[TargetPartition]:
+    """Make ``nearest.target_partition`` record every partition it builds in the list returned."""
+    built: list[TargetPartition] = []
+    real = nearest.target_partition
+
+    def spy(t: np.ndarray, rows: int) -> TargetPartition | None:
+        got = real(t, rows)
+        if got is not None:
+            built.append(got)
+        return got
+
+    monkeypatch.setattr(nearest, "target_partition", spy)
+    return built
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.integers(2, 12), st.integers(1, 300), st.integers(1, 80), st.integers(1, 6), st.integers(1, 5),
        st.integers(1, 40), st.sampled_from([0.05, 0.5, 3.0]), st.sampled_from([0.0, 1e4]), st.booleans(),
@@ -139,17 +154,8 @@ def test_picks_csv_is_the_same_with_the_partition(tmp_path: Path, monkeypatch: p
     sel = rng.permutation(6000)[:5000]
     picks = np.arange(5000)
     trace = np.linspace(9.0, 1.0, 5000)
-    built: list[TargetPartition] = []
-    real = nearest.target_partition
-
-    def spy(t: np.ndarray, rows: int) -> TargetPartition | None:
-        got = real(t, rows)
-        if got is not None:
-            built.append(got)
-        return got
-
     monkeypatch.setattr(nearest, "PRUNE_MIN_PAIRS", 1000)
-    monkeypatch.setattr(nearest, "target_partition", spy)
+    built = _spy_partitions(monkeypatch)
     a = write_picks(tmp_path / "a.csv", sel, picks, None, 10.0, trace, lambda i: pool[i], target, block_rows=700)
     assert len(built) == 1 and built[0].pairs_scanned < 0.5 * built[0].pairs_whole  # one, reused, and it pruned
     monkeypatch.setattr(nearest, "PRUNE_MIN_TARGETS", 10**9)
@@ -171,18 +177,9 @@ def test_spark_executor_function_builds_one_partition_per_task(monkeypatch: pyte
     centres = 20.0 * rng.standard_normal((10, 6))
     target = _blobs(rng, centres, 3000, 1.0).astype(np.float32)
     rows = _blobs(rng, centres[:3], 1200, 1.0).astype(np.float32)
-    built: list[TargetPartition] = []
-    real = nearest.target_partition
-
-    def spy(t: np.ndarray, n_rows: int) -> TargetPartition | None:
-        got = real(t, n_rows)
-        if got is not None:
-            built.append(got)
-        return got
-
     monkeypatch.setattr(nearest, "PRUNE_MIN_TARGETS", 1000)
     monkeypatch.setattr(nearest, "PRUNE_MIN_PAIRS", 300 * 3000)
-    monkeypatch.setattr(nearest, "target_partition", spy)
+    built = _spy_partitions(monkeypatch)
     sizes = [0, 100, 400, 700]  # an empty batch, one too small for a partition, then two that share one
     starts = np.cumsum([0, *sizes])
     batches = [pa.RecordBatch.from_arrays([pa.array(np.arange(a, b), pa.int64()), matrix_array(rows[a:b])],

@@ -154,9 +154,6 @@ class TargetPartition:
         diff = tgt - self.centres[self.labels]
         self.spread = np.sqrt(np.einsum("ij,ij->i", diff, diff)) * (1.0 + _PRUNE_MARGIN)  # |t - c|, rounded up
         self.members = np.split(np.argsort(self.labels, kind="stable"), np.cumsum(counts)[:-1])
-        tc = tgt - self.screen.mu
-        self._member_rows = [tc[mem] for mem in self.members]  # centred, for the homes' upper bounds
-        self._member_norms = [self.screen.norms[mem] for mem in self.members]
         self.pairs_scanned = 0  # row x target pairs screened so far, and what the whole target would have been
         self.pairs_whole = 0
         self.useful = bool(np.isfinite(self.centres).all() and np.isfinite(self.spread).all())
@@ -216,7 +213,7 @@ class TargetPartition:
             if mem.shape[0] < n or mem.shape[0] > 0.5 * m:  # no bound, or no saving: the whole target
                 whole.append(r)
                 continue
-            tm, tn = self._member_rows[h], self._member_norms[h]
+            tm, tn = scr.tgt[mem] - scr.mu, scr.norms[mem]  # the home's members, centred
             upper = np.empty(r.shape[0])
             step = max(1, (1 << 22) // mem.shape[0])  # at most 4M distances (32 MB) at a time
             with np.errstate(over="ignore", invalid="ignore"):
