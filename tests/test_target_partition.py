@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -47,9 +48,9 @@ def _spy_partitions(monkeypatch: pytest.MonkeyPatch) -> list[TargetPartition]:
 @settings(max_examples=60, deadline=None)
 @given(st.integers(2, 12), st.integers(1, 300), st.integers(1, 80), st.integers(1, 6), st.integers(1, 5),
        st.integers(1, 40), st.sampled_from([0.05, 0.5, 3.0]), st.sampled_from([0.0, 1e4]), st.booleans(),
-       st.integers(0, 2**32 - 1))
+       st.sampled_from([1, 7, 256]), st.integers(0, 2**32 - 1))
 def test_same_ids_as_the_full_sort(blobs: int, m: int, s: int, d: int, n: int, groups: int, spread: float,
-                                   offset: float, grid: bool, seed: int) -> None:
+                                   offset: float, grid: bool, sub_rows: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     centres = offset + 10.0 * rng.standard_normal((blobs, d))
     target = _blobs(rng, centres, m, spread)
@@ -58,7 +59,8 @@ def test_same_ids_as_the_full_sort(blobs: int, m: int, s: int, d: int, n: int, g
         target, rows = np.round(target), np.round(rows)
     target, rows = target.astype(np.float32), rows.astype(np.float32)
     part = TargetPartition(target, groups=groups, seed=seed % 7)
-    got = nearest_targets(rows, target, n=n, block_rows=1 + seed % 9, partition=part)
+    with mock.patch.object(nearest, "PRUNE_SUB_ROWS", sub_rows):  # rows of a home screened together
+        got = nearest_targets(rows, target, n=n, block_rows=1 + seed % 9, partition=part)
     assert got.dtype == np.int64 and got.shape == (s, min(n, m))
     np.testing.assert_array_equal(got, _oracle(rows, target, n))
 
@@ -74,6 +76,23 @@ def test_separated_groups_are_left_out_and_the_ids_hold() -> None:
     assert part.useful
     # The rows lie in 2 of the 8 blobs, so about a quarter of the target could hold their nearest rows.
     assert part.pairs_scanned < 0.5 * part.pairs_whole
+
+
+def test_sub_blocks_of_a_home_screen_fewer_pairs() -> None:
+    # Overlapping blobs: the rows of one home need different target rows. One sub-block per home screens the
+    # union of what its rows need (here more than half the target, so the whole of it); sub-blocks of rows that
+    # need alike screen far fewer pairs. The ids are the same.
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((8, 16))
+    target = _blobs(rng, centres, 2000, 0.5).astype(np.float32)
+    rows = _blobs(rng, centres[:2], 3000, 0.5).astype(np.float32)
+    part = TargetPartition(target, groups=16)
+    got = nearest_targets(rows, target, n=3, partition=part)
+    np.testing.assert_array_equal(got, _oracle(rows, target, 3))
+    whole_homes = TargetPartition(target, groups=16)
+    with mock.patch.object(nearest, "PRUNE_SUB_ROWS", 10**9):
+        np.testing.assert_array_equal(nearest_targets(rows, target, n=3, partition=whole_homes), got)
+    assert part.pairs_scanned < 0.6 * whole_homes.pairs_scanned
 
 
 def test_a_tie_in_another_group_keeps_the_lowest_id() -> None:

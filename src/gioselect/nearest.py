@@ -127,16 +127,19 @@ class TargetPartition:
     For a row ``x`` and a target row ``t`` of the group with centre ``c``, ``|x - t| >= |x - c| - |t - c|`` (the
     triangle inequality). Rows are taken in groups by their nearest centre (their home); ``u``, the ``n``-th
     smallest distance of a row to its home's members, bounds its ``n``-th nearest distance from above. A target
-    row whose bound exceeds ``u`` for every row of the home is none of their ``n`` nearest, nor tied with them,
-    so it is left out: per group, the target rows with ``|t - c|`` below ``min_x (|x - c| - u(x))``. The home's
-    rows are then screened (:func:`nearest_target_scan`) against the other target rows only, ids ascending so
-    that ties still go to the lowest id. The bounds are float64 with a relative margin of 1e-9, far beyond their
-    rounding. Homes that keep more than half the target, rows whose bounds are not finite, and homes with fewer
-    than ``n`` members are screened against the whole target.
+    row whose bound exceeds ``u`` for every row of a sub-block of the home is none of their ``n`` nearest, nor
+    tied with them, so it is left out: per group, the target rows with ``|t - c|`` below
+    ``min_x (|x - c| - u(x))``. The sub-block's rows (:data:`PRUNE_SUB_ROWS` of the home's, in the order of how
+    many target rows each alone would need) are then screened (:func:`nearest_target_scan`) against the other
+    target rows only, ids ascending so that ties still go to the lowest id. The bounds are float64 with a
+    relative margin of 1e-9, far beyond their rounding. Sub-blocks that keep more than half the target, rows
+    whose bounds are not finite, and homes with fewer than ``n`` members or more than half the target are
+    screened against the whole target.
 
-    Where the target has no cluster structure (text embeddings: no group is left out) the partition stops
-    pruning after :data:`PRUNE_PROBE_ROWS` rows (:attr:`useful` turns false) and costs a few Lloyd
-    iterations; on a clustered target (a Gaussian mixture, Fashion-MNIST's PCA features) it leaves out most of it.
+    Where the target has no cluster structure (sentence embeddings: nothing is left out) the partition stops
+    pruning after :data:`PRUNE_PROBE_ROWS` rows (:attr:`useful` turns false), having cost a few Lloyd iterations
+    and one chunk's bounds; on clustered data it left out 77 % of the pairs (the scale benchmark's Gaussian
+    mixture) and 51 % (Fashion-MNIST PCA features; BENCHMARKS.md).
     """
 
     def __init__(self, target: np.ndarray, groups: int | None = None, *, seed: int = 0, iters: int = 6) -> None:
@@ -154,6 +157,7 @@ class TargetPartition:
         diff = tgt - self.centres[self.labels]
         self.spread = np.sqrt(np.einsum("ij,ij->i", diff, diff)) * (1.0 + _PRUNE_MARGIN)  # |t - c|, rounded up
         self.members = np.split(np.argsort(self.labels, kind="stable"), np.cumsum(counts)[:-1])
+        self._sorted_spread = [np.sort(self.spread[mem]) for mem in self.members]
         self.pairs_scanned = 0  # row x target pairs screened so far, and what the whole target would have been
         self.pairs_whole = 0
         self.useful = bool(np.isfinite(self.centres).all() and np.isfinite(self.spread).all())
@@ -201,45 +205,57 @@ class TargetPartition:
             near = np.sqrt(np.maximum(d2c - tol, 0.0))  # |x - c|, rounded down
             ok = np.isfinite(d2c).all(axis=1) & np.isfinite(xn)
         home = np.argmin(np.where(np.isfinite(d2c), d2c, np.inf), axis=1)
-        whole = [np.flatnonzero(~ok)]
-        order = np.argsort(np.where(ok, home, -1), kind="stable")
-        order = order[(~ok).sum():]
+        # u(x): the n-th smallest distance of each row to its home's members (inf: the row takes the whole target).
+        upper = np.full(rows.shape[0], np.inf)
+        order = np.argsort(home, kind="stable")
         bounds = np.searchsorted(home[order], np.arange(self.groups + 1))
         for h in range(self.groups):
             r = order[bounds[h] : bounds[h + 1]]
             mem = self.members[h]
-            if r.size == 0:
-                continue
-            if mem.shape[0] < n or mem.shape[0] > 0.5 * m:  # no bound, or no saving: the whole target
-                whole.append(r)
+            if r.size == 0 or mem.shape[0] < n or mem.shape[0] > 0.5 * m:  # no bound, or no saving
                 continue
             tm, tn = scr.tgt[mem] - scr.mu, scr.norms[mem]  # the home's members, centred
-            upper = np.empty(r.shape[0])
             step = max(1, (1 << 22) // mem.shape[0])  # at most 4M distances (32 MB) at a time
             with np.errstate(over="ignore", invalid="ignore"):
                 for u0 in range(0, r.shape[0], step):
                     ru = r[u0 : u0 + step]
                     dd = xn[ru, None] ** 2 + tn[None, :] ** 2 - 2.0 * (xc[ru] @ tm.T)
                     dd += _PRUNE_MARGIN * (xn[ru, None] + tn[None, :]) ** 2
-                    upper[u0 : u0 + step] = np.sqrt(np.partition(dd, n - 1, axis=1)[:, n - 1])
-            # Target t of group g is left out when |x - c_g| - |t - c_g| > u(x) for every row x of the home, that
-            # is when |t - c_g| < need_g = min_x (|x - c_g| - u(x)).
-            need = np.min(near[r] - upper[:, None], axis=0)
-            keep = self.spread >= need[self.labels]
-            keep[mem] = True
-            cand = np.flatnonzero(keep)
-            if cand.shape[0] > 0.5 * m or not np.isfinite(upper).all():
-                whole.append(r)
-                continue
-            self.pairs_scanned += r.shape[0] * cand.shape[0]
-            for s0 in range(0, r.shape[0], block_rows):
-                rr = r[s0 : s0 + block_rows]
+                    upper[ru] = np.sqrt(np.partition(dd, n - 1, axis=1)[:, n - 1])
+        ok &= np.isfinite(upper)
+        whole = [np.flatnonzero(~ok)]
+        # Target t of group g can be one of row x's n nearest only if |t - c_g| >= |x - c_g| - u(x). A home's rows
+        # are screened in sub-blocks, each against the targets one of its rows could need, and in the order of
+        # how many targets each row alone would need, so that a sub-block's rows need alike.
+        with np.errstate(invalid="ignore"):
+            lack = near - upper[:, None]
+        need_rows = np.zeros(rows.shape[0])
+        for g in range(self.groups):
+            sg = self._sorted_spread[g]
+            need_rows += sg.shape[0] - np.searchsorted(sg, lack[:, g])
+        good = np.flatnonzero(ok)
+        order = good[np.lexsort((need_rows[good], home[good]))]
+        bounds = np.searchsorted(home[order], np.arange(self.groups + 1))
+        for h in range(self.groups):
+            r = order[bounds[h] : bounds[h + 1]]
+            for s0 in range(0, r.shape[0], PRUNE_SUB_ROWS):
+                rr = r[s0 : s0 + PRUNE_SUB_ROWS]
+                keep = self.spread >= np.min(lack[rr], axis=0)[self.labels]
+                keep[self.members[h]] = True
+                cand = np.flatnonzero(keep)
+                if cand.shape[0] > 0.5 * m:
+                    whole.append(rr)
+                    continue
+                self.pairs_scanned += rr.shape[0] * cand.shape[0]
                 out[rr] = scr.scan(rows[rr], n, n, cand)[0]
         return np.concatenate(whole)
 
 
 PRUNE_CHUNK_ROWS = 16_384
 """Rows :class:`TargetPartition` bounds and groups by home at a time."""
+
+PRUNE_SUB_ROWS = 256
+"""Rows of one home screened together against the targets any of them could need."""
 
 PRUNE_PROBE_ROWS = 4096
 """Rows after which a :class:`TargetPartition` that leaves out less than a quarter of the pairs stops pruning."""
