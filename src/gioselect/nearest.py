@@ -138,8 +138,8 @@ class TargetPartition:
 
     Where the target has no cluster structure (sentence embeddings: nothing is left out) the partition stops
     pruning after :data:`PRUNE_PROBE_ROWS` rows (:attr:`useful` turns false), having cost a few Lloyd iterations
-    and one chunk's bounds; on clustered data it left out 77 % of the pairs (the scale benchmark's Gaussian
-    mixture) and 51 % (Fashion-MNIST PCA features; BENCHMARKS.md).
+    and one chunk's bounds; on clustered data it left out 80 % of the pairs (the scale benchmark's Gaussian
+    mixture) and 54 % (Fashion-MNIST PCA features; BENCHMARKS.md).
     """
 
     def __init__(self, target: np.ndarray, groups: int | None = None, *, seed: int = 0, iters: int = 6) -> None:
