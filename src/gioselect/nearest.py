@@ -100,8 +100,10 @@ def nearest_targets(rows: np.ndarray, target: np.ndarray, n: int = N_NEAREST_TAR
     rows = np.asarray(rows, dtype=np.float64)
     if partition is None:
         partition = target_partition(target, rows.shape[0])
-    if partition is None or not partition.useful:
+    if partition is None:
         return nearest_target_scan(rows, target, n, block_rows=block_rows)[0]
+    if not partition.useful:  # the target it holds, screened whole
+        return partition.screen.scan_rows(rows, n, block_rows=block_rows)[0]
     return partition.nearest(rows, n, block_rows)
 
 
@@ -324,18 +326,7 @@ def nearest_target_scan(rows: np.ndarray, target: np.ndarray, n: int = N_NEAREST
     float64: a row with a near-tie among its ``n`` on those ``n`` targets, a row with another target inside the
     limit on every target inside it. Rows whose float32 values could overflow are measured on every target.
     """
-    rows = np.asarray(rows, dtype=np.float64)
-    screen = _Screen(target)
-    s, m = rows.shape[0], screen.m
-    n = min(int(n), m)
-    p = min(max(n, int(k)), m)  # screened distances kept per row
-    out = np.empty((s, n), dtype=np.int64)
-    out_d2 = np.empty((s, p), dtype=np.float64)
-    if p == 0 or s == 0:
-        return out, out_d2
-    for s0 in range(0, s, block_rows):
-        out[s0 : s0 + block_rows], out_d2[s0 : s0 + block_rows] = screen.scan(rows[s0 : s0 + block_rows], n, p)
-    return out, out_d2
+    return _Screen(target).scan_rows(rows, n, k, block_rows)
 
 
 class _Screen:
@@ -356,6 +347,21 @@ class _Screen:
             t_aug[:, :d] *= -2.0
         self.t_aug = t_aug
         self._t_aug_t = np.ascontiguousarray(t_aug.T)
+
+    def scan_rows(self, rows: np.ndarray, n: int, k: int = 0,
+                  block_rows: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`nearest_target_scan` of ``rows`` against this target, ``block_rows`` rows at a time."""
+        rows = np.asarray(rows, dtype=np.float64)
+        s = rows.shape[0]
+        n = min(int(n), self.m)
+        p = min(max(n, int(k)), self.m)  # screened distances kept per row
+        out = np.empty((s, n), dtype=np.int64)
+        out_d2 = np.empty((s, p), dtype=np.float64)
+        if p == 0 or s == 0:
+            return out, out_d2
+        for s0 in range(0, s, block_rows):
+            out[s0 : s0 + block_rows], out_d2[s0 : s0 + block_rows] = self.scan(rows[s0 : s0 + block_rows], n, p)
+        return out, out_d2
 
     def scan(self, b: np.ndarray, n: int, p: int,
              cand: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -502,13 +508,14 @@ def score_rows(ids: np.ndarray, read_rows: Callable[[np.ndarray], np.ndarray], t
         raise ValueError(f"unknown row score {how!r}")
     kk = max(1, min(int(k), int(target.shape[0])))
     n_near = N_NEAREST_TARGETS if known is not None else 0  # the relaxed score never reaches the scan
+    screen = _Screen(target) if how == "knn" else None  # prepared once for every block
     for s in range(0, ids.shape[0], block_rows):
         blk = ids[s : s + block_rows]
         rows = read_rows(blk)
-        if how == "relaxed":
+        if screen is None:  # how == "relaxed"
             out[s : s + block_rows] = _relaxed_scores(rows, target)
             continue
-        near, d2 = nearest_target_scan(rows, target, n=n_near, k=kk)
+        near, d2 = screen.scan_rows(rows, n_near, kk)
         out[s : s + block_rows] = np.sqrt(d2[:, :kk]).mean(axis=1)
         if known is not None:
             known.add(blk, near)
