@@ -11,8 +11,9 @@ import numpy as np
 from scipy.spatial.distance import cdist
 
 from gioselect.cli import main
-from gioselect.frames import KnownNearest, nearest_targets
+from gioselect.frames import nearest_targets
 from gioselect.job.run import PhaseTimings
+from gioselect.nearest import KnownNearest
 from gioselect.quantize import ClusterMembers, refine
 from gioselect.report import write_picks
 

@@ -40,17 +40,15 @@ from typing import Any
 import numpy as np
 
 from .errors import InvalidInputError, InvalidParameterError
-from .nearest import N_NEAREST_TARGETS, KnownNearest, nearest_target_scan, nearest_targets
+from .nearest import N_NEAREST_TARGETS, nearest_targets
 from .validation import check_embeddings
 
 __all__ = [
     "ADDED_COLUMNS",
     "N_NEAREST_TARGETS",
     "FrameVectors",
-    "KnownNearest",
     "frame_kind",
     "is_frame",
-    "nearest_target_scan",
     "nearest_targets",
     "pick_gains",
     "subset_frame",

@@ -19,6 +19,7 @@ __all__ = [
     "SCORE_BLOCK_ROWS",
     "KnownNearest",
     "TargetPartition",
+    "known_rows",
     "nearest_target_scan",
     "nearest_targets",
     "score_rows",
@@ -86,6 +87,18 @@ class KnownNearest:
         """Whether ``target`` is the array (or an equal one) these were computed against."""
         t = self.target
         return target is t or (target.shape == t.shape and bool(np.array_equal(target, t)))
+
+
+def known_rows(known: KnownNearest | None, target: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(near, found)`` for pool rows ``ids``: the nearest target rows ``known`` holds for them (when it was
+    computed against ``target``) and which rows those are; the other rows of ``near`` (int64, shape
+    (len(ids), min(3, target rows))) are zero, for the caller to compute."""
+    near = np.zeros((ids.shape[0], min(N_NEAREST_TARGETS, int(target.shape[0]))), dtype=np.int64)
+    found = np.zeros(ids.shape[0], dtype=bool)
+    if known is not None and known.matches(target):
+        found, got = known.lookup(ids)
+        near[found] = got
+    return near, found
 
 
 def nearest_targets(rows: np.ndarray, target: np.ndarray, n: int = N_NEAREST_TARGETS,

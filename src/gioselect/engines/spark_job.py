@@ -214,19 +214,15 @@ class SparkJobEngine(SparkEngine):
         (a million selected 384-D rows would be 1.5 GB). Rows ``known`` holds (found by the row-level pass on
         the driver) are not sent.
         """
-        from ..frames import N_NEAREST_TARGETS
+        from ..nearest import known_rows
         from ..report import write_picks
 
         pool: SparkSource = inputs.pool
         assert inputs.target is not None
         ids = np.asarray(selected_ids, dtype=np.int64)
         target = np.ascontiguousarray(inputs.target, dtype=np.float32)
-        n_near = min(N_NEAREST_TARGETS, int(target.shape[0]))
-        near = np.zeros((ids.shape[0], n_near), dtype=np.int64)
-        found = np.zeros(ids.shape[0], dtype=bool)
-        if known is not None and known.matches(inputs.target):
-            found, rows_near = known.lookup(ids)
-            near[found] = rows_near
+        near, found = known_rows(known, inputs.target, ids)
+        n_near = near.shape[1]
         todo = ids[~found]
         if todo.size:
             near[~found] = self.collect_rows(

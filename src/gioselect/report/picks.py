@@ -34,8 +34,8 @@ def write_picks(path: Path, selected_ids: np.ndarray, picks: np.ndarray, labels:
     (:class:`gioselect.nearest.KnownNearest`, computed against ``target``) gives the nearest target rows of the
     rows it holds, which are then not read.
     """
-    from ..frames import N_NEAREST_TARGETS, nearest_targets, pick_gains
-    from ..nearest import target_partition
+    from ..frames import pick_gains
+    from ..nearest import N_NEAREST_TARGETS, known_rows, nearest_targets, target_partition
 
     picks = np.asarray(picks, dtype=np.int64)
     trace = np.asarray(kl_trace, dtype=np.float64)[: picks.shape[0]]
@@ -53,20 +53,12 @@ def write_picks(path: Path, selected_ids: np.ndarray, picks: np.ndarray, labels:
         if near.shape != (ids.shape[0], n_near):
             raise ValueError(f"nearest: expected shape {(ids.shape[0], n_near)}, got {near.shape}")
     else:
-        near = np.empty((ids.shape[0], n_near), dtype=np.int64)
-        use_known = known is not None and known.matches(target)
-        unknown = ids.shape[0] - (int(known.lookup(ids)[0].sum()) if use_known else 0)
-        groups = target_partition(target, unknown)  # one for every block, when the work is worth it
-        for s in range(0, ids.shape[0], block_rows):
-            blk = ids[s : s + block_rows]
-            if not use_known:
-                near[s : s + block_rows] = nearest_targets(take(blk), target, n=n_near, partition=groups)
-                continue
-            found, got = known.lookup(blk)
-            part = near[s : s + block_rows]
-            part[found] = got
-            if not found.all():
-                part[~found] = nearest_targets(take(blk[~found]), target, n=n_near, partition=groups)
+        near, found = known_rows(known, target, ids)
+        todo = np.flatnonzero(~found)  # positions of the rows to read and scan
+        groups = target_partition(target, todo.shape[0])  # one for every block, when the work is worth it
+        for s in range(0, todo.shape[0], block_rows):
+            pos = todo[s : s + block_rows]
+            near[pos] = nearest_targets(take(ids[pos]), target, n=n_near, partition=groups)
     buf = io.StringIO()
     buf.write("gio_row_id,gio_rank,gio_gain,gio_nearest_target\n")
     for r, (i, g, nn) in enumerate(zip(ids.tolist(), row_gain.tolist(), near.tolist(), strict=True)):
