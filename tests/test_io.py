@@ -410,9 +410,30 @@ def test_non_finite_names_row(kind: str, bad: float, tmp_path: Path) -> None:
     word = "NaN" if np.isnan(bad) else ("-inf" if bad < 0 else "inf")
     with pytest.raises(InvalidInputError, match=rf"row 9 .*element 2 is {word}\b.*finite"):
         list(src.iter_blocks(4))
+    with pytest.raises(InvalidInputError, match=rf"row 9 .*element 2 is {word}\b.*finite"):
+        list(src.iter_views(4))
     with pytest.raises(InvalidInputError, match=r"row 9 "):
         src.read_rows(np.array([0, 9]))
     np.testing.assert_array_equal(src.read_rows(np.array([8, 10])), arr[[8, 10]])
+
+
+@pytest.mark.parametrize("dtype", ["f4", "f8", "i2"])
+def test_iter_views_are_the_blocks_and_a_float32_npy_is_not_copied(dtype: str, tmp_path: Path) -> None:
+    """iter_views yields iter_blocks' rows; for a float32 .npy they are read-only views of the memory map (no
+    copy), for other dtypes converted copies; iter_blocks still hands out writable blocks."""
+    arr = (make_pool() * 10).astype(dtype)
+    np.save(tmp_path / "x.npy", arr)
+    src = open_embeddings(tmp_path / "x.npy")
+    blocks, views = list(src.iter_blocks(4)), list(src.iter_views(4))
+    assert [r for r, _ in views] == [r for r, _ in blocks] == list(range(0, arr.shape[0], 4))
+    for (_, b), (_, v) in zip(blocks, views, strict=True):
+        np.testing.assert_array_equal(v, b)
+        assert v.dtype == np.float32 and b.flags.writeable
+        assert v.flags.writeable == (dtype != "f4")
+        if dtype == "f4":
+            assert isinstance(v.base, np.memmap) or isinstance(v, np.memmap)
+    with pytest.raises(InvalidParameterError, match="block_rows"):
+        src.iter_views(0)
 
 
 def test_float32_overflow_is_named(tmp_path: Path) -> None:

@@ -161,6 +161,38 @@ def test_size_estimate_by_id_equals_the_streamed_one() -> None:
     assert 1000 < int((ids >= 2000).sum()) < 1700  # about 5/7 of the slots hold rows past the first 2000
 
 
+def test_local_size_pool_reads_only_the_sample_and_equals_the_streamed_estimate(tmp_path: Path) -> None:
+    """The local engine's size pool (a RowSampler over read_rows) gives the estimate a streamed pass over the
+    file gives, for a memory-mapped .npy and a streamed JSONL file, and reads only the sampled rows."""
+    from gioselect.engines.base import RowSampler
+    from gioselect.engines.local import LocalEngine
+    from gioselect.io import open_embeddings
+    from gioselect.sizing import estimate_target_rows
+
+    rng = np.random.default_rng(2)
+    pool = rng.normal(size=(6000, 3)).astype(np.float32)
+    pool[:900] += 2.5
+    target = (rng.normal(size=(200, 3)) + 2.5).astype(np.float32)
+    np.save(tmp_path / "pool.npy", pool)
+    with open(tmp_path / "pool.jsonl", "w") as f:
+        f.write("".join(json.dumps({"emb": r}) + "\n" for r in pool.tolist()))
+    for name in ("pool.npy", "pool.jsonl"):
+        src = open_embeddings(tmp_path / name)
+        sized = LocalEngine(1 << 30).size_pool(src)
+        assert isinstance(sized, RowSampler)
+        calls: list[int] = []
+
+        def counted(ids: np.ndarray, src: Any = src, calls: list[int] = calls) -> np.ndarray:
+            calls.append(int(ids.shape[0]))
+            return src.read_rows(ids)
+
+        sized.take = counted
+        want = estimate_target_rows(src, target, seed=4, sample_rows=1500)
+        assert estimate_target_rows(sized, target, seed=4, sample_rows=1500) == want
+        assert calls == [1500]
+        assert 500 < want.rows < 1400  # about 900 of 6000 rows are drawn like the target
+
+
 def test_select_phases_in_memory_equals_the_file_job(inputs: Path, tmp_path: Path) -> None:
     """The phases without a work folder (what gioselect.spark.select runs) choose the file job's rows."""
     from gioselect.engines import LocalEngine

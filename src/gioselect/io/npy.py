@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, InvalidParameterError, InvalidTypeError
+from ..validation import check_int
 from .files import atomic_path, describe_file
 from .source import EmbeddingSource
 from .vectors import finish_matrix, fmt_names
@@ -37,6 +38,15 @@ class _NpySource(EmbeddingSource):
         for row0 in range(0, self.n_rows, block_rows):
             b = min(block_rows, self.n_rows - row0)
             yield row0, b, mm[row0 : row0 + b]
+
+    def iter_views(self, block_rows: int = 65536) -> Iterator[tuple[int, np.ndarray]]:
+        block_rows = check_int(block_rows, "block_rows", low=1)
+        return self._views(block_rows)
+
+    def _views(self, block_rows: int) -> Iterator[tuple[int, np.ndarray]]:
+        for row0, b, raw in self._raw_blocks(block_rows, None):
+            rows = np.arange(row0, row0 + b, dtype=np.int64)
+            yield row0, finish_matrix(np.asarray(raw), rows, self.where, self._what, copy=False)
 
     def _convert(self, raw: Any, rows: np.ndarray, local: np.ndarray | None) -> np.ndarray:
         block = raw if local is None else raw[local]

@@ -80,11 +80,14 @@ def select_local(wanted: np.ndarray | None, row0: int, b: int) -> np.ndarray | N
     return wanted[lo:hi] - row0
 
 
-def finish_matrix(values: np.ndarray, rows: np.ndarray, where: str, what: str) -> np.ndarray:
-    """Convert a (b, dim) block to float32 and check every value is finite; rows are global row numbers."""
+def finish_matrix(values: np.ndarray, rows: np.ndarray, where: str, what: str, *, copy: bool = True) -> np.ndarray:
+    """Convert a (b, dim) block to float32 and check every value is finite; rows are global row numbers.
+
+    A read-only view (of a memory map) is copied, so that the caller may modify the block, unless ``copy`` is
+    false (a caller that only reads it)."""
     with np.errstate(over="ignore", invalid="ignore"):
         out = np.ascontiguousarray(values, dtype=np.float32)
-    if not out.flags.writeable:  # a view of a read-only memory map: hand out a copy the caller may modify
+    if copy and not out.flags.writeable:  # a view of a read-only memory map: hand out a copy the caller may modify
         out = out.copy()
     if out.size == 0:
         return out

@@ -42,6 +42,9 @@ class ArraySource:
         for s in range(0, self.n_rows, rows):
             yield s, self.x[s : s + rows]
 
+    def iter_views(self, rows: int) -> Iterator[tuple[int, np.ndarray]]:
+        return self.iter_blocks(rows)
+
     def read_rows(self, ids: np.ndarray) -> np.ndarray:
         return self.x[np.asarray(ids, dtype=np.int64)]
 
