@@ -140,10 +140,11 @@ class TargetPartition:
     compared only with the groups that could hold its nearest target rows; the answer stays exact.
 
     For a row ``x`` and a target row ``t`` of the group with centre ``c``, ``|x - t| >= |x - c| - |t - c|`` (the
-    triangle inequality). Rows are taken in groups by their nearest centre (their home); ``u``, the ``n``-th
-    smallest distance of a row to its home's members, bounds its ``n``-th nearest distance from above. A target
-    row whose bound exceeds ``u`` for every row of a sub-block of the home is none of their ``n`` nearest, nor
-    tied with them, so it is left out: per group, the target rows with ``|t - c|`` below
+    triangle inequality). Rows are taken in groups by their nearest centre (their home); ``u``, an upper bound
+    on the ``n``-th smallest distance of a row to its home's members (the float32 screen's ``n``-th smallest
+    value against them plus its certified error, :func:`_screen_error`), bounds its ``n``-th nearest distance
+    from above. A target row whose bound exceeds ``u`` for every row of a sub-block of the home is none of
+    their ``n`` nearest, nor tied with them, so it is left out: per group, the target rows with ``|t - c|`` below
     ``min_x (|x - c| - u(x))``. The sub-block's rows (:data:`PRUNE_SUB_ROWS` of the home's, in the order of how
     many target rows each alone would need) are then screened (:func:`nearest_target_scan`) against the other
     target rows only, ids ascending so that ties still go to the lowest id. The bounds are float64 with a
@@ -173,6 +174,12 @@ class TargetPartition:
         self.spread = np.sqrt(np.einsum("ij,ij->i", diff, diff)) * (1.0 + _PRUNE_MARGIN)  # |t - c|, rounded up
         self.members = np.split(np.argsort(self.labels, kind="stable"), np.cumsum(counts)[:-1])
         self._sorted_spread = [np.sort(self.spread[mem]) for mem in self.members]
+        # Each group's members as the screen has them, [-2 t, |t|^2] (centred, float32), contiguous: a row's
+        # screened values against them in one product, for the upper bound u(x).
+        self._member_aug = [np.ascontiguousarray(self.screen.t_aug[mem]) for mem in self.members]
+        self._member_norm_max = np.array([self.screen.norms[mem].max() if mem.shape[0] else 0.0
+                                          for mem in self.members])
+        self._x_aug = np.empty((0, self.screen.t_aug.shape[1]), dtype=np.float32)  # reused across chunks
         self.pairs_scanned = 0  # row x target pairs screened so far, and what the whole target would have been
         self.pairs_whole = 0
         self.useful = bool(np.isfinite(self.centres).all() and np.isfinite(self.spread).all())
@@ -220,23 +227,32 @@ class TargetPartition:
             near = np.sqrt(np.maximum(d2c - tol, 0.0))  # |x - c|, rounded down
             ok = np.isfinite(d2c).all(axis=1) & np.isfinite(xn)
         home = np.argmin(np.where(np.isfinite(d2c), d2c, np.inf), axis=1)
-        # u(x): the n-th smallest distance of each row to its home's members (inf: the row takes the whole target).
+        # u(x): an upper bound on the n-th smallest distance of each row to its home's members (inf: the row takes
+        # the whole target): the n-th smallest screened value (float32, :func:`nearest_target_scan`'s) plus |x|^2
+        # and the screen's certified error bound, with the margin.
         upper = np.full(rows.shape[0], np.inf)
         order = np.argsort(home, kind="stable")
         bounds = np.searchsorted(home[order], np.arange(self.groups + 1))
+        if self._x_aug.shape[0] < rows.shape[0]:
+            self._x_aug = np.empty((rows.shape[0], xc.shape[1] + 1), dtype=np.float32)
+        x_aug = self._x_aug[: rows.shape[0]]
+        with np.errstate(over="ignore", invalid="ignore"):
+            x_aug[:, :-1] = xc
+            x_aug[:, -1] = 1.0
         for h in range(self.groups):
             r = order[bounds[h] : bounds[h + 1]]
             mem = self.members[h]
             if r.size == 0 or mem.shape[0] < n or mem.shape[0] > 0.5 * m:  # no bound, or no saving
                 continue
-            tm, tn = scr.tgt[mem] - scr.mu, scr.norms[mem]  # the home's members, centred
-            step = max(1, (1 << 22) // mem.shape[0])  # at most 4M distances (32 MB) at a time
+            step = max(1, (1 << 22) // mem.shape[0])  # at most 4M values (16 MB) at a time
             with np.errstate(over="ignore", invalid="ignore"):
                 for u0 in range(0, r.shape[0], step):
                     ru = r[u0 : u0 + step]
-                    dd = xn[ru, None] ** 2 + tn[None, :] ** 2 - 2.0 * (xc[ru] @ tm.T)
-                    dd += _PRUNE_MARGIN * (xn[ru, None] + tn[None, :]) ** 2
-                    upper[ru] = np.sqrt(np.partition(dd, n - 1, axis=1)[:, n - 1])
+                    nth = np.partition(x_aug[ru] @ self._member_aug[h].T, n - 1, axis=1)[:, n - 1]
+                    xr = xn[ru]
+                    err = _screen_error(xr, float(self._member_norm_max[h]), xc.shape[1] + 1)
+                    d2 = nth.astype(np.float64) + xr**2 + err
+                    upper[ru] = np.sqrt(d2 + _PRUNE_MARGIN * (xr + self._member_norm_max[h]) ** 2)
         ok &= np.isfinite(upper)
         whole = [np.flatnonzero(~ok)]
         # Target t of group g can be one of row x's n nearest only if |t - c_g| >= |x - c_g| - u(x). A home's rows
