@@ -147,10 +147,10 @@ class TargetPartition:
     their ``n`` nearest, nor tied with them, so it is left out: per group, the target rows with ``|t - c|`` below
     ``min_x (|x - c| - u(x))``. The sub-block's rows (:data:`PRUNE_SUB_ROWS` of the home's, in the order of how
     many target rows each alone would need) are then screened (:func:`nearest_target_scan`) against the other
-    target rows only, ids ascending so that ties still go to the lowest id. The bounds are float64 with a
-    relative margin of 1e-9, far beyond their rounding. Sub-blocks that keep more than half the target, rows
-    whose bounds are not finite, and homes with fewer than ``n`` members or more than half the target are
-    screened against the whole target.
+    target rows only, ids ascending so that ties still go to the lowest id. The distances to the centres are
+    float64 with a relative margin of 1e-9, far beyond their rounding. Sub-blocks that keep more than half the
+    target, rows whose bounds are not finite, and homes with fewer than ``n`` members or more than half the target
+    are screened against the whole target.
 
     Where the target has no cluster structure (sentence embeddings: nothing is left out) the partition stops
     pruning after :data:`PRUNE_PROBE_ROWS` rows (:attr:`useful` turns false), having cost a few Lloyd iterations

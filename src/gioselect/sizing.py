@@ -602,16 +602,12 @@ def _principal_scaling(xtr: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray,
     return mu, sd, axes, _coordinate_sd(proj), proj
 
 
-def _fit_scorer(x: np.ndarray, y: np.ndarray, r: int, l2: float, c: float,
-                moments: _Moments | None = None) -> PosteriorScorer:
-    """The fold models' recipe (standardise, principal axes, logistic regression) on all training rows
-    (``moments``: their :class:`_Moments`, when at hand)."""
-    if moments is None:
-        mu, sd, axes, psd, proj = _principal_scaling(x, r)
-    else:
-        mu, sd, axes = moments.scaling(None, r)
-        proj = _project(x, mu, sd, axes)
-        psd = _coordinate_sd(proj)
+def _fit_scorer(x: np.ndarray, y: np.ndarray, r: int, l2: float, c: float, moments: _Moments) -> PosteriorScorer:
+    """The fold models' recipe (standardise, principal axes, logistic regression) on all training rows ``x``
+    (``moments``: their :class:`_Moments`)."""
+    mu, sd, axes = moments.scaling(None, r)
+    proj = _project(x, mu, sd, axes)
+    psd = _coordinate_sd(proj)
     w = _fit_logistic(np.hstack([proj / psd, np.ones((proj.shape[0], 1))]), y, l2)
     return PosteriorScorer(mu=mu, sd=sd, axes=axes, psd=psd, w=w, c=c)
 
