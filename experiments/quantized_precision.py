@@ -203,7 +203,7 @@ def refine_spread(chosen: np.ndarray, members: Any, pool: np.ndarray, target: np
     tight = prefix[spread[prefix] <= np.median(spread)]
     core = members.rows_of(tight)
     rest = np.sort(members.rows_of(np.setdiff1d(clusters, tight)))
-    from gioselect.quantize import score_rows
+    from gioselect.nearest import score_rows
 
     scores = score_rows(rest, lambda i: pool[i], target, how="knn")
     return np.concatenate([core, rest[np.lexsort((rest, scores))[: size - core.shape[0]]]]).astype(np.int64)

@@ -37,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from gioselect.sizing import F1Prefix, _estimate, _fit_logistic, _principal_scaling, _sigmoid
+from gioselect.logistic import fit_logistic, principal_scaling, sigmoid
+from gioselect.sizing import F1Prefix, _estimate
 
 RFF_DIM = 300
 KNN_K = (10, 25, 50, 100, 200)
@@ -78,8 +79,8 @@ def en_posterior(g: np.ndarray, c: float) -> np.ndarray:
 
 def _features(x: np.ndarray, tr: np.ndarray, r: int) -> np.ndarray:
     """Standardised principal coordinates (unit variance) of every row of ``x``, fitted on rows ``tr`` (the
-    library's classifier features, :func:`gioselect.sizing._principal_scaling`)."""
-    mu, sd, axes, psd, _ = _principal_scaling(x[tr], r)
+    library's classifier features, :func:`gioselect.logistic.principal_scaling`)."""
+    mu, sd, axes, psd, _ = principal_scaling(x[tr], r)
     return np.asarray(((x - mu) / sd) @ axes / psd)
 
 
@@ -100,8 +101,8 @@ def crossfit(pool: np.ndarray, target: np.ndarray, seed: int, kind: str) -> tupl
             z = _features(x, tr, r)
             # Unit-scale Fourier features (sqrt(2) cos), so the one l2 suits both blocks.
             feats = np.hstack([z, math.sqrt(2.0) * np.cos(z @ omega + phase), np.ones((x.shape[0], 1))])
-            w = _fit_logistic(feats[tr], y[tr], 1e-3)
-            scores[~tr] = _sigmoid(feats[~tr] @ w)
+            w = fit_logistic(feats[tr], y[tr], 1e-3)
+            scores[~tr] = sigmoid(feats[~tr] @ w)
         return scores[:n_t], scores[n_t:]
     if kind == "knn":
         per_k = {k: np.empty(x.shape[0]) for k in KNN_K}

@@ -246,17 +246,17 @@ def test_cli_auto_size_and_exact_budget(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("offset", [0.0, 1e4])
 def test_fold_scaling_from_moments_equals_the_direct_one(offset: float) -> None:
-    """Each fold's training-row scaling from the folds' sums and Gram matrices (sizing._Moments) equals the direct
+    """Each fold's training-row scaling from the folds' sums and Gram matrices (logistic.FoldMoments) equals the direct
     computation on the training rows (mean, std, eigenvectors of the standardised covariance, projections),
     with a constant column and rows far from the origin."""
-    from gioselect.sizing import _Moments, _principal_scaling, _project
+    from gioselect.logistic import FoldMoments, principal_scaling, project
 
     rng = np.random.default_rng(7)
     x = rng.normal(size=(900, 6)) * np.array([1.0, 2.0, 0.5, 3.0, 1.5, 0.7]) + offset
     x[:, 3] = offset + 2.0  # constant
     x[:, 1] += 0.8 * x[:, 0]
     fold = rng.permutation(900) % 5
-    moments = _Moments(x, fold, 5)
+    moments = FoldMoments(x, fold, 5)
     for f in [*range(5), None]:
         got_mu, got_sd, got_axes = moments.scaling(f, 4)
         xtr = x if f is None else x[fold != f]
@@ -270,7 +270,7 @@ def test_fold_scaling_from_moments_equals_the_direct_one(offset: float) -> None:
         assert got_sd[3] == 1.0
         signs = np.sign(np.sum(got_axes * axes, axis=0))  # eigenvectors are defined up to sign
         np.testing.assert_allclose(got_axes * signs, axes, atol=1e-7)
-        np.testing.assert_allclose(_project(xtr, got_mu, got_sd, got_axes) * signs, xs @ axes, atol=1e-6)
-    direct = _principal_scaling(x, 4)
+        np.testing.assert_allclose(project(xtr, got_mu, got_sd, got_axes) * signs, xs @ axes, atol=1e-6)
+    direct = principal_scaling(x, 4)
     np.testing.assert_allclose(direct[3], direct[4].std(axis=0), rtol=1e-12)
-    np.testing.assert_allclose(np.abs(direct[4]), np.abs(_project(x, *moments.scaling(None, 4))), atol=1e-9)
+    np.testing.assert_allclose(np.abs(direct[4]), np.abs(project(x, *moments.scaling(None, 4))), atol=1e-9)

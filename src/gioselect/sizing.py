@@ -77,6 +77,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InvalidInputError
+from .logistic import FoldMoments, auc, coordinate_sd, fit_logistic, project, sigmoid
 from .validation import check_embeddings, check_int, check_real
 
 __all__ = ["F1_TOLERANCE", "QUANTIZED_F1_TOLERANCE", "F1Prefix", "PosteriorScorer", "SizeEstimate",
@@ -180,7 +181,7 @@ class PosteriorScorer:
         if x.ndim == 1:
             x = x[None, :]
         z = (((x - self.mu) / self.sd) @ self.axes / self.psd) @ self.w[:-1] + self.w[-1]
-        return np.asarray(_sigmoid(z), dtype=np.float64)
+        return np.asarray(sigmoid(z), dtype=np.float64)
 
     def posterior(self, rows: np.ndarray) -> np.ndarray:
         """``w`` in [0, 1]: how likely each row is drawn like the target."""
@@ -341,55 +342,6 @@ def _reservoir(pool: PoolLike, size: int, rng: np.random.Generator, block_rows: 
     return sample[: min(size, seen)], seen, dim
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    """1 / (1 + exp(-z)) without overflow for large |z| (exp of a non-positive number only)."""
-    return np.exp(-np.logaddexp(0.0, -z))
-
-
-def _fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, max_iter: int = 50, tol: float = 1e-8
-                  ) -> np.ndarray:
-    """L2-regularised logistic regression by Newton's method; ``x`` has a trailing column of ones.
-
-    Minimises ``mean(log(1 + exp(-z * (x @ w)))) + l2 / 2 * |w[:-1]|^2`` (``z = 2y - 1``; the intercept
-    is not penalised). Returns ``w``.
-    """
-    n, p = x.shape
-    w = np.zeros(p, dtype=np.float64)
-    reg = np.full(p, l2, dtype=np.float64)
-    reg[-1] = 0.0
-    prior = float(np.clip(y.mean(), 1e-6, 1 - 1e-6))
-    w[-1] = math.log(prior / (1 - prior))
-    for _ in range(max_iter):
-        z = x @ w
-        pr = _sigmoid(z)
-        grad = x.T @ (pr - y) / n + reg * w
-        h = (x * (pr * (1 - pr))[:, None]).T @ x / n
-        h[np.diag_indices(p)] += reg + 1e-10
-        step = np.linalg.solve(h, grad)
-        w -= step
-        if float(np.abs(step).max()) < tol:
-            break
-    return w
-
-
-def _auc(pos: np.ndarray, neg: np.ndarray) -> float:
-    """Mann-Whitney AUC of scores ``pos`` above ``neg`` (ties count one half)."""
-    allv = np.concatenate([pos, neg])
-    order = np.argsort(allv, kind="mergesort")
-    ranks = np.empty(allv.shape[0], dtype=np.float64)
-    sv = allv[order]
-    # Average ranks over ties.
-    i = 0
-    while i < sv.shape[0]:
-        j = i
-        while j + 1 < sv.shape[0] and sv[j + 1] == sv[i]:
-            j += 1
-        ranks[order[i : j + 1]] = 0.5 * (i + j) + 1.0
-        i = j + 1
-    r_pos = float(ranks[: pos.shape[0]].sum())
-    return (r_pos - pos.shape[0] * (pos.shape[0] + 1) / 2.0) / (pos.shape[0] * neg.shape[0])
-
-
 def estimate_target_rows(
     pool: PoolLike,
     target: Any,
@@ -483,16 +435,16 @@ def _estimate(
     fold = np.concatenate([rng.permutation(n_t) % folds, rng.permutation(n_u) % folds])
     scores = np.empty(x.shape[0], dtype=np.float64)
     r = min(n_components, dim)
-    moments = _Moments(x, fold, folds)
+    moments = FoldMoments(x, fold, folds)
     for f in range(folds):
         tr, te = fold != f, fold == f
         mu, sd, axes = moments.scaling(f, r)
-        proj = _project(x, mu, sd, axes)  # every row's coordinates, without a copy of the rows per fold
-        psd = _coordinate_sd(proj[tr])
+        proj = project(x, mu, sd, axes)  # every row's coordinates, without a copy of the rows per fold
+        psd = coordinate_sd(proj[tr])
         feats = np.hstack([proj[tr] / psd, np.ones((int(tr.sum()), 1))])
-        w = _fit_logistic(feats, y[tr], l2)
+        w = fit_logistic(feats, y[tr], l2)
         te_feats = np.hstack([proj[te] / psd, np.ones((int(te.sum()), 1))])
-        scores[te] = _sigmoid(te_feats @ w)
+        scores[te] = sigmoid(te_feats @ w)
 
     g_t, g_u = scores[:n_t], scores[n_t:]
     c = float(np.clip(g_t.mean(), 1e-12, 1.0))
@@ -526,7 +478,7 @@ def _estimate(
     total = float(post_u.sum()) * n_pool / n_u
     diag = {"c": c, "target_like_total": total,
             "share_se": se, "share_elkan_noto": share_en, "share_prior": share_prior,
-            "threshold_target_share": b, "auc": _auc(g_t, g_u), "sample_rows": n_u,
+            "threshold_target_share": b, "auc": auc(g_t, g_u), "sample_rows": n_u,
             "target_rows": n_t, "folds": folds, "n_components": r, "l2": float(l2)}
     logger.info("size estimate: %d of %d pool rows (share %.4f +- %.4f, c %.3f, AUC %.3f)", rows, n_pool, share,
                 se, c, diag["auc"])
@@ -535,80 +487,14 @@ def _estimate(
     return est, g_t, g_u
 
 
-class _Moments:
-    """Column sums, Gram matrix and column range of each fold's rows (centred once on the mean of every row), so
-    that the scaling of any fold's training rows (:meth:`scaling`) costs one Gram matrix of every row in all,
-    instead of one of the training rows per fold (6 of 30,000 x 384 were 0.9 s of a 1e6-row job's size estimate)."""
-
-    def __init__(self, x: np.ndarray, fold: np.ndarray, folds: int) -> None:
-        self.centre = x.mean(axis=0)
-        self.n = np.zeros(folds, dtype=np.int64)
-        self.s1 = np.zeros((folds, x.shape[1]))
-        self.s2 = np.zeros((folds, x.shape[1], x.shape[1]))
-        self.lo = np.full((folds, x.shape[1]), np.inf)
-        self.hi = np.full((folds, x.shape[1]), -np.inf)
-        for f in range(folds):
-            xf = x[fold == f]
-            if xf.shape[0] == 0:
-                continue
-            x0 = xf - self.centre
-            self.n[f], self.s1[f], self.s2[f] = xf.shape[0], x0.sum(axis=0), x0.T @ x0
-            self.lo[f], self.hi[f] = xf.min(axis=0), xf.max(axis=0)
-
-    def scaling(self, exclude: int | None, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(mu, sd, axes)`` of :func:`_principal_scaling` for the rows of every fold but ``exclude`` (None: every
-        row).
-
-        The training rows' mean and covariance come from the folds' sums: ``mean = centre + s1 / n`` and
-        ``cov = s2 / n - (s1 / n)(s1 / n)^T`` on rows centred on the overall mean, so the subtraction loses
-        nothing that matters (the training mean is near that centre). A column constant over the training rows
-        (its range is 0) has standard deviation 1 read and no covariance, as the direct computation gives."""
-        keep = np.ones(self.n.shape[0], dtype=bool)
-        if exclude is not None:
-            keep[exclude] = False
-        n = int(self.n[keep].sum())
-        m0 = self.s1[keep].sum(axis=0) / n
-        cov = self.s2[keep].sum(axis=0) / n - np.outer(m0, m0)
-        mu = self.centre + m0
-        const = self.hi[keep].max(axis=0) == self.lo[keep].min(axis=0)
-        sd = np.sqrt(np.maximum(np.diag(cov), 0.0))
-        sd[const | (sd == 0)] = 1.0
-        cs = cov / np.outer(sd, sd)
-        cs[const, :] = 0.0
-        cs[:, const] = 0.0
-        _evals, evecs = np.linalg.eigh(cs)
-        return mu, sd, evecs[:, ::-1][:, :r]
-
-
-def _project(x: np.ndarray, mu: np.ndarray, sd: np.ndarray, axes: np.ndarray) -> np.ndarray:
-    """``((x - mu) / sd) @ axes``, as ``x @ (axes / sd) - (mu / sd) @ axes``: no temporary the size of ``x``."""
-    return x @ (axes / sd[:, None]) - (mu / sd) @ axes
-
-
-def _coordinate_sd(proj: np.ndarray) -> np.ndarray:
-    """The standard deviation of each coordinate (0 read as 1)."""
-    psd = proj.std(axis=0)
-    psd[psd == 0] = 1.0
-    return psd
-
-
-def _principal_scaling(xtr: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The classifier's features fitted on training rows ``xtr``: their mean ``mu`` and standard deviation ``sd``
-    (0 read as 1), their first ``r`` principal axes (eigenvectors of the standardised rows' covariance, largest
-    first), the standardised rows' coordinates on them ``proj`` and those coordinates' standard deviations ``psd``
-    (0 read as 1). A row ``z`` has the features ``((z - mu) / sd) @ axes / psd``."""
-    mu, sd, axes = _Moments(xtr, np.zeros(xtr.shape[0], dtype=np.int64), 1).scaling(None, r)
-    proj = _project(xtr, mu, sd, axes)
-    return mu, sd, axes, _coordinate_sd(proj), proj
-
-
-def _fit_scorer(x: np.ndarray, y: np.ndarray, r: int, l2: float, c: float, moments: _Moments) -> PosteriorScorer:
+def _fit_scorer(x: np.ndarray, y: np.ndarray, r: int, l2: float, c: float,
+                moments: FoldMoments) -> PosteriorScorer:
     """The fold models' recipe (standardise, principal axes, logistic regression) on all training rows ``x``
-    (``moments``: their :class:`_Moments`)."""
+    (``moments``: their :class:`FoldMoments`)."""
     mu, sd, axes = moments.scaling(None, r)
-    proj = _project(x, mu, sd, axes)
-    psd = _coordinate_sd(proj)
-    w = _fit_logistic(np.hstack([proj / psd, np.ones((proj.shape[0], 1))]), y, l2)
+    proj = project(x, mu, sd, axes)
+    psd = coordinate_sd(proj)
+    w = fit_logistic(np.hstack([proj / psd, np.ones((proj.shape[0], 1))]), y, l2)
     return PosteriorScorer(mu=mu, sd=sd, axes=axes, psd=psd, w=w, c=c)
 
 
