@@ -588,6 +588,19 @@ def test_write_selected_rows_without_rank_small_blocks(kind: str, tmp_path: Path
     assert back.n_rows == 3
 
 
+@pytest.mark.parametrize("dtype", ["<f4", ">f8", "<i2"])
+def test_write_selected_npy_is_the_file_np_save_writes(dtype: str, tmp_path: Path) -> None:
+    """A .npy pool's selected rows: the same bytes as np.save of those rows (header, dtype and byte order kept),
+    across block boundaries."""
+    arr = (make_pool() * 100).astype(dtype)
+    np.save(tmp_path / "pool.npy", arr)
+    out = tmp_path / "sel.npy"
+    write_selected_rows(open_embeddings(tmp_path / "pool.npy"), np.array([12, 5, 6, 5, 0]), out, block_rows=2)
+    np.save(tmp_path / "want.npy", arr[[0, 5, 6, 12]])
+    assert out.read_bytes() == (tmp_path / "want.npy").read_bytes()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
+
+
 @pytest.mark.parametrize("kind", ["npy", "parquet", "csv_header", "jsonl"])
 def test_write_selected_rows_empty_selection(kind: str, tmp_path: Path) -> None:
     src = open_embeddings(write_pool(kind, tmp_path, make_pool()))

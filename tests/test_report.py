@@ -379,3 +379,28 @@ def test_evaluate_table_marks_the_better_direction() -> None:
            "split": {"target_select": 5, "target_holdout": 5}, "gio": {"selected": 10, "stop_reason": "increase"}}
     text = format_table(res)
     assert "mmd2 ↓" in text and "coverage ↑" in text and "lower is better" in text
+
+
+@pytest.mark.parametrize("target_rows", [1, 2, 7])
+def test_picks_csv_lines_are_each_rows_own_values(target_rows: int, tmp_path: Path) -> None:
+    """picks.csv formats column by column (one repr per distinct gain); every line is still the row's own id,
+    rank, gain repr (-0.0 kept apart from 0.0, NaN for a row whose cluster was never picked) and nearest ids."""
+    from gioselect.report import write_picks
+
+    rng = np.random.default_rng(target_rows)
+    pool = rng.normal(size=(60, 3))
+    target = rng.normal(size=(target_rows, 3))
+    labels = np.arange(60) % 6
+    picks = np.array([1, 2, 2, 4])
+    trace = [0.0, 0.0, 0.3, 0.1 + 0.2]  # gains: -0.0 (from -0.0 - 0.0), 0.0, -0.3, 0.3 - (0.1 + 0.2)
+    ids = np.array([7, 1, 8, 2, 4, 5, 13, 0])  # clusters 1, 1, 2, 2, 4, 5 (never picked), 1, 0 (never picked)
+    cols = write_picks(tmp_path / "picks.csv", ids, picks, labels, -0.0, trace, lambda i: pool[i], target)
+    gain = {1: -0.0, 2: 0.0, 4: 0.3 - (0.1 + 0.2)}
+    d2 = ((pool[ids][:, None, :] - target[None, :, :]) ** 2).sum(axis=2)
+    near = np.argsort(d2, axis=1, kind="stable")[:, : min(3, target_rows)]
+    want = ["gio_row_id,gio_rank,gio_gain,gio_nearest_target"] + [
+        f"{i},{r},{gain.get(int(labels[i]), float('nan'))!r},{' '.join(map(str, near[r].tolist()))}"
+        for r, i in enumerate(ids.tolist())]
+    assert (tmp_path / "picks.csv").read_text().splitlines() == want
+    assert "-0.0" in want[1] and ",0.0," in want[3] and ",nan," in want[6]
+    np.testing.assert_array_equal(cols["gio_nearest_target"], near)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 from collections.abc import Sequence
@@ -59,10 +58,13 @@ def write_picks(path: Path, selected_ids: np.ndarray, picks: np.ndarray, labels:
         for s in range(0, todo.shape[0], block_rows):
             pos = todo[s : s + block_rows]
             near[pos] = nearest_targets(take(ids[pos]), target, n=n_near, partition=groups)
-    buf = io.StringIO()
-    buf.write("gio_row_id,gio_rank,gio_gain,gio_nearest_target\n")
-    for r, (i, g, nn) in enumerate(zip(ids.tolist(), row_gain.tolist(), near.tolist(), strict=True)):
-        buf.write(f"{i},{r},{g!r},{' '.join(map(str, nn))}\n")
-    atomic_write_bytes(Path(path), buf.getvalue().encode("utf-8"))
+    # The lines, formatted column by column (one repr per distinct gain: a quantised pick's rows share it).
+    uniq_bits, which = np.unique(row_gain.view(np.int64), return_inverse=True)  # by bits: -0.0 is not 0.0
+    gain_text = [repr(g) for g in uniq_bits.view(np.float64).tolist()]
+    near_text = map(" ".join, zip(*(map(str, near[:, j].tolist()) for j in range(near.shape[1])), strict=True))
+    lines = map("{},{},{},{}\n".format, map(str, ids.tolist()), map(str, range(ids.shape[0])),
+                map(gain_text.__getitem__, which.reshape(-1).tolist()), near_text)
+    text = "gio_row_id,gio_rank,gio_gain,gio_nearest_target\n" + "".join(lines)
+    atomic_write_bytes(Path(path), text.encode("utf-8"))
     return {"gio_row_id": ids, "gio_rank": np.arange(ids.shape[0], dtype=np.int64), "gio_gain": row_gain,
             "gio_nearest_target": near}
