@@ -477,3 +477,24 @@ def test_run_suite_in_worker_processes_gives_the_same_numbers(tmp_path: Path) ->
 def test_cli_refuses_a_bad_jobs_count(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert suite_main(["--size", "small", "--tasks", "mixture", "--jobs", "0", "--out", str(tmp_path)]) == 2
     assert "--jobs" in capsys.readouterr().err and not list(tmp_path.iterdir())
+
+
+def test_cli_seed_runs_new_instances_from_the_first_seed_given(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """--seed 1 --seeds 1 is the instance that seed 1 of a --seeds 2 run is, and not seed 0's."""
+    assert suite_main(["--size", "small", "--seed", "1", "--seeds", "1", "--tasks", "mixture", "--methods",
+                       "gio,knn", "--out", str(tmp_path)]) == 0
+    one = json.loads((tmp_path / "suite_small.json").read_text())
+    assert one["seeds"] == [1] and [r["seed"] for r in one["results"]] == [1]
+    both = suite.run_suite("small", ["mixture"], ["gio", "knn"], [0, 1])
+    rec = {r["seed"]: r for r in both["results"]}
+    runs = one["results"][0]["runs"]
+    assert {b: set(by) for b, by in runs.items()} == {b: set(by) for b, by in rec[1]["runs"].items()}
+    for b, by in rec[1]["runs"].items():
+        for m, r in by.items():
+            for key in ("task_number", "energy", "size"):
+                assert runs[b][m][key] == pytest.approx(r[key], rel=1e-9, abs=1e-12), (b, m, key)
+    assert rec[0]["runs"]["fixed"]["knn"]["energy"] != rec[1]["runs"]["fixed"]["knn"]["energy"]
+    capsys.readouterr()
+    assert suite_main(["--size", "small", "--seeds", "0", "--tasks", "mixture", "--out", str(tmp_path / "x")]) == 2
+    assert "--seeds" in capsys.readouterr().err and not (tmp_path / "x").exists()

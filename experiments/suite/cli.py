@@ -29,7 +29,10 @@ def make_parser() -> argparse.ArgumentParser:
                                  description="The benchmark suite: every task x method x seed, one JSON + one table")
     ap.add_argument("--size", choices=("small", "full"), default="small",
                     help="small: seconds, for the tests; full: the recorded run (make suite)")
-    ap.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (3)")
+    ap.add_argument("--seeds", type=int, default=3, help="how many seeds: --seed .. --seed+N-1 (3)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="the first seed (0); each seed is a new task instance, so e.g. --seed 3 runs instances "
+                         "no recorded run has used")
     ap.add_argument("--tasks", type=_csv, default=None,
                     help=f"comma-separated task names (default: the size's list); known: {', '.join(TASKS)}")
     ap.add_argument("--methods", type=_csv, default=None,
@@ -55,7 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     setup_logging(args.verbose)
     logging.getLogger("experiments.suite").setLevel(logging.INFO)
-    seeds = list(range(args.seeds))
+    if args.seeds < 1 or args.seed < 0:
+        print(f"--seeds: expected at least 1 and --seed at least 0, got --seeds {args.seeds} --seed {args.seed}",
+              file=sys.stderr)
+        return 2
+    seeds = list(range(args.seed, args.seed + args.seeds))
     if args.curve is not None:
         if args.curve not in TASKS:
             print(f"--curve: unknown task {args.curve!r}; known: {', '.join(TASKS)}", file=sys.stderr)
