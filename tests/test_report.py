@@ -318,6 +318,20 @@ def test_report_lists_picks_breakdown_stop_reason_and_warnings(tmp_path: Path) -
         selected_sample=None).read_text()
 
 
+@pytest.mark.parametrize("name", ["selected_rows.tsv", "selected_rows.csv"])
+def test_report_previews_headerless_tab_delimited_rows(tmp_path: Path, name: str) -> None:
+    # grad-info-opt's layout (no header, tabs, also in a .csv) is kept in the selected rows; the preview reads it so
+    rows = [f"{i}\tt{i}\t[0.{i}, 1.0]\t{i}\t{r}" for r, i in enumerate([2, 5, 7])]
+    (tmp_path / name).write_text("\n".join(rows) + "\n")
+    picks = {"gio_row_id": np.array([7, 2, 5]), "gio_rank": np.arange(3), "gio_gain": np.array([0.5, 0.25, 0.1]),
+             "gio_nearest_target": np.array([[1], [0], [2]])}
+    page = write_report(tmp_path / "r.html", manifest={}, kl_trace=[1.0], initial_kl=2.0, target_sample=None,
+                        pool_sample=None, selected_sample=None, picks=picks, selected_path=tmp_path / name
+                        ).read_text()
+    picks_html = page.split('id="picks"')[1]
+    assert picks_html.index("_c1=t7") < picks_html.index("_c1=t2") < picks_html.index("_c1=t5")
+
+
 def test_tsne_map_separates_what_pca_mixes() -> None:
     pytest.importorskip("sklearn")
     rng = np.random.default_rng(0)

@@ -357,10 +357,10 @@ def _preview_records(path: Path | None, positions: np.ndarray) -> list[dict[str,
         import pyarrow.parquet as pq
 
         table = pq.read_table(p)
-    else:
-        import pyarrow.csv as pacsv
+    else:  # the delimiter and header convention of the pool, which the selected rows keep
+        from ..io.csv import read_table
 
-        table = pacsv.read_csv(p, parse_options=pacsv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ","))
+        table = read_table(p, "selected rows")
     cols = [f.name for f in table.schema if not pa.types.is_list(f.type) and not pa.types.is_fixed_size_list(f.type)]
     return table.select(cols).take(pa.array(positions, type=pa.int64())).to_pylist()
 
