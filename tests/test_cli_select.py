@@ -168,6 +168,17 @@ def test_no_quantization_and_budget(data: dict[str, object], tmp_path: Path) -> 
     assert len(np.load(out3 / "selected_ids.npy")) == 150
 
 
+def test_one_cluster_warns_that_nothing_was_chosen_not_that_rows_are_identical(
+        data: dict[str, object], tmp_path: Path) -> None:
+    d = data["dir"]
+    assert isinstance(d, Path)
+    out = tmp_path / "one"
+    assert run("select", "--pool", d / "pool.npy", "--target", d / "target.npy", "--out", out, "--clusters", 1,
+               "--target-clusters", 0, "--budget", 20, "-q") == 0
+    (w,) = json.loads((out / "manifest.json").read_text())["warnings"]
+    assert "--clusters 1" in w and "identical" not in w  # the pool's rows are far from identical
+
+
 def test_existing_out_is_refused_then_forced(data: dict[str, object], tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "o"

@@ -241,6 +241,10 @@ def result_warnings(*, pool_rows: int, selected_rows: int, candidates: Any, targ
         what = "centroids" if quantized else "pool rows"
         out.append(f"all {int(candidates.shape[0])} {what} are identical: the pool holds one distinct point, so "
                    "there is nothing to choose between")
+    elif quantized and int(candidates.shape[0]) == 1 and clusters == 1:
+        out.append("--clusters 1 quantised the pool into a single cluster: GIO had one candidate, so nothing was "
+                   "chosen between (the selection is that cluster's rows, or a random part of them with a budget); "
+                   "use more clusters or --clusters 0")
     elif quantized and int(candidates.shape[0]) == 1:
         out.append("the pool quantised into a single cluster: its rows are (nearly) identical")
     if _all_rows_identical(target):
