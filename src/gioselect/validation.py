@@ -223,14 +223,19 @@ def _all_rows_identical(arr: Any, block_rows: int = 65536) -> bool:
 
 
 def result_warnings(*, pool_rows: int, selected_rows: int, candidates: Any, target: Any, clusters: int,
-                    quantized: bool, asked_all: bool = False) -> list[str]:
+                    quantized: bool, asked_all: bool = False, excluded_rows: int = 0) -> list[str]:
     """Warnings about a degenerate selection, read from the result itself (whatever the stop rule was).
 
-    Nothing selected, the whole pool selected, all candidates (rows or centroids) identical, all target rows
-    identical, and ``clusters`` >= the pool's rows (quantisation silently off).
+    Nothing selected (``excluded_rows``: pool rows the exclusion set blocked), the whole pool selected, all
+    candidates (rows or centroids) identical, all target rows identical, and ``clusters`` >= the pool's rows
+    (quantisation silently off).
     """
     out: list[str] = []
-    if selected_rows == 0:
+    if selected_rows == 0 and excluded_rows >= pool_rows > 0:
+        out.append(f"nothing was selected (0 rows): --exclude blocked all {pool_rows} pool rows (each is a "
+                   "near-duplicate of an exclusion row), so nothing was left to pick; check --exclude and "
+                   "--exclude-threshold")
+    elif selected_rows == 0:
         out.append("nothing was selected (0 rows): the automatic size found no target-like pool row, the start "
                    "set already sits closer to the target than any pool row, or --max-iter/--budget allowed no "
                    "pick (pass --budget N to select N rows anyway)")
