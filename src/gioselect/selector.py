@@ -363,7 +363,7 @@ class GIOSelector:
 
         opts: dict[str, Any] = {"vector_column": vector_column, "text_column": text_column, "model": model}
         pv = to_vectors(pool, "pool", **opts)
-        tv = to_vectors(target, "target", dim=pv.vectors.shape[1], **opts)
+        tv = to_vectors(target, "target", dim=pv.vectors.shape[1], like=pv, **opts)
         self.pool_kind_ = pv.kind
         self.n_pool_ = pv.n_rows
         self.n_features_in_ = int(pv.vectors.shape[1])
@@ -378,7 +378,7 @@ class GIOSelector:
         if exclude is not None:
             from .exclude import find_near_duplicates
 
-            ev = to_vectors(exclude, "exclude", dim=pv.vectors.shape[1], **opts)
+            ev = to_vectors(exclude, "exclude", dim=pv.vectors.shape[1], like=pv, **opts)
             self.exclusion_ = find_near_duplicates(pv.vectors, ev.vectors, threshold=exclude_threshold)
             blocked = self.exclusion_.mask
         return pv.vectors, tv.vectors, init, blocked
