@@ -383,6 +383,28 @@ def test_cli_run_report_lists_picks_and_breakdown(tmp_path: Path) -> None:
     assert f"{100 * share:.1f}%" in page.split("Selection by topic")[1]
 
 
+def test_cli_report_field_is_checked_before_the_run_and_may_hold_lists(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from gioselect.cli import main
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 4)).astype(np.float32)
+    pq.write_table(pa.table({"topic": ["a", "b"] * 100, "embedding": list(x)}), tmp_path / "pool.parquet")
+    np.save(tmp_path / "target.npy", x[:30])
+    base = ["select", "--pool", str(tmp_path / "pool.parquet"), "--target", str(tmp_path / "target.npy"),
+            "--clusters", "0", "--budget", "10", "-q"]
+    picks: list[object] = []
+    # a misspelt column was found only by the report, after the whole run
+    assert main([*base, "--out", str(tmp_path / "a"), "--report-field", "topc"], on_pick=picks.append) == 2
+    assert "has no column 'topc'" in capsys.readouterr().err and not picks and not (tmp_path / "a").exists()
+    # a vector column crashed the report (exit 1) after the whole run
+    assert main([*base, "--out", str(tmp_path / "b"), "--report-field", "embedding"]) == 0
+    assert "Selection by embedding" in (tmp_path / "b" / "report.html").read_text()
+
+
 def test_evaluate_table_marks_the_better_direction() -> None:
     from gioselect.cli.evaluate import format_table
     from gioselect.evaluate import METRIC_DIRECTION, metric_header

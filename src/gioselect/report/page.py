@@ -411,7 +411,7 @@ def _breakdown_section(picks: Mapping[str, np.ndarray] | None, pool_path: Path |
     ids = np.asarray(picks["gio_row_id"], dtype=np.int64)
     out: list[str] = []
     for f in fields:
-        values = read_column(pool_path, f, name="pool").astype(str)
+        values = np.array([str(v) for v in read_column(pool_path, f, name="pool")])  # lists too (a vector column)
         uniq, pool_counts = np.unique(values, return_counts=True)
         sel_counts = dict(zip(*np.unique(values[ids], return_counts=True), strict=True))
         order = np.argsort(-pool_counts, kind="stable")[:40]
