@@ -72,7 +72,8 @@ def self_consistency(pool: Any = None, target: Any = None, *, min_share: float =
     falling = float((steps < 0).mean()) if len(steps) else 0.0
     passed = final < sel.initial_kl_ and share >= min_share
     msg = (f"picked {picked} of {n_pool} ({share:.0%}, need >= {min_share:.0%}); objective "
-           f"{sel.initial_kl_:.4g} -> {final:.4g}, falling at {falling:.0%} of picks; stop: {sel.stop_reason_}")
+           f"{sel.initial_kl_:.4g} -> {final:.4g} (need a fall), falling at {falling:.0%} of picks; stop: "
+           f"{sel.stop_reason_}")
     return CheckResult("self-consistency", bool(passed), msg, {
         "picked": picked, "pool_size": n_pool, "share": share, "initial_kl": float(sel.initial_kl_),
         "final_kl": final, "falling_share": falling, "stop_reason": sel.stop_reason_,
