@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import struct
@@ -330,6 +331,25 @@ def test_report_previews_headerless_tab_delimited_rows(tmp_path: Path, name: str
                         ).read_text()
     picks_html = page.split('id="picks"')[1]
     assert picks_html.index("_c1=t7") < picks_html.index("_c1=t2") < picks_html.index("_c1=t5")
+
+
+@pytest.mark.parametrize("name", ["selected_rows.ndjson", "selected_rows.pq"])
+def test_report_previews_rows_of_every_accepted_extension(tmp_path: Path, name: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"text": f"row {i}", "gio_row_id": i, "gio_rank": r} for r, i in enumerate([2, 5, 7])]
+    if name.endswith(".pq"):  # these were read as csv: a crash (exit 1) after the whole run
+        pq.write_table(pa.Table.from_pylist(rows), tmp_path / name)
+    else:
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    picks = {"gio_row_id": np.array([7, 2, 5]), "gio_rank": np.arange(3), "gio_gain": np.array([0.5, 0.25, 0.1]),
+             "gio_nearest_target": np.array([[1], [0], [2]])}
+    page = write_report(tmp_path / "r.html", manifest={}, kl_trace=[1.0], initial_kl=2.0, target_sample=None,
+                        pool_sample=None, selected_sample=None, picks=picks, selected_path=tmp_path / name,
+                        text_field="text").read_text()
+    picks_html = page.split('id="picks"')[1]
+    assert picks_html.index("row 7") < picks_html.index("row 2") < picks_html.index("row 5")
 
 
 def test_tsne_map_separates_what_pca_mixes() -> None:

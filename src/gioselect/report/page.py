@@ -341,10 +341,12 @@ def _preview_records(path: Path | None, positions: np.ndarray) -> list[dict[str,
     """The rows at ``positions`` of a selected-rows file (parquet/jsonl/csv) as dicts; None for .npy."""
     if path is None or not Path(path).exists() or Path(path).suffix.lower() == ".npy":
         return None
+    from ..io import detect_format
+
     p = Path(path)
     want = set(positions.tolist())
-    suffix = p.suffix.lower()
-    if suffix == ".jsonl":
+    fmt = detect_format(p)  # by every extension the readers take (.ndjson, .pq, upper case too)
+    if fmt == "jsonl":
         got: dict[int, dict[str, Any]] = {}
         with open(p, encoding="utf-8") as fh:
             for i, line in enumerate(fh):
@@ -353,7 +355,7 @@ def _preview_records(path: Path | None, positions: np.ndarray) -> list[dict[str,
         return [got.get(int(i), {}) for i in positions]
     import pyarrow as pa
 
-    if suffix == ".parquet":
+    if fmt == "parquet":
         import pyarrow.parquet as pq
 
         table = pq.read_table(p)
