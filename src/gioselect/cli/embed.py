@@ -60,7 +60,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     check_input_path(args.input, "--input", allow_dir=True)
     check_output_file(out, [("--input", args.input), ("model", args.model)], force=args.force)
     if args.text_field is None and args.input.is_file() and args.input.suffix.lower() in (
-            ".jsonl", ".json", ".csv", ".tsv", ".parquet", ".pq"):
+            ".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet", ".pq"):
         raise InvalidParameterError(
             f"--input {args.input} is a table ({args.input.suffix.lower()[1:]}): name its text column with "
             "--text-field (images come as IDX, .npy or a folder of PNG/JPEG files)"
