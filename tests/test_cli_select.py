@@ -279,6 +279,14 @@ def test_help_is_complete(capsys: pytest.CaptureFixture[str]) -> None:
         assert opt in text, opt
 
 
+def test_help_says_every_budget_is_exact(capsys: pytest.CaptureFixture[str]) -> None:
+    # the help said a budget only capped the selection ("stop before ... would exceed N rows")
+    assert run("select", "--help") == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "select exactly N rows or P% of the pool" in text and "would exceed" not in text
+    assert "every budget is exact now" in text
+
+
 # The CLI in a child process, each GIO pick slowed down by ``pick_delay`` seconds (through main's on_pick hook)
 # so that a test can kill or interrupt it mid-run.
 _SLOW_CLI = "import sys, time; from gioselect.cli import main; d = float(sys.argv[1]); " \
