@@ -179,6 +179,16 @@ def test_one_cluster_warns_that_nothing_was_chosen_not_that_rows_are_identical(
     assert "--clusters 1" in w and "identical" not in w  # the pool's rows are far from identical
 
 
+def test_nothing_selected_under_a_budget_does_not_advise_a_budget(data: dict[str, object], tmp_path: Path) -> None:
+    d = data["dir"]
+    assert isinstance(d, Path)
+    out = tmp_path / "mi0"
+    assert run("select", "--pool", d / "pool.npy", "--target", d / "target.npy", "--out", out, "--clusters", 0,
+               "--budget", 20, "--max-iter", 0, "-q") == 3
+    (w,) = json.loads((out / "manifest.json").read_text())["warnings"]
+    assert "nothing was selected" in w and "--max-iter" in w and "pass --budget" not in w
+
+
 def test_existing_out_is_refused_then_forced(data: dict[str, object], tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "o"

@@ -223,18 +223,22 @@ def _all_rows_identical(arr: Any, block_rows: int = 65536) -> bool:
 
 
 def result_warnings(*, pool_rows: int, selected_rows: int, candidates: Any, target: Any, clusters: int,
-                    quantized: bool, asked_all: bool = False, excluded_rows: int = 0) -> list[str]:
+                    quantized: bool, asked_all: bool = False, excluded_rows: int = 0,
+                    budget_given: bool = False) -> list[str]:
     """Warnings about a degenerate selection, read from the result itself (whatever the stop rule was).
 
-    Nothing selected (``excluded_rows``: pool rows the exclusion set blocked), the whole pool selected, all
-    candidates (rows or centroids) identical, all target rows identical, and ``clusters`` >= the pool's rows
-    (quantisation silently off).
+    Nothing selected (``excluded_rows``: pool rows the exclusion set blocked; ``budget_given``: a row budget was
+    asked for), the whole pool selected, all candidates (rows or centroids) identical, all target rows identical,
+    and ``clusters`` >= the pool's rows (quantisation silently off).
     """
     out: list[str] = []
     if selected_rows == 0 and excluded_rows >= pool_rows > 0:
         out.append(f"nothing was selected (0 rows): --exclude blocked all {pool_rows} pool rows (each is a "
                    "near-duplicate of an exclusion row), so nothing was left to pick; check --exclude and "
                    "--exclude-threshold")
+    elif selected_rows == 0 and budget_given:  # no stop rule fires before a budget: advising one cannot help
+        out.append("nothing was selected (0 rows) although a budget was given: --max-iter or the exclusion set "
+                   "allowed no pick")
     elif selected_rows == 0:
         out.append("nothing was selected (0 rows): the automatic size found no target-like pool row, the start "
                    "set already sits closer to the target than any pool row, or --max-iter/--budget allowed no "

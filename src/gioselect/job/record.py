@@ -79,7 +79,7 @@ def run_warnings(cfg: SelectConfig, pool_rows: int, selected_rows: int, candidat
         pool_rows=pool_rows, selected_rows=selected_rows, candidates=candidates,
         target=target, clusters=cfg.clusters if isinstance(cfg.clusters, int) else 0, quantized=quantized,
         asked_all=cfg.budget is not None and parse_budget(cfg.budget, pool_rows) == pool_rows,
-        excluded_rows=excluded_rows)
+        excluded_rows=excluded_rows, budget_given=cfg.budget is not None)
     for w in warnings:
         logger.warning("%s", w)
     return warnings
