@@ -423,6 +423,11 @@ def test_cli_report_field_is_checked_before_the_run_and_may_hold_lists(tmp_path:
     # a vector column crashed the report (exit 1) after the whole run
     assert main([*base, "--out", str(tmp_path / "b"), "--report-field", "embedding"]) == 0
     assert "Selection by embedding" in (tmp_path / "b" / "report.html").read_text()
+    # a missing label failed the report (exit 2) after the whole run; it is a category of its own
+    pq.write_table(pa.table({"topic": [None] + ["a", "b"] * 99 + ["a"], "embedding": list(x)}),
+                   tmp_path / "pool.parquet")
+    assert main([*base, "--out", str(tmp_path / "c"), "--report-field", "topic"]) == 0
+    assert "<td>(missing)</td>" in (tmp_path / "c" / "report.html").read_text().split("Selection by topic")[1]
 
 
 def test_evaluate_table_marks_the_better_direction() -> None:

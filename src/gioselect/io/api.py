@@ -238,11 +238,13 @@ def check_columns(path: str | os.PathLike[str], fields: Sequence[str], *, name: 
             raise missing_field(f, columns, where, f" (asked for by {option})")
 
 
-def read_column(path: str | os.PathLike[str], field: str, *, name: str = "input") -> np.ndarray:
+def read_column(path: str | os.PathLike[str], field: str, *, name: str = "input",
+                allow_null: bool = False) -> np.ndarray:
     """All values of one column (labels, ids) of a parquet, csv (with a header) or jsonl file, in row order.
 
     Returns a numpy array (numeric when every value is a number, else object holding the values). Raises
-    :class:`InvalidInputError` when the column is missing (listing the columns) or a value is null.
+    :class:`InvalidInputError` when the column is missing (listing the columns) or a value is null (unless
+    ``allow_null``: then nulls are kept as ``None``).
     """
     p = Path(path)
     fmt = detect_format(p)
@@ -252,7 +254,7 @@ def read_column(path: str | os.PathLike[str], field: str, *, name: str = "input"
         raise InvalidInputError(f"{where}: a .npy file has no named columns (asked for {field!r})")
     values = _TABLE_MODULES[fmt].read_values(p, field, name)
     for i, v in enumerate(values):
-        if v is None:
+        if v is None and not allow_null:
             raise InvalidInputError(f"{where}: row {i} column {field!r} is null")
     if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         return np.asarray(values)

@@ -413,7 +413,8 @@ def _breakdown_section(picks: Mapping[str, np.ndarray] | None, pool_path: Path |
     ids = np.asarray(picks["gio_row_id"], dtype=np.int64)
     out: list[str] = []
     for f in fields:
-        values = np.array([str(v) for v in read_column(pool_path, f, name="pool")])  # lists too (a vector column)
+        values = np.array(["(missing)" if v is None else str(v)  # a missing label is a category, lists too
+                           for v in read_column(pool_path, f, name="pool", allow_null=True)])
         uniq, pool_counts = np.unique(values, return_counts=True)
         sel_counts = dict(zip(*np.unique(values[ids], return_counts=True), strict=True))
         order = np.argsort(-pool_counts, kind="stable")[:40]
