@@ -105,6 +105,20 @@ def test_cli_exclude_of_the_whole_pool_says_so(tmp_path: Path, data):
     assert "--exclude blocked all 600 pool rows" in w and "pass --budget" not in w
 
 
+def test_cli_out_holding_the_exclusion_file_is_refused(tmp_path: Path, data):
+    pool, target = data
+    np.save(tmp_path / "pool.npy", pool)
+    np.save(tmp_path / "target.npy", target)
+    base = ["select", "--pool", str(tmp_path / "pool.npy"), "--target", str(tmp_path / "target.npy"),
+            "--budget", "10", "--clusters", "0", "-q", "--no-report"]
+    assert main([*base, "--out", str(tmp_path / "sel")]) == 0
+    ex = tmp_path / "sel" / "selected_rows.npy"
+    before = ex.read_bytes()
+    # the exclusion file lies in the previous result: --force replaced it (an input), as it never does the pool
+    assert main([*base, "--out", str(tmp_path / "sel"), "--force", "--exclude", str(ex)]) == 2
+    assert ex.read_bytes() == before
+
+
 def _interrupting(desc: str, total: int | None, unit: str) -> Any:
     """A progress factory that stops the run (as Ctrl-C would) at its first phase after hashing the inputs."""
     if desc != "hashing inputs":
