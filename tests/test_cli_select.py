@@ -189,6 +189,16 @@ def test_nothing_selected_under_a_budget_does_not_advise_a_budget(data: dict[str
     assert "nothing was selected" in w and "--max-iter" in w and "pass --budget" not in w
 
 
+def test_nothing_selected_by_a_stop_rule_names_it(data: dict[str, object], tmp_path: Path) -> None:
+    d = data["dir"]
+    assert isinstance(d, Path)
+    out = tmp_path / "md"
+    assert run("select", "--pool", d / "pool.npy", "--target", d / "target.npy", "--out", out, "--clusters", 0,
+               "--stop", "min_difference", "--min-difference", "1e9", "-q") == 3
+    (w,) = json.loads((out / "manifest.json").read_text())["warnings"]
+    assert "stop reason 'min_difference'" in w and "automatic size" not in w  # it blamed the automatic size
+
+
 def test_existing_out_is_refused_then_forced(data: dict[str, object], tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "o"

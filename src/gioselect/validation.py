@@ -224,12 +224,12 @@ def _all_rows_identical(arr: Any, block_rows: int = 65536) -> bool:
 
 def result_warnings(*, pool_rows: int, selected_rows: int, candidates: Any, target: Any, clusters: int,
                     quantized: bool, asked_all: bool = False, excluded_rows: int = 0,
-                    budget_given: bool = False) -> list[str]:
+                    budget_given: bool = False, stop_reason: str | None = None) -> list[str]:
     """Warnings about a degenerate selection, read from the result itself (whatever the stop rule was).
 
     Nothing selected (``excluded_rows``: pool rows the exclusion set blocked; ``budget_given``: a row budget was
-    asked for), the whole pool selected, all candidates (rows or centroids) identical, all target rows identical,
-    and ``clusters`` >= the pool's rows (quantisation silently off).
+    asked for; ``stop_reason``: the run's), the whole pool selected, all candidates (rows or centroids)
+    identical, all target rows identical, and ``clusters`` >= the pool's rows (quantisation silently off).
     """
     out: list[str] = []
     if selected_rows == 0 and excluded_rows >= pool_rows > 0:
@@ -239,6 +239,9 @@ def result_warnings(*, pool_rows: int, selected_rows: int, candidates: Any, targ
     elif selected_rows == 0 and budget_given:  # no stop rule fires before a budget: advising one cannot help
         out.append("nothing was selected (0 rows) although a budget was given: --max-iter or the exclusion set "
                    "allowed no pick")
+    elif selected_rows == 0 and stop_reason not in (None, "auto-f1", "auto", "max_iter", "pool_exhausted"):
+        out.append(f"nothing was selected (0 rows): the stop rule fired before any pick was kept (stop reason "
+                   f"{stop_reason!r}); try another --stop, or --budget N to select N rows anyway")
     elif selected_rows == 0:
         out.append("nothing was selected (0 rows): the automatic size found no target-like pool row, the start "
                    "set already sits closer to the target than any pool row, or --max-iter/--budget allowed no "

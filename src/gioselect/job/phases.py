@@ -411,5 +411,6 @@ def _manifest(ctx: RunContext, engine: JobEngine, inp: Any, sel: Selected, seeds
     }
     manifest.update(engine.manifest_extra())
     manifest["warnings"] = run_warnings(cfg, inp.pool.n_rows, n_sel, sel.candidates, quantized, target,
-                                        int(exclusion.get("excluded_rows", 0)) if exclusion else 0)
+                                        int(exclusion.get("excluded_rows", 0)) if exclusion else 0,
+                                        manifest["stop_reason"])
     return manifest
