@@ -197,6 +197,10 @@ def test_nothing_selected_by_a_stop_rule_names_it(data: dict[str, object], tmp_p
                "--stop", "min_difference", "--min-difference", "1e9", "-q") == 3
     (w,) = json.loads((out / "manifest.json").read_text())["warnings"]
     assert "stop reason 'min_difference'" in w and "automatic size" not in w  # it blamed the automatic size
+    out = tmp_path / "same"  # the pool as its own target: the F1 rule fired and kept every row
+    assert run("select", "--pool", d / "target.npy", "--target", d / "target.npy", "--out", out, "-q") == 3
+    (w,) = json.loads((out / "manifest.json").read_text())["warnings"]
+    assert "the whole pool was selected" in w and "never fired" not in w
 
 
 def test_existing_out_is_refused_then_forced(data: dict[str, object], tmp_path: Path,

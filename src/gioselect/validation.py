@@ -247,8 +247,10 @@ def result_warnings(*, pool_rows: int, selected_rows: int, candidates: Any, targ
                    "set already sits closer to the target than any pool row, or --max-iter/--budget allowed no "
                    "pick (pass --budget N to select N rows anyway)")
     elif selected_rows >= pool_rows and not asked_all:  # not when a budget asked for every row
+        why = ("the automatic size judged every pool row target-like (is the pool drawn like the target?)"
+               if stop_reason == "auto-f1" else "the stopping rule never fired")
         out.append(f"the whole pool was selected ({selected_rows} of {pool_rows} rows): the selection is no "
-                   "selection; the stopping rule never fired (try --budget, --max-iter or another --stop)")
+                   f"selection; {why} (try --budget, --max-iter or another --stop)")
     if _all_rows_identical(candidates):
         what = "centroids" if quantized else "pool rows"
         out.append(f"all {int(candidates.shape[0])} {what} are identical: the pool holds one distinct point, so "
