@@ -32,6 +32,16 @@ def test_checks_can_fail() -> None:
     r2 = self_consistency(far, target, uniform_low=0.0, uniform_high=8.0, uniform_start_size=100,
                           normalize=False)
     assert not r2.passed and r2.metrics["picked"] == 0
+    assert "(need a fall)" in r2.message  # the objective's requirement is stated beside the share's
+
+
+def test_cli_check_self_names_the_split_of_a_small_target(tmp_path, capsys) -> None:
+    from gioselect.cli import main
+
+    np.save(tmp_path / "t.npy", readme_gaussians(9, seed=1))
+    assert main(["check", "self", "--target", str(tmp_path / "t.npy")]) == 2
+    err = capsys.readouterr().err  # it said "target: has 4 rows" of a 9-row file
+    assert "has 9 rows, split into a pool half of 4 and a target half of 5" in err
 
 
 def test_readme_gaussians_moments() -> None:

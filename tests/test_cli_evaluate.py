@@ -79,6 +79,19 @@ def test_compare_methods_rejects_unknown_and_oversized() -> None:
         compare_methods(pool, target, methods=["random"], sizes=[60])
 
 
+def test_evaluate_refuses_no_methods_and_a_split_too_small_for_gio(files: dict[str, Path], tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["evaluate", "--pool", str(files["pool_npy"]), "--out", str(tmp_path / "ev"), "-q"]
+    assert main([*base, "--target", str(files["target_npy"]), "--methods", ","]) == 2  # would compare nothing
+    assert "--methods: names no method" in capsys.readouterr().err
+    small = tmp_path / "t10.npy"
+    np.save(small, np.load(files["target_npy"])[:10])
+    assert main([*base, "--target", str(small)]) == 2  # 5 rows to select with: the file's 10 must be named
+    err = capsys.readouterr().err
+    assert "10 rows split with holdout=0.5 leave 5 to select with" in err and "--holdout" in err
+    assert not (tmp_path / "ev").exists()
+
+
 def test_check_on_user_files(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "quantization", "--target", str(files["target_npy"]), "--clusters", "30"]) == 0
     assert "PASS quantization-consistency" in capsys.readouterr().out

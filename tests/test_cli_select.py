@@ -168,6 +168,41 @@ def test_no_quantization_and_budget(data: dict[str, object], tmp_path: Path) -> 
     assert len(np.load(out3 / "selected_ids.npy")) == 150
 
 
+def test_one_cluster_warns_that_nothing_was_chosen_not_that_rows_are_identical(
+        data: dict[str, object], tmp_path: Path) -> None:
+    d = data["dir"]
+    assert isinstance(d, Path)
+    out = tmp_path / "one"
+    assert run("select", "--pool", d / "pool.npy", "--target", d / "target.npy", "--out", out, "--clusters", 1,
+               "--target-clusters", 0, "--budget", 20, "-q") == 0
+    (w,) = json.loads((out / "manifest.json").read_text())["warnings"]
+    assert "--clusters 1" in w and "identical" not in w  # the pool's rows are far from identical
+
+
+def test_nothing_selected_under_a_budget_does_not_advise_a_budget(data: dict[str, object], tmp_path: Path) -> None:
+    d = data["dir"]
+    assert isinstance(d, Path)
+    out = tmp_path / "mi0"
+    assert run("select", "--pool", d / "pool.npy", "--target", d / "target.npy", "--out", out, "--clusters", 0,
+               "--budget", 20, "--max-iter", 0, "-q") == 3
+    (w,) = json.loads((out / "manifest.json").read_text())["warnings"]
+    assert "nothing was selected" in w and "--max-iter" in w and "pass --budget" not in w
+
+
+def test_nothing_selected_by_a_stop_rule_names_it(data: dict[str, object], tmp_path: Path) -> None:
+    d = data["dir"]
+    assert isinstance(d, Path)
+    out = tmp_path / "md"
+    assert run("select", "--pool", d / "pool.npy", "--target", d / "target.npy", "--out", out, "--clusters", 0,
+               "--stop", "min_difference", "--min-difference", "1e9", "-q") == 3
+    (w,) = json.loads((out / "manifest.json").read_text())["warnings"]
+    assert "stop reason 'min_difference'" in w and "automatic size" not in w  # it blamed the automatic size
+    out = tmp_path / "same"  # the pool as its own target: the F1 rule fired and kept every row
+    assert run("select", "--pool", d / "target.npy", "--target", d / "target.npy", "--out", out, "-q") == 3
+    (w,) = json.loads((out / "manifest.json").read_text())["warnings"]
+    assert "the whole pool was selected" in w and "never fired" not in w
+
+
 def test_existing_out_is_refused_then_forced(data: dict[str, object], tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "o"
@@ -266,6 +301,14 @@ def test_help_is_complete(capsys: pytest.CaptureFixture[str]) -> None:
                 "--max-iter", "--v-init", "--grad-desc-iter", "--lr", "--scale-factor", "--resets-allowed",
                 "--seed", "--resume", "--force", "--memory-budget", "--quiet", "--verbose", "--embedding-field"):
         assert opt in text, opt
+
+
+def test_help_says_every_budget_is_exact(capsys: pytest.CaptureFixture[str]) -> None:
+    # the help said a budget only capped the selection ("stop before ... would exceed N rows")
+    assert run("select", "--help") == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "select exactly N rows or P% of the pool" in text and "would exceed" not in text
+    assert "every budget is exact now" in text
 
 
 # The CLI in a child process, each GIO pick slowed down by ``pick_delay`` seconds (through main's on_pick hook)

@@ -907,3 +907,23 @@ def test_debian_fashion_mnist_files() -> None:
     same = lab[:, None] == lab[None, :]
     off = ~np.eye(500, dtype=bool)
     assert d[same & off].mean() < d[~same].mean()
+
+
+def test_cli_embed_refuses_pca_dim_with_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gioselect.cli import main
+
+    (tmp_path / "t.jsonl").write_text('{"text": "a"}\n{"text": "b"}\n')
+    out = tmp_path / "e.npy"
+    # --pca-dim was silently ignored for text: 384-D vectors written, exit 0
+    assert main(["embed", "--input", str(tmp_path / "t.jsonl"), "--text-field", "text", "--pca-dim", "8",
+                 "--out", str(out), "-q"]) == 2
+    assert "--pca-dim 8 with --text-field 'text'" in capsys.readouterr().err and not out.exists()
+
+
+def test_cli_embed_ndjson_without_text_field_is_named_a_table(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from gioselect.cli import main
+
+    (tmp_path / "t.ndjson").write_text('{"text": "a"}\n')  # it was read as an IDX image file
+    assert main(["embed", "--input", str(tmp_path / "t.ndjson"), "--out", str(tmp_path / "e.npy"), "-q"]) == 2
+    assert "is a table (ndjson): name its text column with --text-field" in capsys.readouterr().err

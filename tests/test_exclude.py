@@ -93,6 +93,32 @@ def test_cli_exclude_writes_manifest_and_keeps_rows_out(tmp_path: Path, data):
     assert main([*base, "--out", str(tmp_path / "bad"), "--exclude", str(tmp_path / "missing.npy")]) == 2
 
 
+def test_cli_exclude_of_the_whole_pool_says_so(tmp_path: Path, data):
+    pool, target = data
+    np.save(tmp_path / "pool.npy", pool)
+    np.save(tmp_path / "target.npy", target)
+    assert main(["select", "--pool", str(tmp_path / "pool.npy"), "--target", str(tmp_path / "target.npy"),
+                 "--out", str(tmp_path / "o"), "--exclude", str(tmp_path / "pool.npy"), "--budget", "20",
+                 "--clusters", "0", "-q", "--no-report"]) == 3
+    (w,) = json.loads((tmp_path / "o" / "manifest.json").read_text())["warnings"]
+    # the generic advice ("pass --budget N") cannot help: the exclusion set blocked every row
+    assert "--exclude blocked all 600 pool rows" in w and "pass --budget" not in w
+
+
+def test_cli_out_holding_the_exclusion_file_is_refused(tmp_path: Path, data):
+    pool, target = data
+    np.save(tmp_path / "pool.npy", pool)
+    np.save(tmp_path / "target.npy", target)
+    base = ["select", "--pool", str(tmp_path / "pool.npy"), "--target", str(tmp_path / "target.npy"),
+            "--budget", "10", "--clusters", "0", "-q", "--no-report"]
+    assert main([*base, "--out", str(tmp_path / "sel")]) == 0
+    ex = tmp_path / "sel" / "selected_rows.npy"
+    before = ex.read_bytes()
+    # the exclusion file lies in the previous result: --force replaced it (an input), as it never does the pool
+    assert main([*base, "--out", str(tmp_path / "sel"), "--force", "--exclude", str(ex)]) == 2
+    assert ex.read_bytes() == before
+
+
 def _interrupting(desc: str, total: int | None, unit: str) -> Any:
     """A progress factory that stops the run (as Ctrl-C would) at its first phase after hashing the inputs."""
     if desc != "hashing inputs":

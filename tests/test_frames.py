@@ -90,6 +90,18 @@ def test_target_and_exclude_as_frames_and_text_free_numeric_columns(data):
     assert not np.isin(sel.selected_indices_, sel.exclusion_.row_ids).any()
 
 
+def test_numeric_columns_of_the_target_are_matched_to_the_pools_by_name(data):
+    pool, target = data
+    names = [f"f{i}" for i in range(8)]
+    dfp = pd.DataFrame(pool, columns=names)
+    same = GIOSelector(budget=10, seed=0).fit(dfp, pd.DataFrame(target, columns=names)).selected_indices_
+    # the same columns in another order: the same dimensions are compared (it compared them by position)
+    shuffled = pd.DataFrame(target, columns=names)[names[::-1]]
+    np.testing.assert_array_equal(GIOSelector(budget=10, seed=0).fit(dfp, shuffled).selected_indices_, same)
+    with pytest.raises(InvalidInputError, match="are not the pool's"):
+        GIOSelector(budget=10, seed=0).fit(dfp, pd.DataFrame(target, columns=[f"g{i}" for i in range(8)]))
+
+
 @pytest.mark.parametrize("clusters", [0, 20])
 def test_select_quantized_frames_and_exclude(data, clusters):
     pool, target = data

@@ -207,3 +207,14 @@ def test_select_phases_in_memory_equals_the_file_job(inputs: Path, tmp_path: Pat
     sel = select_phases(engine, pool, target, None, PhaseSettings.of(cfg), 150, Seeds(cfg.seed))
     np.testing.assert_array_equal(sel.selection, np.load(tmp_path / "out" / "selected_ids.npy"))
     assert sel.refining and sel.candidates_mode == "medoid" and sel.selection.shape[0] == 150
+
+
+def test_damaged_checkpoint_is_a_resume_error_not_a_crash(tmp_path: Path) -> None:
+    from gioselect.errors import ResumeError
+    from gioselect.job.workdir import load_gio_state
+
+    bad = tmp_path / "gio_state.npz"
+    bad.write_bytes(b"garbage")  # numpy took it for a pickle and suggested loading it unsafely (exit 1)
+    with pytest.raises(ResumeError, match=r"unreadable checkpoint .*rerun without --resume") as err:
+        load_gio_state(bad)
+    assert "pickle" not in str(err.value)

@@ -44,3 +44,14 @@ def test_cli_plan_exit_codes(tmp_path: Path, capsys) -> None:
     assert main([*args, "--memory-budget", "100K"]) == 3
     assert "does NOT fit" in capsys.readouterr().out
     assert main([*args, "--pool", str(tmp_path / "missing.npy")]) == 2
+
+
+def test_cli_plan_refuses_a_target_select_would_refuse(tmp_path: Path, capsys) -> None:
+    pool, target = _files(tmp_path)
+    np.save(tmp_path / "t8.npy", np.load(target)[:, :8])
+    np.save(tmp_path / "t3.npy", np.load(target)[:3])
+    base = ["plan", "--pool", str(pool), "--clusters", "0"]
+    assert main([*base, "--target", str(tmp_path / "t8.npy")]) == 2  # printed a plan and exited 0 before
+    assert "has dimension 8 but the pool" in capsys.readouterr().err
+    assert main([*base, "--target", str(tmp_path / "t3.npy")]) == 2
+    assert "more than k=5 are needed" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import struct
@@ -318,6 +319,39 @@ def test_report_lists_picks_breakdown_stop_reason_and_warnings(tmp_path: Path) -
         selected_sample=None).read_text()
 
 
+@pytest.mark.parametrize("name", ["selected_rows.tsv", "selected_rows.csv"])
+def test_report_previews_headerless_tab_delimited_rows(tmp_path: Path, name: str) -> None:
+    # grad-info-opt's layout (no header, tabs, also in a .csv) is kept in the selected rows; the preview reads it so
+    rows = [f"{i}\tt{i}\t[0.{i}, 1.0]\t{i}\t{r}" for r, i in enumerate([2, 5, 7])]
+    (tmp_path / name).write_text("\n".join(rows) + "\n")
+    picks = {"gio_row_id": np.array([7, 2, 5]), "gio_rank": np.arange(3), "gio_gain": np.array([0.5, 0.25, 0.1]),
+             "gio_nearest_target": np.array([[1], [0], [2]])}
+    page = write_report(tmp_path / "r.html", manifest={}, kl_trace=[1.0], initial_kl=2.0, target_sample=None,
+                        pool_sample=None, selected_sample=None, picks=picks, selected_path=tmp_path / name
+                        ).read_text()
+    picks_html = page.split('id="picks"')[1]
+    assert picks_html.index("_c1=t7") < picks_html.index("_c1=t2") < picks_html.index("_c1=t5")
+
+
+@pytest.mark.parametrize("name", ["selected_rows.ndjson", "selected_rows.pq"])
+def test_report_previews_rows_of_every_accepted_extension(tmp_path: Path, name: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"text": f"row {i}", "gio_row_id": i, "gio_rank": r} for r, i in enumerate([2, 5, 7])]
+    if name.endswith(".pq"):  # these were read as csv: a crash (exit 1) after the whole run
+        pq.write_table(pa.Table.from_pylist(rows), tmp_path / name)
+    else:
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    picks = {"gio_row_id": np.array([7, 2, 5]), "gio_rank": np.arange(3), "gio_gain": np.array([0.5, 0.25, 0.1]),
+             "gio_nearest_target": np.array([[1], [0], [2]])}
+    page = write_report(tmp_path / "r.html", manifest={}, kl_trace=[1.0], initial_kl=2.0, target_sample=None,
+                        pool_sample=None, selected_sample=None, picks=picks, selected_path=tmp_path / name,
+                        text_field="text").read_text()
+    picks_html = page.split('id="picks"')[1]
+    assert picks_html.index("row 7") < picks_html.index("row 2") < picks_html.index("row 5")
+
+
 def test_tsne_map_separates_what_pca_mixes() -> None:
     pytest.importorskip("sklearn")
     rng = np.random.default_rng(0)
@@ -367,6 +401,33 @@ def test_cli_run_report_lists_picks_and_breakdown(tmp_path: Path) -> None:
     assert [int(r) for _, r in listed[:30]] == ids[:30].tolist()
     share = (lab[ids] == 0).mean()
     assert f"{100 * share:.1f}%" in page.split("Selection by topic")[1]
+
+
+def test_cli_report_field_is_checked_before_the_run_and_may_hold_lists(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from gioselect.cli import main
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 4)).astype(np.float32)
+    pq.write_table(pa.table({"topic": ["a", "b"] * 100, "embedding": list(x)}), tmp_path / "pool.parquet")
+    np.save(tmp_path / "target.npy", x[:30])
+    base = ["select", "--pool", str(tmp_path / "pool.parquet"), "--target", str(tmp_path / "target.npy"),
+            "--clusters", "0", "--budget", "10", "-q"]
+    picks: list[object] = []
+    # a misspelt column was found only by the report, after the whole run
+    assert main([*base, "--out", str(tmp_path / "a"), "--report-field", "topc"], on_pick=picks.append) == 2
+    assert "has no column 'topc'" in capsys.readouterr().err and not picks and not (tmp_path / "a").exists()
+    # a vector column crashed the report (exit 1) after the whole run
+    assert main([*base, "--out", str(tmp_path / "b"), "--report-field", "embedding"]) == 0
+    assert "Selection by embedding" in (tmp_path / "b" / "report.html").read_text()
+    # a missing label failed the report (exit 2) after the whole run; it is a category of its own
+    pq.write_table(pa.table({"topic": [None] + ["a", "b"] * 99 + ["a"], "embedding": list(x)}),
+                   tmp_path / "pool.parquet")
+    assert main([*base, "--out", str(tmp_path / "c"), "--report-field", "topic"]) == 0
+    assert "<td>(missing)</td>" in (tmp_path / "c" / "report.html").read_text().split("Selection by topic")[1]
 
 
 def test_evaluate_table_marks_the_better_direction() -> None:

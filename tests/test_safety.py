@@ -709,6 +709,21 @@ def test_degenerate_warning_reaches_the_report(env: Env) -> None:
     assert 'class="warnings"' in html and "nothing was selected" in html
 
 
+def test_embed_force_replaces_its_own_npy_output_and_no_other_npy(env: Env) -> None:
+    # the parquet case is in the table; a .npy output must be recognised too (numpy 2 dropped the header reader
+    # it used, so every .npy looked foreign)
+    imgs = env.data / "images.npy"
+    np.save(imgs, np.random.default_rng(0).random((20, 4, 4)).astype(np.float32))
+    out = env.root / "emb.npy"
+    assert env.run("embed", "--input", imgs, "--out", out, "-q")[0] == 0
+    assert env.run("embed", "--input", imgs, "--out", out, "--force", "-q")[0] == 0
+    mine = env.root / "mine.npy"
+    np.save(mine, np.zeros((3, 4, 4), dtype=np.float32))  # 3-D: not a file embed writes
+    before = mine.read_bytes()
+    assert env.run("embed", "--input", imgs, "--out", mine, "--force", "-q")[0] == 2
+    assert mine.read_bytes() == before
+
+
 def test_publish_keeps_unknown_files_of_an_old_result(tmp_path: Path) -> None:
     """Even if a user file appears inside the old result during the run, it is not deleted."""
     from gioselect.outdir import publish_result

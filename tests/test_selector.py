@@ -85,6 +85,23 @@ def test_pool_exhaustion_stops_cleanly() -> None:
     assert sel.stop_reason_ == "pool_exhausted"
 
 
+def test_a_degenerate_selection_warns_in_python(mixture8: dict[str, np.ndarray]) -> None:
+    import warnings
+
+    from gioselect.errors import SelectionWarning
+
+    pool, target = far_pool()
+    # the CLI exits 3 with a warning; fit was silent (its log records go to a NullHandler)
+    with pytest.warns(SelectionWarning, match="nothing was selected"):
+        GIOSelector(seed=0, **FAR).fit(pool, target)
+    with pytest.warns(SelectionWarning, match="the whole pool was selected"):
+        GIOSelector(max_iter=None, stop_criterion="min_kl", min_kl=-1e9, seed=0).fit(pool[:9], target)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SelectionWarning)  # asked for: the whole pool by budget, or a real selection
+        GIOSelector(budget=9, seed=0).fit(pool[:9], target)
+        GIOSelector(max_iter=10, seed=0).fit(mixture8["pool"], mixture8["target"])
+
+
 def test_min_difference_stops_at_once_when_threshold_is_huge(mixture8: dict[str, np.ndarray]) -> None:
     sel = GIOSelector(stop_criterion="min_difference", min_difference=1e9, seed=0).fit(
         mixture8["pool"], mixture8["target"])

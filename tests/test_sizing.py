@@ -244,6 +244,29 @@ def test_cli_auto_size_and_exact_budget(tmp_path: Path) -> None:
     assert man["counts"]["selected_rows"] == 123 and man["size_estimate"] is None
 
 
+def test_f1_rule_with_no_pick_does_not_blame_the_target(caplog: pytest.LogCaptureFixture) -> None:
+    # max_iter=0 on a pool full of target-like rows: the warning must say no pick was made, not that nothing
+    # looks like the target
+    pool, target, _ = two_gaussians(0.3)
+    with caplog.at_level("WARNING", logger="gioselect.search"):
+        sel = GIOSelector(seed=0, max_iter=0).fit(pool, target)
+    assert sel.selected_indices_.shape == (0,)
+    msgs = [r.getMessage() for r in caplog.records if r.name == "gioselect.search"]
+    assert msgs and all("no pool row looks like the target" not in m for m in msgs)
+    assert any("before its first pick" in m and "max_iter" in m for m in msgs)
+
+
+def test_cli_auto_size_on_a_small_target_says_how_to_run_anyway(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    # 6 target rows: the automatic size cannot run; the message must name what a CLI user can do (no --folds)
+    p, t, _ = _cli_data(tmp_path)
+    np.save(tmp_path / "t6.npy", np.load(t)[:6])
+    assert main(["select", "--pool", str(p), "--target", str(tmp_path / "t6.npy"), "--out", str(tmp_path / "o"),
+                 "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "--budget" in err and "lower folds" not in err and not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("offset", [0.0, 1e4])
 def test_fold_scaling_from_moments_equals_the_direct_one(offset: float) -> None:
     """Each fold's training-row scaling from the folds' sums and Gram matrices (logistic.FoldMoments) equals the direct

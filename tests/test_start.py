@@ -117,3 +117,12 @@ def test_start_set_of_a_pool_smaller_than_uniform_start_size() -> None:
     s = GIOSearch(pool[:7], target, GIOParams().validate(),
                   np.random.default_rng(0))
     assert s.start_points.shape == (7, pool.shape[1])
+
+
+def test_degenerate_step_scale_warning_names_the_scale_factor_in_use(caplog: pytest.LogCaptureFixture) -> None:
+    # an all-zero target: the default scale_factor="spread" has no spread; the warning must not blame "auto"
+    pool, target, _ = _integers()
+    with caplog.at_level("WARNING", logger="gioselect.optimize"):
+        GIOSelector(seed=0, budget=3).fit(pool, np.zeros_like(target))
+    msgs = [r.getMessage() for r in caplog.records if "degenerate here" in r.getMessage()]
+    assert msgs and all("scale_factor='spread'" in m and "'auto'" not in m for m in msgs)

@@ -16,6 +16,7 @@ __all__ = [
     "OutputExistsError",
     "OutputLockedError",
     "ResumeError",
+    "SelectionWarning",
 ]
 
 
@@ -53,3 +54,8 @@ class OutputLockedError(GIOError, RuntimeError):
 
 class NotFittedError(GIOError, ValueError, AttributeError):
     """A fitted attribute or method of an estimator was used before ``fit`` (as scikit-learn's NotFittedError)."""
+
+
+class SelectionWarning(UserWarning):
+    """A degenerate selection in Python (nothing, or the whole pool, selected): :meth:`GIOSelector.fit` warns
+    with it; the command line says the same in stderr, the manifest and the report, and exits 3."""

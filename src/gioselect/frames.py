@@ -202,6 +202,7 @@ def to_vectors(
     text_column: str | None = None,
     model: str | None = None,
     dim: int | None = None,
+    like: FrameVectors | None = None,
 ) -> FrameVectors:
     """The vectors of an array or a frame (see the module docstring for how columns are chosen).
 
@@ -216,6 +217,9 @@ def to_vectors(
         Sentence-transformers model for ``text_column`` (default: the packaged all-MiniLM-L6-v2).
     dim : int, optional
         Required dimension (the pool's, when converting the target).
+    like : FrameVectors, optional
+        The pool's vectors, when converting the target or the exclusion set: if both come from numeric columns,
+        the columns are matched by name (in the pool's order), and other names are refused.
 
     Returns
     -------
@@ -258,6 +262,12 @@ def to_vectors(
         raise InvalidInputError(
             f"{name}: no vector column (lists of numbers) and no numeric columns in the {kind} frame; columns: "
             f"{', '.join(cols)}; pass vector_column= or text_column=")
+    if like is not None and like.source == "numeric columns" and numeric != list(like.columns):
+        if sorted(numeric) != sorted(like.columns):
+            raise InvalidInputError(
+                f"{name}: numeric columns {', '.join(numeric)} are not the pool's ({', '.join(like.columns)}); "
+                "vectors are compared dimension by dimension, so give it the pool's column names")
+        numeric = list(like.columns)  # the same names in another order: the pool's order
     values = obj[numeric].to_numpy() if kind == "pandas" else obj.select(numeric).to_numpy()
     arr = check_embeddings(np.asarray(values, dtype=np.float64), f"{name}: columns {', '.join(numeric)}", dim=dim)
     return FrameVectors(arr, kind, "numeric columns", n, tuple(numeric))
@@ -355,12 +365,12 @@ def select_quantized_frame(inner: Any, pool: Any, target: Any, **params: Any) ->
     opts = {k: params.pop(k) for k in FIT_OPTIONS if k in params}
     cols = {k: opts.get(k) for k in ("vector_column", "text_column", "model")}
     pv = to_vectors(pool, "pool", **cols)
-    tv = to_vectors(target, "target", dim=pv.vectors.shape[1], **cols)
+    tv = to_vectors(target, "target", dim=pv.vectors.shape[1], like=pv, **cols)
     exclusion = None
     keep = np.arange(pv.n_rows, dtype=np.int64)
     pool_arr = pv.vectors
     if opts.get("exclude") is not None:
-        ev = to_vectors(opts["exclude"], "exclude", dim=pv.vectors.shape[1], **cols)
+        ev = to_vectors(opts["exclude"], "exclude", dim=pv.vectors.shape[1], like=pv, **cols)
         exclusion = find_near_duplicates(pv.vectors, ev.vectors,
                                          threshold=opts.get("exclude_threshold", DEFAULT_THRESHOLD))
         keep = np.flatnonzero(~exclusion.mask).astype(np.int64)

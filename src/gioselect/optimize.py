@@ -460,8 +460,8 @@ class GIOSearch:
             vn = float(np.linalg.norm(v))
         if g == 0.0 or vn == 0.0:
             # The reference would divide by zero (or never move v); fall back to a unit-length first step.
-            logger.warning("scale_factor='auto' is degenerate here (|v|=%g, |grad|=%g); using %s", vn, g,
-                           "1.0" if g == 0.0 else "1/|grad|")
+            logger.warning("scale_factor=%r is degenerate here (|%s|=%g, |grad|=%g); using %s", sf,
+                           "target spread" if sf == "spread" else "v", vn, g, "1.0" if g == 0.0 else "1/|grad|")
             return 1.0 if g == 0.0 else 1.0 / g
         return vn / g
 

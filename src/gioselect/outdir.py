@@ -312,8 +312,10 @@ def _looks_like_embed_output(p: Path) -> bool:
 
         try:
             with open(p, "rb") as fh:
-                version = np.lib.format.read_magic(fh)
-                shape, _, dtype = np.lib.format._read_array_header(fh, version)  # type: ignore[attr-defined]
+                fmt = np.lib.format  # the public readers: numpy 2 dropped the private _read_array_header
+                version = fmt.read_magic(fh)
+                read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+                shape, _, dtype = read(fh)
         except Exception:
             return False
         return bool(dtype == np.float32 and len(shape) == 2)

@@ -82,6 +82,7 @@ def make_plan(cfg: Any, *, calibrate_rows: int = 4096) -> Plan:
     from .engines import LocalEngine
     from .io import count_rows, open_embeddings
     from .pipeline import parse_budget
+    from .validation import check_target_fits
 
     engine = LocalEngine(cfg.memory_budget, cfg.threads)
     text = cfg.text_field is not None
@@ -93,6 +94,8 @@ def make_plan(cfg: Any, *, calibrate_rows: int = 4096) -> Plan:
         pool_src = open_embeddings(cfg.pool, cfg.embedding_field, name="pool")
         target_src = open_embeddings(cfg.target, cfg.target_embedding_field or cfg.embedding_field, name="target")
         n, d, n_t = pool_src.n_rows, pool_src.dim, target_src.n_rows
+        check_target_fits(n_t, target_src.dim, d, cfg.params.k, target=f"target: {cfg.target}",  # as select does
+                          pool=f"the pool {cfg.pool}")
     p = cfg.params
     k_clusters = cfg.clusters if cfg.clusters > 0 and n > cfg.clusters else 0
     m = k_clusters or n

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .errors import InvalidInputError, InvalidParameterError
+from .errors import InvalidInputError, InvalidParameterError, SelectionWarning
 from .exclude import block_candidates, repel_from
 from .optimize import GIOParams, PickEvent
 from .search import (
@@ -342,6 +343,8 @@ class GIOSelector:
             res = with_size_estimate(res, est)
         self._set_result(res)
         self.size_estimate_ = est
+        if w is None:  # rows, not weighted candidates: a degenerate selection is never silent
+            _warn_degenerate(res, int(pool_.shape[0]), budget)
         return self
 
     def _set_result(self, res: GIOResult) -> None:
@@ -363,7 +366,7 @@ class GIOSelector:
 
         opts: dict[str, Any] = {"vector_column": vector_column, "text_column": text_column, "model": model}
         pv = to_vectors(pool, "pool", **opts)
-        tv = to_vectors(target, "target", dim=pv.vectors.shape[1], **opts)
+        tv = to_vectors(target, "target", dim=pv.vectors.shape[1], like=pv, **opts)
         self.pool_kind_ = pv.kind
         self.n_pool_ = pv.n_rows
         self.n_features_in_ = int(pv.vectors.shape[1])
@@ -378,7 +381,7 @@ class GIOSelector:
         if exclude is not None:
             from .exclude import find_near_duplicates
 
-            ev = to_vectors(exclude, "exclude", dim=pv.vectors.shape[1], **opts)
+            ev = to_vectors(exclude, "exclude", dim=pv.vectors.shape[1], like=pv, **opts)
             self.exclusion_ = find_near_duplicates(pv.vectors, ev.vectors, threshold=exclude_threshold)
             blocked = self.exclusion_.mask
         return pv.vectors, tv.vectors, init, blocked
@@ -469,6 +472,23 @@ class GIOSelector:
         defaults = GIOSelector().get_params()
         changed = {k: v for k, v in self.get_params().items() if defaults.get(k) != v}
         return f"GIOSelector({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+
+
+def _warn_degenerate(res: GIOResult, pool_rows: int, budget: float | None) -> None:
+    """A :class:`~gioselect.errors.SelectionWarning` when nothing or (unasked) the whole pool was selected."""
+    n = int(np.unique(res.selected_indices).shape[0])
+    if n == 0:
+        why = ("the automatic size found no target-like pool row" if res.stop_reason in ("auto-f1", "auto")
+               else "the stop rule fired before any pick was kept")
+        hint = ("max_iter or exclude allowed no pick" if budget is not None
+                else f"{why}, or max_iter or exclude allowed no pick; pass budget=N to select N rows anyway")
+        msg = f"nothing was selected (0 rows; stop reason {res.stop_reason!r}): {hint}"
+    elif n >= pool_rows and not (budget is not None and budget >= pool_rows):
+        msg = (f"the whole pool was selected ({n} of {pool_rows} rows; stop reason {res.stop_reason!r}): the "
+               "selection is no selection; pass budget=N, max_iter or another stop_criterion")
+    else:
+        return
+    warnings.warn(msg, SelectionWarning, stacklevel=3)
 
 
 def select(pool: Any, target: Any, init: Any = None, **params: Any) -> GIOResult:

@@ -426,8 +426,9 @@ def _estimate(
     n_t, n_u = int(tgt.shape[0]), int(sample.shape[0])
     if n_t < 2 * folds or n_u < 2 * folds:
         raise InvalidInputError(
-            f"target: {n_t} rows and a pool sample of {n_u}; the size estimate needs at least {2 * folds} of each "
-            f"(lower folds or add rows)"
+            f"target: {n_t} rows and a pool sample of {n_u}; the automatic size's estimate needs at least "
+            f"{2 * folds} of each (with folds={folds}): add rows, or give a budget (--budget N; budget= in Python) "
+            f"or another stop rule (--stop)"
         )
 
     x = np.vstack([tgt.astype(np.float64), sample.astype(np.float64)])

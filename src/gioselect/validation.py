@@ -223,24 +223,42 @@ def _all_rows_identical(arr: Any, block_rows: int = 65536) -> bool:
 
 
 def result_warnings(*, pool_rows: int, selected_rows: int, candidates: Any, target: Any, clusters: int,
-                    quantized: bool, asked_all: bool = False) -> list[str]:
+                    quantized: bool, asked_all: bool = False, excluded_rows: int = 0,
+                    budget_given: bool = False, stop_reason: str | None = None) -> list[str]:
     """Warnings about a degenerate selection, read from the result itself (whatever the stop rule was).
 
-    Nothing selected, the whole pool selected, all candidates (rows or centroids) identical, all target rows
-    identical, and ``clusters`` >= the pool's rows (quantisation silently off).
+    Nothing selected (``excluded_rows``: pool rows the exclusion set blocked; ``budget_given``: a row budget was
+    asked for; ``stop_reason``: the run's), the whole pool selected, all candidates (rows or centroids)
+    identical, all target rows identical, and ``clusters`` >= the pool's rows (quantisation silently off).
     """
     out: list[str] = []
-    if selected_rows == 0:
+    if selected_rows == 0 and excluded_rows >= pool_rows > 0:
+        out.append(f"nothing was selected (0 rows): --exclude blocked all {pool_rows} pool rows (each is a "
+                   "near-duplicate of an exclusion row), so nothing was left to pick; check --exclude and "
+                   "--exclude-threshold")
+    elif selected_rows == 0 and budget_given:  # no stop rule fires before a budget: advising one cannot help
+        out.append("nothing was selected (0 rows) although a budget was given: --max-iter or the exclusion set "
+                   "allowed no pick")
+    elif selected_rows == 0 and stop_reason not in (None, "auto-f1", "auto", "max_iter", "pool_exhausted"):
+        out.append(f"nothing was selected (0 rows): the stop rule fired before any pick was kept (stop reason "
+                   f"{stop_reason!r}); try another --stop, or --budget N to select N rows anyway")
+    elif selected_rows == 0:
         out.append("nothing was selected (0 rows): the automatic size found no target-like pool row, the start "
                    "set already sits closer to the target than any pool row, or --max-iter/--budget allowed no "
                    "pick (pass --budget N to select N rows anyway)")
     elif selected_rows >= pool_rows and not asked_all:  # not when a budget asked for every row
+        why = ("the automatic size judged every pool row target-like (is the pool drawn like the target?)"
+               if stop_reason == "auto-f1" else "the stopping rule never fired")
         out.append(f"the whole pool was selected ({selected_rows} of {pool_rows} rows): the selection is no "
-                   "selection; the stopping rule never fired (try --budget, --max-iter or another --stop)")
+                   f"selection; {why} (try --budget, --max-iter or another --stop)")
     if _all_rows_identical(candidates):
         what = "centroids" if quantized else "pool rows"
         out.append(f"all {int(candidates.shape[0])} {what} are identical: the pool holds one distinct point, so "
                    "there is nothing to choose between")
+    elif quantized and int(candidates.shape[0]) == 1 and clusters == 1:
+        out.append("--clusters 1 quantised the pool into a single cluster: GIO had one candidate, so nothing was "
+                   "chosen between (the selection is that cluster's rows, or a random part of them with a budget); "
+                   "use more clusters or --clusters 0")
     elif quantized and int(candidates.shape[0]) == 1:
         out.append("the pool quantised into a single cluster: its rows are (nearly) identical")
     if _all_rows_identical(target):

@@ -49,7 +49,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..checks import CheckResult, negative_consistency, readme_gaussians, self_consistency
-    from ..errors import InvalidParameterError
+    from ..errors import InvalidInputError, InvalidParameterError
     from ..quantize import quantization_consistency
 
     params = params_from_args(args).__dict__ if (args.pool or args.target) else {}
@@ -72,6 +72,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
             else:
                 perm = np.random.default_rng(args.seed).permutation(target.shape[0])
                 half = target.shape[0] // 2
+                k = int(gio.get("k", 5))
+                if target.shape[0] - half <= k:
+                    raise InvalidInputError(
+                        f"check self: --target {args.target} has {target.shape[0]} rows, split into a pool half "
+                        f"of {half} and a target half of {target.shape[0] - half}; the k-NN estimate needs more "
+                        f"than k={k} target rows: give more rows, or a --pool")
                 pool, target = target[perm[:half]], target[perm[half:]]
         elif args.pool is not None:
             raise InvalidParameterError("check self: give --target (and optionally --pool)")

@@ -53,10 +53,14 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     out: Path = args.out
     if out.suffix.lower() not in (".npy", ".parquet", ".pq") or detect_format(out) not in ("npy", "parquet"):
         raise InvalidParameterError(f"--out {out}: must end in .npy or .parquet")
+    if args.text_field is not None and args.pca_dim is not None:
+        raise InvalidParameterError(
+            f"--pca-dim {args.pca_dim} with --text-field {args.text_field!r}: --pca-dim reduces image pixels only "
+            "and text is embedded at the model's dimension; drop --pca-dim")
     check_input_path(args.input, "--input", allow_dir=True)
     check_output_file(out, [("--input", args.input), ("model", args.model)], force=args.force)
     if args.text_field is None and args.input.is_file() and args.input.suffix.lower() in (
-            ".jsonl", ".json", ".csv", ".tsv", ".parquet", ".pq"):
+            ".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet", ".pq"):
         raise InvalidParameterError(
             f"--input {args.input} is a table ({args.input.suffix.lower()[1:]}): name its text column with "
             "--text-field (images come as IDX, .npy or a folder of PNG/JPEG files)"

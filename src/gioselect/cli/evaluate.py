@@ -108,6 +108,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise InvalidParameterError(f"--methods: unknown {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    if not methods:
+        raise InvalidParameterError(f"--methods: names no method (got {args.methods!r}); choose from "
+                                    f"{', '.join(METHODS)}")
     pool_texts = target_texts = None
     if "dsir" in methods:
         # dsir resamples by the raw text: refuse embedding-only inputs before any embedding work.

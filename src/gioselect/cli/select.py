@@ -72,9 +72,10 @@ def add_select(sub: argparse._SubParsersAction) -> None:
                         "pass ranks only the rest (0..1; default 0.5)")
     b = p.add_argument_group("budget")
     b.add_argument("--budget", default=None, metavar="N|P%",
-                   help="stop before the selection would exceed N rows or P%% of the pool")
+                   help="select exactly N rows or P%% of the pool, whatever --stop says (when quantised the last "
+                        "cluster is cut to a seeded random part of its rows; --exclude and --max-iter can leave fewer)")
     b.add_argument("--budget-exact", action="store_true",
-                   help="fill the budget exactly, cutting the last cluster to a seeded random part of its rows")
+                   help="kept for old command lines: every budget is exact now")
     _add_curation_options(p)
     add_gio_options(p)
     add_run_options(p)

@@ -19,6 +19,7 @@ from ..errors import InvalidParameterError
 from ..io import (
     EmbeddingSource,
     atomic_path,
+    check_columns,
     detect_format,
     input_fingerprint,
     open_embeddings,
@@ -203,6 +204,7 @@ class LocalEngine:
     def open_inputs(self, inputs: JobInputs, cfg: SelectConfig, work: Path, prog: Progress,
                     timings: dict[str, float]) -> None:
         """Embed text columns (kept in ``work`` for resume), open the pool, read the whole target."""
+        check_columns(cfg.pool, cfg.report_fields)  # the report reads them at the end: refuse a wrong name now
         t0 = time.monotonic()
         embedded: dict[str, dict[str, Any]] = {}
         paths: dict[str, Path] = {"pool": Path(cfg.pool), "target": Path(cfg.target)}

@@ -94,6 +94,12 @@ def compare_methods(
             if len(texts) != n_rows:
                 raise InvalidInputError(f"{name}: has {len(texts)} texts, expected {n_rows} (one per {what} row)")
     sel_idx, hold_idx = split_target(target_, holdout, seed=seed)
+    gio_k = int(dict(gio_params or {}).get("k", 5))
+    if ("gio" in methods or sizes is None) and sel_idx.shape[0] <= gio_k:
+        raise InvalidInputError(
+            f"target: its {target_.shape[0]} rows split with holdout={holdout:g} leave {sel_idx.shape[0]} to select "
+            f"with and {hold_idx.shape[0]} held out; GIO's k-NN estimate needs more than k={gio_k} to select with: "
+            f"add target rows or hold out less (--holdout)")
     t_sel, t_hold = target_[sel_idx], target_[hold_idx]
     plab = None if pool_labels is None else check_labels(pool_labels, n_pool, "pool_labels", "pool rows")
     tlab = None if target_labels is None else check_labels(target_labels, target_.shape[0], "target_labels",

@@ -11,6 +11,7 @@ and :mod:`.files` (atomic writes, hashing, file checks). See :mod:`gioselect.io.
 
 from .api import (
     FORMATS,
+    check_columns,
     count_rows,
     detect_format,
     input_fingerprint,
@@ -33,6 +34,7 @@ __all__ = [
     "ROW_ID_COLUMN",
     "EmbeddingSource",
     "atomic_path",
+    "check_columns",
     "count_rows",
     "detect_format",
     "file_sha256",

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -48,10 +48,11 @@ from ..validation import check_embeddings, check_int
 from . import csv, folder, jsonl, npy, parquet
 from .files import check_file, describe_file, file_sha256
 from .source import EmbeddingSource
-from .vectors import check_indices
+from .vectors import check_indices, missing_field
 
 __all__ = [
     "FORMATS",
+    "check_columns",
     "count_rows",
     "detect_format",
     "input_fingerprint",
@@ -219,11 +220,31 @@ def open_table(path: str | os.PathLike[str], *, name: str = "pool") -> Embedding
     return _TABLE_MODULES[fmt].open_rows(p, n, name)
 
 
-def read_column(path: str | os.PathLike[str], field: str, *, name: str = "input") -> np.ndarray:
+def check_columns(path: str | os.PathLike[str], fields: Sequence[str], *, name: str = "pool",
+                  option: str = "--report-field") -> None:
+    """Check that a parquet, csv (with a header), jsonl file or folder has the named columns, from its header
+    (or first row) alone, before a job reads them at its end (:func:`read_column`)."""
+    if not fields:
+        return
+    p = Path(path)
+    fmt = detect_format(p)
+    _check_input(p, fmt, name)
+    where = describe_file(p, name)
+    if fmt == "npy":
+        raise InvalidInputError(f"{where}: a .npy file has no named columns (asked for {fields[0]!r} by {option})")
+    columns = list(_TABLE_MODULES[fmt].open_rows(p, 1, name).columns)  # n is not used to find the columns
+    for f in fields:
+        if f not in columns:
+            raise missing_field(f, columns, where, f" (asked for by {option})")
+
+
+def read_column(path: str | os.PathLike[str], field: str, *, name: str = "input",
+                allow_null: bool = False) -> np.ndarray:
     """All values of one column (labels, ids) of a parquet, csv (with a header) or jsonl file, in row order.
 
     Returns a numpy array (numeric when every value is a number, else object holding the values). Raises
-    :class:`InvalidInputError` when the column is missing (listing the columns) or a value is null.
+    :class:`InvalidInputError` when the column is missing (listing the columns) or a value is null (unless
+    ``allow_null``: then nulls are kept as ``None``).
     """
     p = Path(path)
     fmt = detect_format(p)
@@ -233,7 +254,7 @@ def read_column(path: str | os.PathLike[str], field: str, *, name: str = "input"
         raise InvalidInputError(f"{where}: a .npy file has no named columns (asked for {field!r})")
     values = _TABLE_MODULES[fmt].read_values(p, field, name)
     for i, v in enumerate(values):
-        if v is None:
+        if v is None and not allow_null:
             raise InvalidInputError(f"{where}: row {i} column {field!r} is null")
     if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         return np.asarray(values)

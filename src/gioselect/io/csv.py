@@ -340,6 +340,17 @@ def read_values(path: Path, field: str, name: str) -> list[Any]:
     return values
 
 
+def read_table(path: Path, name: str) -> pa.Table:
+    """The whole csv file as a table of string columns, its layout (delimiter, header row or none) sniffed as
+    for reading; a headerless file's columns are named ``_c0, _c1, ...``."""
+    where = describe_file(path, name)
+    layout = _CsvLayout(path, where)
+    try:
+        return layout.reader(path, None, where).read_all()
+    except (pa.ArrowException, OSError) as exc:
+        raise _csv_error(exc, where) from exc
+
+
 def count(path: Path, where: str) -> int:
     """Data rows of a non-empty csv file (header and blank lines excluded), with one streaming pass."""
     text, _, _ = _first_line(path, where)

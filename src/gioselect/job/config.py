@@ -224,8 +224,11 @@ def resolved_path(p: Path | str) -> str:
 
 
 def run_inputs(cfg: SelectConfig) -> list[tuple[str, Any]]:
-    """The run's inputs, for the output checks (:mod:`gioselect.outdir`): pool, target and a local model folder."""
+    """The run's inputs, for the output checks (:mod:`gioselect.outdir`): pool, target, the exclusion set and a
+    local model folder."""
     out: list[tuple[str, Any]] = [("pool", cfg.pool), ("target", cfg.target)]
+    if cfg.exclude is not None:
+        out.append(("exclude", cfg.exclude))
     if cfg.model is not None and Path(cfg.model).exists():
         out.append(("model", cfg.model))
     return out

@@ -410,5 +410,7 @@ def _manifest(ctx: RunContext, engine: JobEngine, inp: Any, sel: Selected, seeds
         "versions": versions(),
     }
     manifest.update(engine.manifest_extra())
-    manifest["warnings"] = run_warnings(cfg, inp.pool.n_rows, n_sel, sel.candidates, quantized, target)
+    manifest["warnings"] = run_warnings(cfg, inp.pool.n_rows, n_sel, sel.candidates, quantized, target,
+                                        int(exclusion.get("excluded_rows", 0)) if exclusion else 0,
+                                        manifest["stop_reason"])
     return manifest

@@ -73,12 +73,13 @@ def rounded(timings: dict[str, float]) -> dict[str, float]:
 
 
 def run_warnings(cfg: SelectConfig, pool_rows: int, selected_rows: int, candidates: np.ndarray, quantized: bool,
-                 target: np.ndarray) -> list[str]:
+                 target: np.ndarray, excluded_rows: int = 0, stop_reason: str | None = None) -> list[str]:
     """The degenerate-run warnings of a finished selection (logged, and kept in the manifest and report)."""
     warnings = result_warnings(
         pool_rows=pool_rows, selected_rows=selected_rows, candidates=candidates,
         target=target, clusters=cfg.clusters if isinstance(cfg.clusters, int) else 0, quantized=quantized,
-        asked_all=cfg.budget is not None and parse_budget(cfg.budget, pool_rows) == pool_rows)
+        asked_all=cfg.budget is not None and parse_budget(cfg.budget, pool_rows) == pool_rows,
+        excluded_rows=excluded_rows, budget_given=cfg.budget is not None, stop_reason=stop_reason)
     for w in warnings:
         logger.warning("%s", w)
     return warnings

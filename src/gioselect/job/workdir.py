@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +36,16 @@ def save_npz(path: Path, **arrays: Any) -> None:
 
 
 def load_npz(path: Path) -> dict[str, np.ndarray]:
-    """Every array of an ``.npz`` checkpoint, read into memory (no pickles)."""
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+    """Every array of an ``.npz`` checkpoint, read into memory (no pickles); a damaged one is a
+    :class:`ResumeError` naming it."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (ValueError, EOFError, zipfile.BadZipFile) as exc:  # numpy's own text would suggest unpickling it
+        raise ResumeError(f"{path}: unreadable checkpoint (not a valid .npz file of arrays); rerun without "
+                          "--resume to start over") from exc
+    except OSError as exc:
+        raise ResumeError(f"{path}: unreadable checkpoint ({exc}); rerun without --resume to start over") from exc
 
 
 class Checkpointer:

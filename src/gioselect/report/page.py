@@ -341,10 +341,12 @@ def _preview_records(path: Path | None, positions: np.ndarray) -> list[dict[str,
     """The rows at ``positions`` of a selected-rows file (parquet/jsonl/csv) as dicts; None for .npy."""
     if path is None or not Path(path).exists() or Path(path).suffix.lower() == ".npy":
         return None
+    from ..io import detect_format
+
     p = Path(path)
     want = set(positions.tolist())
-    suffix = p.suffix.lower()
-    if suffix == ".jsonl":
+    fmt = detect_format(p)  # by every extension the readers take (.ndjson, .pq, upper case too)
+    if fmt == "jsonl":
         got: dict[int, dict[str, Any]] = {}
         with open(p, encoding="utf-8") as fh:
             for i, line in enumerate(fh):
@@ -353,14 +355,14 @@ def _preview_records(path: Path | None, positions: np.ndarray) -> list[dict[str,
         return [got.get(int(i), {}) for i in positions]
     import pyarrow as pa
 
-    if suffix == ".parquet":
+    if fmt == "parquet":
         import pyarrow.parquet as pq
 
         table = pq.read_table(p)
-    else:
-        import pyarrow.csv as pacsv
+    else:  # the delimiter and header convention of the pool, which the selected rows keep
+        from ..io.csv import read_table
 
-        table = pacsv.read_csv(p, parse_options=pacsv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ","))
+        table = read_table(p, "selected rows")
     cols = [f.name for f in table.schema if not pa.types.is_list(f.type) and not pa.types.is_fixed_size_list(f.type)]
     return table.select(cols).take(pa.array(positions, type=pa.int64())).to_pylist()
 
@@ -411,7 +413,8 @@ def _breakdown_section(picks: Mapping[str, np.ndarray] | None, pool_path: Path |
     ids = np.asarray(picks["gio_row_id"], dtype=np.int64)
     out: list[str] = []
     for f in fields:
-        values = read_column(pool_path, f, name="pool").astype(str)
+        values = np.array(["(missing)" if v is None else str(v)  # a missing label is a category, lists too
+                           for v in read_column(pool_path, f, name="pool", allow_null=True)])
         uniq, pool_counts = np.unique(values, return_counts=True)
         sel_counts = dict(zip(*np.unique(values[ids], return_counts=True), strict=True))
         order = np.argsort(-pool_counts, kind="stable")[:40]

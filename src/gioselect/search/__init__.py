@@ -241,6 +241,10 @@ class F1Sizer:
                if self.done
                else "the pool, max_iter or the exclusion set ended the run first")
         if f["empty"]:
+            if not self._warned and f["ran_picks"] == 0:  # not the classifier's verdict: no pick was made
+                logger.warning("automatic size (F1 rule): the run ended before its first pick (%s); the selection "
+                               "is empty", why)
+                self._warned = True
             if not self._warned:
                 logger.warning("automatic size (F1 rule): no pool row looks like the target (the best prefix's "
                                "expected target-like rows: %.2g); the selection is empty (pass a budget to select "
