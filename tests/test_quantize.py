@@ -11,6 +11,7 @@ from scipy.spatial.distance import cdist
 
 from gioselect.engines import LocalEngine
 from gioselect.errors import InvalidParameterError
+from gioselect.job.select import distinct_picks as distinct_in_order
 from gioselect.quantize import (
     AUTO_MAX_DIRECT_ROWS,
     DEFAULT_CLUSTERS,
@@ -37,7 +38,6 @@ from gioselect.quantize import (
     share_order,
     training_sample_indices,
 )
-from gioselect.job.select import distinct_picks as distinct_in_order
 from gioselect.selector import select_quantized
 
 
