@@ -11,6 +11,7 @@ from scipy.spatial.distance import cdist
 
 from gioselect.engines import LocalEngine
 from gioselect.errors import InvalidParameterError
+from gioselect.job.select import distinct_picks as distinct_in_order
 from gioselect.quantize import (
     AUTO_MAX_DIRECT_ROWS,
     DEFAULT_CLUSTERS,
@@ -478,10 +479,17 @@ def test_f1_rule_counts_each_cluster_by_its_rows(monkeypatch: pytest.MonkeyPatch
     oracle = np.bincount(res.labels, weights=seen["post"], minlength=seen["sizes"].shape[0])
     np.testing.assert_allclose(seen["out"], oracle, rtol=1e-12, atol=1e-12)
     f1 = res.result.size_estimate["f1"]
-    kept = np.unique(res.result.selected_indices)
+    order = distinct_in_order(res.result.selected_indices)
+    kept = order[: f1["best_picks"]]
     assert f1["best_rows"] == res.ids.shape[0] == int(seen["sizes"][kept].sum()) > 0
     assert f1["best_target_like"] == pytest.approx(float(oracle[kept].sum()), rel=1e-9)
     assert (res.ids < 300).mean() > 0.9  # the clusters it keeps are group A's
+    # the row-level pass (gio at this size, over 2) read the clusters picked after the kept prefix too: GIO went
+    # on until its picks held twice the size, and no further
+    assert "auto: gio, over 2" in res.refine_rule
+    held = np.cumsum(seen["sizes"][order])
+    assert held[-1] >= 2 * f1["best_rows"] > held[-2]
+    assert set(np.unique(res.labels[res.ids])) <= set(order.tolist())
 
 
 def test_f1_rule_without_the_sample_counts_the_candidate(monkeypatch: pytest.MonkeyPatch) -> None:

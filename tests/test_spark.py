@@ -711,6 +711,9 @@ def test_f1_size_rule_same_on_both_engines(
     assert m_local["stop_reason"] == m_spark["stop_reason"] == "auto-f1"
     assert m_local["size_reason"] == m_spark["size_reason"]
     assert m_spark["size_estimate"]["f1"]["best_rows"] == ids.shape[0] > 0
+    # the row-level pass at the rule's size, the same on both
+    assert m_local["refine_decision"] == m_spark["refine_decision"] and m_spark["refine_decision"]["refine"] != "none"
+    assert m_local["counts"]["selected_candidates"] == m_spark["counts"]["selected_candidates"]
 
 
 def test_take_block_rows_fits_the_memory_budget_and_spark_result_limit() -> None:

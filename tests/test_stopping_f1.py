@@ -201,6 +201,43 @@ def test_file_job_resume_gives_the_same_selection(tmp_path: Path, clusters: int)
     np.testing.assert_array_equal(np.load(tmp_path / "cut" / "selected_ids.npy"), full)
 
 
+def test_quantised_f1_run_resumed_after_the_rule_decided(tmp_path: Path) -> None:
+    """Quantised, GIO goes on past the F1 rule's last pick until its picks hold the row-level pass's over times
+    the size; interrupted there, the resumed run feeds the rule the same picks (not the later ones) and ends with
+    the same rows and the same size record."""
+    pool, target, _ = two_gaussians(0.4, n=3000, d=5)
+    np.save(tmp_path / "pool.npy", pool)
+    np.save(tmp_path / "target.npy", target)
+
+    def cfg(out: str) -> SelectConfig:
+        return SelectConfig(pool=tmp_path / "pool.npy", target=tmp_path / "target.npy", out=tmp_path / out,
+                            clusters=300, seed=1, report=False, checkpoint_every=1,
+                            params=GIOParams(stop_criterion="f1"))
+
+    m = run_select(cfg("full"))
+    full = np.load(tmp_path / "full" / "selected_ids.npy")
+    f1 = m["size_estimate"]["f1"]
+    assert m["stop_reason"] == "auto-f1" and f1["best_rows"] == full.shape[0] > 0
+    assert m["quantization"]["rows"].startswith(f"row-level pass ({m['refine_decision']['refine']})")
+    assert m["counts"]["selected_candidates"] > f1["ran_picks"] + 3  # GIO went on past the rule's last pick
+
+    class Stop(Exception):
+        pass
+
+    n = [0]
+
+    def interrupt(ev: PickEvent) -> None:
+        n[0] += 1 if ev.accepted else 0
+        if n[0] == f1["ran_picks"] + 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_select(cfg("cut"), on_pick=interrupt)
+    again = run_select(cfg("cut"), resume=True)
+    np.testing.assert_array_equal(np.load(tmp_path / "cut" / "selected_ids.npy"), full)
+    assert again["size_estimate"]["f1"] == f1 and again["counts"] == m["counts"]
+
+
 def test_cli_f1_on_real_bbc_sentences(tmp_path: Path) -> None:
     # 200 BBC sentences (40 per domain), a target of 40 tech sentences from other articles (a chance F1 of
     # 40 rows drawn at random is 0.2). The CLI keeps 52 rows, 22 of them tech (F1 0.478); GIOSelector(seed=0)

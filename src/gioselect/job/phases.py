@@ -14,14 +14,16 @@ report. The phases, in order:
    the centroids). The F1 rule (``stop_criterion="auto"``, the default, or ``"f1"``): GIO's picks are cut to the
    largest prefix within 2% of the best plug-in F1 (:class:`gioselect.search.F1Sizer`; when quantised, a cluster
    counts its size times the mean posterior of the sampled pool rows in it, :func:`_cluster_target_like`, the kept
-   prefix is the argmax (``QUANTIZED_F1_TOLERANCE``), and the chosen clusters are exploded whole). The estimate rule
+   prefix is the argmax (``QUANTIZED_F1_TOLERANCE``), and the row-level pass keeps that many rows). The estimate rule
    (``"estimate"``): the estimated number of target-like pool rows is the budget (quantised, the row-level pass
    keeps that many);
 3. select: GIO on the candidates (:func:`gioselect.job.select.run_gio`), to the pass's ``over`` times the size
    when the row-level pass follows (:func:`gioselect.quantize.plan_refine` decides the pass: ``refine="auto"``,
-   the default, takes ``gio`` while its estimated cost is small and ``knn`` above);
+   the default, takes ``gio`` while its estimated cost is small and ``knn`` above). Under the F1 rule the size is
+   known only once the rule is done, so the pass is planned then and GIO goes on until its picks hold ``over``
+   times the size (``reach``);
 4. choose rows: the row-level pass inside the chosen clusters (:func:`gioselect.quantize.quantized_rows`), or the
-   chosen clusters exploded whole (``refine="none"``, or no size).
+   chosen clusters exploded whole (``refine="none"``, or a stop rule other than the F1 rule and no budget).
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ from .record import (
 )
 from .run import RunContext
 from .seeds import Seeds
-from .select import PickHook, distinct_picks, gio_fill, run_gio
+from .select import PickHook, distinct_picks, gio_fill, reach_prefix, run_gio
 from .workdir import CHECKPOINT_FORMAT, load_npz, save_npz
 
 __all__ = ["MIN_ROWS_PER_CLUSTER", "PhaseSettings", "Selected", "run_phases", "select_phases"]
@@ -211,15 +213,24 @@ def select_phases(engine: Engine, pool: Any, target: np.ndarray, target_source: 
         timings["size_estimate"] = time.monotonic() - t0
     # The row-level pass (refine="auto": gio while its cost is small, knn above) ranks the rows of clusters worth
     # its over times the budget, then keeps the budget.
-    rplan = None if asg is None else plan_refine(
-        settings.refine, settings.refine_over, budget_rows, int(candidates.shape[1]), int(target_c.shape[0]),
-        objective=settings.params.objective, grad_desc_iter=settings.params.grad_desc_iter)
+    def refine_plan(rows: int | None) -> RefinePlan:
+        return plan_refine(settings.refine, settings.refine_over, rows, int(candidates.shape[1]),
+                           int(target_c.shape[0]), objective=settings.params.objective,
+                           grad_desc_iter=settings.params.grad_desc_iter)
+
+    # Quantised with the F1 rule, the pass follows the size the rule finds: GIO goes on past it until its picks
+    # hold the pass's over times that size (``reach``), then the pass keeps the size's rows of them.
+    after_f1 = f1_rule and asg is not None and settings.refine != "none"
+    rplan = None if asg is None or after_f1 else refine_plan(budget_rows)
     if rplan is not None:
         logger.info("row-level pass: %s", rplan.rule)
     refining = rplan is not None and rplan.refine != "none" and budget_rows is not None
     gio_budget = budget_rows  # GIO fills any budget exactly by cluster sizes (gioselect.job.select.run_gio)
     if refining and rplan is not None and budget_rows is not None:
         gio_budget = math.ceil(rplan.over * budget_rows)
+
+    def reach(rows: int) -> int:  # the rows the pass reads at the F1 rule's size
+        return math.ceil(refine_plan(rows).over * rows) if rows > 0 else 0
 
     # -- select --------------------------------------------------------------------------------------------
     t0 = time.monotonic()
@@ -231,13 +242,21 @@ def select_phases(engine: Engine, pool: Any, target: np.ndarray, target_source: 
     search = run_gio(settings.params, candidates, target_c, sizes, gio_budget, seeds["gio"], work, prog,
                      blocked=blocked if asg is None else None, on_pick=on_pick,
                      checkpoint_every=settings.checkpoint_every, checkpoint_seconds=settings.checkpoint_seconds,
-                     repel=repel, sizer=sizer)
+                     repel=repel, sizer=sizer, reach=reach if after_f1 else None)
     timings["select"] = time.monotonic() - t0
     picks = np.asarray(search.state.selected, dtype=np.int64)
     if sizer is not None:  # the F1 rule's kept prefix: its picks, exactly its rows
-        picks = sizer.cut(picks)
         budget_rows = sizer.best_rows
         size_est = sizer.finished()
+        if after_f1 and budget_rows > 0:  # ... or the picks the row-level pass reads, to keep that many rows
+            rplan = refine_plan(budget_rows)
+            logger.info("row-level pass at the F1 rule's size: %s", rplan.rule)
+            refining = True
+            picks = reach_prefix(picks, sizes, reach(budget_rows))
+        else:
+            picks = sizer.cut(picks)
+            if after_f1:
+                rplan = refine_plan(None)
 
     # -- choose the rows -----------------------------------------------------------------------------------
     t0 = time.monotonic()

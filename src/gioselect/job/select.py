@@ -29,7 +29,7 @@ def run_gio(params: GIOParams, candidates: np.ndarray, target: np.ndarray, sizes
             budget_rows: int | None, seed: int, work: Path | None, prog: Progress = no_progress,
             blocked: np.ndarray | None = None, on_pick: PickHook | None = None, checkpoint_every: int = 25,
             checkpoint_seconds: float = 30.0, repel: tuple[np.ndarray | None, float] | None = None,
-            sizer: F1Sizer | None = None) -> Any:
+            sizer: F1Sizer | None = None, reach: Callable[[int], int] | None = None) -> Any:
     """GIO on the candidates, resumed from and checkpointed to ``work`` (None: in memory, no checkpoints).
 
     Every entry point runs its select phase here (:func:`gioselect.job.phases.select_phases`): the file jobs
@@ -43,6 +43,9 @@ def run_gio(params: GIOParams, candidates: np.ndarray, target: np.ndarray, sizes
     to its own stop rule. With ``sizer`` (the F1 rule: ``stop_criterion="auto"`` or ``"f1"``) every
     accepted pick is fed to it and the run ends (stop reason ``"auto-f1"``) once its F1 has stopped improving; a
     resumed run feeds it the picks already made first, so it ends where the uninterrupted run would.
+    ``reach`` (quantised, with the F1 rule and a row-level pass after it): once the sizer is done, the run goes
+    on, the sizer no longer fed, until the distinct picks hold ``reach(sizer.best_rows)`` rows (``sizes``), the
+    clusters the pass then ranks rows from.
     """
     search = make_search(candidates, target, params, seed=seed,
                          weights=sizes if budget_rows is not None else None,
@@ -60,6 +63,18 @@ def run_gio(params: GIOParams, candidates: np.ndarray, target: np.ndarray, sizes
         ckpt = Checkpointer(sfile, checkpoint_every, checkpoint_seconds)
     if sizer is not None:
         sizer.add_all(search.state.selected)
+    held = _Held(sizes, search.state.selected)  # rows of the distinct picks, for ``reach``
+    need: list[int] = []  # reach(sizer.best_rows), once the sizer is done
+
+    def sized() -> bool:  # the F1 rule's size is known and the picks reach as far as the pass reads
+        if sizer is None or not sizer.done:
+            return False
+        if reach is None:
+            return True
+        if not need:
+            need.append(int(reach(sizer.best_rows)))
+        return held.rows >= need[0]
+
     max_picks = params.max_iter if params.max_iter is not None else int(candidates.shape[0])
     # The relaxed loop is small matrix-vector products (one BLAS thread is faster); the exact greedy scores
     # candidates in blocks, where BLAS threads help.
@@ -71,15 +86,42 @@ def run_gio(params: GIOParams, candidates: np.ndarray, target: np.ndarray, sizes
                 upd(1)
             if on_pick is not None:
                 on_pick(ev)
-            if sizer is not None and ev.accepted:
-                sizer.add(ev.candidate)
-                if sizer.done:
+            if ev.accepted:
+                held.add(ev.candidate)
+                if sizer is not None and not sizer.done:
+                    sizer.add(ev.candidate)
+                if sized():
                     search.state.stop_reason = "auto-f1"
             if ckpt is not None:
                 ckpt.maybe(search, force=search.done)
             if search.done:
                 break
     return search
+
+
+class _Held:
+    """Rows held by the distinct picks so far (``sizes``: rows per candidate)."""
+
+    def __init__(self, sizes: np.ndarray, picks: Any) -> None:
+        self.sizes = sizes
+        self.seen: set[int] = set()
+        self.rows = 0.0
+        for c in np.asarray(picks, dtype=np.int64).reshape(-1):
+            self.add(int(c))
+
+    def add(self, candidate: int) -> None:
+        c = int(candidate)
+        if c >= 0 and c not in self.seen:
+            self.seen.add(c)
+            self.rows += float(self.sizes[c])
+
+
+def reach_prefix(picks: np.ndarray, sizes: np.ndarray, rows: int) -> np.ndarray:
+    """The shortest prefix of the distinct ``picks`` whose ``sizes`` hold at least ``rows`` rows (all of them
+    when they hold fewer)."""
+    d = distinct_picks(picks)
+    held = np.cumsum(np.asarray(sizes, dtype=np.float64)[d]) if d.shape[0] else np.zeros(0)
+    return d[: int(np.searchsorted(held, float(rows), side="left")) + 1] if rows > 0 else d[:0]
 
 
 def distinct_picks(picks: Any) -> np.ndarray:

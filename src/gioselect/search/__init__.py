@@ -206,8 +206,12 @@ class F1Sizer:
                 "f1": [float(x) for x in f[keep]]}
 
     def add_all(self, picks: Any) -> None:
-        """Count picks already made (a resumed run)."""
+        """Count picks already made (a resumed run), up to the one after which the rule was done: a run that went
+        on past its size (for the row-level pass, :func:`gioselect.job.select.run_gio`'s ``reach``) stopped
+        feeding it there."""
         for c in np.asarray(picks, dtype=np.int64).reshape(-1):
+            if self.done:
+                break
             self.add(int(c))
 
     @property
