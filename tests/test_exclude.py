@@ -105,6 +105,17 @@ def test_cli_exclude_of_the_whole_pool_says_so(tmp_path: Path, data):
     assert "--exclude blocked all 600 pool rows" in w and "pass --budget" not in w
 
 
+def test_cli_exclude_threshold_without_exclude_is_refused(tmp_path: Path, data, capsys):
+    pool, target = data
+    np.save(tmp_path / "pool.npy", pool)
+    np.save(tmp_path / "target.npy", target)
+    assert main(["select", "--pool", str(tmp_path / "pool.npy"), "--target", str(tmp_path / "target.npy"),
+                 "--out", str(tmp_path / "o"), "--exclude-threshold", "0.9", "--budget", "20",
+                 "--clusters", "0", "-q", "--no-report"]) == 2
+    err = capsys.readouterr().err
+    assert "--exclude-threshold without --exclude would do nothing" in err and not (tmp_path / "o").exists()
+
+
 def test_cli_out_holding_the_exclusion_file_is_refused(tmp_path: Path, data):
     pool, target = data
     np.save(tmp_path / "pool.npy", pool)

@@ -421,6 +421,14 @@ def test_cli_default_states_the_k_decision_and_budget_is_exact(tmp_path: Path,
     capsys.readouterr()
     assert main([*base, "--out", str(tmp_path / "bad2"), "--clusters", "30", "--refine-whole", "1.5"]) == 2
     assert "refine_whole" in capsys.readouterr().err
+    # --clusters 0 has no clusters to refine: a quantisation option with it is refused, not silently ignored
+    assert main([*base, "--out", str(tmp_path / "bad3"), "--clusters", "0", "--refine", "knn",
+                 "--candidates", "centroid"]) == 2
+    err = capsys.readouterr().err
+    assert "--clusters 0" in err and "--candidates, --refine would do nothing" in err and not (tmp_path / "bad3").exists()
+    assert main([*base, "--out", str(tmp_path / "ok0"), "--clusters", "0", "--target-clusters", "20",
+                 "--kmeans-iter", "3", "--max-iter", "3"]) in (0, 3)  # the target's K-means takes --kmeans-iter
+    assert "--clusters 0" not in capsys.readouterr().err
 
 
 def test_share_order_is_round_robin_over_the_target_and_streamed() -> None:

@@ -99,7 +99,23 @@ def test_a_degenerate_selection_warns_in_python(mixture8: dict[str, np.ndarray])
     with warnings.catch_warnings():
         warnings.simplefilter("error", SelectionWarning)  # asked for: the whole pool by budget, or a real selection
         GIOSelector(budget=9, seed=0).fit(pool[:9], target)
+        GIOSelector(budget=9.0, seed=0).fit(pool[:9], target)  # a whole number as a float is a row count
         GIOSelector(max_iter=10, seed=0).fit(mixture8["pool"], mixture8["target"])
+    # a budget past the pool returns the pool (documented) but says so: it is not what was asked for
+    with pytest.warns(SelectionWarning, match=r"budget=50 is more than the pool's 9 rows"):
+        sel = GIOSelector(budget=50, seed=0).fit(pool[:9], target)
+    assert sorted(sel.selected_indices_.tolist()) == list(range(9))
+
+
+def test_a_fractional_budget_without_weights_is_refused(mixture8: dict[str, np.ndarray]) -> None:
+    from gioselect.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match=r"budget: expected a whole number of rows, got 2.5"):
+        GIOSelector(budget=2.5, seed=0).fit(mixture8["pool"], mixture8["target"])
+    # with weights a budget counts weight, which may be fractional
+    w = np.full(mixture8["pool"].shape[0], 0.5)
+    sel = GIOSelector(budget=2.5, max_iter=None, seed=0).fit(mixture8["pool"], mixture8["target"], weights=w)
+    assert len(sel.selected_indices_) >= 1
 
 
 def test_min_difference_stops_at_once_when_threshold_is_huge(mixture8: dict[str, np.ndarray]) -> None:

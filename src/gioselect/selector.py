@@ -126,7 +126,8 @@ class GIOSelector:
         EXPERIMENTS.md). See :mod:`gioselect.exact`.
     budget : int, optional
         Rows in the selection (with ``weights``, the most total weight): the run selects exactly this many
-        (or the whole pool when smaller) whatever ``stop_criterion`` says, only ``max_iter`` can end it first.
+        (or the whole pool when smaller, with a :class:`~gioselect.errors.SelectionWarning`) whatever
+        ``stop_criterion`` says, only ``max_iter`` can end it first. Without ``weights`` a whole number.
     seed : int, optional
         Seeds every random choice (start set, ``jump``, restarts). Same seed, same inputs, same selection.
     reference_max_iter, reference_sequential_bug, reference_max_resets_bug : bool, default False
@@ -311,6 +312,9 @@ class GIOSelector:
                 raise InvalidInputError(
                     f"weights: expected {pool_.shape[0]} finite non-negative numbers (one per pool row)"
                 )
+        elif budget is not None and budget != int(budget):
+            raise InvalidParameterError(f"budget: expected a whole number of rows, got {self.budget!r} "
+                                        "(a fractional budget counts weights, which this fit has none of)")
         if self.seed is not None and not isinstance(self.seed, np.random.Generator):
             check_int(self.seed, "seed", low=0)
         if self.seed is not None and not isinstance(self.seed, np.random.Generator):
@@ -483,6 +487,9 @@ def _warn_degenerate(res: GIOResult, pool_rows: int, budget: float | None) -> No
         hint = ("max_iter or exclude allowed no pick" if budget is not None
                 else f"{why}, or max_iter or exclude allowed no pick; pass budget=N to select N rows anyway")
         msg = f"nothing was selected (0 rows; stop reason {res.stop_reason!r}): {hint}"
+    elif n >= pool_rows and budget is not None and budget > pool_rows:
+        msg = (f"budget={budget:g} is more than the pool's {pool_rows} rows: the whole pool was selected, which "
+               "is no selection; pass a budget below the pool's size")
     elif n >= pool_rows and not (budget is not None and budget >= pool_rows):
         msg = (f"the whole pool was selected ({n} of {pool_rows} rows; stop reason {res.stop_reason!r}): the "
                "selection is no selection; pass budget=N, max_iter or another stop_criterion")

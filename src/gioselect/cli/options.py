@@ -230,6 +230,11 @@ def _explicit_options(argv: Sequence[str]) -> set[str]:
     return set(vars(ns)) - {"command", "func"}
 
 
+# options that only act on a quantised pool (--target-clusters quantises the target, which --clusters 0 allows,
+# and then --kmeans-iter acts on it)
+_QUANTISED_ONLY = ("kmeans_iter", "candidates", "refine", "refine_over", "refine_whole")
+
+
 def refuse_conflicts(args: argparse.Namespace) -> None:
     """Options that contradict each other are refused before any work."""
     from ..errors import InvalidParameterError
@@ -242,6 +247,22 @@ def refuse_conflicts(args: argparse.Namespace) -> None:
             raise InvalidParameterError(
                 f"--objective exact has no gradient search, so {shown} would do nothing; drop "
                 f"{'it' if len(bad) == 1 else 'them'} or use --objective relaxed"
+            )
+    if hasattr(args, "exclude") and args.exclude is None:
+        bad = [f"--{d.replace('_', '-')}" for d in ("exclude_threshold", "exclude_repel") if d in given]
+        if bad:
+            raise InvalidParameterError(
+                f"{' and '.join(bad)} without --exclude would do nothing; pass --exclude FILE (the set to keep "
+                f"out) or drop {'it' if len(bad) == 1 else 'them'}"
+            )
+    if "clusters" in given and str(getattr(args, "clusters", "")) == "0":
+        target_kmeans = bool(getattr(args, "target_clusters", None))  # K-means on the target uses --kmeans-iter
+        bad = [f"--{d.replace('_', '-')}" for d in _QUANTISED_ONLY
+               if d in given and not (d == "kmeans_iter" and target_kmeans)]
+        if bad:
+            raise InvalidParameterError(
+                f"--clusters 0 selects from the rows themselves (no K-means), so {', '.join(bad)} would do "
+                f"nothing; drop {'it' if len(bad) == 1 else 'them'}, or pass --clusters K (or auto) to quantise"
             )
     for text, emb in (("text_field", "embedding_field"), ("target_text_field", "target_embedding_field")):
         if getattr(args, text, None) is not None and getattr(args, emb, None) is not None:
