@@ -297,3 +297,30 @@ def test_fold_scaling_from_moments_equals_the_direct_one(offset: float) -> None:
     direct = principal_scaling(x, 4)
     np.testing.assert_allclose(direct[3], direct[4].std(axis=0), rtol=1e-12)
     np.testing.assert_allclose(np.abs(direct[4]), np.abs(project(x, *moments.scaling(None, 4))), atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_size_classifier_reaches_the_regularised_optimum_on_heavy_tailed_features(seed: int) -> None:
+    """``fit_logistic``'s damped Newton steps land on the optimum scipy's L-BFGS finds. Heavy-tailed standardised
+    features (Student t, 1.5 degrees of freedom) are where full Newton steps overshoot: undamped, the same
+    iterations ended 0.016 and 58 nats above the optimum on two of these six seeds (the size classifier's failure
+    on Fashion-MNIST ankle boots: AUC 0.5 where the classes separate at 0.95)."""
+    from scipy.optimize import minimize
+
+    from gioselect.logistic import fit_logistic
+
+    rng = np.random.default_rng(seed)
+    pos = rng.standard_t(1.5, size=(60, 8)) * 3 + 1.0
+    neg = rng.standard_t(1.5, size=(1500, 8))
+    x = np.vstack([pos, neg])
+    x = np.hstack([(x - x.mean(0)) / x.std(0), np.ones((x.shape[0], 1))])
+    y = np.r_[np.ones(60), np.zeros(1500)]
+    l2 = 1e-3
+    reg = np.full(x.shape[1], l2)
+    reg[-1] = 0.0
+
+    def objective(w: np.ndarray) -> float:
+        return float(np.logaddexp(0.0, (1 - 2 * y) * (x @ w)).mean() + 0.5 * reg @ (w * w))
+
+    best = minimize(objective, np.zeros(x.shape[1]), method="L-BFGS-B", options={"maxiter": 5000, "gtol": 1e-12})
+    assert objective(fit_logistic(x, y, l2)) <= best.fun + 1e-7

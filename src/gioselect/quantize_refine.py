@@ -26,10 +26,13 @@ __all__ = ["REFINE_AUTO_MAX_WORK", "REFINE_GIO_OVER", "REFINE_OVER", "RefinePlan
 #: Fashion-MNIST class-seed pairs within 2 points at 2, 28 of 30 at 1.5).
 REFINE_GIO_OVER = 2.0
 #: ``refine="auto"`` takes ``gio`` while :func:`gio_pass_work` is at most this, ``knn`` above. Measured (EXPERIMENTS.md,
-#: "Quantised selection", auto6): 0.24-0.46 CPU ns per unit up to 1.3e11 units, so at most about 5 CPU s, against
+#: "Quantised selection", auto6): 0.24-0.46 CPU ns per unit up to 1.3e11 units, so at most about 5-9 CPU s, against
 #: 9-15 CPU s for the rest of a quantised job at 120,000 rows (50-D / 384-D) and about 90 at 1e6 x 384. With 300
-#: target points that is up to about 6,900 rows at 50-D and 1,450 at 384-D.
-REFINE_AUTO_MAX_WORK = 1e10
+#: target points that is up to about 10,900 rows at 50-D and 2,580 at 384-D. It was 1e10 until the F1 rule's sizes
+#: got the pass: on Fashion-MNIST they fell at 1.0-1.4e10 units for 5 classes of 10, where ``knn`` cost 0.01-0.05
+#: F1 against whole clusters and ``gio`` gained 0.00-0.04 (EXPERIMENTS.md, "The automatic size of a quantised run,
+#: then the row-level pass").
+REFINE_AUTO_MAX_WORK = 2e10
 #: Every other pass ranks the rows of chosen clusters worth this many times the size (``refine``'s ``over``). 1.25
 #: would meet the pass's cost goal at 1e6 rows but lost target rows on mixed clusters (EXPERIMENTS.md).
 REFINE_OVER = 1.5
