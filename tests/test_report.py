@@ -256,6 +256,8 @@ def test_render_summary_text() -> None:
     assert not text.endswith("\n")
     q = render_summary_text(_manifest(quantization={"pool_clusters": 64, "target_clusters": 8}))
     assert "1,234 (1,234 clusters)" in q and "64 pool clusters, 8 target clusters" in q
+    no_report = render_summary_text(_manifest(outputs={"manifest": "manifest.json", "report": None}))
+    assert no_report.splitlines()[-1] == "outputs: manifest.json"  # --no-report: no report listed, no "n/a"
     bare = render_summary_text({"stop_reason": "evil\x1b[31m"})
     assert "n/a" in bare and "\x1b" not in bare and "\\x1b[31m" in bare
     with pytest.raises(InvalidTypeError):

@@ -203,7 +203,7 @@ def render_summary_text(manifest: dict) -> str:
     lines.append(wall)
     outputs = dig(m, "outputs")
     if isinstance(outputs, Mapping) and outputs:
-        lines.append("outputs: " + ", ".join(fmt_value(v) for v in outputs.values()))
+        lines.append("outputs: " + ", ".join(fmt_value(v) for v in outputs.values() if v is not None))  # None: not written
     return "\n".join(_plain(line) for line in lines)
 
 
