@@ -542,6 +542,22 @@ def _(env: Env) -> tuple[int, str]:
     return env.select(env.root / "sel", pool=env.data / "dir.npy")
 
 
+@case("pool-is-image-folder", "the pool is a folder of PNG files (select reads vectors)", 2,
+      "a folder of images is embedded first (gioselect embed --input")
+def _(env: Env) -> tuple[int, str]:
+    (env.data / "imgs").mkdir()
+    (env.data / "imgs" / "0.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    return env.select(env.root / "sel", pool=env.data / "imgs")
+
+
+@case("csv-not-utf8", "a csv pool with a byte that is not UTF-8 on its 4th line", 2,
+      "line 4 of the file is not valid UTF-8")
+def _(env: Env) -> tuple[int, str]:
+    bad = env.data / "bad.csv"
+    bad.write_bytes(b"a,b\n0.1,0.2\n0.3,0.4\n0.5,\xff0.6\n")
+    return env.select(env.root / "sel", pool=bad)
+
+
 @case("pool-under-file", "the pool path goes through a regular file", 2, "is a file, not a folder")
 def _(env: Env) -> tuple[int, str]:
     return env.select(env.root / "sel", pool=env.pool / "x.npy")

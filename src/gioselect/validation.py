@@ -172,6 +172,20 @@ def check_pair(low: Any, high: Any, names: tuple[str, str]) -> tuple[float, floa
     return lo, hi
 
 
+def _holds_images(folder: str, look: int = 1000) -> bool:
+    """Whether one of the first ``look`` entries of ``folder`` is a PNG/JPEG file (as ``gioselect embed`` reads)."""
+    try:
+        with os.scandir(folder) as it:
+            for i, entry in enumerate(it):
+                if i >= look:
+                    break
+                if entry.name.lower().endswith((".png", ".jpg", ".jpeg")) and not entry.name.startswith("."):
+                    return True
+    except OSError:
+        return False
+    return False
+
+
 def check_input_path(path: Any, what: str, *, allow_dir: bool = False) -> None:
     """Check that an input file can be opened; the message says what is wrong with it.
 
@@ -201,7 +215,11 @@ def check_input_path(path: Any, what: str, *, allow_dir: bool = False) -> None:
         raise InvalidInputError(f"{what}: {p} does not exist")
     if os.path.isdir(p):
         if not allow_dir:
-            raise InvalidInputError(f"{what}: {p} is a folder, not a file")
+            hint = ""
+            if _holds_images(p):
+                hint = (f"; a folder of images is embedded first (gioselect embed --input {p} --out <file>.npy), "
+                        "then that file is the input")
+            raise InvalidInputError(f"{what}: {p} is a folder, not a file{hint}")
         return
     try:
         with open(p, "rb"):

@@ -68,7 +68,7 @@ class _CsvSource(EmbeddingSource):
                 yield row0, table
                 row0 += table.num_rows
         except (pa.ArrowException, OSError) as exc:
-            raise _csv_error(exc, self.where) from exc
+            raise _csv_error(exc, self.where, self.path) from exc
 
     def _raw_blocks(self, block_rows: int, wanted: np.ndarray | None) -> Iterator[tuple[int, int, Any]]:
         for row0, table in self._tables(block_rows, [str(self.embedding_field)]):
@@ -127,12 +127,35 @@ def _sniff_csv(path: Path, where: str) -> tuple[str, list[str], int, int]:
     return delimiter, split_csv_line(text, delimiter), nbytes, blank
 
 
-def _csv_error(exc: BaseException, where: str) -> InvalidInputError:
-    """An Arrow csv error as InvalidInputError naming the file."""
+def _first_bad_utf8_line(path: Path, limit: int = 1 << 30) -> int | None:
+    """The 1-based line number of the first line of ``path`` that is not valid UTF-8 (None: none in the first
+    ``limit`` bytes, or the file cannot be read). One streaming pass, a line at a time."""
+    try:
+        with open(path, "rb") as fh:
+            read = 0
+            for number, line in enumerate(fh, start=1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError:
+                    return number
+                read += len(line)
+                if read > limit:
+                    return None
+    except OSError:
+        return None
+    return None
+
+
+def _csv_error(exc: BaseException, where: str, path: Path | None = None) -> InvalidInputError:
+    """An Arrow csv error as InvalidInputError naming the file (and, for text that is not UTF-8, the line)."""
     msg = str(exc)
     hint = ""
     if "straddl" in msg:
         hint = " (a row is much longer than the first one)"
+    elif "UTF8" in msg and path is not None:
+        line = _first_bad_utf8_line(path)
+        if line is not None:
+            hint = f" (line {line} of the file is not valid UTF-8: save the file as UTF-8)"
     return InvalidInputError(f"{where}: cannot be parsed as csv: {msg}{hint}")
 
 
@@ -160,7 +183,7 @@ def _open_csv_reader(
             ),
         )
     except (pa.ArrowException, OSError) as exc:
-        raise _csv_error(exc, where) from exc
+        raise _csv_error(exc, where, path) from exc
 
 
 class _CsvLayout:
@@ -194,7 +217,7 @@ class _CsvLayout:
             for batch in self.reader(path, self.columns[:1], where):
                 n += batch.num_rows
         except (pa.ArrowException, OSError) as exc:
-            raise _csv_error(exc, where) from exc
+            raise _csv_error(exc, where, path) from exc
         return n
 
     def first_row(self, path: Path, where: str) -> dict[str, str] | None:
@@ -204,7 +227,7 @@ class _CsvLayout:
                 if batch.num_rows:
                     return {c: batch.column(i)[0].as_py() for i, c in enumerate(self.columns)}
         except (pa.ArrowException, OSError) as exc:
-            raise _csv_error(exc, where) from exc
+            raise _csv_error(exc, where, path) from exc
         return None
 
 
@@ -261,7 +284,7 @@ def text_blocks(path: Path, field: str, block_rows: int, where: str) -> Iterator
                 rows += len(texts)
                 yield row0, texts
         except (pa.ArrowException, OSError) as exc:
-            raise _csv_error(exc, where) from exc
+            raise _csv_error(exc, where, path) from exc
         if rows == 0:
             raise InvalidInputError(f"{where}: is empty (0 rows; only a header row)")
 
@@ -348,7 +371,7 @@ def read_table(path: Path, name: str) -> pa.Table:
     try:
         return layout.reader(path, None, where).read_all()
     except (pa.ArrowException, OSError) as exc:
-        raise _csv_error(exc, where) from exc
+        raise _csv_error(exc, where, path) from exc
 
 
 def count(path: Path, where: str) -> int:
