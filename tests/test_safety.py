@@ -558,6 +558,18 @@ def _(env: Env) -> tuple[int, str]:
     return env.select(env.root / "sel", pool=bad)
 
 
+@case("exclude-threshold-alone", "`--exclude-threshold` without `--exclude`", 2,
+      "--exclude-threshold without --exclude would do nothing")
+def _(env: Env) -> tuple[int, str]:
+    return env.select(env.root / "sel", "--exclude-threshold", "0.9")
+
+
+@case("refine-unquantised", "`--refine knn` with `--clusters 0` (no clusters to refine)", 2,
+      "--clusters 0 selects from the rows themselves (no K-means), so --refine would do nothing")
+def _(env: Env) -> tuple[int, str]:
+    return env.select(env.root / "sel", "--refine", "knn")
+
+
 @case("pool-under-file", "the pool path goes through a regular file", 2, "is a file, not a folder")
 def _(env: Env) -> tuple[int, str]:
     return env.select(env.root / "sel", pool=env.pool / "x.npy")
