@@ -203,7 +203,8 @@ def render_summary_text(manifest: dict) -> str:
     lines.append(wall)
     outputs = dig(m, "outputs")
     if isinstance(outputs, Mapping) and outputs:
-        lines.append("outputs: " + ", ".join(fmt_value(v) for v in outputs.values() if v is not None))  # None: not written
+        written = [v for v in outputs.values() if v is not None]  # None: not written (e.g. --no-report)
+        lines.append("outputs: " + ", ".join(fmt_value(v) for v in written))
     return "\n".join(_plain(line) for line in lines)
 
 
