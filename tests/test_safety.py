@@ -570,6 +570,19 @@ def _(env: Env) -> tuple[int, str]:
     return env.select(env.root / "sel", "--refine", "knn")
 
 
+@case("target-field-other-name", "parquet pool and target whose vector columns have different names", 2,
+      "name the target's own with --target-embedding-field")
+def _(env: Env) -> tuple[int, str]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    x = np.load(env.pool)
+    pq.write_table(pa.table({"emb": list(x)}), env.data / "p.parquet")
+    pq.write_table(pa.table({"id": np.arange(40), "vec": list(x[:40])}), env.data / "t.parquet")
+    return env.select(env.root / "sel", "--embedding-field", "emb", pool=env.data / "p.parquet",
+                      target=env.data / "t.parquet")
+
+
 @case("pool-under-file", "the pool path goes through a regular file", 2, "is a file, not a folder")
 def _(env: Env) -> tuple[int, str]:
     return env.select(env.root / "sel", pool=env.pool / "x.npy")

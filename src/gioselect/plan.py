@@ -80,6 +80,7 @@ def make_plan(cfg: Any, *, calibrate_rows: int = 4096) -> Plan:
     import faiss
 
     from .engines import LocalEngine
+    from .engines.base import target_field_errors
     from .io import count_rows, open_embeddings
     from .pipeline import parse_budget
     from .validation import check_target_fits
@@ -92,7 +93,9 @@ def make_plan(cfg: Any, *, calibrate_rows: int = 4096) -> Plan:
         pool_src = None
     else:
         pool_src = open_embeddings(cfg.pool, cfg.embedding_field, name="pool")
-        target_src = open_embeddings(cfg.target, cfg.target_embedding_field or cfg.embedding_field, name="target")
+        with target_field_errors(cfg.embedding_field, cfg.target_embedding_field):
+            target_src = open_embeddings(cfg.target, cfg.target_embedding_field or cfg.embedding_field,
+                                         name="target")
         n, d, n_t = pool_src.n_rows, pool_src.dim, target_src.n_rows
         check_target_fits(n_t, target_src.dim, d, cfg.params.k, target=f"target: {cfg.target}",  # as select does
                           pool=f"the pool {cfg.pool}")

@@ -15,14 +15,15 @@ order: an id array locally, a ``(row id, rank)`` DataFrame on Spark) and an assi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Assignment", "Engine", "JobEngine", "JobInputs", "RowSampler", "reservoir_ids"]
+__all__ = ["Assignment", "Engine", "JobEngine", "JobInputs", "RowSampler", "reservoir_ids", "target_field_errors"]
 
 
 @dataclass
@@ -214,3 +215,29 @@ class JobEngine(Engine, Protocol):
     def manifest_extra(self) -> dict[str, Any]:
         """Engine sections of the manifest (merged over the common keys)."""
         ...
+
+
+@contextmanager
+def target_field_errors(embedding_field: str | None, target_embedding_field: str | None) -> Iterator[None]:
+    """Open the target inside this: an error about its vector column names the option that sets it.
+
+    Without ``--target-embedding-field`` the target's column is looked up by the pool's ``--embedding-field``;
+    when the target names it otherwise, or holds several vector columns, the error says to give
+    ``--target-embedding-field`` (the readers' messages name ``--embedding-field``, the pool's option).
+    """
+    from ..errors import InvalidInputError
+
+    try:
+        yield
+    except InvalidInputError as exc:
+        msg = str(exc)
+        if target_embedding_field is not None:
+            raise
+        if "has no column" in msg and embedding_field is not None:
+            raise InvalidInputError(
+                f"{msg}; the target's vector column was looked up by --embedding-field {embedding_field!r}: name "
+                "the target's own with --target-embedding-field") from exc
+        if "embedding_field (--embedding-field)" in msg:
+            raise InvalidInputError(msg.replace("embedding_field (--embedding-field)",
+                                                "target_embedding_field (--target-embedding-field)")) from exc
+        raise

@@ -41,7 +41,7 @@ from ..quantize import (
     training_sample_indices,
 )
 from ..validation import check_embeddings, check_target_fits
-from .base import Assignment, JobInputs, RowSampler
+from .base import Assignment, JobInputs, RowSampler, target_field_errors
 
 if TYPE_CHECKING:
     from .base import Engine, JobEngine
@@ -215,8 +215,9 @@ class LocalEngine:
             timings["embed"] = time.monotonic() - t0
             t0 = time.monotonic()
         pool = self.open(paths["pool"], None if "pool" in embedded else cfg.embedding_field, "pool")
-        target_src = self.open(paths["target"], None if "target" in embedded else
-                               (cfg.target_embedding_field or cfg.embedding_field), "target")
+        with target_field_errors(cfg.embedding_field, cfg.target_embedding_field):
+            target_src = self.open(paths["target"], None if "target" in embedded else
+                                   (cfg.target_embedding_field or cfg.embedding_field), "target")
         check_target_fits(target_src.n_rows, target_src.dim, pool.dim, cfg.params.k, target=f"target: {cfg.target}",
                           pool=f"the pool {cfg.pool}")
         with prog("reading target", target_src.n_rows, "row") as upd:

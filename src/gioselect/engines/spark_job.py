@@ -24,7 +24,7 @@ from ..io import EmbeddingSource, atomic_path, file_sha256, open_embeddings
 from ..job.config import Progress, SelectConfig, is_npy_path, text_fields
 from ..job.record import versions
 from ..validation import check_embeddings, check_target_fits
-from .base import Assignment, JobInputs
+from .base import Assignment, JobInputs, target_field_errors
 from .spark import RANK, ROW, SparkEngine, SparkSource, errors_from_spark, is_local_path, local_path
 from .spark_base import batch_features, matrix_array
 
@@ -128,8 +128,9 @@ class SparkJobEngine(SparkEngine):
             if is_npy_path(cfg.target):
                 target = open_embeddings(cfg.target, None, name="target")
             else:
-                target = self.open(cfg.target, (cfg.target_embedding_field or cfg.embedding_field)
-                                   if target_text is None else None, "target", text_field=target_text)
+                with target_field_errors(cfg.embedding_field, cfg.target_embedding_field):
+                    target = self.open(cfg.target, (cfg.target_embedding_field or cfg.embedding_field)
+                                       if target_text is None else None, "target", text_field=target_text)
             upd(1)
         opened = time.monotonic() - t0
         with prog("fingerprinting inputs", 2, "file") as upd:
