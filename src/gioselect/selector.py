@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .errors import InvalidInputError, InvalidParameterError, SelectionWarning
+from .errors import InvalidInputError, InvalidParameterError
 from .exclude import block_candidates, repel_from
 from .optimize import GIOParams, PickEvent
 from .search import (
@@ -21,6 +20,7 @@ from .search import (
     result_from_search,
     size_rule,
     validate_fit_inputs,
+    warn_degenerate,
     with_size_estimate,
 )
 from .validation import check_int, check_real
@@ -348,7 +348,7 @@ class GIOSelector:
         self._set_result(res)
         self.size_estimate_ = est
         if w is None:  # rows, not weighted candidates: a degenerate selection is never silent
-            _warn_degenerate(res, int(pool_.shape[0]), budget)
+            warn_degenerate(res, int(pool_.shape[0]), budget)
         return self
 
     def _set_result(self, res: GIOResult) -> None:
@@ -476,26 +476,6 @@ class GIOSelector:
         defaults = GIOSelector().get_params()
         changed = {k: v for k, v in self.get_params().items() if defaults.get(k) != v}
         return f"GIOSelector({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
-
-
-def _warn_degenerate(res: GIOResult, pool_rows: int, budget: float | None) -> None:
-    """A :class:`~gioselect.errors.SelectionWarning` when nothing or (unasked) the whole pool was selected."""
-    n = int(np.unique(res.selected_indices).shape[0])
-    if n == 0:
-        why = ("the automatic size found no target-like pool row" if res.stop_reason in ("auto-f1", "auto")
-               else "the stop rule fired before any pick was kept")
-        hint = ("max_iter or exclude allowed no pick" if budget is not None
-                else f"{why}, or max_iter or exclude allowed no pick; pass budget=N to select N rows anyway")
-        msg = f"nothing was selected (0 rows; stop reason {res.stop_reason!r}): {hint}"
-    elif n >= pool_rows and budget is not None and budget > pool_rows:
-        msg = (f"budget={budget:g} is more than the pool's {pool_rows} rows: the whole pool was selected, which "
-               "is no selection; pass a budget below the pool's size")
-    elif n >= pool_rows and not (budget is not None and budget >= pool_rows):
-        msg = (f"the whole pool was selected ({n} of {pool_rows} rows; stop reason {res.stop_reason!r}): the "
-               "selection is no selection; pass budget=N, max_iter or another stop_criterion")
-    else:
-        return
-    warnings.warn(msg, SelectionWarning, stacklevel=3)
 
 
 def select(pool: Any, target: Any, init: Any = None, **params: Any) -> GIOResult:

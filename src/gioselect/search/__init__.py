@@ -12,12 +12,13 @@ Shared by the estimator (:mod:`gioselect.selector`), the job (:mod:`gioselect.jo
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, SelectionWarning
 from ..optimize import GIOParams, GIOSearch
 from ..sizing import F1_TOLERANCE, QUANTIZED_F1_TOLERANCE, F1Prefix, SizeEstimate, estimate_target_rows, f1_curve
 from ..stopping import SIZE_RULES
@@ -26,7 +27,7 @@ from .base import Search
 from .exact import ExactGreedySearch
 
 __all__ = ["F1Sizer", "GIOResult", "Search", "auto_budget", "make_search", "result_from_search", "size_rule",
-           "validate_fit_inputs", "with_size_estimate"]
+           "validate_fit_inputs", "warn_degenerate", "with_size_estimate"]
 
 logger = logging.getLogger(__name__)
 
@@ -313,3 +314,24 @@ def result_from_search(search: Search) -> GIOResult:
         scale_factor=float(search.scale),  # NaN for the exact objectives (no gradient)
         params=dict(search.params.__dict__),
     )
+
+
+def warn_degenerate(res: GIOResult, pool_rows: int, budget: float | None) -> None:
+    """A :class:`~gioselect.errors.SelectionWarning` when nothing or (unasked) the whole pool was selected
+    (:meth:`gioselect.selector.GIOSelector.fit` calls it: ``stacklevel`` points at fit's caller)."""
+    n = int(np.unique(res.selected_indices).shape[0])
+    if n == 0:
+        why = ("the automatic size found no target-like pool row" if res.stop_reason in ("auto-f1", "auto")
+               else "the stop rule fired before any pick was kept")
+        hint = ("max_iter or exclude allowed no pick" if budget is not None
+                else f"{why}, or max_iter or exclude allowed no pick; pass budget=N to select N rows anyway")
+        msg = f"nothing was selected (0 rows; stop reason {res.stop_reason!r}): {hint}"
+    elif n >= pool_rows and budget is not None and budget > pool_rows:
+        msg = (f"budget={budget:g} is more than the pool's {pool_rows} rows: the whole pool was selected, which "
+               "is no selection; pass a budget below the pool's size")
+    elif n >= pool_rows and not (budget is not None and budget >= pool_rows):
+        msg = (f"the whole pool was selected ({n} of {pool_rows} rows; stop reason {res.stop_reason!r}): the "
+               "selection is no selection; pass budget=N, max_iter or another stop_criterion")
+    else:
+        return
+    warnings.warn(msg, SelectionWarning, stacklevel=3)
