@@ -166,3 +166,19 @@ def test_gio_pass_on_few_rows_with_random_init_pct_uses_the_default_start() -> N
     got = gio_fill(GIOParams(random_init_pct=0.01), t, 0)(x, 10)  # 0.4 start points: the default start instead
     np.testing.assert_array_equal(got, gio_fill(GIOParams(), t, 0)(x, 10))
     assert got.shape == (10,) and np.unique(got).shape == (10,)
+
+
+@pytest.mark.parametrize("how", ["gio", "knn"])
+def test_budget_filled_by_the_pass_is_the_stop_reason_when_gio_ran_out_of_clusters(how: str) -> None:
+    """A budget of 60% of the pool: GIO counts clusters towards over x the budget (more than the pool), runs out of
+    candidates, and the pass still keeps exactly the budget's rows. The run ended because the budget was met, so
+    that is its stop reason (it said ``pool_exhausted``). Another reason GIO stopped for (``max_iter``; the pass
+    then fills the budget from the nearest other clusters) is kept."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3000, 8)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    q = select_quantized(x, x[:200] + 0.01, clusters=60, budget=1800, seed=0, refine=how)
+    assert q.ids.shape == (1800,) and np.unique(q.ids).shape == (1800,)
+    assert q.result.stop_reason == "budget"
+    short = select_quantized(x, x[:200] + 0.01, clusters=60, budget=1800, seed=0, refine=how, max_iter=5)
+    assert short.ids.shape == (1800,) and short.result.stop_reason == "max_iter"

@@ -271,6 +271,9 @@ def select_phases(engine: Engine, pool: Any, target: np.ndarray, target_source: 
                                      candidates, budget_rows, how=rplan.refine, k=k, over=rplan.over,
                                      whole=settings.refine_whole, limit=limit, seed=seeds["explode"], fill=fill,
                                      block_rows=engine.take_block_rows(pool, settings.memory_budget), known=known)
+                if (search.state.stop_reason == "pool_exhausted" and not after_f1 and budget_rows is not None
+                        and len(ids) >= budget_rows):  # GIO ran out of clusters on its way to over x the budget,
+                    search.state.stop_reason = "budget"  # and the pass still filled the budget: that ended the run
                 selection = engine.selection(ids)
             else:
                 selection = engine.explode(picks, asg, limit=limit, seed=seeds["explode"])
