@@ -66,11 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from suite.core import TASKS
 
-    if any(t.startswith("quantized-") for t in args.tasks.split(",")):
+    names = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    if any(t.startswith("quantized-") for t in names):
         import quantized_study
 
         quantized_study.register_tasks()
-    names = [t.strip() for t in args.tasks.split(",") if t.strip()]
     unknown = [t for t in names if t not in TASKS]
     if unknown:
         ap.error(f"--tasks: unknown {unknown}; known: {sorted(TASKS)}")

@@ -13,6 +13,7 @@ import numpy as np
 from .errors import InvalidInputError, InvalidParameterError, InvalidTypeError
 
 __all__ = [
+    "IMAGE_SUFFIXES",
     "check_choice",
     "check_embeddings",
     "check_fraction",
@@ -172,14 +173,20 @@ def check_pair(low: Any, high: Any, names: tuple[str, str]) -> tuple[float, floa
     return lo, hi
 
 
+#: The image files an image folder holds (:func:`gioselect.embed.images.load_images` reads them; hidden files are
+#: skipped).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
 def _holds_images(folder: str, look: int = 1000) -> bool:
-    """Whether one of the first ``look`` entries of ``folder`` is a PNG/JPEG file (as ``gioselect embed`` reads)."""
+    """Whether one of the first ``look`` entries of ``folder`` is an image file :data:`IMAGE_SUFFIXES` names, as
+    ``gioselect embed`` reads them."""
     try:
         with os.scandir(folder) as it:
             for i, entry in enumerate(it):
                 if i >= look:
                     break
-                if entry.name.lower().endswith((".png", ".jpg", ".jpeg")) and not entry.name.startswith("."):
+                if entry.name.lower().endswith(IMAGE_SUFFIXES) and not entry.name.startswith("."):
                     return True
     except OSError:
         return False

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, InvalidParameterError, InvalidTypeError, MissingDependencyError
-from ..validation import check_int
+from ..validation import IMAGE_SUFFIXES, check_int
 
 __all__ = ["ImagePCA", "image_embeddings", "load_idx_labels", "load_images"]
 
@@ -30,7 +30,6 @@ _IDX_DTYPES: dict[int, np.dtype[Any]] = {
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
 }
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 def _open_maybe_gzip(path: Path) -> Any:
@@ -108,10 +107,10 @@ def _load_image_folder(path: Path) -> np.ndarray:
         ) from exc
     files = sorted(
         p for p in path.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in _IMAGE_SUFFIXES
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
     )
     if not files:
-        raise InvalidInputError(f"{path}: folder holds no image files ({', '.join(_IMAGE_SUFFIXES)})")
+        raise InvalidInputError(f"{path}: folder holds no image files ({', '.join(IMAGE_SUFFIXES)})")
     out: np.ndarray | None = None
     first = files[0]
     for i, file in enumerate(files):
