@@ -13,7 +13,8 @@ selected, F1 of retrieving the pool's target-like rows (the task's mask), second
 (argmax, how far it ran).
 
 Usage: ``python experiments/quantized_size.py --size full --seeds 0,1,2 [--weights 0,16] [--no-unquantized]
-[--tasks bbc-40k-kmeans,quantized-fashion-9] [--refine auto,none]``.
+[--tasks bbc-40k-kmeans,quantized-fashion-9] [--refine auto,none] [--also-unquantized]``. ``--also-unquantized``
+runs each of ``--tasks`` on its rows too (``clusters`` 0, the same pool and target; ``"clusters": 0`` in its line).
 """
 
 from __future__ import annotations
@@ -30,12 +31,15 @@ from common import jsonable
 from gioselect import quantize
 
 
-def run(name: str, size: str, seed: int, per_cluster: int | None, refine: str | None = None) -> dict[str, Any]:
+def run(name: str, size: str, seed: int, per_cluster: int | None, refine: str | None = None,
+        unquantized: bool = False) -> dict[str, Any]:
     from suite.core import TASKS, run_gio
 
     task = TASKS[name].build(size, seed)
     assert task.mask is not None
-    if not task.clusters and task.info.get("study_clusters"):
+    if unquantized:  # the same pool and target, GIO on the rows themselves
+        task = dataclasses.replace(task, clusters=0)
+    elif not task.clusters and task.info.get("study_clusters"):
         task = dataclasses.replace(task, clusters=int(task.info["study_clusters"]))
     if per_cluster is not None:
         quantize.F1_ROWS_PER_CLUSTER = per_cluster
@@ -59,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--weights", default="0,16", help="F1_ROWS_PER_CLUSTER values for the quantised task")
     ap.add_argument("--no-unquantized", action="store_true")
+    ap.add_argument("--also-unquantized", action="store_true",
+                    help="run every task of --tasks on its rows too (clusters 0: the same pool and target)")
     ap.add_argument("--tasks", default="bbc-40k-kmeans",
                     help="comma-separated quantised tasks (suite or quantized_study names)")
     ap.add_argument("--refine", default="auto", help="comma-separated row-level passes: auto, none, gio, knn, ...")
@@ -78,12 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"quantized_size_{args.size}.jsonl"
     for seed in [int(s) for s in args.seeds.split(",") if s]:
-        jobs: list[tuple[str, int | None, str | None]] = [
-            (name, int(w), r) for name in names for w in args.weights.split(",") if w for r in passes]
+        jobs: list[tuple[str, int | None, str | None, bool]] = [
+            (name, int(w), r, False) for name in names for w in args.weights.split(",") if w for r in passes]
+        if args.also_unquantized:
+            jobs += [(name, None, None, True) for name in names]
         if not args.no_unquantized:
-            jobs.append(("bbc-40k", None, None))
-        for name, per, ref in jobs:
-            rec = run(name, args.size, seed, per, ref)
+            jobs.append(("bbc-40k", None, None, False))
+        for name, per, ref, rows in jobs:
+            rec = run(name, args.size, seed, per, ref, unquantized=rows)
             print(json.dumps(rec), flush=True)
             with path.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(jsonable(rec)) + "\n")

@@ -73,7 +73,9 @@ def test_outputs_and_selection_quality(npy_run: Path, data: dict[str, object]) -
     comp = data["comp"]
     assert isinstance(comp, np.ndarray)
     share = np.isin(comp[ids], [0, 1]).mean()
-    assert share > 0.95  # the target's components are 1/3 of the pool
+    # the target's components are 1/3 of the pool (about 1,000 rows); the F1 rule's 2% tolerance along the row-level
+    # pass goes past them, as the unquantised run's does (1,167 rows, 88% of them the target's components)
+    assert share > 0.75
     rows = np.load(npy_run / "selected_rows.npy")
     pool = data["pool"]
     assert isinstance(pool, np.ndarray)
@@ -83,23 +85,25 @@ def test_outputs_and_selection_quality(npy_run: Path, data: dict[str, object]) -
     assert m["counts"]["selected_rows"] == len(ids) and m["counts"]["pool_rows"] == 3000
     # The default stop is the F1 rule, quantised too: the argmax prefix's rows (the target-like third of the pool).
     assert m["quantization"]["pool_clusters"] <= 60 and m["stop_reason"] == "auto-f1"
-    assert m["size_estimate"]["f1"]["best_rows"] == len(ids) and abs(len(ids) - 1000) < 200
+    assert m["size_estimate"]["f1"]["best_rows"] == len(ids) and abs(len(ids) - 1000) < 300
     assert len(m["inputs"]["pool"]["sha256"]) == 64 and m["parameters"]["v_init"] == "jump"
     assert set(m["timings_s"]) >= {"read", "quantize_pool", "select", "explode", "write", "total"}
     with open(npy_run / "kl_trace.csv") as fh:
         trace = list(csv.DictReader(fh))
     assert trace[0]["event"] == "start"
     accepted = [r for r in trace if r["accepted"] == "1"]
-    # The F1 rule: the trace has every pick of the run, past the argmax. The kept prefix's clusters hold the
-    # selection's size; GIO went on until its picks held the row-level pass's over times that (gio at this size,
-    # over 2), the pass kept that many of their rows, and the final objective is the last pick it read's.
-    f1, reach = m["size_estimate"]["f1"], m["counts"]["selected_candidates"]
+    # The F1 rule: the trace has every pick of the run, past the argmax. The cluster-level rule's kept prefix holds
+    # a size; GIO went on until its picks held the row-level pass's over times that (gio at this size, over 2), and
+    # the same rule along the pass's ranking of their rows set the selection's size; the final objective is the
+    # last pick it read's.
+    f1, reach = m["size_estimate"]["f1"]["clusters"], m["counts"]["selected_candidates"]
+    assert m["size_estimate"]["f1"]["rule"] == "f1_along_row_pass"
     assert m["refine_decision"]["refine"] == "gio" and m["refine_decision"]["refine_over"] == 2.0
     assert m["quantization"]["rows"].startswith("row-level pass (gio)")
     assert len(accepted) >= reach > f1["best_picks"] > 0
-    assert sum(int(r["rows"]) for r in accepted[: f1["best_picks"]]) == len(ids)
+    assert sum(int(r["rows"]) for r in accepted[: f1["best_picks"]]) == f1["best_rows"]
     held = sum(int(r["rows"]) for r in accepted[:reach])
-    assert held >= 2 * len(ids) > held - int(accepted[reach - 1]["rows"])
+    assert held >= 2 * f1["best_rows"] > held - int(accepted[reach - 1]["rows"]) and held >= len(ids)
     assert float(accepted[reach - 1]["kl"]) == pytest.approx(m["final_kl"])
     html = (npy_run / "report.html").read_text()
     assert "data:image/png;base64," in html

@@ -19,6 +19,7 @@ from gioselect.quantize import (
     MAX_POINTS_PER_CENTROID,
     REFINE_WHOLE,
     ClusterMembers,
+    RowF1,
     assign_blocks,
     auto_clusters,
     candidate_points,
@@ -39,6 +40,7 @@ from gioselect.quantize import (
     training_sample_indices,
 )
 from gioselect.selector import select_quantized
+from gioselect.sizing import F1Prefix, f1_curve
 
 
 def blobs(n: int = 2000, dim: int = 6, k: int = 5, seed: int = 0) -> np.ndarray:
@@ -254,6 +256,99 @@ def test_refine_gio_takes_fill_order_tops_up_short_answers_and_needs_fill() -> N
         refine([2, 0], m, lambda i: x[i], t, 3, how="gio")
 
 
+def _posterior(rows: np.ndarray) -> np.ndarray:  # a stand-in classifier: target-like near the origin's x = 0
+    return np.clip(1.0 - np.abs(np.asarray(rows, dtype=np.float64)[:, 0]) / 2.0, 0.0, 1.0)
+
+
+def _kept(weights: np.ndarray, total: float) -> int:
+    p = F1Prefix(total)
+    for w in weights:
+        if p.done:
+            break
+        p.add(float(w))
+    return round(p.kept_rows)
+
+
+def test_refine_sized_ranks_every_read_row_and_keeps_the_f1_prefix() -> None:
+    """``size=RowF1``: the pass ranks every row it read (the first clusters kept whole, then the others by their
+    k-NN score), counts their posteriors in that order and returns the F1 rule's kept prefix: any number of rows
+    from 0 to every row read, not the cluster-level size."""
+    rng = np.random.default_rng(11)
+    x = rng.normal(0, 1.5, size=(120, 3)).astype(np.float32)
+    labels = rng.integers(0, 8, size=120).astype(np.int32)
+    m = ClusterMembers(labels, 8)
+    t = (rng.normal(0, 0.3, size=(30, 3)) * np.array([1, 3, 3])).astype(np.float32)
+    chosen = [3, 1, 6, 0, 2, 5]
+    for total in (8.0, 30.0, 80.0):
+        size = RowF1(_posterior, total)
+        got = refine(chosen, m, lambda i: x[i], t, 20, how="knn", over=2.0, whole=0.5, size=size)
+        clusters = cover_clusters(np.array(chosen), np.diff(m.starts), 40)
+        read = m.rows_of(clusters)
+        sizes = np.diff(m.starts)[clusters]
+        n_core = int(np.searchsorted(np.cumsum(sizes), 0.5 * 20, side="right"))
+        core = read[: int(sizes[:n_core].sum())]
+        rest = np.sort(read[core.shape[0]:])
+        sc = score_rows(rest, lambda i: x[i], t, k=5)
+        order = np.concatenate([core, rest[np.lexsort((rest, sc))]])
+        n = _kept(_posterior(x[order]), total)
+        assert size.read == read.shape[0] and size.how == "knn"
+        np.testing.assert_array_equal(got, order[:n])
+        curve = f1_curve(_posterior(x[order]), total)
+        assert n > 0 and curve[n - 1] >= 0.98 * curve[: len(size.weights)].max()
+        rec = size.record({"best_rows": 20})
+        assert rec["best_rows"] == n and rec["clusters"] == {"best_rows": 20} and "knn pass" in rec["reason"]
+    # nothing target-like among the rows read: an empty selection, and the record says so
+    empty = RowF1(lambda r: np.zeros(len(r)), 5.0)
+    assert refine(chosen, m, lambda i: x[i], t, 20, how="knn", over=2.0, size=empty).shape[0] == 0
+    assert empty.record({})["reason"].startswith("auto: nothing selected")
+
+
+def test_refine_gio_sized_feeds_the_rule_pick_by_pick_and_stops_gio() -> None:
+    """``how="gio"`` with ``size``: GIO is asked for every read row, each distinct pick's posterior goes to the rule
+    as it is made, GIO stops once the rule is done, and the kept prefix of its order is the selection; a GIO run
+    that ends first is continued by the remaining rows nearest the target."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(0, 1.5, size=(450, 3)).astype(np.float32)
+    labels = np.repeat(np.arange(3), 150).astype(np.int32)
+    m = ClusterMembers(labels, 3)
+    t = rng.normal(0, 0.3, size=(20, 3)).astype(np.float32)
+    rows = np.sort(m.rows_of([1, 0]))  # over 2 x 100 rows: clusters 1 and 0
+    asked: list[int] = []
+    calls = [0]
+
+    def fill(answer: np.ndarray) -> Callable[..., np.ndarray]:
+        def run(r: np.ndarray, n: int, stop: Callable[[int], bool] | None = None) -> np.ndarray:
+            asked.append(n)
+            assert stop is not None
+            for i, p in enumerate(answer):
+                calls[0] += 1
+                if stop(int(p)):
+                    return answer[: i + 1]
+            return answer
+        return run
+
+    answer = np.argsort(np.abs(x[rows][:, 0]), kind="stable")  # a GIO stand-in: rows nearest x = 0 first
+    size = RowF1(_posterior, 60.0)
+    got = refine([1, 0, 2], m, lambda i: x[i], t, 100, how="gio", over=2.0, fill=fill(answer), size=size)
+    n = _kept(_posterior(x[rows[answer]]), 60.0)
+    assert asked == [300] and size.done and calls[0] == len(size.weights) < 300  # stopped before the end
+    assert 0 < n < len(size.weights)
+    np.testing.assert_array_equal(got, rows[answer[:n]])
+    # GIO ends after 5 picks: the rule goes on along the other rows, nearest the target first
+    size = RowF1(_posterior, 60.0)
+    got = refine([1, 0, 2], m, lambda i: x[i], t, 100, how="gio", over=2.0, fill=fill(answer[:5]), size=size)
+    left = np.setdiff1d(np.arange(300), answer[:5])
+    sc = score_rows(left, lambda p: x[rows][p], t, k=5)
+    order = np.concatenate([answer[:5], left[np.lexsort((left, sc))]])
+    n = _kept(_posterior(x[rows[order]]), 60.0)
+    assert n > 5 and got.shape[0] == n
+    np.testing.assert_array_equal(got, rows[order[:n]])
+    # no chosen cluster: nothing to read, nothing selected (and GIO is not run)
+    for how in ("gio", "knn"):
+        none = refine([], m, lambda i: x[i], t, 10, how=how, fill=fill(answer), size=RowF1(_posterior, 5.0))
+        assert none.shape == (0,)
+
+
 def test_gio_pass_equals_gio_on_the_clusters_rows() -> None:
     """Oracle: the library's ``gio`` pass is GIO (data_size fill, the run's parameters) on the sorted rows of the
     chosen clusters covering ``over`` x the size; exactly the size, distinct rows."""
@@ -282,6 +377,12 @@ def test_gio_pass_equals_gio_on_the_clusters_rows() -> None:
     assert want.shape == (70,)
     np.testing.assert_array_equal(got, want)
     assert np.unique(got).shape[0] == 70 and set(got.tolist()) <= set(rows.tolist())
+    # stop=: called with each new distinct pick in GIO's order; GIO ends after the first that returns True
+    fill = gio_fill(params, t, 3)
+    full = fill(x[rows], rows.shape[0])
+    fed: list[int] = []
+    short = fill(x[rows], rows.shape[0], lambda p: fed.append(p) is None and len(fed) == 25)
+    assert fed == full[:25].tolist() and short.tolist() == full[:25].tolist()
 
 
 def _whole_oracle(chosen: list[int], m: ClusterMembers, x: np.ndarray, t: np.ndarray, n_rows: int, over: float,
@@ -488,17 +589,20 @@ def test_f1_rule_counts_each_cluster_by_its_rows(monkeypatch: pytest.MonkeyPatch
     oracle = np.bincount(res.labels, weights=seen["post"], minlength=seen["sizes"].shape[0])
     np.testing.assert_allclose(seen["out"], oracle, rtol=1e-12, atol=1e-12)
     f1 = res.result.size_estimate["f1"]
+    fc = f1["clusters"]  # the cluster-level rule, which set how far GIO went
     order = distinct_in_order(res.result.selected_indices)
-    kept = order[: f1["best_picks"]]
-    assert f1["best_rows"] == res.ids.shape[0] == int(seen["sizes"][kept].sum()) > 0
-    assert f1["best_target_like"] == pytest.approx(float(oracle[kept].sum()), rel=1e-9)
-    assert (res.ids < 300).mean() > 0.9  # the clusters it keeps are group A's
+    kept = order[: fc["best_picks"]]
+    assert fc["best_rows"] == int(seen["sizes"][kept].sum()) > 0
+    assert fc["best_target_like"] == pytest.approx(float(oracle[kept].sum()), rel=1e-9)
     # the row-level pass (gio at this size, over 2) read the clusters picked after the kept prefix too: GIO went
     # on until its picks held twice the size, and no further
     assert "auto: gio, over 2" in res.refine_rule
     held = np.cumsum(seen["sizes"][order])
-    assert held[-1] >= 2 * f1["best_rows"] > held[-2]
+    assert held[-1] >= 2 * fc["best_rows"] > held[-2]
     assert set(np.unique(res.labels[res.ids])) <= set(order.tolist())
+    # ... and the size is the F1 rule's along the pass's rows: about group A's 300 rows, not the kept clusters'
+    assert f1["rule"] == "f1_along_row_pass" and f1["best_rows"] == res.ids.shape[0] == len(np.unique(res.ids))
+    assert 270 <= res.ids.shape[0] <= 340 and (res.ids < 300).mean() > 0.9
 
 
 def test_f1_rule_without_the_sample_counts_the_candidate(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -177,10 +177,10 @@ def test_file_job_resume_gives_the_same_selection(tmp_path: Path, clusters: int)
     m = run_select(cfg("full"))
     full = np.load(tmp_path / "full" / "selected_ids.npy")
     assert m["stop_reason"] == "auto-f1" and m["size_estimate"]["f1"]["best_rows"] == full.shape[0]
-    # on rows: the largest prefix within 2% of the best; quantised (clusters counting their rows): the argmax
+    # on rows: the largest prefix within 2% of the best; quantised: the same along the row-level pass's ranking
     rule = ("largest prefix within 2% of the best estimated F1" if clusters == 0
-            else "the prefix maximising the estimated F1")
-    assert m["size_reason"].startswith(f"auto: {rule}")
+            else "ranking within 2% of the best estimated F1")
+    assert m["size_reason"].startswith("auto: largest prefix ") and rule in m["size_reason"]
     assert f"n={full.shape[0]} " in m["size_reason"]
     assert json.loads((tmp_path / "full" / "manifest.json").read_text())["size_reason"] == m["size_reason"]
     assert rule in (tmp_path / "full" / "report.html").read_text()
@@ -219,7 +219,9 @@ def test_quantised_f1_run_resumed_after_the_rule_decided(tmp_path: Path) -> None
     f1 = m["size_estimate"]["f1"]
     assert m["stop_reason"] == "auto-f1" and f1["best_rows"] == full.shape[0] > 0
     assert m["quantization"]["rows"].startswith(f"row-level pass ({m['refine_decision']['refine']})")
-    assert m["counts"]["selected_candidates"] > f1["ran_picks"] + 3  # GIO went on past the rule's last pick
+    # GIO went on past the cluster-level rule's last pick; the size is the rule's along the pass's rows
+    assert m["counts"]["selected_candidates"] > f1["clusters"]["ran_picks"] + 3
+    assert f1["rule"] == "f1_along_row_pass" and f1["clusters"]["rule"] == "f1_along_order"
 
     class Stop(Exception):
         pass
@@ -228,7 +230,7 @@ def test_quantised_f1_run_resumed_after_the_rule_decided(tmp_path: Path) -> None
 
     def interrupt(ev: PickEvent) -> None:
         n[0] += 1 if ev.accepted else 0
-        if n[0] == f1["ran_picks"] + 3:
+        if n[0] == f1["clusters"]["ran_picks"] + 3:
             raise Stop
 
     with pytest.raises(Stop):

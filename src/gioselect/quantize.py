@@ -20,7 +20,8 @@ What is done here, precisely:
   (the reference's).
 * Without a row budget, exploding keeps the selection order of clusters; rows of one cluster come in ascending
   row order. A cluster chosen twice (possible only after a reset) contributes its rows once. With a budget, the
-  row-level pass (:func:`refine`) keeps exactly the budget's rows of the chosen clusters.
+  row-level pass (:func:`refine`) keeps exactly the budget's rows of the chosen clusters; with the automatic size
+  (the F1 rule) it ranks every row it read and keeps the rule's prefix of its ranking (:class:`RowF1`).
 * ``clusters="auto"`` (:func:`plan_clusters`) decides K from the pool and target sizes.
 """
 
@@ -36,7 +37,7 @@ import numpy as np
 from .divergence import kl_knn
 from .errors import InvalidParameterError, MissingDependencyError
 from .nearest import SCORE_BLOCK_ROWS, KnownNearest, score_rows
-from .quantize_f1 import F1_MAX_SAMPLE_ROWS, F1_ROWS_PER_CLUSTER, cluster_target_like  # noqa: F401
+from .quantize_f1 import F1_MAX_SAMPLE_ROWS, F1_ROWS_PER_CLUSTER, RowF1, cluster_target_like  # noqa: F401
 from .quantize_refine import REFINE_AUTO_MAX_WORK, REFINE_GIO_OVER, REFINE_OVER, RefinePlan, plan_refine
 from .validation import check_int
 
@@ -49,6 +50,7 @@ __all__ = [
     "REFINE_GIO_OVER",
     "ClusterMembers",
     "RefinePlan",
+    "RowF1",
     "assign_blocks",
     "cluster_target_like",
     "explode",
@@ -423,8 +425,8 @@ def share_order(ids: np.ndarray, read_rows: Callable[[np.ndarray], np.ndarray], 
 def refine(chosen: Sequence[int] | np.ndarray, members: ClusterMembers, read_rows: Callable[[np.ndarray], np.ndarray],
            target: np.ndarray, n_rows: int, *, how: str = "knn", k: int = 5, over: float = REFINE_OVER,
            fallback: np.ndarray | None = None, block_rows: int = REFINE_BLOCK_ROWS, whole: float = 0.0,
-           fill: Callable[[np.ndarray, int], np.ndarray] | None = None,
-           known: KnownNearest | None = None) -> np.ndarray:
+           fill: Callable[..., np.ndarray] | None = None,
+           known: KnownNearest | None = None, size: RowF1 | None = None) -> np.ndarray:
     """The row-level second pass: exactly ``min(n_rows, pool rows)`` rows from the chosen clusters.
 
     The distinct chosen clusters are taken in selection order until they hold ``over * n_rows`` rows (appending
@@ -443,6 +445,12 @@ def refine(chosen: Sequence[int] | np.ndarray, members: ClusterMembers, read_row
 
     ``known`` (``how="knn"``): filled with the nearest target rows of the ranked rows that are kept, found while
     scoring them (``picks.csv`` reuses them).
+
+    ``size`` (:class:`gioselect.quantize_f1.RowF1`, a quantised run with the automatic size): ``n_rows`` is the
+    cluster-level size the clusters are read for (``over * n_rows`` rows, and ``whole * n_rows`` kept whole); every
+    read row is ranked instead of the best ``n_rows`` (``gio``: GIO goes on, fed to ``size`` pick by pick, until
+    the rule is done), ``size`` counts their posteriors in that order, and its kept prefix is returned: from 0 rows
+    up to every row read.
     """
     n_rows = check_int(n_rows, "rows", low=0)
     sizes = np.diff(members.starts)
@@ -452,13 +460,25 @@ def refine(chosen: Sequence[int] | np.ndarray, members: ClusterMembers, read_row
     if int(sizes[clusters].sum()) < n_rows:
         clusters = cover_clusters(chosen, sizes, n_rows, fallback=fallback)
     ids = members.rows_of(clusters)  # an engine fetches them in one pass (gioselect.engines.base.Engine.members)
-    if ids.shape[0] <= n_rows or how == "none":
+    if size is not None:
+        size.how, size.read = how, int(ids.shape[0])
+    if how == "none" or ids.shape[0] == 0 or (size is None and ids.shape[0] <= n_rows):
         return ids[:n_rows]
     if how == "gio":
         if fill is None:
             raise InvalidParameterError("refine='gio' needs fill=, the GIO run on the rows")
         rows = np.sort(ids)
         x = np.concatenate([read_rows(rows[a:a + block_rows]) for a in range(0, rows.shape[0], block_rows)])
+        if size is not None:  # GIO on every row read, each pick's posterior fed to the rule until it is done
+            post = np.asarray(size.posterior(x), dtype=np.float64).reshape(-1) if x.shape[0] else np.zeros(0)
+            got = np.asarray(fill(x, x.shape[0], lambda p: size.add(post[p : p + 1])), dtype=np.int64)
+            if not size.done:  # GIO stopped short: the rows nearest the target, in order, go on
+                left = np.setdiff1d(np.arange(rows.shape[0]), got)
+                sc = score_rows(left, lambda p: x[p], target, k=k, block_rows=block_rows)
+                left = left[np.lexsort((left, sc))]
+                size.add(post[left])
+                got = np.concatenate([got, left])
+            return rows[got[: size.kept]]
         got = np.asarray(fill(x, n_rows), dtype=np.int64)[:n_rows]
         if got.shape[0] < n_rows:  # GIO stopped short: the rows nearest the target fill the rest
             left = np.setdiff1d(np.arange(rows.shape[0]), got)
@@ -475,15 +495,21 @@ def refine(chosen: Sequence[int] | np.ndarray, members: ClusterMembers, read_row
     n_kept = int(sizes[clusters[:n_core]].sum())  # ids holds the clusters' rows in cluster order (rows_of)
     core = ids[:n_kept]
     rest = np.sort(ids[n_kept:])
-    room = n_rows - core.shape[0]
+    room = n_rows - core.shape[0] if size is None else rest.shape[0]  # sized: every read row is ranked
     if how == "share":
         best = share_order(rest, read_rows, target, room, block_rows=block_rows)
     else:
         scores = score_rows(rest, read_rows, target, how=how, k=k, block_rows=block_rows, known=known)
         best = rest[np.lexsort((rest, scores))[:room]]
-        if known is not None:
-            known.keep(best)
-    return np.concatenate([core, best]).astype(np.int64)
+    order = np.concatenate([core, best]).astype(np.int64)
+    if size is not None:  # the rule along the ranking: read the ranked rows' posteriors, in order, until done
+        for a in range(0, order.shape[0], block_rows):
+            if size.add(size.posterior(read_rows(order[a : a + block_rows]))):
+                break
+        order = order[: size.kept]
+    if known is not None:
+        known.keep(order[core.shape[0]:])
+    return order
 
 
 @dataclass(frozen=True)
@@ -540,8 +566,9 @@ def select_candidates(mode: str, centroids: np.ndarray, medoids: np.ndarray, nor
 def quantized_rows(picks: np.ndarray, members: ClusterMembers, take: Callable[[np.ndarray], np.ndarray],
                    target: np.ndarray, candidates: np.ndarray, n_rows: int | None, *, how: str = "knn",
                    k: int = 5, over: float = REFINE_OVER, whole: float = REFINE_WHOLE, limit: int | None = None,
-                   seed: int = 0, fill: Callable[[np.ndarray, int], np.ndarray] | None = None,
-                   block_rows: int = REFINE_BLOCK_ROWS, known: KnownNearest | None = None) -> np.ndarray:
+                   seed: int = 0, fill: Callable[..., np.ndarray] | None = None,
+                   block_rows: int = REFINE_BLOCK_ROWS, known: KnownNearest | None = None,
+                   size: RowF1 | None = None) -> np.ndarray:
     """The explode phase: pool rows of a quantised selection (``take`` reads at most ``block_rows`` at a time).
 
     Without a row count (``n_rows=None``: GIO's stopping rule set the size) or with ``how="none"`` this is the
@@ -561,4 +588,4 @@ def quantized_rows(picks: np.ndarray, members: ClusterMembers, take: Callable[[n
         fallback = np.lexsort((np.arange(cand.shape[0]),
                                score_rows(np.arange(cand.shape[0]), lambda i: cand[i], target, how="knn", k=k)))
     return refine(picks, members, take, target, rows, how=how, k=k, over=over, fallback=fallback, whole=whole,
-                  fill=fill, block_rows=block_rows, known=known)
+                  fill=fill, block_rows=block_rows, known=known, size=size)

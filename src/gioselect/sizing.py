@@ -63,7 +63,10 @@ pool looks like the target). Picks of a pool no larger than the sample are weigh
 (row for row); other rows by the model refitted once on all training rows (:class:`PosteriorScorer`). On
 the quantised path a chosen cluster counts its size times the mean posterior of its sampled rows
 (:func:`gioselect.quantize.cluster_target_like`), ``n`` counts rows, and the kept prefix is the argmax
-(``QUANTIZED_F1_TOLERANCE``). Measured in EXPERIMENTS.md ("Automatic size and defaults").
+(``QUANTIZED_F1_TOLERANCE``); that prefix only says how far GIO goes: the row-level pass ranks the rows of the chosen
+clusters and this rule (``F1_TOLERANCE``) along that ranking, row by row, sets the size
+(:class:`gioselect.quantize_f1.RowF1`). Measured in EXPERIMENTS.md ("Automatic size and defaults", "The size of a
+quantised run set by rows").
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ report. The phases, in order:
    the centroids). The F1 rule (``stop_criterion="auto"``, the default, or ``"f1"``): GIO's picks are cut to the
    largest prefix within 2% of the best plug-in F1 (:class:`gioselect.search.F1Sizer`; when quantised, a cluster
    counts its size times the mean posterior of the sampled pool rows in it, :func:`_cluster_target_like`, the kept
-   prefix is the argmax (``QUANTIZED_F1_TOLERANCE``), and the row-level pass keeps that many rows). The estimate rule
+   prefix is the argmax (``QUANTIZED_F1_TOLERANCE``), and the same rule along the row-level pass's ranking of the
+   chosen clusters' rows sets the size, :class:`gioselect.quantize_f1.RowF1`). The estimate rule
    (``"estimate"``): the estimated number of target-like pool rows is the budget (quantised, the row-level pass
    keeps that many);
 3. select: GIO on the candidates (:func:`gioselect.job.select.run_gio`), to the pass's ``over`` times the size
@@ -22,8 +23,9 @@ report. The phases, in order:
    the default, takes ``gio`` while its estimated cost is small and ``knn`` above). Under the F1 rule the size is
    known only once the rule is done, so the pass is planned then and GIO goes on until its picks hold ``over``
    times the size (``reach``);
-4. choose rows: the row-level pass inside the chosen clusters (:func:`gioselect.quantize.quantized_rows`), or the
-   chosen clusters exploded whole (``refine="none"``, or a stop rule other than the F1 rule and no budget).
+4. choose rows: the row-level pass inside the chosen clusters (:func:`gioselect.quantize.quantized_rows`; under the
+   F1 rule it ranks every row it read and keeps the rule's prefix of them), or the chosen clusters exploded whole
+   (``refine="none"``, or a stop rule other than the F1 rule and no budget).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,7 @@ from ..quantize import (
     REFINE_WHOLE,
     ClusterPlan,
     RefinePlan,
+    RowF1,
     plan_clusters,
     plan_refine,
     quantized_rows,
@@ -267,10 +270,23 @@ def select_phases(engine: Engine, pool: Any, target: np.ndarray, target_source: 
             if refining and rplan is not None:
                 fill = gio_fill(settings.params, target_c, seeds["explode"]) if rplan.refine == "gio" else None
                 known = KnownNearest(target) if rplan.refine == "knn" else None  # only knn's scan finds them
+                # After the F1 rule's cluster-level size, the same rule along the pass's ranking of the rows it
+                # read sets the size (gioselect.quantize_f1.RowF1).
+                row_f1 = (RowF1(_posteriors_of(size_est), size_est.target_like_total)
+                          if after_f1 and size_est is not None else None)
                 ids = quantized_rows(picks, engine.members(asg), lambda i: engine.take(pool, i), target,
                                      candidates, budget_rows, how=rplan.refine, k=k, over=rplan.over,
                                      whole=settings.refine_whole, limit=limit, seed=seeds["explode"], fill=fill,
-                                     block_rows=engine.take_block_rows(pool, settings.memory_budget), known=known)
+                                     block_rows=engine.take_block_rows(pool, settings.memory_budget), known=known,
+                                     size=row_f1)
+                if row_f1 is not None and size_est is not None:
+                    size_est = replace(size_est, f1=row_f1.record(dict(size_est.f1 or {})))
+                    logger.info("automatic size along the row-level pass: %d rows (the clusters' rule: %s)",
+                                ids.shape[0], budget_rows)
+                    budget_rows = int(ids.shape[0])
+                    if budget_rows == 0:
+                        logger.warning("automatic size (F1 rule): no row the row-level pass ranked looks like the "
+                                       "target; the selection is empty (pass a budget to select anyway)")
                 if (search.state.stop_reason == "pool_exhausted" and not after_f1 and budget_rows is not None
                         and len(ids) >= budget_rows):  # GIO ran out of clusters on its way to over x the budget,
                     search.state.stop_reason = "budget"  # and the pass still filled the budget: that ended the run
@@ -284,6 +300,11 @@ def select_phases(engine: Engine, pool: Any, target: np.ndarray, target_source: 
     timings["explode"] = time.monotonic() - t0
     return Selected(plan, candidates, sizes, asg, target_c, budget_rows, size_est, search, picks, selection,
                     refining, cand_mode, kmeans_sample, rplan, known)
+
+
+def _posteriors_of(est: SizeEstimate) -> Any:
+    """``rows -> posteriors`` of the size estimate's classifier (the row-level pass's F1 rule)."""
+    return lambda rows: est.posteriors(np.asarray(rows, dtype=np.float32))
 
 
 def _quantize_pool(engine: Engine, pool: Any, kp: int, settings: PhaseSettings, seeds: Seeds, work: Path | None,

@@ -132,17 +132,19 @@ def distinct_picks(picks: Any) -> np.ndarray:
     return picks[np.sort(first)]
 
 
-def gio_fill(params: GIOParams, target: np.ndarray, seed: int) -> Callable[[np.ndarray, int], np.ndarray]:
-    """The ``gio`` row-level pass's GIO (:func:`gioselect.quantize.refine`): ``fill(rows, n)`` runs GIO with the
-    run's own parameters on ``rows`` (the chosen clusters' rows), filled to ``n`` picks (stop ``data_size``,
-    no pick limit), and returns the positions of its distinct picks in order (at most ``n``).
+def gio_fill(params: GIOParams, target: np.ndarray, seed: int) -> Callable[..., np.ndarray]:
+    """The ``gio`` row-level pass's GIO (:func:`gioselect.quantize.refine`): ``fill(rows, n, stop=None)`` runs GIO
+    with the run's own parameters on ``rows`` (the chosen clusters' rows), filled to ``n`` picks (stop
+    ``data_size``, no pick limit), and returns the positions of its distinct picks in order (at most ``n``).
+    ``stop(position)`` is called with each new distinct pick; the run ends after the first for which it returns
+    True (the F1 rule along the pass, :class:`gioselect.quantize_f1.RowF1`).
 
     Every pick scans the rows, so the pass costs about an unquantised GIO run of ``n`` picks on those rows
     (EXPERIMENTS.md, "Quantised selection"); it is for sizes up to some thousands of rows.
     """
     filled = dataclasses.replace(params, stop_criterion="data_size", max_data_size=1.0, max_iter=None)
 
-    def fill(rows: np.ndarray, n: int) -> np.ndarray:
+    def fill(rows: np.ndarray, n: int, stop: Callable[[int], bool] | None = None) -> np.ndarray:
         p = filled
         if p.random_init_pct > 0 and int(p.random_init_pct * rows.shape[0]) < 1:
             # too few rows read for a random_init_pct start set: the default start instead of no start point
@@ -151,9 +153,18 @@ def gio_fill(params: GIOParams, target: np.ndarray, seed: int) -> Callable[[np.n
             p = dataclasses.replace(p, random_init_pct=0.0)
         search = make_search(rows, target, p, seed=seed, budget=float(n))
         blas = single_threaded_blas() if p.objective == "relaxed" else contextlib.nullcontext()
+        seen: set[int] = set()
+        ended = False
+        if stop is not None:  # a start set's picks first
+            for c in distinct_picks(search.state.selected):
+                seen.add(int(c))
+                ended = ended or stop(int(c))
         with blas:
-            for _ in search.run():
-                pass
+            for ev in () if ended else search.run():
+                if stop is not None and ev.accepted and ev.candidate >= 0 and ev.candidate not in seen:
+                    seen.add(ev.candidate)
+                    if stop(int(ev.candidate)):
+                        break
         return distinct_picks(search.state.selected)[:n]
 
     return fill

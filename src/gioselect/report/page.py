@@ -285,7 +285,9 @@ def write_report(
     f1 = dig(m, "size_estimate", "f1")
     if isinstance(f1, Mapping) and f1.get("curve"):  # the F1 rule (the automatic size): where it cut
         parts.append('<h2 id="size">Automatic size: estimated F1 per row selected</h2>')
-        parts.append(_img(f1_curve_png(dict(f1["curve"]), f1.get("best_rows"), "The F1 rule along GIO's picks"),
+        along = ("the row-level pass's ranking of the chosen clusters' rows" if f1.get("rule") == "f1_along_row_pass"
+                 else "GIO's picks")
+        parts.append(_img(f1_curve_png(dict(f1["curve"]), f1.get("best_rows"), f"The F1 rule along {along}"),
                           "estimated F1 of retrieving the target-like rows against the rows selected"))
         parts.append(_note(str(f1.get("reason", ""))))
     parts.append('<h2 id="projection">2-D projection</h2>')
