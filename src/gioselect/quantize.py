@@ -469,21 +469,22 @@ def refine(chosen: Sequence[int] | np.ndarray, members: ClusterMembers, read_row
             raise InvalidParameterError("refine='gio' needs fill=, the GIO run on the rows")
         rows = np.sort(ids)
         x = np.concatenate([read_rows(rows[a:a + block_rows]) for a in range(0, rows.shape[0], block_rows)])
+
+        def nearest_left(got: np.ndarray) -> np.ndarray:  # the rows GIO did not pick, nearest the target first
+            left = np.setdiff1d(np.arange(rows.shape[0]), got)
+            return left[np.lexsort((left, score_rows(left, lambda p: x[p], target, k=k, block_rows=block_rows)))]
+
         if size is not None:  # GIO on every row read, each pick's posterior fed to the rule until it is done
-            post = np.asarray(size.posterior(x), dtype=np.float64).reshape(-1) if x.shape[0] else np.zeros(0)
+            post = np.asarray(size.posterior(x), dtype=np.float64).reshape(-1)
             got = np.asarray(fill(x, x.shape[0], lambda p: size.add(post[p : p + 1])), dtype=np.int64)
             if not size.done:  # GIO stopped short: the rows nearest the target, in order, go on
-                left = np.setdiff1d(np.arange(rows.shape[0]), got)
-                sc = score_rows(left, lambda p: x[p], target, k=k, block_rows=block_rows)
-                left = left[np.lexsort((left, sc))]
+                left = nearest_left(got)
                 size.add(post[left])
                 got = np.concatenate([got, left])
             return rows[got[: size.kept]]
         got = np.asarray(fill(x, n_rows), dtype=np.int64)[:n_rows]
         if got.shape[0] < n_rows:  # GIO stopped short: the rows nearest the target fill the rest
-            left = np.setdiff1d(np.arange(rows.shape[0]), got)
-            sc = score_rows(left, lambda p: x[p], target, k=k, block_rows=block_rows)
-            got = np.concatenate([got, left[np.lexsort((left, sc))[: n_rows - got.shape[0]]]])
+            got = np.concatenate([got, nearest_left(got)[: n_rows - got.shape[0]]])
         return rows[got]
     whole = float(whole)
     if not 0.0 <= whole <= 1.0:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .sizing import F1_TOLERANCE, F1Prefix
+from .sizing import F1_TOLERANCE, F1Prefix, sampled_curve
 
 __all__ = ["F1_MAX_SAMPLE_ROWS", "F1_ROWS_PER_CLUSTER", "RowF1", "cluster_target_like"]
 
@@ -110,16 +110,8 @@ class RowF1:
         went."""
         f = self.prefix.as_dict()
         f["rule"] = "f1_along_row_pass"
-        n = len(self.weights)
-        if n:
-            curve = 2.0 * np.cumsum(self.weights) / np.maximum(np.arange(1, n + 1) + self.prefix.total, 1e-300)
-            keep = np.unique(np.concatenate([np.linspace(0, n - 1, min(n, points)).round().astype(np.int64),
-                                             [max(self.prefix.best_picks - 1, 0), max(self.prefix.last_picks - 1, 0),
-                                              n - 1]]))
-            f["curve"] = {"picks": (keep + 1).tolist(), "rows": (keep + 1).tolist(),
-                          "f1": [float(x) for x in curve[keep]]}
-        else:
-            f["curve"] = {"picks": [], "rows": [], "f1": []}
+        f["curve"] = sampled_curve(np.asarray(self.weights), self.prefix.total, points=points,
+                                   marks=(max(self.prefix.best_picks - 1, 0), max(self.prefix.last_picks - 1, 0)))
         why = (f"F1 had stayed more than {100 * self.prefix.tolerance:g}% below its best for "
                f"{f['ran_picks'] - self.prefix.last_picks} rows" if self.done
                else f"the pass's {self.read} rows ran out")

@@ -84,7 +84,7 @@ from .logistic import FoldMoments, auc, coordinate_sd, fit_logistic, project, si
 from .validation import check_embeddings, check_int, check_real
 
 __all__ = ["F1_TOLERANCE", "QUANTIZED_F1_TOLERANCE", "F1Prefix", "PosteriorScorer", "SizeEstimate",
-           "estimate_target_rows", "f1_curve"]
+           "estimate_target_rows", "f1_curve", "sampled_curve"]
 
 logger = logging.getLogger(__name__)
 
@@ -205,6 +205,23 @@ def f1_curve(weights: np.ndarray, total: float, rows: np.ndarray | None = None) 
     w = np.asarray(weights, dtype=np.float64).reshape(-1)
     n = np.cumsum(np.ones_like(w) if rows is None else np.asarray(rows, dtype=np.float64).reshape(-1))
     return np.asarray(2.0 * np.cumsum(w) / np.maximum(n + float(total), 1e-300), dtype=np.float64)
+
+
+def sampled_curve(weights: np.ndarray, total: float, rows: np.ndarray | None = None, *, points: int,
+                  marks: Iterable[int] = ()) -> dict[str, list[float]]:
+    """:func:`f1_curve` at most ``points`` evenly spaced picks, always with the picks ``marks`` (0-based) and the
+    last: ``picks`` (1-based), ``rows`` (cumulative) and ``f1``, for run records, reports and ``f1_curve.csv``."""
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    n = w.shape[0]
+    if n == 0:
+        return {"picks": [], "rows": [], "f1": []}
+    r = np.ones(n) if rows is None else np.asarray(rows, dtype=np.float64).reshape(-1)
+    f = f1_curve(w, total, r)
+    cum = np.cumsum(r)
+    keep = np.unique(np.concatenate([np.linspace(0, n - 1, min(n, points)).round().astype(np.int64),
+                                     np.asarray(list(marks), dtype=np.int64), [n - 1]]))
+    return {"picks": (keep + 1).tolist(), "rows": [round(float(x)) for x in cum[keep]],
+            "f1": [float(x) for x in f[keep]]}
 
 
 class F1Prefix:

@@ -272,7 +272,7 @@ def select_phases(engine: Engine, pool: Any, target: np.ndarray, target_source: 
                 known = KnownNearest(target) if rplan.refine == "knn" else None  # only knn's scan finds them
                 # After the F1 rule's cluster-level size, the same rule along the pass's ranking of the rows it
                 # read sets the size (gioselect.quantize_f1.RowF1).
-                row_f1 = (RowF1(_posteriors_of(size_est), size_est.target_like_total)
+                row_f1 = (RowF1(size_est.posteriors, size_est.target_like_total)
                           if after_f1 and size_est is not None else None)
                 ids = quantized_rows(picks, engine.members(asg), lambda i: engine.take(pool, i), target,
                                      candidates, budget_rows, how=rplan.refine, k=k, over=rplan.over,
@@ -300,11 +300,6 @@ def select_phases(engine: Engine, pool: Any, target: np.ndarray, target_source: 
     timings["explode"] = time.monotonic() - t0
     return Selected(plan, candidates, sizes, asg, target_c, budget_rows, size_est, search, picks, selection,
                     refining, cand_mode, kmeans_sample, rplan, known)
-
-
-def _posteriors_of(est: SizeEstimate) -> Any:
-    """``rows -> posteriors`` of the size estimate's classifier (the row-level pass's F1 rule)."""
-    return lambda rows: est.posteriors(np.asarray(rows, dtype=np.float32))
 
 
 def _quantize_pool(engine: Engine, pool: Any, kp: int, settings: PhaseSettings, seeds: Seeds, work: Path | None,

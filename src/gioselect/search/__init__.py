@@ -20,7 +20,14 @@ import numpy as np
 
 from ..errors import InvalidInputError, SelectionWarning
 from ..optimize import GIOParams, GIOSearch
-from ..sizing import F1_TOLERANCE, QUANTIZED_F1_TOLERANCE, F1Prefix, SizeEstimate, estimate_target_rows, f1_curve
+from ..sizing import (
+    F1_TOLERANCE,
+    QUANTIZED_F1_TOLERANCE,
+    F1Prefix,
+    SizeEstimate,
+    estimate_target_rows,
+    sampled_curve,
+)
 from ..stopping import SIZE_RULES
 from ..validation import check_embeddings
 from .base import Search
@@ -195,16 +202,8 @@ class F1Sizer:
         """The estimated F1 after each distinct pick (:func:`gioselect.sizing.f1_curve`), at most ``points`` of
         them (evenly spaced picks, always with the argmax, the kept prefix and the last): ``picks``, ``rows``
         (cumulative) and ``f1``; for the run record, the report's chart and ``f1_curve.csv``."""
-        n = len(self.weights)
-        if n == 0:
-            return {"picks": [], "rows": [], "f1": []}
-        f = f1_curve(np.asarray(self.weights), self.prefix.total, np.asarray(self.rows))
-        cum = np.cumsum(np.asarray(self.rows, dtype=np.float64))
-        keep = np.unique(np.concatenate([np.linspace(0, n - 1, min(n, points)).round().astype(np.int64),
-                                         [max(self.prefix.best_picks - 1, 0), max(self.prefix.last_picks - 1, 0),
-                                          n - 1]]))
-        return {"picks": (keep + 1).tolist(), "rows": [round(float(x)) for x in cum[keep]],
-                "f1": [float(x) for x in f[keep]]}
+        return sampled_curve(np.asarray(self.weights), self.prefix.total, np.asarray(self.rows), points=points,
+                             marks=(max(self.prefix.best_picks - 1, 0), max(self.prefix.last_picks - 1, 0)))
 
     def add_all(self, picks: Any) -> None:
         """Count picks already made (a resumed run), up to the one after which the rule was done: a run that went
